@@ -1,0 +1,34 @@
+# Two commands for a new user: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.sdegen-installed
+
+.PHONY: setup test test-all demo lint bench clean
+
+setup: $(STAMP)
+
+# Re-install only when the project's metadata changes, so a second `make` is a no-op.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow" --hypothesis-profile=thorough
+
+demo: $(STAMP)
+	$(VENV)/bin/sdegen demo --out runs/demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check sdegen tests benchmarks examples
+	$(PY) -m ruff format --check sdegen tests benchmarks examples
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis runs
