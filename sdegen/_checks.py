@@ -1,0 +1,117 @@
+"""Validation at the public boundary: errors name the argument, show the value and say what to do."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_real",
+    "check_positive",
+    "check_tensor",
+    "check_batch_shape",
+    "check_time",
+    "check_finite",
+]
+
+
+def check_real(name: str, value: object) -> float:
+    """Return ``value`` as a finite float, or raise ``TypeError``/``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if torch.is_tensor(value) and value.numel() == 1:
+            value = value.item()
+        else:
+            raise TypeError(f"{name} must be a real number; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite; got {name}={value}")
+    return value
+
+
+def check_positive(name: str, value: object) -> float:
+    """Return ``value`` as a finite float > 0, or raise naming ``name``."""
+    value = check_real(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0; got {name}={value:.6g}")
+    return value
+
+
+def check_tensor(name: str, value: object) -> Tensor:
+    """Raise ``TypeError`` unless ``value`` is a floating-point tensor."""
+    if not torch.is_tensor(value):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor; got dtype {value.dtype}. "
+            f"Convert it with {name}.float() or {name}.double()."
+        )
+    return value
+
+
+def check_batch_shape(name: str, x: Tensor, min_ndim: int = 1) -> Tensor:
+    """Raise ``ValueError`` unless ``x`` has a leading batch dimension (shape ``[B, ...]``)."""
+    check_tensor(name, x)
+    if x.ndim < min_ndim:
+        raise ValueError(
+            f"{name} must have shape [B, ...] with a leading batch dimension; got shape "
+            f"{tuple(x.shape)}. Add one with {name}.unsqueeze(0)."
+        )
+    return x
+
+
+def check_time(
+    t: float | Tensor, T: float, batch_size: int | None = None, *, name: str = "t", lower: float = 0.0
+) -> None:
+    """Check that ``t`` lies in ``[lower, T]``, is not NaN, and is a scalar or a ``[B]`` vector."""
+    if torch.is_tensor(t):
+        if t.ndim > 1 or (batch_size is not None and t.ndim == 1 and t.shape[0] != batch_size):
+            expected = f"[{batch_size}]" if batch_size is not None else "[B]"
+            raise ValueError(
+                f"{name} must be a scalar or have shape {expected} (one time per sample); "
+                f"got shape {tuple(t.shape)}"
+            )
+        if t.numel() == 0:
+            return
+        lo, hi = float(t.detach().min()), float(t.detach().max())
+        if math.isnan(lo) or math.isnan(hi):
+            raise ValueError(f"{name} contains NaN; times must lie in [{lower:.6g}, {T:.6g}]")
+    else:
+        lo = hi = check_real(name, t)
+    # One ulp of float32 slack so that t = T computed in float32 is accepted.
+    slack = 1e-6 * max(1.0, abs(T))
+    if lo < lower - slack or hi > T + slack:
+        bad = lo if lo < lower - slack else hi
+        raise ValueError(f"{name} must lie in [{lower:.6g}, {T:.6g}]; got {name}={bad:.6g}")
+
+
+def check_finite(name: str, x: Tensor, where: str = "") -> None:
+    """Raise ``FloatingPointError`` if ``x`` holds NaN or infinity (a numerical failure, not bad input)."""
+    if not bool(torch.isfinite(x).all()):
+        n_bad = int((~torch.isfinite(x)).sum())
+        suffix = f" {where}" if where else ""
+        raise FloatingPointError(f"{name} has {n_bad} non-finite value(s){suffix}")
+
+
+def check_shape_tuple(name: str, shape: Sequence[int]) -> tuple[int, ...]:
+    """Return ``shape`` as a tuple of positive ints, or raise naming ``name``."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    try:
+        out = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints like (B, d); got {shape!r}") from None
+    if len(out) == 0 or any(s <= 0 for s in out):
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints like (B, d); got {shape!r}")
+    return out
+
+
+def check_steps(name: str, n: object, minimum: int = 1) -> int:
+    """Return ``n`` as an int >= ``minimum``, or raise naming ``name``."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be an int; got {n!r} of type {type(n).__name__}")
+    if n < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {name}={n}")
+    return n

@@ -1,0 +1,187 @@
+"""The SDE protocol: dx = f(t, x) dt + g(t) dW on [0, T] (Song et al. 2021, eq. 5).
+
+Two base classes:
+
+* :class:`SDE` is the minimal protocol every sampler and the likelihood need: a drift ``f(t, x)``,
+  a scalar diffusion ``g(t)`` (the noise is ``g(t) I``, so Ito equals Stratonovich), a terminal
+  time ``T`` and a prior ``p_T``. Subclass it for any SDE of that form.
+* :class:`LinearSDE` covers SDEs with linear drift ``f(t, x) = a(t) x``. Their transition kernel is
+  Gaussian, ``p_0t(x_t | x_0) = N(alpha(t) x_0, sigma(t)^2 I)``, and the whole SDE follows from
+  ``alpha`` and ``sigma``:  ``a(t) = d/dt log alpha(t)`` and
+  ``g(t)^2 = d/dt sigma(t)^2 - 2 a(t) sigma(t)^2`` (Sarkka and Solin 2019, eq. 6.2 and 6.3).
+  Subclasses define ``alpha`` and ``sigma``; closed forms of ``drift_coefficient`` and
+  ``diffusion`` may be given for speed, otherwise they are computed by autograd.
+
+Time comes first in every signature, as in torchsde and torchdiffeq: ``t`` is a tensor of shape
+``[B]`` or a Python float (broadcast over the batch), and ``x`` has any shape ``[B, ...]``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from sdegen._broadcast import batch_time, expand_like
+from sdegen._checks import check_batch_shape, check_positive, check_shape_tuple, check_time
+
+__all__ = ["SDE", "LinearSDE"]
+
+
+class SDE(abc.ABC):
+    """An Ito SDE dx = f(t, x) dt + g(t) dW on [0, T] with a scalar diffusion ``g(t)``.
+
+    Subclasses implement :meth:`drift`, :meth:`diffusion`, :meth:`prior_sampling` and
+    :meth:`prior_logp`. :meth:`marginal_prob` is optional (it is exact for :class:`LinearSDE`).
+    """
+
+    def __init__(self, T: float = 1.0) -> None:
+        self.T = check_positive("T", T)
+
+    # -- the SDE itself ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def drift(self, t: float | Tensor, x: Tensor) -> Tensor:
+        """The drift f(t, x), shaped like ``x``."""
+
+    @abc.abstractmethod
+    def diffusion(self, t: float | Tensor) -> Tensor:
+        """The diffusion coefficient g(t): shape ``[B]`` for ``t`` of shape ``[B]``, 0-d for a float."""
+
+    # -- the prior p_T ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def prior_sampling(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """Draw samples of shape ``shape = (B, ...)`` from the prior p_T."""
+
+    @abc.abstractmethod
+    def prior_logp(self, z: Tensor) -> Tensor:
+        """log p_T(z) summed over all non-batch dimensions: shape ``[B]``."""
+
+    def marginal_prob(self, t: float | Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean (shaped like ``x0``) and std (``[B]``) of p_0t(x_t | x_0), if Gaussian."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form marginal; subclass LinearSDE for SDEs with "
+            f"linear drift, whose marginals are Gaussian"
+        )
+
+    # -- validation shared by subclasses ------------------------------------------------------
+    def _check_t(self, t: float | Tensor, x: Tensor | None = None) -> None:
+        check_time(t, self.T, None if x is None else x.shape[0])
+
+
+class LinearSDE(SDE):
+    """An SDE with linear drift, dx = a(t) x dt + g(t) dW, defined by its Gaussian transition kernel.
+
+    p_0t(x_t | x_0) = N(alpha(t) x_0, sigma(t)^2 I) with alpha(0) = 1, sigma(0) = 0, and
+
+        a(t)   = d/dt log alpha(t),
+        g(t)^2 = d/dt sigma(t)^2 - 2 a(t) sigma(t)^2
+
+    (the moment equations dm/dt = a m, dv/dt = 2 a v + g^2 of a linear SDE; Sarkka and Solin 2019,
+    "Applied Stochastic Differential Equations", eq. 6.2-6.3).
+
+    Subclasses implement :meth:`alpha` and :meth:`sigma` on tensors of times (and
+    :meth:`sigma_squared` when sigma is a square root). The defaults of :meth:`drift_coefficient`
+    and :meth:`diffusion_squared` differentiate them with autograd; override them with closed forms
+    when known. The prior is N(0, prior_std^2 I) with ``prior_std = sigma(T)``
+    unless a subclass says otherwise.
+    """
+
+    @abc.abstractmethod
+    def alpha(self, t: Tensor) -> Tensor:
+        """Mean coefficient alpha(t) of the transition kernel, elementwise in ``t``."""
+
+    @abc.abstractmethod
+    def sigma(self, t: Tensor) -> Tensor:
+        """Standard deviation sigma(t) of the transition kernel, elementwise in ``t``."""
+
+    def sigma_squared(self, t: Tensor) -> Tensor:
+        """sigma(t)^2. Override it when sigma is a square root (it usually is): the autograd
+        derivative of sqrt(v)^2 at v = 0 is 0 * inf = NaN, that of v itself is finite."""
+        return self.sigma(t) ** 2
+
+    # -- coefficients derived from alpha and sigma --------------------------------------------
+    def drift_coefficient(self, t: Tensor) -> Tensor:
+        """a(t) = d/dt log alpha(t), so that f(t, x) = a(t) x. Default: autograd."""
+        with torch.enable_grad():
+            tt = t.detach().requires_grad_(True)
+            (da,) = torch.autograd.grad(torch.log(self.alpha(tt)).sum(), tt)
+        return da
+
+    def diffusion_squared(self, t: Tensor) -> Tensor:
+        """g(t)^2 = d/dt sigma(t)^2 - 2 a(t) sigma(t)^2. Default: autograd."""
+        with torch.enable_grad():
+            tt = t.detach().requires_grad_(True)
+            var = self.sigma_squared(tt)
+            (dvar,) = torch.autograd.grad(var.sum(), tt)
+        return dvar - 2 * self.drift_coefficient(t) * var.detach()
+
+    # -- the SDE protocol ---------------------------------------------------------------------
+    def drift(self, t: float | Tensor, x: Tensor) -> Tensor:
+        """f(t, x) = a(t) x, shaped like ``x``."""
+        check_batch_shape("x", x)
+        self._check_t(t, x)
+        return expand_like(self.drift_coefficient(batch_time(t, x)), x) * x
+
+    def diffusion(self, t: float | Tensor) -> Tensor:
+        """g(t) = sqrt(d/dt sigma^2 - 2 a sigma^2): shape ``[B]`` for ``t`` of shape ``[B]``."""
+        self._check_t(t)
+        t = _as_tensor(t)
+        # Clamp: autograd or rounding can give -1e-17 where g^2 = 0 exactly.
+        return self.diffusion_squared(t).clamp_min(0).sqrt()
+
+    def marginal_prob(self, t: float | Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
+        """Exact mean alpha(t) x0 (shaped like ``x0``) and std sigma(t) (``[B]``) of p_0t(x_t | x0)."""
+        check_batch_shape("x0", x0)
+        self._check_t(t, x0)
+        tb = batch_time(t, x0)
+        return expand_like(self.alpha(tb), x0) * x0, self.sigma(tb)
+
+    # -- the prior ----------------------------------------------------------------------------
+    @property
+    def prior_std(self) -> float:
+        """Standard deviation of the Gaussian prior p_T = N(0, prior_std^2 I)."""
+        return float(self.sigma(torch.tensor(self.T, dtype=torch.float64)))
+
+    def prior_sampling(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Tensor:
+        """Samples of shape ``(B, ...)`` from N(0, prior_std^2 I)."""
+        shape = check_shape_tuple("shape", shape)
+        if generator is not None and device is None:
+            device = generator.device
+        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        return self.prior_std * z
+
+    def prior_logp(self, z: Tensor) -> Tensor:
+        """log N(z; 0, prior_std^2 I) summed over non-batch dimensions: shape ``[B]``."""
+        check_batch_shape("z", z)
+        s = self.prior_std
+        d = z[0].numel()
+        sq = z.reshape(z.shape[0], -1).pow(2).sum(dim=1)
+        return -0.5 * sq / s**2 - 0.5 * d * math.log(2 * math.pi * s**2)
+
+    def discretize(self, N: int, *, device=None, dtype=None):
+        """The discrete-time chain behind ancestral sampling (DDPM for VP, SMLD for VE)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no discrete-time counterpart; ancestral sampling is defined "
+            f"for VPSDE (DDPM) and VESDE (SMLD)"
+        )
+
+
+def _as_tensor(t: float | Tensor) -> Tensor:
+    if torch.is_tensor(t):
+        return t if t.is_floating_point() else t.to(torch.get_default_dtype())
+    return torch.tensor(float(t), dtype=torch.get_default_dtype())

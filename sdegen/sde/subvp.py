@@ -1,0 +1,34 @@
+"""Sub-VP SDE: dx = -1/2 beta(t) x dt + sqrt(beta(t) (1 - exp(-2 B(t)))) dW (Song et al. 2021, eq. 17)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sdegen.sde.vp import VPSDE
+
+__all__ = ["SubVPSDE"]
+
+
+class SubVPSDE(VPSDE):
+    """Sub-VP SDE: the VP drift with a diffusion whose marginal variance is bounded by the VP one.
+
+    dx = -1/2 beta(t) x dt + sqrt(beta(t) (1 - exp(-2 B(t)))) dW (Song et al. 2021, eq. 17), with
+
+        alpha(t) = exp(-B(t) / 2),    sigma(t) = 1 - exp(-B(t))   (a standard deviation),
+
+    computed with ``expm1`` for accuracy near t = 0. The prior is N(0, I). Sub-VP has no
+    discrete-time ancestral counterpart, so :meth:`discretize` is not defined.
+    """
+
+    def sigma(self, t: Tensor) -> Tensor:
+        return -torch.expm1(-self.integrated_beta(t))
+
+    def diffusion_squared(self, t: Tensor) -> Tensor:
+        return self.beta(t) * -torch.expm1(-2.0 * self.integrated_beta(t))
+
+    def discretize(self, N: int, *, device=None, dtype=None):
+        raise NotImplementedError(
+            "SubVPSDE has no discrete-time counterpart; ancestral sampling is defined for VPSDE "
+            "(DDPM) and VESDE (SMLD). Use the reverse-diffusion or Euler-Maruyama predictor instead."
+        )

@@ -1,0 +1,27 @@
+"""Shared test configuration: deterministic hypothesis profiles and torch settings."""
+
+import os
+
+import torch
+from hypothesis import HealthCheck, settings
+
+# Deterministic by default: CI must never flake. `make test-all` selects "thorough".
+settings.register_profile(
+    "default",
+    max_examples=8,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=100,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
