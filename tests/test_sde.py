@@ -251,3 +251,14 @@ def test_invalid_times_and_shapes_raise(sde):
 def test_public_api_exports():
     for name in ["SDE", "LinearSDE", "VPSDE", "SubVPSDE", "VESDE", "analytic"]:
         assert hasattr(sdegen, name)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE()], ids=lambda s: type(s).__name__)
+def test_reverse_and_probability_flow_drifts(sde):
+    """Song et al. (2021) eq. 6 and 13 for a [B, C, H, W] state."""
+    g = torch.Generator().manual_seed(0)
+    x, score = torch.randn(3, 1, 2, 2, generator=g), torch.randn(3, 1, 2, 2, generator=g)
+    t = torch.tensor([0.2, 0.5, 0.9])
+    g2 = (sde.diffusion(t) ** 2)[:, None, None, None]
+    torch.testing.assert_close(sde.reverse_drift(t, x, score), sde.drift(t, x) - g2 * score)
+    torch.testing.assert_close(sde.probability_flow_drift(t, x, score), sde.drift(t, x) - 0.5 * g2 * score)

@@ -72,6 +72,19 @@ class SDE(abc.ABC):
             f"linear drift, whose marginals are Gaussian"
         )
 
+    # -- drifts of the reverse-time SDE and the probability-flow ODE ------------------------------
+    def reverse_drift(self, t: float | Tensor, x: Tensor, score: Tensor) -> Tensor:
+        """f(t, x) - g(t)^2 score: the drift of the reverse-time SDE run backwards in t
+        (Anderson 1982; Song et al. 2021, eq. 6), given ``score = score_fn(t, x)``."""
+        g = self.diffusion(batch_time(t, x))
+        return self.drift(t, x) - expand_like(g * g, x) * score
+
+    def probability_flow_drift(self, t: float | Tensor, x: Tensor, score: Tensor) -> Tensor:
+        """f(t, x) - 1/2 g(t)^2 score: the probability-flow ODE dx/dt (Song et al. 2021, eq. 13),
+        given ``score = score_fn(t, x)``."""
+        g = self.diffusion(batch_time(t, x))
+        return self.drift(t, x) - 0.5 * expand_like(g * g, x) * score
+
     # -- validation shared by subclasses ------------------------------------------------------
     def _check_t(self, t: float | Tensor, x: Tensor | None = None) -> None:
         check_time(t, self.T, None if x is None else x.shape[0])
