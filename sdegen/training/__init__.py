@@ -1,7 +1,7 @@
 """Training: the :class:`Trainer` loop, its settings, evaluation callbacks and checkpoint files."""
 
 from sdegen.training.callbacks import Callback, HeldOutLoss
-from sdegen.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from sdegen.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sdegen.training.config import TrainConfig
 from sdegen.training.trainer import Trainer, TrainResult
 
@@ -14,4 +14,5 @@ __all__ = [
     "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",
+    "load_weights",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT", "VERSION"]
+__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "load_weights", "FORMAT", "VERSION"]
 
 FORMAT = "sdegen-checkpoint"
 VERSION = 1
@@ -106,3 +106,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def load_weights(model: torch.nn.Module, path: str | Path, *, ema: bool = True) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model``: its EMA (default) or its raw training weights.
+
+    ``model`` must be built like the trained one (same network and size). The checkpoint is validated
+    before ``model`` is touched. Returns the checkpoint's ``metadata`` entry (``{}`` if none), e.g.
+    the settings needed to rebuild the model.
+    """
+    state = load_checkpoint(path, map_location=next(model.parameters()).device)
+    key = "ema" if ema else "model"
+    if key not in state:
+        raise CheckpointError(f"checkpoint {str(path)!r} has no {key!r} entry")
+    weights = state[key]
+    if ema:
+        # AveragedModel stores the averaged copy under "module." plus its update counter.
+        weights = {k.removeprefix("module."): v for k, v in weights.items() if k != "n_averaged"}
+    check_state_dict_matches(key, weights, model)
+    model.load_state_dict(weights)
+    return dict(state.get("metadata") or {})
