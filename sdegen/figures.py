@@ -14,7 +14,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["scatter_panels", "density_panels", "trajectory_panels", "image_grid", "density_on_grid"]
+__all__ = [
+    "scatter_panels",
+    "density_panels",
+    "trajectory_panels",
+    "image_grid",
+    "density_on_grid",
+    "limits_of",
+]
 
 Limits = tuple[float, float, float, float]
 
@@ -31,13 +38,16 @@ def _figure(n_panels: int, size: float = 3.2):
     return fig, axes
 
 
-def _limits(points: list[Tensor], limits: Limits | None) -> Limits:
-    if limits is not None:
-        return limits
+def limits_of(points: list[Tensor]) -> Limits:
+    """Axis limits (x_min, x_max, y_min, y_max) holding the 0.1-99.9 % quantiles of 2-D points, padded."""
     allp = torch.cat([p.reshape(-1, 2).double() for p in points])
     lo, hi = torch.quantile(allp, 0.001, dim=0), torch.quantile(allp, 0.999, dim=0)
     pad = 0.1 * (hi - lo)
     return (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def _limits(points: list[Tensor], limits: Limits | None) -> Limits:
+    return limits if limits is not None else limits_of(points)
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -92,7 +102,7 @@ def density_panels(panels: Mapping[str, Tensor], limits: Limits, path: str | Pat
 
 
 def trajectory_panels(
-    panels: Mapping[str, Tensor], path: str | Path, *, limits: Limits | None = None, max_paths: int = 64
+    panels: Mapping[str, Tensor], path: str | Path, *, limits: Limits | None = None, max_paths: int = 24
 ) -> Path:
     """Paths ``[steps, n, 2]`` of 2-D points, one panel per key: lines from grey (start, the
     prior) to the end point marked in colour."""

@@ -93,6 +93,19 @@ def test_bits_per_dim_of_the_uniform_density_is_log2_levels():
     torch.testing.assert_close(digits.bits_per_dim(logp_uniform), torch.full((3,), math.log2(17), dtype=F64))
 
 
+def test_bits_per_dim_agrees_with_the_likelihood_modules_for_8_bit_data():
+    import sdegen
+
+    images = D.ImageData(torch.randint(0, 256, (4, 3, 2, 2), generator=_gen(3)), levels=256)
+    logp = torch.tensor([-5.0, 0.0, 3.0, 10.0], dtype=F64)
+    expected = sdegen.bits_per_dim(logp, (4, 3, 2, 2), data_range=(-1.0, 1.0), n_bits=8)
+    torch.testing.assert_close(images.bits_per_dim(logp), expected)
+    # ... and the dequantization is the same map: y = lo + (hi - lo) (k + u) / 2^n.
+    ours = images.to_model(images.pixels, _gen(4), dtype=F64)
+    theirs = sdegen.dequantize(images.pixels, data_range=(-1.0, 1.0), generator=_gen(4)).double()
+    assert torch.equal(torch.floor((ours + 1) / 2 * 256), torch.floor((theirs + 1) / 2 * 256))
+
+
 def _write_idx(path, magic, array):
     with open(path, "wb") as f:
         f.write(struct.pack(">I", magic) + b"".join(struct.pack(">I", s) for s in array.shape))

@@ -12,9 +12,11 @@ import os
 import sys
 from collections.abc import Sequence
 
+import torch
+
 from sdegen.cli import demo, nll, sample, train
 from sdegen.cli._build import UsageError
-from sdegen.cli._common import Parser
+from sdegen.cli._common import Parser, apply_threads
 from sdegen.training import CheckpointError
 
 __all__ = ["main", "build_parser"]
@@ -36,7 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return int(args.run(args) or 0)
+        threads = torch.get_num_threads()
+        apply_threads(args.threads)
+        try:
+            return int(args.run(args) or 0)
+        finally:
+            torch.set_num_threads(threads)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:

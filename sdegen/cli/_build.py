@@ -175,6 +175,12 @@ def build_sampler(name: str, steps: int, snr: float = 0.16):
     raise UsageError(f"unknown sampler {name!r}; choose from {list(SAMPLERS)}")
 
 
+SAMPLER_SHORT_TITLES = {
+    "reverse-sde": "reverse SDE",
+    "ode": "probability-flow ODE",
+    "pc": "predictor-corrector",
+    "ddpm": "DDPM",
+}
 SAMPLER_TITLES = {
     "reverse-sde": "reverse SDE (Euler-Maruyama)",
     "ode": "probability-flow ODE (dopri5)",

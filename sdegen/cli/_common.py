@@ -21,6 +21,7 @@ __all__ = [
     "nonnegative_int",
     "positive_float",
     "resolve_device",
+    "apply_threads",
     "write_json",
 ]
 
@@ -36,12 +37,24 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def add_common_arguments(p: argparse.ArgumentParser, *, out: str | None, out_help: str) -> None:
-    """``--device``, ``--seed`` and ``--out DIR`` (``out=None``: defaults to the run directory)."""
+def add_common_arguments(
+    p: argparse.ArgumentParser, *, out: str | None, out_help: str, threads: int = 0
+) -> None:
+    """``--device``, ``--seed``, ``--out DIR`` (``out=None``: defaults to the run directory) and
+    ``--threads``."""
     g = p.add_argument_group("common")
     g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     g.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every random number drawn")
     g.add_argument("--out", default=out, metavar="DIR", help=out_help)
+    g.add_argument(
+        "--threads", type=nonnegative_int, default=threads, help="CPU threads for torch (0: torch's default)"
+    )
+
+
+def apply_threads(n: int) -> None:
+    """Set torch's intra-op CPU threads (0 leaves torch's default)."""
+    if n > 0:
+        torch.set_num_threads(n)
 
 
 def positive_int(text: str) -> int:

@@ -1,6 +1,6 @@
 """Training: the :class:`Trainer` loop, its settings, evaluation callbacks and checkpoint files."""
 
-from sdegen.training.callbacks import Callback, HeldOutLoss
+from sdegen.training.callbacks import Callback, HeldOutLoss, HeldOutNLL
 from sdegen.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sdegen.training.config import TrainConfig
 from sdegen.training.trainer import Trainer, TrainResult
@@ -11,6 +11,7 @@ __all__ = [
     "TrainResult",
     "Callback",
     "HeldOutLoss",
+    "HeldOutNLL",
     "CheckpointError",
     "save_checkpoint",
     "load_checkpoint",

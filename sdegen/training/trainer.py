@@ -119,6 +119,7 @@ class Trainer:
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self._grad_norm = torch.tensor(math.nan)
 
     # -- the models --------------------------------------------------------------------------------
     @property
@@ -134,8 +135,9 @@ class Trainer:
         loss = self.loss(self.model, x0, generator=self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if self.config.grad_clip is not None:
-            self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        # With max_norm = inf this only measures the norm, which is logged either way.
+        max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
+        self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
@@ -152,9 +154,9 @@ class Trainer:
         if target < self.step:
             raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
         start = time.perf_counter()
+        self._truncate_log()  # records past this step belong to a run being redone or replaced
         bar = _progress(target, self.step, cfg.progress)
         loss_sum, n_summed, first_summed = None, 0, self.step + 1
-        self._grad_norm = torch.tensor(math.nan)
         try:
             while self.step < target:
                 loss = self.train_step()
