@@ -84,8 +84,10 @@ def _dims(x_shape_or_dims: int | Sequence[int], batch: int | None) -> int:
             raise ValueError(f"the number of dimensions must be >= 1; got {x_shape_or_dims}")
         return x_shape_or_dims
     try:
+        if isinstance(x_shape_or_dims, str):
+            raise TypeError
         shape = tuple(int(s) for s in x_shape_or_dims)  # type: ignore[union-attr]
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(
             f"x_shape_or_dims must be x.shape = (B, ...) or the int number of dimensions per sample; "
             f"got {x_shape_or_dims!r}"
