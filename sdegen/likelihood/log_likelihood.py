@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -54,6 +55,16 @@ class LikelihoodResult(NamedTuple):
     bpd: Tensor | None
 
 
+@dataclass
+class _EvalLog:
+    """Evaluation count, and the last evaluation and step (kept only to explain a failure)."""
+
+    nfe: int = 0
+    t: Tensor | None = None
+    out: Tensor | None = None
+    step: tuple[Tensor, Tensor] | None = None
+
+
 class _AugmentedFlow(nn.Module):
     """The augmented vector field (t, [x, delta]) -> [f~(t, x), div f~(t, x)] on one flat tensor.
 
@@ -81,13 +92,11 @@ class _AugmentedFlow(nn.Module):
         # f = a(t) x: the drift's divergence a(t) D is added exactly, only the score's is estimated
         # (less probe variance, no autograd through the drift, no per-call time validation).
         self.linear = isinstance(sde, LinearSDE)
-        self.nfe = 0
-        self.last_t: Tensor | None = None
-        self.last_out: Tensor | None = None
-        self.step: tuple[Tensor, Tensor] | None = None
+        # Plain-object bookkeeping: nn.Module.__setattr__ would cost ~30 us per assignment.
+        self.log = _EvalLog()
 
     def forward(self, t: Tensor, state: Tensor) -> Tensor:
-        self.nfe += 1
+        self.log.nfe += 1
         # torchdiffeq's initial step-size heuristic probes f at t0 + h0, which can lie past T (or
         # before eps in the adjoint's backward solve); the solution itself never leaves [eps, T].
         t = t.clamp(*self.t_span)
@@ -111,12 +120,12 @@ class _AugmentedFlow(nn.Module):
             drift = a * x - half_g2 * score
             div = a * self.dim - half_g2 * div
         out = torch.cat([drift.reshape(-1), div])
-        self.last_t, self.last_out = t, out  # references only: inspected after a failure
+        self.log.t, self.log.out = t, out  # references only: inspected after a failure
         return out
 
     def callback_step(self, t0: Tensor, y0: Tensor, dt: Tensor) -> None:
         """torchdiffeq's hook at the start of every step attempt: remembered for error messages."""
-        self.step = (t0, dt)
+        self.log.step = (t0, dt)
 
     def _check_score(self, score: Tensor, x: Tensor) -> None:
         if not torch.is_tensor(score) or score.shape != x.shape:
@@ -141,14 +150,15 @@ class _AugmentedFlow(nn.Module):
 
     def failure(self, err: AssertionError, method: str, rtol: float, atol: float) -> Exception:
         """The exception for a torchdiffeq assertion: non-finite values, step underflow, step limit."""
-        where = f"after {self.nfe} evaluations ({method}, rtol={rtol:g}, atol={atol:g})"
-        if self.step is not None:
-            t0, dt = (float(v) for v in self.step)
+        log = self.log
+        where = f"after {log.nfe} evaluations ({method}, rtol={rtol:g}, atol={atol:g})"
+        if log.step is not None:
+            t0, dt = (float(v) for v in log.step)
             # Times are negated inside torchdiffeq when it integrates backwards (adjoint).
             where = f"in the step from t = {abs(t0):.6g} with dt = {abs(dt):.3g}, " + where
-        if self.last_t is not None:
-            where = f"at t = {float(self.last_t):.6g} " + where
-        if self.last_out is not None and not bool(torch.isfinite(self.last_out).all()):
+        if log.t is not None:
+            where = f"at t = {float(log.t):.6g} " + where
+        if log.out is not None and not bool(torch.isfinite(log.out).all()):
             return FloatingPointError(
                 f"the probability-flow ODE produced NaN or infinity {where}: score_fn returned "
                 f"non-finite values there, or the solution diverged"
@@ -304,9 +314,9 @@ def log_likelihood(
     if not bool(torch.isfinite(logp).all()):
         raise FloatingPointError(
             f"log-likelihood is non-finite for {int((~torch.isfinite(logp)).sum())} of {B} samples after "
-            f"{flow.nfe} evaluations: the latent z or prior_logp(z) is NaN or infinite"
+            f"{flow.log.nfe} evaluations: the latent z or prior_logp(z) is NaN or infinite"
         )
     bpd = None
     if bits_per_dim is not None:
         bpd = _bits_per_dim(logp, x.shape, data_range=bits_per_dim.data_range, n_bits=bits_per_dim.n_bits)
-    return LikelihoodResult(logp=logp, z=z, nfe=flow.nfe, bpd=bpd)
+    return LikelihoodResult(logp=logp, z=z, nfe=flow.log.nfe, bpd=bpd)
