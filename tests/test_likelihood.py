@@ -384,6 +384,14 @@ def test_bad_input_raises_clear_errors(kwargs, error, match):
         _call(**kwargs)
 
 
+def test_inference_mode_is_refused_and_no_grad_is_fine():
+    x = torch.randn(3, 2, generator=torch.Generator().manual_seed(25))
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="needs autograd for the divergence"):
+        _call(x=x)
+    with torch.no_grad():
+        assert _call(x=x).logp.shape == (3,)
+
+
 def test_public_api_is_exported_from_sdegen():
     for name in (
         "log_likelihood",

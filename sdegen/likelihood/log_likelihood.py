@@ -284,13 +284,18 @@ def log_likelihood(
             "adjoint=True backpropagates only into the parameters it can find: score_fn must be a "
             f"torch.nn.Module; got {type(score_fn).__name__}. Use adjoint=False."
         )
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "log_likelihood needs autograd for the divergence, which torch.inference_mode() disables; "
+            "call it under torch.no_grad() or without a context (it keeps no graph unless create_graph=True)"
+        )
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
 
     vectors = divergence.draw(x.detach(), generator)
     flow = _AugmentedFlow(sde, score_fn, divergence, vectors, x.shape, (eps, sde.T))
     B = x.shape[0]
-    state0 = torch.cat([x.reshape(-1), x.new_zeros(B)])
+    state0 = torch.cat([(x if create_graph else x.detach()).reshape(-1), x.new_zeros(B)])
     ts = torch.tensor([eps, sde.T], dtype=torch.float64, device=x.device)
     # step_t: end the last step exactly at T (and at eps for the adjoint's backward solve) instead
     # of stepping past it and interpolating, which would evaluate the score outside [eps, T].
