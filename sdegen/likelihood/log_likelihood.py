@@ -202,7 +202,9 @@ def log_likelihood(
         x: data ``[B, ...]`` (any data shape, any device, float32 or float64), read as a sample of
             p_eps. For bits/dim of discrete data, dequantize it first (:func:`dequantize`).
         sde: the forward SDE the score model was trained for.
-        score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B]``, differentiable in ``x``.
+        score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B]``, differentiable in ``x``, with
+            samples that do not interact; put networks with dropout or batch statistics in
+            ``eval()`` mode, since adaptive stepping needs a deterministic vector field.
         divergence: :class:`Hutchinson` (default, one Rademacher probe) or :class:`ExactTrace`.
             Probes are drawn once per call from ``generator`` and held fixed during the solve.
         method: an adaptive torchdiffeq solver: one of ``ADAPTIVE_METHODS``.
