@@ -123,6 +123,8 @@ def check_decreasing_times(name: str, ts: object, T: float, *, lower: float = 0.
 
     A sequence of numbers becomes a float64 tensor; a tensor keeps its dtype and device.
     """
+    if isinstance(ts, str):
+        raise TypeError(f"{name} must be a 1-D tensor or a sequence of floats; got {ts!r}")
     if not torch.is_tensor(ts):
         try:
             ts = torch.tensor([float(v) for v in ts], dtype=torch.float64)  # type: ignore[union-attr]

@@ -1,9 +1,12 @@
 """Shared ground truth for the sampler tests: a 2-D Gaussian mixture and a Gaussian with closed forms."""
 
+import functools
+
 import torch
 
 from sdegen import VESDE, VPSDE, SubVPSDE
 from sdegen.analytic import GaussianMixture
+from sdegen.testing.oracle import energy_threshold
 
 F64 = torch.float64
 
@@ -45,3 +48,11 @@ def fitted_order(hs, errors) -> float:
     y = torch.tensor(errors, dtype=F64).abs().log()
     x, y = x - x.mean(), y - y.mean()
     return float((x * y).sum() / (x * x).sum())
+
+
+@functools.cache
+def threshold(name: str, n: int) -> float:
+    """The calibrated energy-distance threshold for n samples of the oracle at eps under SDES[name]."""
+    sde = SDES[name]
+    oracle = MIXTURE.marginal(sde, sde.sampling_eps)
+    return energy_threshold(oracle, n, generator=torch.Generator().manual_seed(12345))

@@ -68,6 +68,8 @@ def sample(
         )
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
