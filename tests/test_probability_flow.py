@@ -6,9 +6,12 @@ import pytest
 import torch
 import torchdiffeq
 from _oracle_data import F64, MIXTURE, SDES, fitted_order, gaussian_marginal, gaussian_score, threshold
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sdegen
 from sdegen import ProbabilityFlowODE, ProbabilityFlowSampler
+from sdegen.testing import strategies as sst
 from sdegen.testing.oracle import compare_with_oracle
 
 IDS = list(SDES)
@@ -144,3 +147,36 @@ def test_shape_and_type_errors():
         bad(torch.tensor(0.5), torch.zeros(3, 2))
     with pytest.raises(TypeError, match="score_fn must be callable"):
         sde.probability_flow("score")
+
+
+@given(
+    sde=sst.linear_sdes(),
+    shape=sst.data_shapes(),
+    m=st.floats(-2.0, 2.0),
+    s=st.floats(0.2, 2.0),
+    frac=st.floats(0.0, 0.9),
+)
+def test_the_sampler_follows_the_exact_flow_for_any_linear_sde(sde, shape, m, s, frac):
+    """For data N(m, s^2 I) the standardised coordinate (x - alpha m) / sqrt(alpha^2 s^2 + sigma^2)
+    is invariant along the flow, for any linear SDE, any data shape and any end time."""
+    t_end = max(frac * sde.T, 1e-3 * sde.T)
+    mean_T, var_T = gaussian_marginal(sde, sde.T, m, s)
+    mean_end, var_end = gaussian_marginal(sde, t_end, m, s)
+    u = torch.linspace(-2, 2, math.prod(shape), dtype=F64).reshape(shape)
+    sampler = ProbabilityFlowSampler(rtol=1e-9, atol=1e-9)
+    out = sdegen.sample(
+        sde, gaussian_score(sde, m, s), None, sampler, x_T=mean_T + math.sqrt(var_T) * u, eps=t_end
+    )
+    torch.testing.assert_close(
+        out.x, mean_end + math.sqrt(var_end) * u, rtol=1e-5, atol=1e-5 * math.sqrt(var_end)
+    )
+
+
+@given(sde=sst.linear_sdes(), shape=sst.data_shapes(), data=st.data())
+def test_the_field_is_the_probability_flow_drift_for_any_sde_and_shape(sde, shape, data):
+    t = data.draw(sst.times(sde))
+    x = data.draw(sst.batches(shape))
+    score = lambda t, x: torch.cos(x) * t.reshape((-1,) + (1,) * (x.ndim - 1))  # noqa: E731
+    tb = torch.full((shape[0],), t, dtype=F64)
+    expected = sde.probability_flow_drift(tb, x, score(tb, x))
+    torch.testing.assert_close(sde.probability_flow(score)(torch.tensor(t, dtype=F64), x), expected)

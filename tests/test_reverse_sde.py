@@ -6,11 +6,14 @@ import pytest
 import torch
 import torchsde
 from _oracle_data import F64, MIXTURE, SDES, fitted_order, gaussian_marginal, gaussian_score, threshold
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sdegen
 from sdegen import SDE, VPSDE, LinearSDE, ReverseTimeSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.brownian import SequentialBrownian
+from sdegen.testing import strategies as sst
 from sdegen.testing.oracle import compare_with_oracle
 
 
@@ -257,3 +260,20 @@ def test_additive_noise_exposes_only_products():
         torchsde.sdeint(
             rsde, torch.zeros(2, 2, dtype=F64), torch.tensor([0.0, 0.5], dtype=F64), method="euler"
         )
+
+
+@given(sde=sst.linear_sdes(), shape=sst.data_shapes(), data=st.data())
+def test_the_drift_is_the_negated_reverse_drift_for_any_sde_and_shape(sde, shape, data):
+    """dy/ds(s, y) = -(f - g^2 score)(T - s, x) with y = x.reshape(B, -1), for every data shape."""
+    t = data.draw(sst.times(sde, eps=1e-3))
+    x = data.draw(sst.batches(shape))
+    score = lambda t, x: torch.sin(x) + t.reshape((-1,) + (1,) * (x.ndim - 1))  # noqa: E731
+    rsde = sde.reverse(score, event_shape=shape[1:])
+    s = torch.tensor(sde.T - t, dtype=F64)
+    y = rsde.flatten(x)
+    expected = -sde.reverse_drift(
+        torch.full((shape[0],), t, dtype=F64), x, score(torch.full((shape[0],), t, dtype=F64), x)
+    )
+    torch.testing.assert_close(rsde.unflatten(rsde.f(s, y)), expected)
+    v = torch.ones_like(y)
+    torch.testing.assert_close(rsde.g_prod(s, y, v), sde.diffusion(torch.tensor(t, dtype=F64)) * v)

@@ -180,7 +180,7 @@ def test_an_infinite_score_and_a_diverging_solver_raise():
         )
     huge = lambda t, x: torch.full_like(x, 1e307)  # noqa: E731 - finite, but the state overflows
     with pytest.raises(
-        FloatingPointError, match=r"the samples has 4 non-finite value\(s\) after DDPMSampler"
+        FloatingPointError, match=r"the sampled x has 4 non-finite value\(s\) after DDPMSampler"
     ):
         sdegen.sample(VP, huge, (2, 2), DDPMSampler(50), dtype=F64)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
@@ -126,15 +127,22 @@ class Sampler(abc.ABC):
                     x = tweedie_denoise(sde, score, float(ts[-1]), x)
         finally:
             score.close()
-        check_finite("the samples", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
+        check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
         if not return_trajectory:
             return SampleResult(x, score.nfe, None, None)
         return SampleResult(x, score.nfe, path.trajectory, path.ts)
 
+    @staticmethod
+    def _check_user_grid(ts: object) -> Tensor | None:
+        """Validate a custom grid's form when the sampler is built (its range once the SDE is known)."""
+        if ts is None:
+            return None
+        return check_decreasing_times("ts", ts, math.inf, lower=-math.inf).detach().to("cpu", torch.float64)
+
     def _user_grid(self, ts: Tensor | None, sde: SDE, eps: float) -> Tensor | None:
         if ts is None:
             return None
-        return check_decreasing_times("ts", ts, sde.T, lower=eps).detach().to("cpu", torch.float64)
+        return check_decreasing_times("ts", ts, sde.T, lower=eps)
 
 
 def resolve_eps(sde: SDE, eps: float | None) -> float:

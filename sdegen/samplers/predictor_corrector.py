@@ -78,7 +78,7 @@ class PredictorCorrectorSampler(Sampler):
             )
         self.predictor, self.corrector = predictor, corrector
         self.steps = check_steps("steps", steps)
-        self.ts = ts
+        self.ts = self._check_user_grid(ts)
 
     def __repr__(self) -> str:
         grid = f"ts=<{len(self.ts)} times>" if self.ts is not None else f"steps={self.steps}"

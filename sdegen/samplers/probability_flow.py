@@ -97,7 +97,7 @@ class ProbabilityFlowSampler(Sampler):
                 f"method={method!r} is a fixed-grid method: pass steps=N (or ts=...) to "
                 f"ProbabilityFlowSampler, e.g. ProbabilityFlowSampler({method!r}, steps=100)"
             )
-        self.ts = ts
+        self.ts = self._check_user_grid(ts)
 
     def __repr__(self) -> str:
         if self.METHODS[self.method].adaptive:
