@@ -5,7 +5,16 @@ import math
 import pytest
 import torch
 import torchsde
-from _oracle_data import F64, MIXTURE, SDES, fitted_order, gaussian_marginal, gaussian_score, threshold
+from _oracle_data import (
+    F64,
+    MIXTURE,
+    SDES,
+    fitted_order,
+    gaussian_marginal,
+    gaussian_score,
+    one_thread,  # noqa: F401 - autouse fixture
+    threshold,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 

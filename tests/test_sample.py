@@ -4,7 +4,13 @@ import math
 
 import pytest
 import torch
-from _oracle_data import F64, MIXTURE, SDES, threshold
+from _oracle_data import (
+    F64,
+    MIXTURE,
+    SDES,
+    one_thread,  # noqa: F401 - autouse fixture
+    threshold,
+)
 from test_reverse_sde import _NonLinearOU
 
 import sdegen

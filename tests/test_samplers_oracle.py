@@ -10,7 +10,12 @@ n = 5000 and every method.
 
 import pytest
 import torch
-from _oracle_data import MIXTURE, SDES, threshold
+from _oracle_data import (
+    MIXTURE,
+    SDES,
+    one_thread,  # noqa: F401 - autouse fixture
+    threshold,
+)
 
 import sdegen
 from sdegen import (
