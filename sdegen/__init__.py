@@ -6,8 +6,72 @@ torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to
 
 from sdegen import analytic
 from sdegen._broadcast import expand_like
+from sdegen.brownian import SequentialBrownian
+from sdegen.likelihood import (
+    ExactTrace,
+    Hutchinson,
+    LikelihoodResult,
+    Quantization,
+    bits_per_dim,
+    dequantize,
+    log_likelihood,
+)
+from sdegen.samplers import (
+    AncestralSampling,
+    AnnealedLangevinCorrector,
+    AnnealedLangevinSampler,
+    DDPMSampler,
+    EulerMaruyama,
+    LangevinCorrector,
+    NoneCorrector,
+    NonePredictor,
+    PredictorCorrectorSampler,
+    ProbabilityFlowSampler,
+    ReverseDiffusion,
+    ReverseSDESampler,
+    Sampler,
+    SampleResult,
+    sample,
+)
 from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde.probability_flow import ProbabilityFlowODE
+from sdegen.sde.reverse import ReverseTimeSDE
 
 __version__ = "0.1.0"
 
-__all__ = ["SDE", "LinearSDE", "VPSDE", "SubVPSDE", "VESDE", "analytic", "expand_like"]
+__all__ = [
+    "SDE",
+    "LinearSDE",
+    "VPSDE",
+    "SubVPSDE",
+    "VESDE",
+    "analytic",
+    "expand_like",
+    # likelihood
+    "log_likelihood",
+    "LikelihoodResult",
+    "Hutchinson",
+    "ExactTrace",
+    "Quantization",
+    "bits_per_dim",
+    "dequantize",
+    # sampling
+    "sample",
+    "Sampler",
+    "SampleResult",
+    "ReverseSDESampler",
+    "ProbabilityFlowSampler",
+    "PredictorCorrectorSampler",
+    "DDPMSampler",
+    "AnnealedLangevinSampler",
+    "EulerMaruyama",
+    "ReverseDiffusion",
+    "AncestralSampling",
+    "NonePredictor",
+    "LangevinCorrector",
+    "AnnealedLangevinCorrector",
+    "NoneCorrector",
+    "ReverseTimeSDE",
+    "ProbabilityFlowODE",
+    "SequentialBrownian",
+]

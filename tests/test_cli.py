@@ -33,14 +33,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _fails_cleanly(capsys, argv, match):
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -121,12 +113,7 @@ def test_missing_or_corrupt_checkpoint_is_a_clean_error(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def ring_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "ring"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["train", "--out", str(out), *TINY]) == 0
-    finally:
-        torch.set_num_threads(n)
+    assert main(["train", "--out", str(out), *TINY]) == 0
     return out
 
 

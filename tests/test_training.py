@@ -18,16 +18,6 @@ from sdegen.training import checkpoint as checkpoint_module
 RING = D.ring(4, radius=2.0, std=0.3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small networks run no faster on two threads, and on a shared 2-core machine two OpenMP threads
-    # that wait on each other were measured 60x slower per step (210 ms vs 3.3 ms).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _model(seed=0, hidden=32):
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # parameter initialisation only; training never touches global RNG
