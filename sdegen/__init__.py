@@ -6,8 +6,32 @@ torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to
 
 from sdegen import analytic
 from sdegen._broadcast import expand_like
+from sdegen.likelihood import (
+    ExactTrace,
+    Hutchinson,
+    LikelihoodResult,
+    Quantization,
+    bits_per_dim,
+    dequantize,
+    log_likelihood,
+)
 from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
 
 __version__ = "0.1.0"
 
-__all__ = ["SDE", "LinearSDE", "VPSDE", "SubVPSDE", "VESDE", "analytic", "expand_like"]
+__all__ = [
+    "SDE",
+    "LinearSDE",
+    "VPSDE",
+    "SubVPSDE",
+    "VESDE",
+    "analytic",
+    "expand_like",
+    "log_likelihood",
+    "LikelihoodResult",
+    "Hutchinson",
+    "ExactTrace",
+    "Quantization",
+    "bits_per_dim",
+    "dequantize",
+]

@@ -1,0 +1,17 @@
+"""Exact log-likelihoods through the probability-flow ODE, divergence estimators, bits per dimension."""
+
+from sdegen.likelihood.bits_per_dim import Quantization, bits_per_dim, dequantize
+from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace, Hutchinson
+from sdegen.likelihood.log_likelihood import ADAPTIVE_METHODS, LikelihoodResult, log_likelihood
+
+__all__ = [
+    "log_likelihood",
+    "LikelihoodResult",
+    "ADAPTIVE_METHODS",
+    "DivergenceEstimator",
+    "Hutchinson",
+    "ExactTrace",
+    "Quantization",
+    "bits_per_dim",
+    "dequantize",
+]

@@ -1,0 +1,329 @@
+"""Exact log-likelihoods through the probability-flow ODE (Song et al. 2021, sec. 4.3, appendix D.2).
+
+The probability-flow ODE dx/dt = f~(t, x) = f(t, x) - 1/2 g(t)^2 s(t, x) (Song et al. 2021, eq. 13)
+is a continuous normalizing flow, so by the instantaneous change of variables (Chen et al. 2018,
+"Neural ordinary differential equations", theorem 1)
+
+    log p_eps(x) = log p_T(x_T) + int_eps^T div f~(t, x_t) dt         (Song et al. 2021, eq. 40).
+
+It is solved as one ODE for the augmented state [x_t, delta_t], d delta / dt = div f~(t, x_t),
+delta(eps) = 0, by one torchdiffeq call from eps to T, and log p = prior_logp(x_T) + delta(T).
+
+With the model's own prior pi instead of the true p_T the result is shifted by the prior mismatch
+at the latent z = x_T: logp - log p_eps(x) = log pi(z) - log p_T(z) (+ the solver error). Since
+p_T / pi = sum_k w_k N_k / pi for a mixture p_T, the shift lies between min_k and max_k of
+log(pi(z) / N_k(z)), and its average over data x ~ p_eps is -KL(p_T || pi) <= 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torchdiffeq import odeint, odeint_adjoint
+
+from sdegen._checks import check_batch_shape, check_positive, check_real, check_steps
+from sdegen.likelihood.bits_per_dim import Quantization
+from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
+from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
+from sdegen.sde.base import SDE, LinearSDE
+
+__all__ = ["log_likelihood", "LikelihoodResult"]
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+
+# Fixed-grid solvers would take a single step from eps to T without a step size; the likelihood
+# needs error control, so only the adaptive torchdiffeq solvers are offered.
+ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+
+
+class LikelihoodResult(NamedTuple):
+    """The result of :func:`log_likelihood`.
+
+    ``logp``: log-density of each sample in nats, ``[B]``. ``z``: the latent x_T, shaped like x.
+    ``nfe``: evaluations of the augmented ODE (each one score forward and the divergence's VJPs).
+    ``bpd``: bits per dimension ``[B]`` when a :class:`Quantization` was given, else None.
+    """
+
+    logp: Tensor
+    z: Tensor
+    nfe: int
+    bpd: Tensor | None
+
+
+@dataclass
+class _EvalLog:
+    """Evaluation count, and the last evaluation and step (kept only to explain a failure)."""
+
+    nfe: int = 0
+    t: Tensor | None = None
+    out: Tensor | None = None
+    step: tuple[Tensor, Tensor] | None = None
+
+
+class _AugmentedFlow(nn.Module):
+    """The augmented vector field (t, [x, delta]) -> [f~(t, x), div f~(t, x)] on one flat tensor.
+
+    A flat state rather than a tuple: torchdiffeq then needs fewer evaluations and less bookkeeping
+    (shared/PERFORMANCE_NOTES.md). An ``nn.Module`` so that ``odeint_adjoint`` finds the score
+    network's parameters when ``score_fn`` is a module.
+    """
+
+    def __init__(
+        self,
+        sde: SDE,
+        score_fn: ScoreFn,
+        estimator: DivergenceEstimator,
+        vectors: Tensor,
+        shape: torch.Size,
+        t_span: tuple[float, float],
+    ) -> None:
+        super().__init__()
+        self.t_span = t_span
+        self.sde, self.score_fn, self.estimator, self.vectors = sde, score_fn, estimator, vectors
+        self.shape = shape
+        self.batch = shape[0]
+        self.n = math.prod(shape)
+        self.dim = self.n // self.batch
+        # f = a(t) x: the drift's divergence a(t) D is added exactly, only the score's is estimated
+        # (less probe variance, no autograd through the drift, no per-call time validation).
+        self.linear = isinstance(sde, LinearSDE)
+        # Plain-object bookkeeping: nn.Module.__setattr__ would cost ~30 us per assignment.
+        self.log = _EvalLog()
+
+    def forward(self, t: Tensor, state: Tensor) -> Tensor:
+        self.log.nfe += 1
+        # torchdiffeq's initial step-size heuristic probes f at t0 + h0, which can lie past T (or
+        # before eps in the adjoint's backward solve); the solution itself never leaves [eps, T].
+        t = t.clamp(*self.t_span)
+        # Grad mode is on only when a graph through the solve is wanted (create_graph=True, or the
+        # backward pass of odeint_adjoint); otherwise the VJP's graph is local to this call.
+        graph = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x = state[: self.n].view(self.shape)
+            if not x.requires_grad:
+                x = x.detach().requires_grad_(True)
+            tb = t.expand(self.batch)
+            score = self.score_fn(tb, x)
+            self._check_score(score, x)
+            if self.linear:
+                div = self.estimator.trace(score, x, self.vectors, create_graph=graph)
+            else:
+                drift = self.sde.probability_flow_drift(tb, x, score)
+                div = self.estimator.trace(drift, x, self.vectors, create_graph=graph)
+        if self.linear:
+            a, half_g2 = self.sde.drift_coefficient(t), 0.5 * self.sde.diffusion_squared(t)
+            drift = a * x - half_g2 * score
+            div = a * self.dim - half_g2 * div
+        out = torch.cat([drift.reshape(-1), div])
+        self.log.t, self.log.out = t, out  # references only: inspected after a failure
+        return out
+
+    def callback_step(self, t0: Tensor, y0: Tensor, dt: Tensor) -> None:
+        """torchdiffeq's hook at the start of every step attempt: remembered for error messages."""
+        self.log.step = (t0, dt)
+
+    def _check_score(self, score: Tensor, x: Tensor) -> None:
+        if not torch.is_tensor(score) or score.shape != x.shape:
+            got = tuple(score.shape) if torch.is_tensor(score) else type(score).__name__
+            raise ValueError(f"score_fn(t, x) must return a tensor shaped like x {tuple(x.shape)}; got {got}")
+        if not score.requires_grad:
+            raise ValueError(
+                "score_fn(t, x) returned a tensor that does not depend differentiably on x; the "
+                "divergence needs autograd through score_fn: do not detach, use torch.no_grad() or "
+                "numpy inside it"
+            )
+
+    def per_sample_norm(self, r: Tensor) -> Tensor:
+        """max over samples b of max(RMS(r_x[b]), |r_delta[b]|) for the error ratio r.
+
+        Every sample's state and its log-density then meet rtol/atol on their own: an RMS over the
+        whole batch would let one sample's error hide among a thousand others, and would dilute
+        the error of delta (the quantity of interest) by the D state entries.
+        """
+        rx = r[: self.n].view(self.batch, self.dim).square().mean(1)
+        return torch.maximum(rx, r[self.n :].square()).max().sqrt()
+
+    def failure(self, err: AssertionError, method: str, rtol: float, atol: float) -> Exception:
+        """The exception for a torchdiffeq assertion: non-finite values, step underflow, step limit."""
+        log = self.log
+        where = f"after {log.nfe} evaluations ({method}, rtol={rtol:g}, atol={atol:g})"
+        if log.step is not None:
+            t0, dt = (float(v) for v in log.step)
+            # Times are negated inside torchdiffeq when it integrates backwards (adjoint).
+            where = f"in the step from t = {abs(t0):.6g} with dt = {abs(dt):.3g}, " + where
+        if log.t is not None:
+            where = f"at t = {float(log.t):.6g} " + where
+        if log.out is not None and not bool(torch.isfinite(log.out).all()):
+            return FloatingPointError(
+                f"the probability-flow ODE produced NaN or infinity {where}: score_fn returned "
+                f"non-finite values there, or the solution diverged"
+            )
+        if "max_num_steps" in str(err):
+            hint = "raise max_steps, or loosen rtol/atol"
+        else:
+            hint = (
+                "a step-size underflow means the ODE is too stiff for these tolerances (often near "
+                "t = eps: raise eps) or the score is discontinuous or blows up"
+            )
+        return RuntimeError(
+            f"the probability-flow ODE solve failed {where}: torchdiffeq reported '{err}'; {hint}"
+        )
+
+
+def log_likelihood(
+    x: Tensor,
+    sde: SDE,
+    score_fn: ScoreFn,
+    *,
+    divergence: DivergenceEstimator | None = None,
+    method: str = "dopri5",
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    eps: float = 1e-5,
+    prior_logp: Callable[[Tensor], Tensor] | None = None,
+    generator: torch.Generator | None = None,
+    adjoint: bool = False,
+    bits_per_dim: Quantization | None = None,
+    create_graph: bool = False,
+    max_steps: int | None = None,
+) -> LikelihoodResult:
+    """log p_eps(x) = log p_T(x_T) + int_eps^T div f~(t, x_t) dt through the probability-flow ODE.
+
+    Song et al. 2021, eq. 40 (instantaneous change of variables, Chen et al. 2018, theorem 1), with
+    f~ = f - 1/2 g^2 score_fn the probability-flow drift (eq. 13). Each evaluation costs one
+    ``score_fn`` forward and the divergence estimator's VJPs; the drift comes from that same forward.
+
+    Args:
+        x: data ``[B, ...]`` (any data shape, any device, float32 or float64), read as a sample of
+            p_eps. For bits/dim of discrete data, dequantize it first (:func:`dequantize`).
+        sde: the forward SDE the score model was trained for.
+        score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B]``, differentiable in ``x``, with
+            samples that do not interact; put networks with dropout or batch statistics in
+            ``eval()`` mode, since adaptive stepping needs a deterministic vector field.
+        divergence: :class:`Hutchinson` (default, one Rademacher probe) or :class:`ExactTrace`.
+            Probes are drawn once per call from ``generator`` and held fixed during the solve.
+        method: an adaptive torchdiffeq solver: one of ``ADAPTIVE_METHODS``.
+        rtol, atol: tolerances, enforced for every sample's state and log-density separately.
+        eps: start time in (0, T); the score is singular at t = 0.
+        prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
+            log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).
+        generator: for the probes.
+        adjoint: solve with ``odeint_adjoint``, trading 3-7x compute for O(1) memory in the number
+            of steps when backpropagating; only meaningful with ``create_graph=True``, and then
+            ``score_fn`` must be an ``nn.Module`` (its parameters receive gradients).
+        bits_per_dim: a :class:`Quantization` saying how ``x`` was quantized, to also return bpd.
+        create_graph: make ``logp`` differentiable w.r.t. ``x`` and the score's parameters (for
+            maximum-likelihood training). Off by default: no graph is kept across evaluations.
+        max_steps: raise after this many solver steps (default: no limit).
+
+    Returns:
+        :class:`LikelihoodResult` ``(logp [B] in nats, z, nfe, bpd or None)``.
+
+    Raises:
+        FloatingPointError: the ODE produced NaN/inf (with the time t where it happened).
+        RuntimeError: the solver failed (step-size underflow or ``max_steps``), with the time t.
+    """
+    check_batch_shape("x", x)
+    if x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(
+            f"x must hold at least one sample with at least one entry; got shape {tuple(x.shape)}"
+        )
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    if divergence is None:
+        divergence = Hutchinson()
+    elif not isinstance(divergence, DivergenceEstimator):
+        raise TypeError(
+            f"divergence must be a DivergenceEstimator such as Hutchinson() or ExactTrace(); "
+            f"got {divergence!r}"
+        )
+    if method not in ADAPTIVE_METHODS:
+        raise ValueError(
+            f"method must be an adaptive torchdiffeq solver, one of {ADAPTIVE_METHODS}; got {method!r}"
+        )
+    rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
+    eps = check_real("eps", eps)
+    if not 0.0 < eps < sde.T:
+        raise ValueError(
+            f"eps must lie in (0, T) = (0, {sde.T:g}): the ODE is solved from eps to T and the score is "
+            f"singular at t = 0; got eps={eps:g}"
+        )
+    if prior_logp is not None and not callable(prior_logp):
+        raise TypeError(f"prior_logp must be a callable z -> [B]; got {type(prior_logp).__name__}")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+        if generator.device.type != x.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but x is on {x.device}; create it with "
+                f"torch.Generator(device=x.device)"
+            )
+    if bits_per_dim is not None and not isinstance(bits_per_dim, Quantization):
+        raise TypeError(
+            f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
+            f"bits_per_dim=Quantization(data_range=(0.0, 1.0), n_bits=8); got {bits_per_dim!r}"
+        )
+    if max_steps is not None:
+        max_steps = check_steps("max_steps", max_steps)
+    for name, flag in (("adjoint", adjoint), ("create_graph", create_graph)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be a bool; got {flag!r}")
+    if adjoint and not create_graph:
+        raise ValueError(
+            "adjoint=True only saves memory when backpropagating through the solve; without "
+            "create_graph=True no graph is kept and memory is already O(1) in the number of steps. "
+            "Pass create_graph=True as well, or drop adjoint."
+        )
+    if adjoint and not isinstance(score_fn, nn.Module):
+        raise TypeError(
+            "adjoint=True backpropagates only into the parameters it can find: score_fn must be a "
+            f"torch.nn.Module; got {type(score_fn).__name__}. Use adjoint=False."
+        )
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "log_likelihood needs autograd for the divergence, which torch.inference_mode() disables; "
+            "call it under torch.no_grad() or without a context (it keeps no graph unless create_graph=True)"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
+
+    vectors = divergence.draw(x.detach(), generator)
+    flow = _AugmentedFlow(sde, score_fn, divergence, vectors, x.shape, (eps, sde.T))
+    B = x.shape[0]
+    state0 = torch.cat([(x if create_graph else x.detach()).reshape(-1), x.new_zeros(B)])
+    ts = torch.tensor([eps, sde.T], dtype=torch.float64, device=x.device)
+    # step_t: end the last step exactly at T (and at eps for the adjoint's backward solve) instead
+    # of stepping past it and interpolating, which would evaluate the score outside [eps, T].
+    options: dict = {"norm": flow.per_sample_norm, "step_t": ts}
+    if max_steps is not None:
+        options["max_num_steps"] = max_steps
+    solve = odeint_adjoint if adjoint else odeint
+    try:
+        with torch.set_grad_enabled(create_graph):
+            final = solve(flow, state0, ts, rtol=rtol, atol=atol, method=method, options=options)[-1]
+    except AssertionError as err:
+        raise flow.failure(err, method, rtol, atol) from err
+
+    z = final[: flow.n].view(x.shape)
+    with torch.set_grad_enabled(create_graph):
+        prior = (sde.prior_logp if prior_logp is None else prior_logp)(z)
+        if not torch.is_tensor(prior) or prior.shape != (B,):
+            got = tuple(prior.shape) if torch.is_tensor(prior) else type(prior).__name__
+            raise ValueError(f"prior_logp(z) must return a tensor of shape [B] = [{B}]; got {got}")
+        logp = prior + final[flow.n :]
+    if not bool(torch.isfinite(logp).all()):
+        raise FloatingPointError(
+            f"log-likelihood is non-finite for {int((~torch.isfinite(logp)).sum())} of {B} samples after "
+            f"{flow.log.nfe} evaluations: the latent z or prior_logp(z) is NaN or infinite"
+        )
+    bpd = None
+    if bits_per_dim is not None:
+        bpd = _bits_per_dim(logp, x.shape, data_range=bits_per_dim.data_range, n_bits=bits_per_dim.n_bits)
+    return LikelihoodResult(logp=logp, z=z, nfe=flow.log.nfe, bpd=bpd)
