@@ -14,6 +14,7 @@ from sdegen.analytic import GaussianMixture
 from sdegen.metrics import mmd
 from sdegen.testing import strategies as sst
 from sdegen.testing.convergence import check_order, empirical_order
+from sdegen.testing.likelihood_check import check_likelihood
 from sdegen.testing.marginals import check_forward_simulation, check_marginals, check_moment_odes
 from sdegen.testing.result import CheckResult
 from sdegen.testing.two_sample import two_sample_test
@@ -221,3 +222,34 @@ def test_strategies_draw_valid_objects(gm, shape):
     assert float(gm.weights.sum()) == pytest.approx(1.0)
     assert bool((torch.linalg.eigvalsh(gm.covariances) > 0.04).all())
     assert all(s >= 1 for s in shape) and 1 <= len(shape) <= 4
+
+
+# -- check_likelihood --------------------------------------------------------------------------
+
+
+def _exact_likelihood(x, sde, score_fn, *, eps, prior_logp):
+    return sdegen.log_likelihood(
+        x, sde, score_fn, divergence=sdegen.ExactTrace(), rtol=1e-7, atol=1e-7, eps=eps, prior_logp=prior_logp
+    )
+
+
+def _likelihood_without_divergence(x, sde, score_fn, *, eps, prior_logp):
+    """A broken routine: transports x to z along the ODE but forgets the divergence term."""
+    return prior_logp(_exact_likelihood(x, sde, score_fn, eps=eps, prior_logp=prior_logp).z)
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE(0.05, 10.0)], ids=lambda s: type(s).__name__)
+def test_check_likelihood_passes_sdegens_likelihood_and_catches_a_missing_divergence(sde):
+    gm = GaussianMixture([0.4, 0.6], [[-1.0, 0.5], [1.5, -0.5]], [0.3, 0.5])
+    good = check_likelihood(_exact_likelihood, sde, gm, n=16, tolerance=1e-3)
+    assert good, str(good)
+    bad = check_likelihood(_likelihood_without_divergence, sde, gm, n=16, tolerance=1e-3)
+    assert not bad and bad.statistic > 0.1
+
+
+def test_check_likelihood_errors():
+    gm = GaussianMixture.ring()
+    with pytest.raises(TypeError, match="likelihood must be callable"):
+        check_likelihood("nll", VPSDE(), gm)
+    with pytest.raises(ValueError, match=r"likelihood returned logp of shape \(3,\)"):
+        check_likelihood(lambda x, sde, s, eps, prior_logp: torch.zeros(3), VPSDE(), gm, n=8)
