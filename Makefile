@@ -21,7 +21,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow" --hypothesis-profile=thorough
 
 demo: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/sdegen demo --out runs/demo
 
 lint: $(STAMP)
 	$(PY) -m ruff check sdegen tests benchmarks examples

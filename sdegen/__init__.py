@@ -6,6 +6,7 @@ torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to
 
 from sdegen import analytic
 from sdegen._broadcast import expand_like
+from sdegen.brownian import SequentialBrownian
 from sdegen.likelihood import (
     ExactTrace,
     Hutchinson,
@@ -15,7 +16,26 @@ from sdegen.likelihood import (
     dequantize,
     log_likelihood,
 )
+from sdegen.samplers import (
+    AncestralSampling,
+    AnnealedLangevinCorrector,
+    AnnealedLangevinSampler,
+    DDPMSampler,
+    EulerMaruyama,
+    LangevinCorrector,
+    NoneCorrector,
+    NonePredictor,
+    PredictorCorrectorSampler,
+    ProbabilityFlowSampler,
+    ReverseDiffusion,
+    ReverseSDESampler,
+    Sampler,
+    SampleResult,
+    sample,
+)
 from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde.probability_flow import ProbabilityFlowODE
+from sdegen.sde.reverse import ReverseTimeSDE
 
 __version__ = "0.1.0"
 
@@ -27,6 +47,7 @@ __all__ = [
     "VESDE",
     "analytic",
     "expand_like",
+    # likelihood
     "log_likelihood",
     "LikelihoodResult",
     "Hutchinson",
@@ -34,4 +55,23 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    # sampling
+    "sample",
+    "Sampler",
+    "SampleResult",
+    "ReverseSDESampler",
+    "ProbabilityFlowSampler",
+    "PredictorCorrectorSampler",
+    "DDPMSampler",
+    "AnnealedLangevinSampler",
+    "EulerMaruyama",
+    "ReverseDiffusion",
+    "AncestralSampling",
+    "NonePredictor",
+    "LangevinCorrector",
+    "AnnealedLangevinCorrector",
+    "NoneCorrector",
+    "ReverseTimeSDE",
+    "ProbabilityFlowODE",
+    "SequentialBrownian",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "check_batch_shape",
     "check_time",
     "check_finite",
+    "check_decreasing_times",
 ]
 
 
@@ -115,3 +116,35 @@ def check_steps(name: str, n: object, minimum: int = 1) -> int:
     if n < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {name}={n}")
     return n
+
+
+def check_decreasing_times(name: str, ts: object, T: float, *, lower: float = 0.0) -> Tensor:
+    """Return ``ts`` as a 1-D tensor of at least two times, strictly decreasing, within [lower, T].
+
+    A sequence of numbers becomes a float64 tensor; a tensor keeps its dtype and device.
+    """
+    if isinstance(ts, str):
+        raise TypeError(f"{name} must be a 1-D tensor or a sequence of floats; got {ts!r}")
+    if not torch.is_tensor(ts):
+        try:
+            ts = torch.tensor([float(v) for v in ts], dtype=torch.float64)  # type: ignore[union-attr]
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a 1-D tensor or a sequence of floats; got {ts!r}") from None
+    if not ts.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor; got dtype {ts.dtype}")
+    if ts.ndim != 1 or ts.shape[0] < 2:
+        raise ValueError(f"{name} must be a 1-D tensor of at least 2 times; got shape {tuple(ts.shape)}")
+    values = ts.detach().cpu().double().tolist()
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite; got {name}={values}")
+    for i, (a, b) in enumerate(zip(values[:-1], values[1:], strict=True)):
+        if not a > b:
+            raise ValueError(
+                f"{name} must be strictly decreasing (from T towards the end time); got "
+                f"{name}[{i}]={a:.6g} <= {name}[{i + 1}]={b:.6g}"
+            )
+    slack = 1e-6 * max(1.0, abs(T))
+    if values[0] > T + slack or values[-1] < lower - slack:
+        bad = values[0] if values[0] > T + slack else values[-1]
+        raise ValueError(f"{name} must lie in [{lower:.6g}, {T:.6g}]; got a time {bad:.6g}")
+    return ts

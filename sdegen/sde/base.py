@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -28,7 +29,13 @@ from torch import Tensor
 from sdegen._broadcast import batch_time, expand_like
 from sdegen._checks import check_batch_shape, check_positive, check_shape_tuple, check_time
 
+if TYPE_CHECKING:  # runtime imports are lazy: reverse.py and probability_flow.py import this module
+    from sdegen.sde.probability_flow import ProbabilityFlowODE
+    from sdegen.sde.reverse import ReverseTimeSDE
+
 __all__ = ["SDE", "LinearSDE"]
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class SDE(abc.ABC):
@@ -37,6 +44,10 @@ class SDE(abc.ABC):
     Subclasses implement :meth:`drift`, :meth:`diffusion`, :meth:`prior_sampling` and
     :meth:`prior_logp`. :meth:`marginal_prob` is optional (it is exact for :class:`LinearSDE`).
     """
+
+    #: Default end time eps of sampling: samplers stop at t = eps > 0, where the score is still
+    #: finite (1e-3 for VP and sub-VP, 1e-5 for VE, as in Song et al. 2021's reference code).
+    sampling_eps: ClassVar[float] = 1e-3
 
     def __init__(self, T: float = 1.0) -> None:
         self.T = check_positive("T", T)
@@ -84,6 +95,45 @@ class SDE(abc.ABC):
         given ``score = score_fn(t, x)``."""
         g = self.diffusion(batch_time(t, x))
         return self.drift(t, x) - 0.5 * expand_like(g * g, x) * score
+
+    # -- objects for torchsde and torchdiffeq ------------------------------------------------------
+    def reverse(
+        self,
+        score_fn: ScoreFn,
+        *,
+        event_shape: Sequence[int] | None = None,
+        sde_type: Literal["ito", "stratonovich"] = "ito",
+        noise_type: Literal["diagonal", "additive"] = "diagonal",
+    ) -> ReverseTimeSDE:
+        """The reverse-time SDE as an object ``torchsde.sdeint`` accepts, in reversed time s = T - t.
+
+        See :class:`~sdegen.sde.reverse.ReverseTimeSDE`.
+        """
+        from sdegen.sde.reverse import ReverseTimeSDE
+
+        return ReverseTimeSDE(
+            self, score_fn, event_shape=event_shape, sde_type=sde_type, noise_type=noise_type
+        )
+
+    def probability_flow(self, score_fn: ScoreFn) -> ProbabilityFlowODE:
+        """The probability-flow ODE dx/dt = f - 1/2 g^2 score as a ``func(t, x)`` for torchdiffeq.
+
+        See :class:`~sdegen.sde.probability_flow.ProbabilityFlowODE`.
+        """
+        from sdegen.sde.probability_flow import ProbabilityFlowODE
+
+        return ProbabilityFlowODE(self, score_fn)
+
+    # -- unchecked coefficients for solver inner loops ------------------------------------------
+    # Solvers validate their time grid once, then call these on every step: they skip the argument
+    # checks of drift() and diffusion(), which cost a device synchronisation each (check_time reads
+    # t.min() and t.max()). ``t`` is a 0-d tensor or a [B] tensor.
+    def _drift_unchecked(self, t: Tensor, x: Tensor) -> Tensor:
+        return self.drift(t, x)
+
+    def _diffusion_squared_unchecked(self, t: Tensor) -> Tensor:
+        g = self.diffusion(t)
+        return g * g
 
     # -- validation shared by subclasses ------------------------------------------------------
     def _check_t(self, t: float | Tensor, x: Tensor | None = None) -> None:
@@ -150,6 +200,12 @@ class LinearSDE(SDE):
         t = _as_tensor(t)
         # Clamp: autograd or rounding can give -1e-17 where g^2 = 0 exactly.
         return self.diffusion_squared(t).clamp_min(0).sqrt()
+
+    def _drift_unchecked(self, t: Tensor, x: Tensor) -> Tensor:
+        return expand_like(self.drift_coefficient(t), x) * x
+
+    def _diffusion_squared_unchecked(self, t: Tensor) -> Tensor:
+        return self.diffusion_squared(t).clamp_min(0)
 
     def marginal_prob(self, t: float | Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
         """Exact mean alpha(t) x0 (shaped like ``x0``) and std sigma(t) (``[B]``) of p_0t(x_t | x0)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -37,6 +37,8 @@ class VESDE(LinearSDE):
     at t = 1e-5 and 7.7 at t = 1e-3. Here sigma(0) = 0 exactly. The prior is N(0, sigma_max^2 I),
     as in the reference implementation.
     """
+
+    sampling_eps: ClassVar[float] = 1e-5
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0, T: float = 1.0) -> None:
         super().__init__(T)

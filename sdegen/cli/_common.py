@@ -1,0 +1,117 @@
+"""Arguments every subcommand shares, argument types, and run-directory helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdegen.cli._build import UsageError
+
+__all__ = [
+    "Parser",
+    "add_common_arguments",
+    "positive_int",
+    "nonnegative_int",
+    "positive_float",
+    "resolve_device",
+    "apply_threads",
+    "write_json",
+]
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line and exit code 2, raised to ``main``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def add_common_arguments(
+    p: argparse.ArgumentParser, *, out: str | None, out_help: str, threads: int = 0
+) -> None:
+    """``--device``, ``--seed``, ``--out DIR`` (``out=None``: defaults to the run directory) and
+    ``--threads``."""
+    g = p.add_argument_group("common")
+    g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
+    g.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every random number drawn")
+    g.add_argument("--out", default=out, metavar="DIR", help=out_help)
+    g.add_argument(
+        "--threads", type=nonnegative_int, default=threads, help="CPU threads for torch (0: torch's default)"
+    )
+
+
+def apply_threads(n: int) -> None:
+    """Set torch's intra-op CPU threads (0 leaves torch's default)."""
+    if n > 0:
+        torch.set_num_threads(n)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a torch device; use cpu, cuda, cuda:1 or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} but CUDA is not available here; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {name} but MPS is not available here; use --device cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device {name!r} is not supported; use cpu, cuda or mps")
+    return device
+
+
+def write_json(path: Path, value: Any) -> Path:
+    """Write ``value`` as indented JSON, atomically (temp file + os.replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

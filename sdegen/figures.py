@@ -1,0 +1,140 @@
+"""PNG figures of samples, densities, trajectories and image grids.
+
+Drawn with matplotlib's object-oriented API (``Figure`` + the Agg canvas), never ``pyplot``, so
+no global backend or figure state is touched and figures can be written from any thread or
+headless machine. Needs matplotlib (``pip install sdegen[train]``); image grids need torchvision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "scatter_panels",
+    "density_panels",
+    "trajectory_panels",
+    "image_grid",
+    "density_on_grid",
+    "limits_of",
+]
+
+Limits = tuple[float, float, float, float]
+
+
+def _figure(n_panels: int, size: float = 3.2):
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("figures need matplotlib; install it with `pip install sdegen[train]`") from e
+    fig = Figure(figsize=(size * n_panels, size + 0.3), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n_panels, squeeze=False)[0]
+    return fig, axes
+
+
+def limits_of(points: list[Tensor]) -> Limits:
+    """Axis limits (x_min, x_max, y_min, y_max) holding the 0.1-99.9 % quantiles of 2-D points, padded."""
+    allp = torch.cat([p.reshape(-1, 2).double() for p in points])
+    lo, hi = torch.quantile(allp, 0.001, dim=0), torch.quantile(allp, 0.999, dim=0)
+    pad = 0.1 * (hi - lo)
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def _limits(points: list[Tensor], limits: Limits | None) -> Limits:
+    return limits if limits is not None else limits_of(points)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def scatter_panels(
+    panels: Mapping[str, Tensor], path: str | Path, *, limits: Limits | None = None, point_size: float = 1.0
+) -> Path:
+    """One scatter plot of 2-D points ``[n, 2]`` per panel, titled by its key, on shared axes."""
+    pts = {k: v.detach().cpu().double() for k, v in panels.items()}
+    lim = _limits(list(pts.values()), limits)
+    fig, axes = _figure(len(pts))
+    for ax, (title, p) in zip(axes, pts.items(), strict=True):
+        ax.scatter(p[:, 0].numpy(), p[:, 1].numpy(), s=point_size, alpha=0.5, linewidths=0)
+        ax.set(xlim=lim[:2], ylim=lim[2:], title=title, aspect="equal")
+    return _save(fig, path)
+
+
+def density_on_grid(
+    log_prob: Callable[[Tensor], Tensor],
+    limits: Limits,
+    resolution: int = 64,
+    *,
+    batch_size: int = 4096,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """log p evaluated on a ``resolution x resolution`` grid over ``limits``: shape ``[res, res]``,
+    row i at y_i (increasing), column j at x_j."""
+    xs = torch.linspace(limits[0], limits[1], resolution, dtype=dtype, device=device)
+    ys = torch.linspace(limits[2], limits[3], resolution, dtype=dtype, device=device)
+    yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
+    values = torch.cat([log_prob(chunk).detach() for chunk in points.split(batch_size)])
+    return values.reshape(resolution, resolution)
+
+
+def density_panels(panels: Mapping[str, Tensor], limits: Limits, path: str | Path) -> Path:
+    """Heat maps of densities exp(log p) from ``[res, res]`` log-density grids (see
+    :func:`density_on_grid`), one per panel, on a common colour scale."""
+    dens = {k: v.detach().cpu().double().exp() for k, v in panels.items()}
+    vmax = max(float(d[torch.isfinite(d)].max()) for d in dens.values())
+    fig, axes = _figure(len(dens))
+    for ax, (title, d) in zip(axes, dens.items(), strict=True):
+        ax.imshow(d.numpy(), origin="lower", extent=limits, cmap="magma", vmin=0.0, vmax=vmax)
+        ax.set(title=title, aspect="equal")
+    return _save(fig, path)
+
+
+def trajectory_panels(
+    panels: Mapping[str, Tensor], path: str | Path, *, limits: Limits | None = None, max_paths: int = 24
+) -> Path:
+    """Paths ``[steps, n, 2]`` of 2-D points, one panel per key: lines from grey (start, the
+    prior) to the end point marked in colour."""
+    paths = {k: v.detach().cpu().double()[:, :max_paths] for k, v in panels.items()}
+    lim = _limits([p[-1] for p in paths.values()], limits)
+    fig, axes = _figure(len(paths))
+    for ax, (title, p) in zip(axes, paths.items(), strict=True):
+        ax.plot(p[:, :, 0].numpy(), p[:, :, 1].numpy(), color="0.6", linewidth=0.4, alpha=0.7)
+        ax.scatter(p[0, :, 0].numpy(), p[0, :, 1].numpy(), s=3, color="0.3", label="t = T")
+        ax.scatter(p[-1, :, 0].numpy(), p[-1, :, 1].numpy(), s=6, color="C3", label="end")
+        ax.set(xlim=lim[:2], ylim=lim[2:], title=title, aspect="equal")
+    axes[0].legend(loc="upper right", fontsize=7)
+    return _save(fig, path)
+
+
+def image_grid(images: Tensor, path: str | Path, *, nrow: int | None = None) -> Path:
+    """Save images ``[B, C, H, W]`` with values in [0, 1] as one PNG grid (torchvision ``make_grid``);
+    images smaller than 32 pixels are enlarged by an integer factor."""
+    try:
+        from torchvision.utils import make_grid, save_image
+    except ImportError as e:  # pragma: no cover - exercised only without the extra
+        raise ImportError("image grids need torchvision; install it with `pip install sdegen[images]`") from e
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape [B, C, H, W]; got shape {tuple(images.shape)}")
+    nrow = nrow or max(1, math.isqrt(images.shape[0]))
+    images = images.detach().float().clamp(0, 1).cpu()
+    # Small images (8x8 digits) are enlarged with nearest-neighbour pixels to stay legible.
+    scale = max(1, 32 // max(images.shape[-2:]))
+    if scale > 1:
+        images = torch.nn.functional.interpolate(images, scale_factor=scale, mode="nearest")
+    grid = make_grid(images, nrow=nrow, padding=scale, pad_value=1.0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, path)
+    return path

@@ -1,0 +1,83 @@
+"""The score function as samplers call it: counted, checked, and driving the progress bar."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["ScoreEvaluator"]
+
+
+class ScoreEvaluator:
+    """Wraps ``score_fn(t, x)``: counts evaluations (NFE) and stops sampling at the first bad one.
+
+    A score of the wrong shape or dtype raises ``ValueError``; a NaN or infinite score raises
+    ``FloatingPointError`` naming the time (and the step, when the sampler sets :attr:`step`), so
+    a diverging network never yields silent garbage. The finiteness check costs one sum and one
+    host synchronisation per evaluation.
+    """
+
+    def __init__(
+        self,
+        score_fn: Callable[[Tensor, Tensor], Tensor],
+        *,
+        T: float,
+        t_end: float,
+        progress: bool = False,
+    ) -> None:
+        self.score_fn = score_fn
+        self.nfe = 0
+        #: index of the current step, set by samplers that own their loop (for error messages)
+        self.step: int | None = None
+        self._T = T
+        self._bar = _progress_bar(T - t_end) if progress else None
+
+    def __call__(self, t: Tensor, x: Tensor) -> Tensor:
+        out = self.score_fn(t, x)
+        self.nfe += 1
+        if not torch.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
+            got = (
+                f"shape {tuple(out.shape)}, dtype {out.dtype}" if torch.is_tensor(out) else type(out).__name__
+            )
+            raise ValueError(
+                f"score_fn must return a tensor shaped and typed like x (shape {tuple(x.shape)}, "
+                f"dtype {x.dtype}); got {got}"
+            )
+        # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
+        # that merely overflows is told apart by the exact count.
+        if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):
+            n_bad = int((~torch.isfinite(out)).sum())
+            if n_bad:
+                where = f"step {self.step}, " if self.step is not None else ""
+                raise FloatingPointError(
+                    f"score_fn returned {n_bad} non-finite value(s) at t={float(t.reshape(-1)[0]):.6g} "
+                    f"({where}score evaluation {self.nfe}); sampling stopped"
+                )
+        if self._bar is not None:
+            done = self._T - float(t.reshape(-1)[0])
+            if done > self._bar.n:
+                self._bar.update(done - self._bar.n)
+            self._bar.set_postfix_str(f"nfe={self.nfe}", refresh=False)
+        return out
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype | None:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
+
+
+def _progress_bar(total: float):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        raise ImportError(
+            "progress=True needs tqdm; install it with `pip install sdegen[train]` or `pip install tqdm`"
+        ) from None
+    return tqdm(total=total, unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}{postfix}]")

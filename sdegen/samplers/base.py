@@ -1,0 +1,172 @@
+"""The sampler protocol: one call signature, one result type, validation and NFE counting in one place."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable
+from typing import ClassVar, NamedTuple
+
+import torch
+from torch import Tensor
+
+from sdegen._checks import check_batch_shape, check_decreasing_times, check_finite, check_positive
+from sdegen.samplers._score import ScoreEvaluator
+from sdegen.samplers.denoise import tweedie_denoise
+from sdegen.sde.base import SDE
+
+__all__ = ["Sampler", "SampleResult", "SamplePath"]
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class SampleResult(NamedTuple):
+    """What a sampler returns.
+
+    Attributes:
+        x: the samples, shaped like ``x_T`` (denoised if asked).
+        nfe: the number of score evaluations, the cost of sampling.
+        trajectory: ``[K, B, ...]`` states at the times ``ts`` (``return_trajectory=True``), else None.
+        ts: ``[K]`` float64 times of ``trajectory``, decreasing from T, else None.
+    """
+
+    x: Tensor
+    nfe: int
+    trajectory: Tensor | None
+    ts: Tensor | None
+
+
+class SamplePath(NamedTuple):
+    """What :meth:`Sampler._sample` returns: the final state and, if asked, the path to it."""
+
+    x: Tensor
+    trajectory: Tensor | None = None
+    ts: Tensor | None = None
+
+
+class Sampler(abc.ABC):
+    """A method that turns states at time T into samples at a small time eps > 0.
+
+    Every sampler is called the same way, ``sampler(sde, score_fn, x_T, eps=..., generator=...)``,
+    or through :func:`sdegen.sample`. This base class validates the arguments, resolves ``eps``
+    (``sde.sampling_eps`` by default), builds and validates the time grid once, counts score
+    evaluations, turns a NaN or infinite score into a ``FloatingPointError`` naming the time,
+    runs the optional final denoising step, and disables autograd. Subclasses implement
+    :meth:`_sample` (the method itself) and may override :meth:`time_grid`.
+
+    Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
+    schemes, global order for ODE schemes; None where the method is not a time discretisation)
+    and ``nfe_per_step`` (None where it varies).
+    """
+
+    stochastic: ClassVar[bool]
+    steps: int | None = None
+
+    @property
+    @abc.abstractmethod
+    def order(self) -> float | None:
+        """Order of convergence in the step size (weak for SDE schemes), or None."""
+
+    @property
+    @abc.abstractmethod
+    def nfe_per_step(self) -> int | None:
+        """Score evaluations per step, or None where it varies (adaptive solvers)."""
+
+    def time_grid(self, sde: SDE, eps: float) -> Tensor:
+        """The decreasing float64 times T = t_0 > ... > t_N = eps the sampler steps through."""
+        return torch.linspace(sde.T, eps, self.steps + 1, dtype=torch.float64)
+
+    @abc.abstractmethod
+    def _sample(
+        self,
+        sde: SDE,
+        score: ScoreEvaluator,
+        x: Tensor,
+        ts: Tensor,
+        *,
+        generator: torch.Generator | None,
+        return_trajectory: bool,
+    ) -> SamplePath:
+        """Carry ``x`` from ``ts[0]`` to ``ts[-1]``; ``score`` counts and checks its evaluations."""
+
+    def __call__(
+        self,
+        sde: SDE,
+        score_fn: ScoreFn,
+        x_T: Tensor,
+        *,
+        eps: float | None = None,
+        generator: torch.Generator | None = None,
+        return_trajectory: bool = False,
+        progress: bool = False,
+        denoise: bool = False,
+    ) -> SampleResult:
+        """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
+
+        Args:
+            sde: the forward SDE.
+            score_fn: ``(t [B], x [B, ...]) -> [B, ...]``, the score of p_t.
+            x_T: ``[B, ...]`` initial states; the samples have its shape, dtype and device.
+            eps: end time (default ``sde.sampling_eps``).
+            generator: the source of all randomness (on ``x_T``'s device).
+            return_trajectory: also return the states at every time of the grid.
+            progress: show a tqdm progress bar.
+            denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+        """
+        sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
+        ts = self.time_grid(sde, eps)
+        score = ScoreEvaluator(score_fn, T=sde.T, t_end=float(ts[-1]), progress=progress)
+        try:
+            with torch.no_grad():
+                path = self._sample(
+                    sde, score, x_T, ts, generator=generator, return_trajectory=return_trajectory
+                )
+                x = path.x
+                if denoise:
+                    score.step = None
+                    x = tweedie_denoise(sde, score, float(ts[-1]), x)
+        finally:
+            score.close()
+        check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
+        if not return_trajectory:
+            return SampleResult(x, score.nfe, None, None)
+        return SampleResult(x, score.nfe, path.trajectory, path.ts)
+
+    @staticmethod
+    def _check_user_grid(ts: object) -> Tensor | None:
+        """Validate a custom grid's form when the sampler is built (its range once the SDE is known)."""
+        if ts is None:
+            return None
+        return check_decreasing_times("ts", ts, math.inf, lower=-math.inf).detach().to("cpu", torch.float64)
+
+    def _user_grid(self, ts: Tensor | None, sde: SDE, eps: float) -> Tensor | None:
+        if ts is None:
+            return None
+        return check_decreasing_times("ts", ts, sde.T, lower=eps)
+
+
+def resolve_eps(sde: SDE, eps: float | None) -> float:
+    """``eps`` validated against (0, T); ``sde.sampling_eps`` when None."""
+    eps = sde.sampling_eps if eps is None else check_positive("eps", eps)
+    if not eps < sde.T:
+        raise ValueError(f"eps must be < T = {sde.T:.6g}; got eps={eps:.6g}")
+    return eps
+
+
+def _check_arguments(
+    sde: object, score_fn: object, x_T: object, eps: float | None, generator: object
+) -> tuple[SDE, Tensor, float]:
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    check_batch_shape("x_T", x_T, min_ndim=1)
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+        if generator.device.type != x_T.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but x_T is on {x_T.device}; pass "
+                f"torch.Generator(device={str(x_T.device)!r})"
+            )
+    return sde, x_T, resolve_eps(sde, eps)

@@ -1,0 +1,127 @@
+"""Predictor-corrector sampling (Song et al. 2021, Alg. 1): the loop every discrete sampler shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from sdegen._checks import check_steps
+from sdegen.samplers._score import ScoreEvaluator
+from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers.correctors import Corrector
+from sdegen.samplers.grid import TimeGrid
+from sdegen.samplers.predictors import Predictor
+from sdegen.sde.base import SDE
+
+__all__ = ["PredictorCorrectorSampler"]
+
+
+class _Noise:
+    """Standard normal draws shaped like the state, from one generator, in one reused buffer."""
+
+    def __init__(self, like: Tensor, generator: torch.Generator | None) -> None:
+        self._buffer = torch.empty_like(like, memory_format=torch.contiguous_format)
+        self._generator = generator
+
+    def __call__(self) -> Tensor:
+        return self._buffer.normal_(generator=self._generator)
+
+
+class PredictorCorrectorSampler(Sampler):
+    """Predictor-corrector sampling (Song et al. 2021, Alg. 1).
+
+    On a grid T = t_0 > t_1 > ... > t_N = eps, each step moves the state from t_i to t_{i+1} with
+    the predictor (a reverse-time discretisation), then runs the corrector (Langevin MCMC
+    targeting p_{t_{i+1}}) at the new time::
+
+        for i in 0..N-1:
+            x = predictor.update(t_i -> t_{i+1}, x)
+            x = corrector.update(t_{i+1}, x)
+
+    (score_sde_pytorch runs the corrector before the predictor at each time; Alg. 1 of the paper,
+    followed here, runs it after, so the final samples are corrected at eps.) The DDPM and
+    annealed Langevin samplers are this loop with fixed parts.
+
+    Args:
+        predictor: e.g. :class:`EulerMaruyama`, :class:`ReverseDiffusion`, :class:`AncestralSampling`.
+        corrector: e.g. :class:`LangevinCorrector`, :class:`AnnealedLangevinCorrector`.
+        steps: N, the number of predictor steps on a uniform grid.
+        ts: a custom decreasing time grid instead of ``steps`` (float64 recommended); it must
+            lie in [eps, T], and the samples are taken at ``ts[-1]``.
+    """
+
+    # DDPM (Ho et al. 2020, Alg. 2) adds no noise in its last step.
+    _noise_in_last_step: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        corrector: Corrector,
+        steps: int = 1000,
+        *,
+        ts: Tensor | Sequence[float] | None = None,
+    ) -> None:
+        if not isinstance(predictor, Predictor):
+            raise TypeError(
+                f"predictor must be a Predictor such as EulerMaruyama(); got {type(predictor).__name__}"
+            )
+        if not isinstance(corrector, Corrector):
+            raise TypeError(
+                f"corrector must be a Corrector such as LangevinCorrector(); got {type(corrector).__name__}"
+            )
+        if predictor.nfe_per_step == 0 and corrector.nfe_per_step == 0:
+            raise ValueError(
+                "predictor and corrector are both None (NonePredictor(), NoneCorrector()): nothing would move"
+            )
+        self.predictor, self.corrector = predictor, corrector
+        self.steps = check_steps("steps", steps)
+        self.ts = self._check_user_grid(ts)
+
+    def __repr__(self) -> str:
+        grid = f"ts=<{len(self.ts)} times>" if self.ts is not None else f"steps={self.steps}"
+        return f"{type(self).__name__}({self.predictor!r}, {self.corrector!r}, {grid})"
+
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        return self.predictor.stochastic or self.corrector.stochastic
+
+    @property
+    def order(self) -> float | None:
+        return self.predictor.order
+
+    @property
+    def nfe_per_step(self) -> int:
+        return self.predictor.nfe_per_step + self.corrector.nfe_per_step
+
+    def time_grid(self, sde: SDE, eps: float) -> Tensor:
+        user = self._user_grid(self.ts, sde, eps)
+        return user if user is not None else super().time_grid(sde, eps)
+
+    def _sample(
+        self,
+        sde: SDE,
+        score: ScoreEvaluator,
+        x: Tensor,
+        ts: Tensor,
+        *,
+        generator: torch.Generator | None,
+        return_trajectory: bool,
+    ) -> SamplePath:
+        grid = TimeGrid(sde, ts)
+        self.predictor.check(grid)
+        self.corrector.check(grid)
+        noise = _Noise(x, generator)
+        predictor, corrector = self.predictor, self.corrector
+        path = [x] if return_trajectory else None
+        last = grid.steps - 1
+        for i in range(grid.steps):
+            score.step = i
+            noisy = predictor.stochastic and (i < last or self._noise_in_last_step)
+            x = predictor.update(grid, i, x, score, noise() if noisy else None)
+            x = corrector.update(grid, i + 1, x, score, noise)
+            if path is not None:
+                path.append(x)
+        return SamplePath(x, None if path is None else torch.stack(path), ts)

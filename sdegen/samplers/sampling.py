@@ -1,0 +1,104 @@
+"""``sdegen.sample``: one entry point for every sampler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from sdegen._checks import check_shape_tuple, check_tensor
+from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
+from sdegen.samplers.reverse_sde import ReverseSDESampler
+from sdegen.sde.base import SDE
+
+__all__ = ["sample"]
+
+
+def sample(
+    sde: SDE,
+    score_fn: Callable[[Tensor, Tensor], Tensor],
+    shape: Sequence[int] | None,
+    sampler: Sampler | None = None,
+    *,
+    x_T: Tensor | None = None,
+    eps: float | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+    denoise: bool = False,
+) -> SampleResult:
+    """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
+
+    Example::
+
+        data = GaussianMixture.ring()
+        sde = VPSDE()
+        out = sdegen.sample(sde, data.score(sde), (1000, 2), ProbabilityFlowSampler(),
+                            generator=torch.Generator().manual_seed(0))
+        out.x, out.nfe
+
+    Args:
+        sde: the forward SDE.
+        score_fn: ``(t [B], x [B, ...]) -> [B, ...]``, e.g. a trained network wrapper or
+            ``GaussianMixture.score(sde)``.
+        shape: ``(B, ...)`` of the samples; may be None when ``x_T`` is given.
+        sampler: any :class:`~sdegen.samplers.base.Sampler`; default
+            ``ReverseSDESampler("euler", steps=1000)``.
+        x_T: initial states at the sampler's first time (T) instead of prior samples; the samples
+            follow its device and dtype.
+        eps: end time; default ``sde.sampling_eps`` (1e-3 for VP and sub-VP, 1e-5 for VE).
+        generator: the source of all randomness, prior included.
+        device, dtype: of prior samples (default: the generator's device, the default dtype);
+            ``x_T`` is moved to them when given.
+        return_trajectory: also return the states along the sampler's time grid.
+        progress: show a tqdm progress bar (off by default).
+        denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+
+    Returns:
+        :class:`~sdegen.samplers.base.SampleResult` with ``x``, ``nfe``, ``trajectory``, ``ts``.
+    """
+    if sampler is None:
+        sampler = ReverseSDESampler()
+    if not isinstance(sampler, Sampler):
+        raise TypeError(
+            f"sampler must be an sdegen Sampler such as ReverseSDESampler(); got {type(sampler).__name__}"
+        )
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    if x_T is None:
+        if shape is None:
+            raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
+        shape = check_shape_tuple("shape", shape)
+        start = float(sampler.time_grid(sde, resolve_eps(sde, eps))[0])
+        if abs(start - sde.T) > 1e-9 * max(1.0, sde.T):
+            raise ValueError(
+                f"the sampler's time grid starts at ts[0]={start:.6g} < T={sde.T:.6g}, where the prior "
+                f"does not hold; pass x_T, the state at time ts[0]"
+            )
+        if device is None and generator is not None:
+            device = generator.device
+        x_T = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+    else:
+        check_tensor("x_T", x_T)
+        if shape is not None and tuple(check_shape_tuple("shape", shape)) != tuple(x_T.shape):
+            raise ValueError(
+                f"shape {tuple(shape)} does not match x_T's shape {tuple(x_T.shape)}; pass shape=None "
+                f"with x_T"
+            )
+        if device is not None or dtype is not None:
+            x_T = x_T.to(device=device, dtype=dtype)
+    return sampler(
+        sde,
+        score_fn,
+        x_T,
+        eps=eps,
+        generator=generator,
+        return_trajectory=return_trajectory,
+        progress=progress,
+        denoise=denoise,
+    )

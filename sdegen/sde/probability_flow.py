@@ -1,0 +1,62 @@
+"""The probability-flow ODE as a ``func(t, x)`` that torchdiffeq integrates as it is."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from sdegen._broadcast import batch_time
+
+if TYPE_CHECKING:
+    from sdegen.sde.base import SDE, ScoreFn
+
+__all__ = ["ProbabilityFlowODE"]
+
+
+class ProbabilityFlowODE(torch.nn.Module):
+    """dx/dt = f(t, x) - 1/2 g(t)^2 score(t, x), the probability-flow ODE (Song et al. 2021, eq. 13).
+
+    Its solutions carry the marginals p_t of ``sde`` into one another: integrated from T down to
+    eps it maps prior samples to data, and from eps up to T it encodes data. The state keeps its
+    shape [B, ...]; ``t`` is the 0-d time tensor torchdiffeq passes. It is an ``nn.Module`` (a
+    network ``score_fn`` becomes a submodule), so ``odeint_adjoint`` finds its parameters::
+
+        ode = sde.probability_flow(score_fn)
+        ts = torch.tensor([sde.T, eps], dtype=torch.float64)
+        x = torchdiffeq.odeint(ode, x_T, ts, method="dopri5", rtol=1e-5, atol=1e-5)[-1]
+
+    Adaptive torchdiffeq solvers evaluate the field outside the integration interval: the initial
+    step-size probe may land far beyond it, and steps run past the last output time before
+    interpolating back. Beyond [0, T] the SDE is not defined (sigma(t) of VP is NaN for t < 0, a
+    score network was never trained there), so the field is continued as constant in t: the
+    coefficients and the score are evaluated at t clamped to [0, T]. Solutions on [0, T] do not
+    depend on the continuation; ``options={"step_t": ts[-1:]}`` also keeps the last step from
+    straddling the end point, as :class:`~sdegen.samplers.ProbabilityFlowSampler` does.
+    """
+
+    def __init__(self, sde: SDE, score_fn: ScoreFn) -> None:
+        super().__init__()
+        if not callable(score_fn):
+            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+        self.sde = sde
+        self.score_fn = score_fn
+        self.T = float(sde.T)
+
+    def extra_repr(self) -> str:
+        return f"sde={self.sde!r}"
+
+    def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
+        """dx/dt at the 0-d time ``t`` for the batch ``x`` [B, ...]."""
+        if torch.is_tensor(t):
+            t = t.clamp(0.0, self.T)
+        else:
+            t = torch.tensor(min(max(float(t), 0.0), self.T), dtype=x.dtype, device=x.device)
+        score = self.score_fn(batch_time(t, x), x)
+        if score.shape != x.shape:
+            raise ValueError(
+                f"score_fn must return a tensor shaped like x {tuple(x.shape)}; got shape {tuple(score.shape)}"
+            )
+        g2 = self.sde._diffusion_squared_unchecked(t)
+        return self.sde._drift_unchecked(t, x) - (0.5 * g2) * score

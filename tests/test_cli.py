@@ -1,0 +1,232 @@
+"""The sdegen command: help for every subcommand, a tiny train/resume round trip, and one-line
+errors with exit code 2 for bad arguments and missing files."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from sdegen.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "--steps",
+    "30",
+    "--hidden",
+    "32",
+    "--depth",
+    "2",
+    "--batch-size",
+    "64",
+    "--warmup",
+    "5",
+    "--log-every",
+    "10",
+    "--eval-every",
+    "15",
+    "--n-eval",
+    "64",
+    "--no-progress",
+]
+
+
+def _fails_cleanly(capsys, argv, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert match in err, err
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "nll", "demo"])
+def test_every_subcommand_has_help_with_defaults(capsys, command):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    for option in ("--device", "--seed", "--out"):
+        assert option in text
+    assert "(default: cpu)" in text and "(default: 0)" in text
+
+
+def test_train_writes_a_run_directory_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *TINY]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["name"] == "ring" and cfg["model"]["name"] == "mlp" and cfg["train"]["steps"] == 30
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 15, 20, 30]
+    assert "held_out_loss" in records[1] and "loss" in records[0]
+    assert (out / "checkpoints" / "last.pt").is_file()
+    _fails_cleanly(capsys, ["train", "--out", str(out), *TINY], "already holds a run; pass --resume")
+    assert main(["train", "--out", str(out), "--resume", "--steps", "40", "--no-progress"]) == 0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 15, 20, 30, 40]
+    assert main(["train", "--out", str(out), "--resume", "--steps", "40", "--no-progress"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["train", "--steps", "-3"], "argument --steps: expected a positive integer, got '-3'"),
+        (["train", "--lr", "abc"], "argument --lr: expected a positive number, got 'abc'"),
+        (["train", "--data", "imagenet"], "argument --data: invalid choice: 'imagenet'"),
+        (["train", "--data", "mnist"], "--data mnist needs --data-root DIR"),
+        (["train", "--data", "mnist", "--data-root", "{tmp}/nowhere"], "MNIST not found under"),
+        (["train", "--data", "folder", "--data-root", "{tmp}/nowhere"], "does not exist"),
+        (["train", "--model", "unet-tiny"], "--model unet-tiny needs image data"),
+        (
+            ["train", "--device", "cuda:7"]
+            if not torch.cuda.is_available()
+            else ["train", "--device", "tpu"],
+            "--device",
+        ),
+        (["train", "--device", "gpu0"], "--device 'gpu0' is not a torch device"),
+        (["train", "--resume", "--out", "{tmp}/none"], "config.json' does not exist"),
+        (["sample", "{tmp}/none"], "config.json' does not exist"),
+        (["nll", "{tmp}/none"], "config.json' does not exist"),
+        (["sample"], "the following arguments are required: RUN"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, argv, match):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv[:1] == ["train"] and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "run")]
+    _fails_cleanly(capsys, argv, match)
+
+
+def test_missing_or_corrupt_checkpoint_is_a_clean_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), *TINY]) == 0
+    ckpt = out / "checkpoints" / "last.pt"
+    good = ckpt.read_bytes()
+    ckpt.write_bytes(good[: len(good) // 3])
+    _fails_cleanly(capsys, ["train", "--out", str(out), "--resume", "--steps", "40"], "is corrupt")
+    assert ckpt.read_bytes() == good[: len(good) // 3]  # nothing was written over it
+    ckpt.unlink()
+    _fails_cleanly(capsys, ["sample", str(out)], "last.pt' does not exist")
+
+
+@pytest.fixture(scope="module")
+def ring_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "ring"
+    assert main(["train", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_figures_and_the_held_out_nll(ring_run):
+    records = [json.loads(line) for line in (ring_run / "metrics.jsonl").read_text().splitlines()]
+    assert {"held_out_nll", "held_out_loss"} <= records[-1].keys()
+    for name in ("samples.png", "samples_0000030.png", "density.png", "trajectories.png"):
+        assert (ring_run / "figures" / name).stat().st_size > 1000, name
+
+
+@pytest.mark.parametrize("sampler", ["reverse-sde", "ode", "pc", "ddpm"])
+def test_sample_writes_samples_a_figure_and_a_report(ring_run, tmp_path, capsys, sampler):
+    out = tmp_path / sampler
+    argv = ["sample", str(ring_run), "--sampler", sampler, "--steps", "20", "--n", "50", "--out", str(out)]
+    assert main(argv) == 0
+    x = torch.load(out / "samples.pt", weights_only=True)
+    assert x.shape == (50, 2) and torch.isfinite(x).all()
+    report = json.loads((out / "samples.json").read_text())
+    assert report["n"] == 50 and report["nfe"] > 0 and "energy_distance" in report
+    assert (out / "figures" / f"samples-{sampler}.png").is_file()
+    assert "energy distance to fresh data" in capsys.readouterr().out
+
+
+def test_nll_reports_the_model_and_the_true_nll(ring_run, tmp_path, capsys):
+    argv = ["nll", str(ring_run), "--n", "64", "--rtol", "1e-3", "--atol", "1e-3", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "nll.json").read_text())
+    assert report["n"] == 64 and "ExactTrace" in report["divergence"]
+    # The true NLL of these points is the mixture's: about 3.5 nats for the ring.
+    assert 3.0 < report["true_nll"] < 4.2 and report["nll"] > report["true_nll"] - 0.5
+    assert "true NLL of the same points" in capsys.readouterr().out
+
+
+def test_image_run_writes_a_grid_and_bits_per_dim(tmp_path, capsys):
+    out = tmp_path / "digits"
+    argv = [
+        "train",
+        "--data",
+        "digits",
+        "--model",
+        "unet-tiny",
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--n-eval",
+        "8",
+        "--eval-every",
+        "2",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert 0 < record["held_out_bpd"] < 40
+    assert (out / "figures" / "samples.png").is_file()
+    assert main(["nll", str(out), "--n", "4", "--rtol", "1e-3", "--atol", "1e-3"]) == 0
+    report = json.loads((out / "nll.json").read_text())
+    assert "Hutchinson" in report["divergence"] and report["bits_per_dim"] > 0
+
+
+def test_demo_runs_end_to_end_with_tiny_settings(tmp_path, capsys):
+    out = tmp_path / "demo"
+    argv = [
+        "demo",
+        "--out",
+        str(out),
+        "--steps",
+        "30",
+        "--hidden",
+        "16",
+        "--n-samples",
+        "100",
+        "--n-nll",
+        "50",
+        "--sampler-steps",
+        "20",
+        "--grid",
+        "8",
+        "--no-progress",
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    for phrase in (
+        "held-out NLL",
+        "model - true",
+        "reverse SDE",
+        "probability-flow ODE",
+        "predictor-corrector",
+    ):
+        assert phrase in text
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["samplers"]) == {"reverse-sde", "ode", "pc"}
+    assert all(row["energy_distance"] == row["energy_distance"] for row in report["samplers"].values())
+    assert report["nll"]["points"] == 50 and set(report["nll"]["true_nats"]) == {"mean", "se"}
+    for name in ("samples.png", "trajectories.png", "density.png"):
+        assert (out / "figures" / name).stat().st_size > 1000
+    # The demo's directory is a run directory: the other commands work on it.
+    assert main(["sample", str(out), "--sampler", "ode", "--n", "20", "--out", str(tmp_path / "s")]) == 0
+    # A second demo in the same directory replaces the first one's log instead of appending to it.
+    assert main(argv) == 0
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps))
+
+
+def test_python_dash_m_runs_the_command():
+    proc = subprocess.run(
+        [sys.executable, "-m", "sdegen", "train", "--steps", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        timeout=120,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "positive integer" in proc.stderr

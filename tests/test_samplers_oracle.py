@@ -1,0 +1,176 @@
+"""Every sampler on every SDE reproduces the Gaussian-mixture oracle at eps, from exact samples of p_T.
+
+Each case starts from n exact samples of the oracle's p_T (not the prior, so only the sampler's
+error is measured) and compares the result with the oracle's p_eps: the mean and covariance
+within 4.5 standard errors, and the energy distance below a threshold calibrated on true-vs-true
+samples of the same size (:mod:`sdegen.testing.oracle`). The default cases use n = 1000 and
+step counts where the discretisation bias stays well inside these bounds; the slow ones use
+n = 5000 and every method.
+"""
+
+import pytest
+import torch
+from _oracle_data import (
+    MIXTURE,
+    SDES,
+    one_thread,  # noqa: F401 - autouse fixture
+    threshold,
+)
+
+import sdegen
+from sdegen import (
+    AncestralSampling,
+    AnnealedLangevinCorrector,
+    AnnealedLangevinSampler,
+    DDPMSampler,
+    EulerMaruyama,
+    LangevinCorrector,
+    NoneCorrector,
+    NonePredictor,
+    PredictorCorrectorSampler,
+    ProbabilityFlowSampler,
+    ReverseDiffusion,
+    ReverseSDESampler,
+)
+from sdegen.samplers import tweedie_denoise
+from sdegen.testing.oracle import compare_with_oracle
+
+Z = 4.5
+
+# (id, factory); every sampler appears here for every SDE.
+SAMPLERS = [
+    ("sde-euler", lambda: ReverseSDESampler("euler", 300)),
+    ("sde-srk", lambda: ReverseSDESampler("srk", 100)),
+    ("ode-dopri5", lambda: ProbabilityFlowSampler()),
+    ("ode-rk4", lambda: ProbabilityFlowSampler("rk4", steps=50)),
+    ("ode-euler", lambda: ProbabilityFlowSampler("euler", steps=300)),
+    ("pc-em", lambda: PredictorCorrectorSampler(EulerMaruyama(), NoneCorrector(), 300)),
+    ("pc-rd-langevin", lambda: PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(), 300)),
+    (
+        "pc-ancestral-ald",
+        lambda: PredictorCorrectorSampler(AncestralSampling(), AnnealedLangevinCorrector(), 300),
+    ),
+    ("ddpm", lambda: DDPMSampler(300)),
+    ("ald", lambda: AnnealedLangevinSampler(100, n_steps_each=10, snr=0.3)),
+]
+
+# The other torchsde methods, on VP by default and on every SDE in the slow suite.
+# reversible_heun is algebraically reversible: its two eigenvalues multiply to -1, so its
+# parasitic mode grows by exp(int |d drift/dx| dt) along the contracting reverse SDE -- about
+# 300x for VE(0.01, 10) -- and it needs ~10^4 steps there; it is checked on VP and sub-VP only.
+METHODS = [
+    ("milstein", 300),
+    ("heun", 100),
+    ("midpoint", 100),
+    ("euler_heun", 300),
+    ("reversible_heun", 1000),
+    ("log_ode", 100),
+]
+
+
+class Case:
+    def __init__(self, name, n, seed):
+        self.sde = sde = SDES[name]
+        self.eps = sde.sampling_eps
+        self.oracle = MIXTURE.marginal(sde, self.eps)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.x_T = MIXTURE.marginal(sde, sde.T).sample(n, generator=self.generator)
+        self.threshold = threshold(name, n)
+
+    def check(self, sampler):
+        out = sdegen.sample(
+            self.sde, MIXTURE.score(self.sde), None, sampler, x_T=self.x_T, generator=self.generator
+        )
+        report = compare_with_oracle(out.x, self.oracle, generator=self.generator, threshold=self.threshold)
+        assert report.passes(z=Z), f"{sampler!r}: {report}"
+        return out
+
+
+@pytest.fixture(scope="module", params=list(SDES))
+def case(request):
+    return Case(request.param, n=1000, seed=0)
+
+
+@pytest.mark.parametrize("make", [m for _, m in SAMPLERS], ids=[i for i, _ in SAMPLERS])
+def test_sampler_reproduces_the_oracle(case, make):
+    sampler = make()
+    out = case.check(sampler)
+    if sampler.nfe_per_step is not None:
+        assert out.nfe == sampler.steps * sampler.nfe_per_step
+
+
+@pytest.mark.parametrize("method, steps", METHODS, ids=[m for m, _ in METHODS])
+def test_every_torchsde_method_reproduces_the_oracle_on_vp(method, steps):
+    case = Case("VP", n=1000, seed=1)
+    out = case.check(ReverseSDESampler(method, steps))
+    assert out.nfe == steps * ReverseSDESampler.METHODS[method].nfe_per_step + (method == "reversible_heun")
+
+
+@pytest.mark.parametrize("name", list(SDES))
+def test_denoising_is_tweedies_posterior_mean(name):
+    """denoise=True returns E[x_0 | x_eps]: its law is that of Tweedie's formula applied to exact
+    samples of p_eps (compared by energy distance), and its mean is the data mean exactly."""
+    case = Case(name, n=1000, seed=2)
+    out = sdegen.sample(
+        case.sde, MIXTURE.score(case.sde), None, ProbabilityFlowSampler(), x_T=case.x_T, denoise=True
+    )
+    exact = tweedie_denoise(
+        case.sde, MIXTURE.score(case.sde), case.eps, case.oracle.sample(1000, generator=case.generator)
+    )
+    null = tweedie_denoise(
+        case.sde, MIXTURE.score(case.sde), case.eps, case.oracle.sample(1000, generator=case.generator)
+    )
+    ed = float(sdegen.metrics.energy_distance(out.x, exact))
+    assert ed < case.threshold, (ed, float(sdegen.metrics.energy_distance(null, exact)))
+    se = (MIXTURE.covariance().diagonal() / 1000).sqrt()
+    assert float(((out.x.mean(0) - MIXTURE.mean()).abs() / se).max()) < Z
+
+
+def test_the_check_rejects_plausible_bugs():
+    """The comparison has power: the score at the wrong time (t -> T - t), the probability-flow drift
+    with the noise left out of the SDE's drift (f - g^2/2 score, stochastic), and a missing factor
+    1/2 in the probability-flow drift all fail it."""
+    case = Case("VP", n=1000, seed=3)
+    score = MIXTURE.score(case.sde)
+    bugs = {
+        "time reversed": lambda t, x: score(case.sde.T - t + case.eps, x),
+        "half the score in the SDE": lambda t, x: 0.5 * score(t, x),
+        "twice the score in the ODE": lambda t, x: 2.0 * score(t, x),
+    }
+    samplers = [ReverseSDESampler("euler", 300), ReverseSDESampler("euler", 300), ProbabilityFlowSampler()]
+    for (name, bug), sampler in zip(bugs.items(), samplers, strict=True):
+        x = sdegen.sample(case.sde, bug, None, sampler, x_T=case.x_T, generator=case.generator).x
+        report = compare_with_oracle(x, case.oracle, generator=case.generator, threshold=case.threshold)
+        assert not report.passes(z=Z), f"{name} passed: {report}"
+
+
+SLOW = [
+    *[
+        (f"sde-{m}", lambda m=m, s=s: ReverseSDESampler(m, 2 * s))
+        for m, s in METHODS
+        if m != "reversible_heun"
+    ],
+    ("sde-euler-adaptive", lambda: ReverseSDESampler("euler", 100, adaptive=True, rtol=1e-3, atol=1e-3)),
+    ("ode-bosh3", lambda: ProbabilityFlowSampler("bosh3", rtol=1e-5, atol=1e-5)),
+    ("ode-explicit-adams", lambda: ProbabilityFlowSampler("explicit_adams", steps=100)),
+    ("pc-em-langevin", lambda: PredictorCorrectorSampler(EulerMaruyama(), LangevinCorrector(0.1, 2), 500)),
+    ("pc-none-langevin", lambda: PredictorCorrectorSampler(NonePredictor(), LangevinCorrector(0.3, 5), 300)),
+    (
+        "pc-ancestral-ddpm-var",
+        lambda: PredictorCorrectorSampler(AncestralSampling(False), NoneCorrector(), 500),
+    ),
+    *[(f"{i}-n5000", lambda m=m: m()) for i, m in SAMPLERS],
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(SDES))
+@pytest.mark.parametrize("make", [m for _, m in SLOW], ids=[i for i, _ in SLOW])
+def test_sampler_reproduces_the_oracle_thoroughly(name, make):
+    Case(name, n=5000, seed=4).check(make())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["VP", "subVP"])
+def test_reversible_heun_reproduces_the_oracle_thoroughly(name):
+    Case(name, n=5000, seed=5).check(ReverseSDESampler("reversible_heun", 2000))
