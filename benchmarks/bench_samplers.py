@@ -15,7 +15,9 @@ Columns: ``/bare`` = wall time / (NFE x bare forward); ``/hand`` = wall time / (
 loop's time per step). Timings on a shared machine are noisy; the spread column is the
 interquartile range of the hand loop's ratio to itself across repeats (its noise floor).
 
-Run: python benchmarks/bench_samplers.py [--steps 200] [--repeats 5] [--threads 1] [--quick]
+A third table uses the trivial score -x, so that ms / NFE is the overhead itself.
+
+Run: python benchmarks/bench_samplers.py [--steps 200] [--repeats 5] [--threads 1] [--net all] [--quick]
 """
 
 from __future__ import annotations
@@ -45,6 +47,13 @@ from sdegen import (
     SequentialBrownian,
 )
 from sdegen.nn import ScoreMLP, UNet
+
+
+class Negate(torch.nn.Module):
+    """score(t, x) = -x, the score of N(0, I): nearly free, so timings show pure overhead."""
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return -x
 
 
 def hand_written_em(sde, net, x_T: torch.Tensor, steps: int, eps: float, seed: int) -> torch.Tensor:
@@ -155,6 +164,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--net", choices=["mlp", "unet", "trivial", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="40 steps, 2 repeats: a smoke test")
     args = parser.parse_args()
     if args.quick:
@@ -163,10 +173,15 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, torchsde {torchsde.__version__}, {args.threads} thread(s), float32, CPU"
     )
-    mlp = ScoreMLP((2,)).eval().requires_grad_(False)
-    bench("ScoreMLP((2,)) (3 x 256)", mlp, (1024, 2), args.steps, args.repeats)
-    unet = UNet.from_size("tiny", 1).eval().requires_grad_(False)
-    bench('UNet.from_size("tiny", 1)', unet, (64, 1, 8, 8), args.steps, args.repeats)
+    if args.net in ("mlp", "all"):
+        mlp = ScoreMLP((2,)).eval().requires_grad_(False)
+        bench("ScoreMLP((2,)) (3 x 256)", mlp, (1024, 2), args.steps, args.repeats)
+    if args.net in ("unet", "all"):
+        unet = UNet.from_size("tiny", 1).eval().requires_grad_(False)
+        bench('UNet.from_size("tiny", 1)', unet, (64, 1, 8, 8), args.steps, args.repeats)
+    if args.net in ("trivial", "all"):
+        # score = -x costs ~4 us: ms / NFE is then the sampler's own overhead per evaluation.
+        bench("trivial score -x (overhead per evaluation)", Negate(), (1024, 2), 5 * args.steps, args.repeats)
 
 
 if __name__ == "__main__":

@@ -214,3 +214,18 @@ def test_the_field_is_the_probability_flow_drift_for_any_sde_and_shape(sde, shap
     tb = torch.full((shape[0],), t, dtype=F64)
     expected = sde.probability_flow_drift(tb, x, score(tb, x))
     torch.testing.assert_close(sde.probability_flow(score)(torch.tensor(t, dtype=F64), x), expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_tabulated_coefficients_change_nothing(dtype):
+    """The fixed-grid sampler tabulates a(t), g(t)^2 on its grid; plain odeint on the object does not."""
+    sde = SDES["subVP"]
+    x_T = MIXTURE.marginal(sde, sde.T).sample(16, generator=torch.Generator().manual_seed(4)).to(dtype)
+    ts = torch.linspace(sde.T, 1e-3, 21, dtype=F64)
+    sampled = sdegen.sample(sde, MIXTURE.score(sde), None, ProbabilityFlowSampler("rk4", ts=ts), x_T=x_T).x
+    with torch.no_grad():
+        plain = torchdiffeq.odeint(sde.probability_flow(MIXTURE.score(sde)), x_T, ts, method="rk4")[-1]
+    torch.testing.assert_close(sampled, plain)
+    ode = sde.probability_flow(MIXTURE.score(sde))
+    ode.tabulate(ts, dtype)
+    assert len(ode._table) == 21

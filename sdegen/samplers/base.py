@@ -13,6 +13,7 @@ from torch import Tensor
 from sdegen._checks import check_batch_shape, check_decreasing_times, check_finite, check_positive
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.denoise import tweedie_denoise
+from sdegen.samplers.grid import uniform_times
 from sdegen.sde.base import SDE
 
 __all__ = ["Sampler", "SampleResult", "SamplePath"]
@@ -74,7 +75,7 @@ class Sampler(abc.ABC):
 
     def time_grid(self, sde: SDE, eps: float) -> Tensor:
         """The decreasing float64 times T = t_0 > ... > t_N = eps the sampler steps through."""
-        return torch.linspace(sde.T, eps, self.steps + 1, dtype=torch.float64)
+        return uniform_times(sde.T, eps, self.steps)
 
     @abc.abstractmethod
     def _sample(

@@ -12,6 +12,7 @@ from torch import Tensor
 from sdegen._checks import check_positive, check_steps
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers.grid import uniform_times
 from sdegen.sde.base import SDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 
@@ -117,7 +118,7 @@ class ProbabilityFlowSampler(Sampler):
         user = self._user_grid(self.ts, sde, eps)
         if user is not None:
             return user
-        return torch.linspace(sde.T, eps, (self.steps or _DEFAULT_OUTPUTS) + 1, dtype=torch.float64)
+        return uniform_times(sde.T, eps, self.steps or _DEFAULT_OUTPUTS)
 
     def _sample(
         self,
@@ -140,6 +141,8 @@ class ProbabilityFlowSampler(Sampler):
                 ode, x, t, method=self.method, rtol=self.rtol, atol=self.atol, options=options
             )
         else:
+            if x.device.type == "cpu":
+                ode.tabulate(ts, x.dtype)  # stage times on the grid skip the coefficient functions
             # torchdiffeq's Adams methods raise their order up to 12 as history accumulates; fix it
             # at the declared 4 (explicit_adams costs 1 evaluation per step after 2 rk4 steps).
             options = {"max_order": 4} if self.method.endswith("adams") else None

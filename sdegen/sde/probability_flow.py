@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import batch_time
+from sdegen.sde.base import LinearSDE
 
 if TYPE_CHECKING:
     from sdegen.sde.base import SDE, ScoreFn
@@ -43,20 +44,40 @@ class ProbabilityFlowODE(torch.nn.Module):
         self.sde = sde
         self.score_fn = score_fn
         self.T = float(sde.T)
+        self._linear = isinstance(sde, LinearSDE)
+        self._table: dict[float, tuple[float, float]] = {}
 
     def extra_repr(self) -> str:
         return f"sde={self.sde!r}"
 
+    def tabulate(self, ts: Tensor, dtype: torch.dtype) -> None:
+        """Precompute a(t) and g(t)^2 at the times ``ts`` as a solver in ``dtype`` will pass them.
+
+        For a linear drift on a CPU time grid known in advance (the steps of a fixed-grid method),
+        the field then multiplies data by two floats instead of evaluating the SDE's coefficient
+        functions on 0-d tensors (about 20 us per evaluation for VP). Other times are computed as
+        usual.
+        """
+        if not self._linear:
+            return
+        t = torch.as_tensor(ts).detach().cpu().to(dtype).clamp(0.0, self.T)
+        a = self.sde.drift_coefficient(t).tolist()
+        g2 = self.sde.diffusion_squared(t).clamp_min(0).tolist()
+        self._table = dict(zip(t.tolist(), zip(a, g2, strict=True), strict=True))
+
     def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
         """dx/dt at the 0-d time ``t`` for the batch ``x`` [B, ...]."""
-        if torch.is_tensor(t):
+        if not torch.is_tensor(t):
+            t = torch.tensor(float(t), dtype=x.dtype, device=x.device)
+        cached = self._table.get(float(t)) if self._table and t.device.type == "cpu" else None
+        if cached is None:
             t = t.clamp(0.0, self.T)
-        else:
-            t = torch.tensor(min(max(float(t), 0.0), self.T), dtype=x.dtype, device=x.device)
         score = self.score_fn(batch_time(t, x), x)
         if score.shape != x.shape:
             raise ValueError(
                 f"score_fn must return a tensor shaped like x {tuple(x.shape)}; got shape {tuple(score.shape)}"
             )
+        if cached is not None:  # f = a x
+            return torch.add(x * cached[0], score, alpha=-0.5 * cached[1])
         g2 = self.sde._diffusion_squared_unchecked(t)
         return self.sde._drift_unchecked(t, x) - (0.5 * g2) * score
