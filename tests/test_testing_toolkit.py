@@ -2,6 +2,8 @@
 
 import functools
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -16,7 +18,9 @@ from sdegen.testing import strategies as sst
 from sdegen.testing.convergence import check_order, empirical_order
 from sdegen.testing.likelihood_check import check_likelihood
 from sdegen.testing.marginals import check_forward_simulation, check_marginals, check_moment_odes
+from sdegen.testing.oracle import check_samples
 from sdegen.testing.result import CheckResult
+from sdegen.testing.sampler_check import check_sampler
 from sdegen.testing.two_sample import two_sample_test
 
 # -- deliberately broken SDEs ----------------------------------------------------------------
@@ -253,3 +257,72 @@ def test_check_likelihood_errors():
         check_likelihood("nll", VPSDE(), gm)
     with pytest.raises(ValueError, match=r"likelihood returned logp of shape \(3,\)"):
         check_likelihood(lambda x, sde, s, eps, prior_logp: torch.zeros(3), VPSDE(), gm, n=8)
+
+
+# -- check_sampler -------------------------------------------------------------------------------
+
+
+def _euler_maruyama(noise: bool):
+    """A user's hand-written reverse-SDE sampler; ``noise=False`` is the bug of skipping the noise."""
+
+    def sampler(sde, score_fn, x_T, *, eps, generator, steps=200):
+        ts = torch.linspace(sde.T, eps, steps + 1, dtype=torch.float64)
+        x = x_T
+        for t0, t1 in zip(ts[:-1], ts[1:], strict=True):
+            h, t = float(t0 - t1), t0.expand(x.shape[0])
+            x = x - sde.reverse_drift(t, x, score_fn(t, x)) * h
+            if noise:
+                z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+                x = x + sdegen.expand_like(sde.diffusion(t), x) * math.sqrt(h) * z
+        return x
+
+    sampler.__name__ = f"euler_maruyama(noise={noise})"
+    return sampler
+
+
+MIXTURE_2D = GaussianMixture([0.5, 0.3, 0.2], [[-2.0, 0.0], [2.0, 1.0], [0.0, 3.0]], [0.6, 0.4, 0.3])
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE(0.01, 10.0)], ids=lambda s: type(s).__name__)
+def test_check_sampler_passes_correct_samplers_and_catches_a_sampler_without_noise(sde):
+    for sampler in [_euler_maruyama(noise=True), sdegen.ProbabilityFlowSampler()]:
+        result = check_sampler(sampler, sde, MIXTURE_2D, n=1000)
+        assert result, str(result)
+    bad = check_sampler(_euler_maruyama(noise=False), sde, MIXTURE_2D, n=1000)
+    assert not bad and "FAIL" in str(bad)
+
+
+def test_check_sampler_catches_a_wrong_score_scale():
+    """Half the score in the reverse SDE: samples too wide; caught by the moments and both statistics."""
+    em = _euler_maruyama(noise=True)
+    bad = check_sampler(
+        lambda sde, s, x, **kw: em(sde, lambda t, y: 0.5 * s(t, y), x, **kw), VPSDE(), MIXTURE_2D, n=1000
+    )
+    assert not bad
+    assert sum(not part for part in bad.parts) >= 2, str(bad)
+
+
+def test_check_samples_local_mmd_sees_mode_widths_the_energy_distance_misses():
+    gm = GaussianMixture.ring()
+    g = torch.Generator().manual_seed(0)
+    narrow = gm.means[torch.randint(0, 8, (1000,), generator=g)] + 0.35 * torch.randn(1000, 2, generator=g)
+    result = check_samples(narrow.double(), gm)
+    moments, energy, local = result.parts
+    assert not result and not local, str(result)
+
+
+def test_check_sampler_errors():
+    with pytest.raises(TypeError, match="sampler must be callable"):
+        check_sampler("euler", VPSDE(), MIXTURE_2D)
+    with pytest.raises(ValueError, match=r"sampler returned shape \(3, 2\)"):
+        check_sampler(lambda sde, s, x, **kw: x[:3], VPSDE(), MIXTURE_2D, n=10)
+
+
+def test_importing_sdegen_and_its_checks_never_needs_hypothesis():
+    code = (
+        "import sys; sys.modules['hypothesis'] = None\n"
+        "import sdegen, sdegen.testing\n"
+        "try:\n    import sdegen.testing.strategies\nexcept ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "needs hypothesis; install it with `pip install sdegen[test]`" in out.stdout

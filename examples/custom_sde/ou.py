@@ -40,7 +40,9 @@ class ScheduledOU(sdegen.LinearSDE):
         return f"ScheduledOU(theta_0={self.theta_0:g}, theta_1={self.theta_1:g}, s={self.s:g}, T={self.T:g})"
 
     def integrated_theta(self, t: Tensor) -> Tensor:
-        return self.theta_0 * t + self.theta_1 * (t / 2 - self.T * torch.sin(math.pi * t / self.T) / (2 * math.pi))
+        return self.theta_0 * t + self.theta_1 * (
+            t / 2 - self.T * torch.sin(math.pi * t / self.T) / (2 * math.pi)
+        )
 
     def alpha(self, t: Tensor) -> Tensor:
         return torch.exp(-self.integrated_theta(t))
@@ -60,14 +62,18 @@ def main() -> None:
     print(check_marginals(sde))  # moment ODEs and torchsde forward simulation vs alpha, sigma
 
     data = GaussianMixture.ring(n=6, radius=3.0, std=0.4)
-    score = data.score(sde)  # the exact score of this SDE's marginals; a trained network plugs in the same way
+    score = data.score(
+        sde
+    )  # the exact score of this SDE's marginals; a trained network plugs in the same way
     g = torch.Generator().manual_seed(0)
     eps = 1e-3
     truth = data.marginal(sde, eps)
     for sampler in [
         sdegen.ReverseSDESampler("euler", steps=500),
         sdegen.ProbabilityFlowSampler("dopri5"),
-        sdegen.PredictorCorrectorSampler(sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=300),
+        sdegen.PredictorCorrectorSampler(
+            sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=300
+        ),
     ]:
         out = sdegen.sample(sde, score, (2000, 2), sampler, eps=eps, generator=g, dtype=torch.float64)
         ed = float(sdegen.metrics.energy_distance(out.x, truth.sample(2000, generator=g)))

@@ -41,7 +41,9 @@ def test_marginals_agree_with_forward_simulation():
     [
         sdegen.ReverseSDESampler("euler", steps=400),
         sdegen.ProbabilityFlowSampler("dopri5"),
-        sdegen.PredictorCorrectorSampler(sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=200),
+        sdegen.PredictorCorrectorSampler(
+            sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=200
+        ),
     ],
     ids=["reverse-sde", "pf-ode", "pc"],
 )
@@ -54,7 +56,14 @@ def test_samplers_reproduce_the_oracle(sampler):
 def test_exact_likelihood_matches_the_oracle(mixture):
     def likelihood(x, sde, score_fn, *, eps, prior_logp):
         return sdegen.log_likelihood(
-            x, sde, score_fn, divergence=sdegen.ExactTrace(), rtol=1e-7, atol=1e-7, eps=eps, prior_logp=prior_logp
+            x,
+            sde,
+            score_fn,
+            divergence=sdegen.ExactTrace(),
+            rtol=1e-7,
+            atol=1e-7,
+            eps=eps,
+            prior_logp=prior_logp,
         )
 
     check_likelihood(likelihood, ScheduledOU(), mixture, n=8, tolerance=1e-3).raise_if_failed()
