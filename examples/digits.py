@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import torch
-from sdegen.samplers import LangevinCorrector, PredictorCorrectorSampler, ReverseDiffusion
 
 import sdegen
 from sdegen import data as D
@@ -24,6 +23,7 @@ from sdegen.figures import image_grid
 from sdegen.losses import DenoisingScoreMatching, LikelihoodWeighting
 from sdegen.nn import UNet
 from sdegen.parameterization import NoisePrediction, ScoreModel
+from sdegen.samplers import LangevinCorrector, PredictorCorrectorSampler, ReverseDiffusion
 from sdegen.training import HeldOutLoss, TrainConfig, Trainer
 
 

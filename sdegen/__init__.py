@@ -4,7 +4,7 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-from sdegen import analytic
+from sdegen import analytic, metrics
 from sdegen._broadcast import expand_like
 from sdegen.brownian import SequentialBrownian
 from sdegen.likelihood import (
@@ -46,6 +46,7 @@ __all__ = [
     "SubVPSDE",
     "VESDE",
     "analytic",
+    "metrics",
     "expand_like",
     # likelihood
     "log_likelihood",

@@ -7,7 +7,7 @@ import torch
 
 from sdegen import VESDE, VPSDE, SubVPSDE
 from sdegen.analytic import GaussianMixture
-from sdegen.testing.oracle import energy_threshold
+from sdegen.testing.oracle import OracleNulls, calibrate
 
 F64 = torch.float64
 
@@ -43,20 +43,12 @@ def gaussian_marginal(sde, t: float, mean: float, std: float) -> tuple[float, fl
     return alpha * mean, alpha**2 * std**2 + sigma**2
 
 
-def fitted_order(hs, errors) -> float:
-    """Least-squares slope of log(error) against log(h)."""
-    x = torch.tensor(hs, dtype=F64).log()
-    y = torch.tensor(errors, dtype=F64).abs().log()
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / (x * x).sum())
-
-
 @functools.cache
-def threshold(name: str, n: int) -> float:
-    """The calibrated energy-distance threshold for n samples of the oracle at eps under SDES[name]."""
+def null(name: str, n: int) -> OracleNulls:
+    """The two-sample statistics' null distributions for n samples of the oracle at eps under SDES[name],
+    calibrated once per session (sdegen.testing.oracle.calibrate)."""
     sde = SDES[name]
-    oracle = MIXTURE.marginal(sde, sde.sampling_eps)
-    return energy_threshold(oracle, n, generator=torch.Generator().manual_seed(12345))
+    return calibrate(MIXTURE.marginal(sde, sde.sampling_eps), n, seed=12345)
 
 
 @pytest.fixture(autouse=True, scope="module")

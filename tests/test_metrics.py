@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sdegen.metrics import energy_distance
+from sdegen.metrics import energy_distance, mmd
 
 
 def test_energy_distance_of_gaussians_matches_closed_form():
@@ -43,3 +43,23 @@ def test_energy_distance_errors():
         energy_distance(torch.zeros(3, 2), torch.zeros(3, 3))
     with pytest.raises(ValueError, match="need >= 2 samples"):
         energy_distance(torch.zeros(1, 2), torch.zeros(3, 2))
+
+
+def test_mmd_of_gaussians_matches_closed_form():
+    """N(0, 1) vs N(mu, 1) with kernel exp(-r^2 / 2h^2): MMD^2 = 2 c (1 - exp(-mu^2 / (2 (h^2 + 2)))),
+    c = sqrt(h^2 / (h^2 + 2)), since X - X' ~ N(0, 2) and X - Y ~ N(-mu, 2)."""
+    g = torch.Generator().manual_seed(4)
+    n, mu, h = 3000, 0.7, 1.0
+    x = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    y = mu + torch.randn(n, 1, generator=g, dtype=torch.float64)
+    c = (h**2 / (h**2 + 2)) ** 0.5
+    expected = 2 * c * (1 - torch.exp(torch.tensor(-(mu**2) / (2 * (h**2 + 2)))))
+    assert abs(float(mmd(x, y, bandwidth=h)) - float(expected)) < 0.01
+
+
+def test_mmd_is_unbiased_under_the_null():
+    g = torch.Generator().manual_seed(5)
+    values = torch.stack(
+        [mmd(torch.randn(200, 2, generator=g), torch.randn(200, 2, generator=g)) for _ in range(50)]
+    )
+    assert abs(float(values.mean())) < 3 * float(values.std()) / 50**0.5

@@ -9,11 +9,10 @@ from _oracle_data import (
     F64,
     MIXTURE,
     SDES,
-    fitted_order,
     gaussian_marginal,
     gaussian_score,
+    null,
     one_thread,  # noqa: F401 - autouse fixture
-    threshold,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,7 +20,8 @@ from hypothesis import strategies as st
 import sdegen
 from sdegen import ProbabilityFlowODE, ProbabilityFlowSampler
 from sdegen.testing import strategies as sst
-from sdegen.testing.oracle import compare_with_oracle
+from sdegen.testing.convergence import check_order
+from sdegen.testing.oracle import check_samples
 
 IDS = list(SDES)
 
@@ -50,8 +50,8 @@ def test_odeint_with_the_object_samples_the_oracle(name):
     ts = torch.tensor([sde.T, eps], dtype=F64)
     with torch.no_grad():
         x = torchdiffeq.odeint(ode, x_T, ts, method="dopri5", rtol=1e-5, atol=1e-5)[-1]
-    report = compare_with_oracle(x, MIXTURE.marginal(sde, eps), generator=g, threshold=threshold(name, 1000))
-    assert report.passes(z=4.5), report
+    report = check_samples(x, MIXTURE.marginal(sde, eps), null=null(name, 1000), z_tolerance=4.5)
+    assert report, report
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,8 @@ def test_fixed_grid_methods_converge_at_their_order(name, method, steps, order, 
     for N in steps:
         x = sdegen.sample(sde, score, None, ProbabilityFlowSampler(method, steps=N), x_T=x_T).x
         errors.append(float((x - exact).pow(2).mean().sqrt()))
-    assert abs(fitted_order([1 / N for N in steps], errors) - order) < band, errors
+    result = check_order([1 / N for N in steps], errors, expected=order, tolerance=band)
+    assert result, result
 
 
 @pytest.mark.filterwarnings("ignore:Functional iteration did not converge")

@@ -9,11 +9,10 @@ from _oracle_data import (
     F64,
     MIXTURE,
     SDES,
-    fitted_order,
     gaussian_marginal,
     gaussian_score,
+    null,
     one_thread,  # noqa: F401 - autouse fixture
-    threshold,
 )
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,7 +22,8 @@ from sdegen import SDE, VPSDE, LinearSDE, ReverseTimeSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.brownian import SequentialBrownian
 from sdegen.testing import strategies as sst
-from sdegen.testing.oracle import compare_with_oracle
+from sdegen.testing.convergence import check_order
+from sdegen.testing.oracle import check_samples
 
 
 def _solve(rsde, x_T, eps, steps, method, bm=None):
@@ -46,8 +46,8 @@ def test_the_object_samples_the_oracle_with_torchsdes_own_brownian_motion(method
     rsde = sde.reverse(MIXTURE.score(sde), sde_type=sde_type)
     with torch.no_grad():
         x = _solve(rsde, x_T, 1e-3, steps, method)
-    report = compare_with_oracle(x, MIXTURE.marginal(sde, 1e-3), generator=g, threshold=threshold("VP", 1000))
-    assert report.passes(z=4.5), report
+    report = check_samples(x, MIXTURE.marginal(sde, 1e-3), null=null("VP", 1000), z_tolerance=4.5)
+    assert report, report
 
 
 def test_image_shaped_states_are_flattened_and_restored():
@@ -68,8 +68,8 @@ def test_image_shaped_states_are_flattened_and_restored():
     with torch.no_grad():
         x = _solve(rsde, x_T, 1e-5, 200, "euler", bm=bm)
     assert x.shape == (1000, 1, 2, 2) and set(shapes) == {(1000, 1, 2, 2)}
-    report = compare_with_oracle(x, data.marginal(sde, 1e-5), generator=g)
-    assert report.passes(z=4.5), report
+    report = check_samples(x, data.marginal(sde, 1e-5), seed=1, z_tolerance=4.5)
+    assert report, report
 
 
 def test_reverse_sde_sampler_is_euler_maruyama_step_for_step():
@@ -212,8 +212,8 @@ def test_euler_maruyama_has_weak_order_one_on_mean_and_variance(n, mean_band, va
     hs = [1 / N for N in Ns[:-1]]
     d_mean = [a - b for a, b in zip(means[:-1], means[1:], strict=True)]
     d_var = [a - b for a, b in zip(variances[:-1], variances[1:], strict=True)]
-    assert abs(fitted_order(hs, d_mean) - 1) < mean_band, d_mean
-    assert abs(fitted_order(hs, d_var) - 1) < var_band, d_var
+    check_order(hs, [abs(v) for v in d_mean], expected=1.0, tolerance=mean_band).raise_if_failed()
+    check_order(hs, [abs(v) for v in d_var], expected=1.0, tolerance=var_band).raise_if_failed()
     assert abs(2 * means[-1] - means[-2] - mean_eps) < 5 * math.sqrt(var_eps / n)
     assert abs(2 * variances[-1] - variances[-2] - var_eps) < 5 * var_eps * math.sqrt(2 / n)
 

@@ -3,7 +3,7 @@
 Each case starts from n exact samples of the oracle's p_T (not the prior, so only the sampler's
 error is measured) and compares the result with the oracle's p_eps: the mean and covariance
 within 4.5 standard errors, and the energy distance below a threshold calibrated on true-vs-true
-samples of the same size (:mod:`sdegen.testing.oracle`). The default cases use n = 1000 and
+samples of the same size, and a local MMD likewise (:func:`sdegen.testing.oracle.check_samples`). The default cases use n = 1000 and
 step counts where the discretisation bias stays well inside these bounds; the slow ones use
 n = 5000 and every method.
 """
@@ -13,8 +13,8 @@ import torch
 from _oracle_data import (
     MIXTURE,
     SDES,
+    null,
     one_thread,  # noqa: F401 - autouse fixture
-    threshold,
 )
 
 import sdegen
@@ -33,7 +33,8 @@ from sdegen import (
     ReverseSDESampler,
 )
 from sdegen.samplers import tweedie_denoise
-from sdegen.testing.oracle import compare_with_oracle
+from sdegen.testing.oracle import check_samples
+from sdegen.testing.two_sample import two_sample_test
 
 Z = 4.5
 
@@ -73,16 +74,17 @@ class Case:
         self.sde = sde = SDES[name]
         self.eps = sde.sampling_eps
         self.oracle = MIXTURE.marginal(sde, self.eps)
+        self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.x_T = MIXTURE.marginal(sde, sde.T).sample(n, generator=self.generator)
-        self.threshold = threshold(name, n)
+        self.null = null(name, n)
 
     def check(self, sampler):
         out = sdegen.sample(
             self.sde, MIXTURE.score(self.sde), None, sampler, x_T=self.x_T, generator=self.generator
         )
-        report = compare_with_oracle(out.x, self.oracle, generator=self.generator, threshold=self.threshold)
-        assert report.passes(z=Z), f"{sampler!r}: {report}"
+        report = check_samples(out.x, self.oracle, null=self.null, seed=self.seed, z_tolerance=Z)
+        assert report, f"{sampler!r}:\n{report}"
         return out
 
 
@@ -109,19 +111,16 @@ def test_every_torchsde_method_reproduces_the_oracle_on_vp(method, steps):
 @pytest.mark.parametrize("name", list(SDES))
 def test_denoising_is_tweedies_posterior_mean(name):
     """denoise=True returns E[x_0 | x_eps]: its law is that of Tweedie's formula applied to exact
-    samples of p_eps (compared by energy distance), and its mean is the data mean exactly."""
+    samples of p_eps (a calibrated energy-distance test), and its mean is the data mean exactly."""
     case = Case(name, n=1000, seed=2)
     out = sdegen.sample(
         case.sde, MIXTURE.score(case.sde), None, ProbabilityFlowSampler(), x_T=case.x_T, denoise=True
     )
-    exact = tweedie_denoise(
-        case.sde, MIXTURE.score(case.sde), case.eps, case.oracle.sample(1000, generator=case.generator)
+    tweedie = lambda m, g: tweedie_denoise(  # noqa: E731
+        case.sde, MIXTURE.score(case.sde), case.eps, case.oracle.sample(m, generator=g)
     )
-    null = tweedie_denoise(
-        case.sde, MIXTURE.score(case.sde), case.eps, case.oracle.sample(1000, generator=case.generator)
-    )
-    ed = float(sdegen.metrics.energy_distance(out.x, exact))
-    assert ed < case.threshold, (ed, float(sdegen.metrics.energy_distance(null, exact)))
+    report = two_sample_test(out.x, tweedie, seed=2, n_null=24)
+    assert report, report
     se = (MIXTURE.covariance().diagonal() / 1000).sqrt()
     assert float(((out.x.mean(0) - MIXTURE.mean()).abs() / se).max()) < Z
 
@@ -140,8 +139,8 @@ def test_the_check_rejects_plausible_bugs():
     samplers = [ReverseSDESampler("euler", 300), ReverseSDESampler("euler", 300), ProbabilityFlowSampler()]
     for (name, bug), sampler in zip(bugs.items(), samplers, strict=True):
         x = sdegen.sample(case.sde, bug, None, sampler, x_T=case.x_T, generator=case.generator).x
-        report = compare_with_oracle(x, case.oracle, generator=case.generator, threshold=case.threshold)
-        assert not report.passes(z=Z), f"{name} passed: {report}"
+        report = check_samples(x, case.oracle, null=case.null, seed=3, z_tolerance=Z)
+        assert not report, f"{name} passed:\n{report}"
 
 
 SLOW = [

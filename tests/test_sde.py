@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import sdegen
 from sdegen import VESDE, VPSDE, LinearSDE, SubVPSDE
 from sdegen.testing import strategies as sst
-from sdegen.testing.simulate import simulate_forward
+from sdegen.testing.marginals import check_forward_simulation
 
 F64 = torch.float64
 
@@ -82,20 +82,13 @@ SIM_SDES = [VPSDE(0.1, 20.0), SubVPSDE(0.1, 20.0), VESDE(0.01, 50.0), OrnsteinUh
 @pytest.mark.parametrize("sde", SIM_SDES, ids=lambda s: type(s).__name__)
 @pytest.mark.parametrize("frac", [0.1, 1.0])
 def test_forward_simulation_matches_marginal_prob(sde, frac):
-    """20000 SRK paths from fixed x0: sample mean and std within 5 standard errors of the closed form.
-
-    Standard errors: std/sqrt(n) for the mean, std/sqrt(2n) for the std (Gaussian samples). SRK's
-    weak error at 100 steps is below one standard error (measured: 400 steps change the std by
-    < 1 se).
+    """20000 SRK paths from fixed x0: sample mean and std within 5 standard errors of the closed form
+    (sdegen.testing's check; standard errors std/sqrt(n) for the mean, std/sqrt(2n) for the std).
+    SRK's weak error at 100 steps is below one standard error (400 steps change the std by < 1 se).
     """
-    n, t1 = 20000, frac * sde.T
-    x0 = torch.tensor([1.0, -2.0], dtype=F64).expand(n, 2).contiguous()
-    xt = simulate_forward(sde, x0, t1, steps=100, seed=1)
-    mean, std = sde.marginal_prob(t1, x0[:1])
-    se_mean = std / math.sqrt(n)
-    se_std = std / math.sqrt(2 * n)
-    assert (xt.mean(0) - mean[0]).abs().max() < 5 * se_mean
-    assert (xt.std(0) - std).abs().max() < 5 * se_std
+    x0 = torch.tensor([[1.0, -2.0]], dtype=F64)
+    result = check_forward_simulation(sde, times=[frac * sde.T], x0=x0, n_paths=20000, steps=100, seed=1)
+    assert result, result
 
 
 # -- numerics near t = 0 ---------------------------------------------------------------------

@@ -1,103 +1,138 @@
-"""Does a set of samples come from a Gaussian-mixture oracle? Moments and a calibrated two-sample test."""
+"""Do samples come from a Gaussian-mixture oracle? Moments and calibrated two-sample tests."""
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_steps
+from sdegen._checks import check_batch_shape, check_positive
 from sdegen.analytic import GaussianMixture
-from sdegen.metrics import energy_distance
+from sdegen.metrics import energy_distance, mmd
+from sdegen.testing.result import CheckResult
+from sdegen.testing.two_sample import NullDistribution, calibrate_null, two_sample_test
 
-__all__ = ["OracleComparison", "compare_with_oracle", "energy_threshold"]
+__all__ = ["OracleNulls", "calibrate", "check_moments", "check_samples"]
 
 
-class OracleComparison(NamedTuple):
-    """Standardised errors of ``n`` samples against an oracle, and a calibrated energy-distance test.
+class OracleNulls(NamedTuple):
+    """Null distributions of the two statistics of :func:`check_samples` for one oracle and n."""
 
-    Attributes:
-        mean_z: max_j |xbar_j - m_j| / se_j, se_j = sqrt(C_jj / n): about N(0, 1) per coordinate
-            for exact samples.
-        cov_z: the same for the entries of the sample covariance, with standard errors
-            sqrt(Var[(x_j - m_j)(x_k - m_k)] / n) from a large oracle sample.
-        energy: energy distance between the samples and ``n`` fresh oracle samples.
-        energy_threshold: mean + 6 std of that statistic between two independent oracle samples
-            of size ``n`` (see :func:`energy_threshold`).
+    energy: NullDistribution
+    local_mmd: NullDistribution
+
+
+def _local_mmd(target: GaussianMixture):
+    """A Gaussian-kernel MMD at the typical scale of the target's components (their mean std)."""
+    scale = math.sqrt(float(torch.linalg.eigvalsh(target.covariances).mean()))
+    statistic = functools.partial(mmd, bandwidth=scale)
+    statistic.__name__ = f"MMD(h={scale:.3g})"  # type: ignore[attr-defined]
+    return statistic
+
+
+def calibrate(target: GaussianMixture, n: int, *, seed: int = 0, n_null: int = 40) -> OracleNulls:
+    """Calibrate both two-sample statistics of :func:`check_samples` for ``n`` samples of ``target``.
+
+    Compute once per (target, n) and pass as ``null=`` when checking many samplers.
     """
-
-    mean_z: float
-    cov_z: float
-    energy: float
-    energy_threshold: float
-
-    def passes(self, z: float = 5.0) -> bool:
-        """All three tests pass: both standardised errors below ``z`` and energy below threshold."""
-        return self.mean_z < z and self.cov_z < z and self.energy < self.energy_threshold
-
-    def __str__(self) -> str:
-        return (
-            f"mean z={self.mean_z:.2f}, cov z={self.cov_z:.2f}, energy distance {self.energy:.2e} "
-            f"(threshold {self.energy_threshold:.2e})"
-        )
-
-
-def energy_threshold(
-    oracle: GaussianMixture, n: int, *, generator: torch.Generator, n_null: int = 40
-) -> float:
-    """Mean + 6 std of the energy distance between two independent oracle samples of size ``n``.
-
-    The null distribution of the statistic depends on the distribution and on n, so it is
-    calibrated on true-vs-true samples of the same size (``n_null`` replicates). It has a heavy
-    right tail: for a 2-D mixture at n = 1000, 0.6 % of 1000 null replicates exceeded mean + 4 std
-    and 0.1 % exceeded mean + 6 std (none mean + 8 std), hence 6.
-    """
-    n = check_steps("n", n, minimum=2)
-    n_null = check_steps("n_null", n_null, minimum=2)
-    null = torch.stack(
-        [
-            energy_distance(oracle.sample(n, generator=generator), oracle.sample(n, generator=generator))
-            for _ in range(n_null)
-        ]
+    reference = lambda m, g: target.sample(m, generator=g)  # noqa: E731
+    return OracleNulls(
+        calibrate_null(reference, n, statistic=energy_distance, n_null=n_null, seed=seed),
+        calibrate_null(reference, n, statistic=_local_mmd(target), n_null=n_null, seed=seed + 1),
     )
-    return float(null.mean() + 6 * null.std())
 
 
-def compare_with_oracle(
-    x: Tensor,
-    oracle: GaussianMixture,
+def check_moments(
+    samples: Tensor,
+    target: GaussianMixture,
     *,
-    generator: torch.Generator,
-    threshold: float | None = None,
+    z_tolerance: float = 5.0,
+    seed: int = 0,
     n_moments: int = 100_000,
-) -> OracleComparison:
-    """Compare samples ``x`` [n, *event_shape] with the distribution ``oracle``.
+) -> CheckResult:
+    """Sample mean and covariance against the target's, as z-scores.
 
-    All reference draws come from ``generator``, so the comparison is deterministic.
-    ``threshold`` is :func:`energy_threshold` for this oracle and n (computed when not given).
+    Standard errors come from the target: sqrt(C_jj / n) for each mean coordinate, and
+    sqrt(Var[(x_j - m_j)(x_k - m_k)] / n) for each covariance entry, the variance estimated from
+    ``n_moments`` exact samples (``seed``). Each z is about N(0, 1) for exact samples; the
+    statistic is the largest |z|.
     """
-    check_batch_shape("x", x)
-    n = x.shape[0]
-    flat = x.reshape(n, -1).double().cpu()
-    d = flat.shape[1]
-    if d != oracle.dim:
-        raise ValueError(f"x has {d} dimensions per sample but the oracle has {oracle.dim}")
-    mean = oracle.mean().reshape(-1)
-    cov = oracle.covariance()
-    mean_z = float(((flat.mean(0) - mean).abs() / (cov.diagonal() / n).sqrt()).max())
-
-    big = oracle.sample(n_moments, generator=generator).reshape(n_moments, -1)
+    check_batch_shape("samples", samples)
+    z_tolerance = check_positive("z_tolerance", z_tolerance)
+    n = samples.shape[0]
+    x = samples.reshape(n, -1).double().cpu()
+    if x.shape[1] != target.dim:
+        raise ValueError(f"samples have {x.shape[1]} dimensions per sample but the target has {target.dim}")
+    if not bool(torch.isfinite(x).all()):
+        return CheckResult.from_statistic("moments", math.inf, z_tolerance, "samples contain NaN or inf")
+    mean, cov = target.mean().reshape(-1), target.covariance()
+    z_mean = float(((x.mean(0) - mean).abs() / (cov.diagonal() / n).sqrt()).max())
+    big = target.sample(n_moments, generator=torch.Generator().manual_seed(seed)).reshape(n_moments, -1)
     centred = big - mean
-    products = centred[:, :, None] * centred[:, None, :]
-    se_cov = (products.var(0) / n).sqrt()
-    sample_cov = torch.cov(flat.T).reshape(d, d)
-    cov_z = float(((sample_cov - cov).abs() / se_cov).max())
+    se_cov = ((centred[:, :, None] * centred[:, None, :]).var(0) / n).sqrt()
+    z_cov = float(((torch.cov(x.T).reshape(cov.shape) - cov).abs() / se_cov).max())
+    return CheckResult.all_of(
+        "moments",
+        [
+            CheckResult.from_statistic("mean", z_mean, z_tolerance, f"largest |z| of the {n} samples' mean"),
+            CheckResult.from_statistic(
+                "covariance", z_cov, z_tolerance, f"largest |z| of the {n} samples' covariance entries"
+            ),
+        ],
+    )
 
-    energy = float(energy_distance(flat, oracle.sample(n, generator=generator).reshape(n, -1)))
-    if threshold is None:
-        threshold = energy_threshold(oracle, n, generator=generator)
-    if not math.isfinite(energy):
-        energy = math.inf
-    return OracleComparison(mean_z, cov_z, energy, threshold)
+
+def check_samples(
+    samples: Tensor,
+    target: GaussianMixture,
+    *,
+    null: OracleNulls | None = None,
+    seed: int = 0,
+    z_tolerance: float = 5.0,
+    two_sample_z: float = 6.0,
+    name: str = "samples vs oracle",
+) -> CheckResult:
+    """Check that ``samples`` [n, *event_shape] are draws from ``target``.
+
+    Three parts, each deterministic for a given ``seed``:
+
+    * the mean and covariance (:func:`check_moments`, |z| <= ``z_tolerance``);
+    * the energy distance, sensitive to global shape: scale, location, mode weights;
+    * a Gaussian-kernel MMD at the scale of the components, sensitive to local shape (mode widths)
+      that the energy distance, dominated by large distances, sees weakly;
+
+    the last two as z-scores against their null distributions (``null`` from :func:`calibrate`,
+    computed here when not given), passing at z <= ``two_sample_z``.
+    """
+    check_batch_shape("samples", samples)
+    n = samples.shape[0]
+    if null is None:
+        null = calibrate(target, n, seed=seed + 1)
+    reference = lambda m, g: target.sample(m, generator=g)  # noqa: E731
+    return CheckResult.all_of(
+        name,
+        [
+            check_moments(samples, target, z_tolerance=z_tolerance, seed=seed),
+            two_sample_test(
+                samples,
+                reference,
+                statistic=energy_distance,
+                null=null.energy,
+                z_tolerance=two_sample_z,
+                seed=seed + 2,
+                name="energy distance",
+            ),
+            two_sample_test(
+                samples,
+                reference,
+                statistic=_local_mmd(target),
+                null=null.local_mmd,
+                z_tolerance=two_sample_z,
+                seed=seed + 3,
+                name="local MMD",
+            ),
+        ],
+    )

@@ -1,4 +1,4 @@
-"""Shared test configuration: deterministic hypothesis profiles and torch settings."""
+"""Test configuration for tests/ and examples/: deterministic hypothesis profiles, one torch thread."""
 
 import os
 
