@@ -10,6 +10,20 @@ from sdegen._checks import check_batch_shape
 __all__ = ["energy_distance", "mmd"]
 
 
+def _flat_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    """Validate two samples ``[n, ...]`` and ``[m, ...]`` and flatten them to float64 vectors."""
+    check_batch_shape("x", x)
+    check_batch_shape("y", y)
+    if x.shape[1:] != y.shape[1:]:
+        raise ValueError(
+            f"x and y must have the same sample shape; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}"
+        )
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"x and y need >= 2 samples each; got {x.shape[0]} and {y.shape[0]}")
+    x = x.reshape(x.shape[0], -1).double()
+    return x, y.reshape(y.shape[0], -1).to(x)
+
+
 def _mean_pairwise_distance(x: Tensor, y: Tensor, exclude_diagonal: bool, chunk: int = 2048) -> Tensor:
     total = x.new_zeros(())
     for i in range(0, x.shape[0], chunk):
@@ -28,16 +42,7 @@ def energy_distance(x: Tensor, y: Tensor) -> Tensor:
     ``[m, ...]`` are flattened to vectors and compared in float64; the within-sample terms are
     U-statistics (the diagonal is excluded), so E[D^2] = 0 for two samples of one distribution.
     """
-    check_batch_shape("x", x)
-    check_batch_shape("y", y)
-    if x.shape[1:] != y.shape[1:]:
-        raise ValueError(
-            f"x and y must have the same sample shape; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}"
-        )
-    if x.shape[0] < 2 or y.shape[0] < 2:
-        raise ValueError(f"x and y need >= 2 samples each; got {x.shape[0]} and {y.shape[0]}")
-    x = x.reshape(x.shape[0], -1).double()
-    y = y.reshape(y.shape[0], -1).to(x)
+    x, y = _flat_pair(x, y)
     xy = _mean_pairwise_distance(x, y, exclude_diagonal=False)
     xx = _mean_pairwise_distance(x, x, exclude_diagonal=True)
     yy = _mean_pairwise_distance(y, y, exclude_diagonal=True)
@@ -52,16 +57,7 @@ def mmd(x: Tensor, y: Tensor, bandwidth: float | None = None) -> Tensor:
     smaller h resolves local structure (mode widths) that the energy distance, dominated by large
     distances, sees only weakly. Samples ``[n, ...]`` and ``[m, ...]`` are flattened, in float64.
     """
-    check_batch_shape("x", x)
-    check_batch_shape("y", y)
-    if x.shape[1:] != y.shape[1:]:
-        raise ValueError(
-            f"x and y must have the same sample shape; got {tuple(x.shape[1:])} and {tuple(y.shape[1:])}"
-        )
-    if x.shape[0] < 2 or y.shape[0] < 2:
-        raise ValueError(f"x and y need >= 2 samples each; got {x.shape[0]} and {y.shape[0]}")
-    x = x.reshape(x.shape[0], -1).double()
-    y = y.reshape(y.shape[0], -1).to(x)
+    x, y = _flat_pair(x, y)
     if bandwidth is None:
         pooled = torch.cat([x, y])[:2000]
         bandwidth = float(torch.pdist(pooled).median())
