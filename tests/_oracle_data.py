@@ -2,7 +2,6 @@
 
 import functools
 
-import pytest
 import torch
 
 from sdegen import VESDE, VPSDE, SubVPSDE
@@ -49,17 +48,3 @@ def null(name: str, n: int) -> OracleNulls:
     calibrated once per session (sdegen.testing.oracle.calibrate)."""
     sde = SDES[name]
     return calibrate(MIXTURE.marginal(sde, sde.sampling_eps), n, seed=12345)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Run a module on one intra-op thread, then restore the setting.
-
-    The tensors of these tests are small: a second thread buys nothing, and on a loaded 2-core
-    machine its synchronisation made the sampler tests 8x slower (158 s instead of 20 s).
-    Import this fixture into a test module to use it.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

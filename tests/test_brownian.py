@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 import torchsde
-from _oracle_data import one_thread  # noqa: F401 - autouse fixture
 
 from sdegen.brownian import SequentialBrownian
 

@@ -10,15 +10,6 @@ from sdegen.likelihood import ExactTrace, Hutchinson
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors hold a few hundred entries: OpenMP barriers would dominate (10x on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _matrix(d: int, seed: int) -> torch.Tensor:
     return torch.randn(d, d, generator=torch.Generator().manual_seed(seed), dtype=F64)
 

@@ -23,15 +23,6 @@ from sdegen.testing import strategies as sst
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These tensors hold a few hundred entries: OpenMP barriers would dominate (10x on a loaded machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 EPS = 1e-5
 SDES = [VPSDE(), SubVPSDE(), VESDE(0.01, 50.0)]
 SDE_IDS = ["VP", "subVP", "VE"]

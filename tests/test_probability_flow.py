@@ -12,7 +12,6 @@ from _oracle_data import (
     gaussian_marginal,
     gaussian_score,
     null,
-    one_thread,  # noqa: F401 - autouse fixture
 )
 from hypothesis import given
 from hypothesis import strategies as st

@@ -9,7 +9,6 @@ from _oracle_data import (
     MIXTURE,
     SDES,
     null,
-    one_thread,  # noqa: F401 - autouse fixture
 )
 from test_reverse_sde import _NonLinearOU
 

@@ -14,7 +14,6 @@ from _oracle_data import (
     MIXTURE,
     SDES,
     null,
-    one_thread,  # noqa: F401 - autouse fixture
 )
 
 import sdegen

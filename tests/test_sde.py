@@ -4,11 +4,12 @@ import math
 
 import pytest
 import torch
+from _sdes import OrnsteinUhlenbeck
 from hypothesis import given
 from hypothesis import strategies as st
 
 import sdegen
-from sdegen import VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen import VESDE, VPSDE, SubVPSDE
 from sdegen.testing import strategies as sst
 from sdegen.testing.marginals import check_forward_simulation
 
@@ -22,26 +23,6 @@ def _d_dt(fn, t: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(t)
     (d,) = torch.autograd.grad(out, t)
     return d
-
-
-class OrnsteinUhlenbeck(LinearSDE):
-    """dx = -theta x dt + sqrt(2 theta) dW: alpha = exp(-theta t), sigma^2 = 1 - exp(-2 theta t).
-
-    Only alpha and sigma are given, so drift and diffusion come from the base's autograd path.
-    """
-
-    def __init__(self, theta: float = 1.5, T: float = 2.0):
-        super().__init__(T)
-        self.theta = theta
-
-    def alpha(self, t):
-        return torch.exp(-self.theta * t)
-
-    def sigma(self, t):
-        return torch.sqrt(self.sigma_squared(t))
-
-    def sigma_squared(self, t):
-        return -torch.expm1(-2 * self.theta * t)
 
 
 # -- the moment equations of a linear SDE ------------------------------------------------------

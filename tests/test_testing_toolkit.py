@@ -8,10 +8,11 @@ import sys
 import pytest
 import torch
 import torchdiffeq
+from _sdes import OrnsteinUhlenbeck
 from hypothesis import find, given
 
 import sdegen
-from sdegen import VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen import VESDE, VPSDE, SubVPSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.metrics import mmd
 from sdegen.testing import strategies as sst
@@ -40,28 +41,11 @@ class InflatedDiffusion(VESDE):
         return 1.05**2 * super().diffusion_squared(t)
 
 
-class OrnsteinUhlenbeck(LinearSDE):
-    """A user's SDE given only by alpha and sigma: dx = -theta x dt + sqrt(2 theta) dW."""
-
-    def __init__(self, theta=1.0, T=3.0):
-        super().__init__(T)
-        self.theta = theta
-
-    def alpha(self, t):
-        return torch.exp(-self.theta * t)
-
-    def sigma(self, t):
-        return torch.sqrt(self.sigma_squared(t))
-
-    def sigma_squared(self, t):
-        return -torch.expm1(-2 * self.theta * t)
-
-
 # -- check_marginals -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "sde", [VPSDE(), SubVPSDE(), VESDE(), OrnsteinUhlenbeck()], ids=lambda s: type(s).__name__
+    "sde", [VPSDE(), SubVPSDE(), VESDE(), OrnsteinUhlenbeck(theta=1.0, T=3.0)], ids=lambda s: type(s).__name__
 )
 def test_check_marginals_passes_on_correct_sdes(sde):
     result = check_marginals(sde, n_paths=10000)

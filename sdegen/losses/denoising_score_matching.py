@@ -7,7 +7,7 @@ from torch import Tensor
 
 from sdegen._broadcast import expand_like
 from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
-from sdegen.losses.weighting import SigmaSquaredWeighting, TimeWeighting, check_eps
+from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel, TransitionKernel
 from sdegen.sde.base import LinearSDE
 
@@ -50,9 +50,7 @@ class DenoisingScoreMatching(Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        weighting = SigmaSquaredWeighting() if weighting is None else weighting
-        if not isinstance(weighting, TimeWeighting):
-            raise TypeError(f"weighting must be a TimeWeighting; got {type(weighting).__name__}")
+        weighting = resolve_weighting(weighting)
         self.weighting, self.eps = weighting, eps
 
     def __repr__(self) -> str:

@@ -11,7 +11,7 @@ from sdegen._broadcast import expand_like
 from sdegen._checks import check_steps
 from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
 from sdegen.losses.denoising_score_matching import require_linear_sde
-from sdegen.losses.weighting import SigmaSquaredWeighting, TimeWeighting, check_eps
+from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel, TransitionKernel
 
 __all__ = ["SlicedScoreMatching"]
@@ -53,9 +53,7 @@ class SlicedScoreMatching(Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction)
-        weighting = SigmaSquaredWeighting() if weighting is None else weighting
-        if not isinstance(weighting, TimeWeighting):
-            raise TypeError(f"weighting must be a TimeWeighting; got {type(weighting).__name__}")
+        weighting = resolve_weighting(weighting)
         if projection not in _PROJECTIONS:
             raise ValueError(f"projection must be one of {_PROJECTIONS}; got projection={projection!r}")
         self.weighting, self.projection, self.eps = weighting, projection, eps

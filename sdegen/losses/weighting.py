@@ -35,6 +35,15 @@ class WeightedTimes(NamedTuple):
     weight: Tensor
 
 
+def resolve_weighting(weighting: object) -> TimeWeighting:
+    """``weighting``, or :class:`SigmaSquaredWeighting` when None; raise unless a TimeWeighting."""
+    if weighting is None:
+        return SigmaSquaredWeighting()
+    if not isinstance(weighting, TimeWeighting):
+        raise TypeError(f"weighting must be a TimeWeighting; got {type(weighting).__name__}")
+    return weighting
+
+
 def check_eps(eps: object, T: float) -> float:
     """Return ``eps`` as a float in (0, T), or raise naming it."""
     eps = check_real("eps", eps)
