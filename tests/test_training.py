@@ -24,7 +24,7 @@ def _model(seed=0, hidden=32):
         return ScoreModel(ScoreMLP(2, hidden=hidden, depth=2, time_dim=16), VPSDE(), NoisePrediction())
 
 
-def _trainer(model=None, loss=None, data=None, run_dir=None, **cfg):
+def _trainer(model=None, loss=None, data=None, run_dir=None, if_exists="error", **cfg):
     config = TrainConfig(
         **{
             "steps": 12,
@@ -44,6 +44,7 @@ def _trainer(model=None, loss=None, data=None, run_dir=None, **cfg):
         data or D.DistributionBatches(RING, 64),
         config,
         run_dir=run_dir,
+        if_exists=if_exists,
     )
 
 
@@ -83,7 +84,7 @@ def test_resume_is_bitwise_identical_to_a_straight_run(tmp_path, loss, data):
     first.fit(7)  # 7 is not a multiple of log_every: the resumed run must not depend on that
     first.save_checkpoint()
     # A fresh process: a differently initialised model, a new trainer, then the checkpoint.
-    resumed = _trainer(model=_model(seed=99), loss=loss, data=source(), run_dir=tmp_path)
+    resumed = _trainer(model=_model(seed=99), loss=loss, data=source(), run_dir=tmp_path, if_exists="resume")
     assert resumed.load_checkpoint() == 7
     resumed.fit(12)
     _assert_same_state(straight, resumed)
@@ -96,7 +97,7 @@ def test_resumed_run_log_has_each_step_once(tmp_path):
     trainer.fit(12)
     # A crash before the step-12 checkpoint: the log has a record for 12, last.pt is still step 8.
     trainer.checkpoint_path.write_bytes(at_8)
-    redo = _trainer(run_dir=tmp_path)
+    redo = _trainer(run_dir=tmp_path, if_exists="resume")
     assert redo.load_checkpoint() == 8
     redo.fit(12)
     log = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -105,7 +106,7 @@ def test_resumed_run_log_has_each_step_once(tmp_path):
 
 
 def test_ema_and_warmup_follow_their_formulas():
-    trainer = _trainer(ema_decay=0.9, warmup_steps=4)
+    trainer = _trainer(ema_decay=0.9, ema_rampup=0.0, warmup_steps=4)
     snapshots, lrs = [], []
     for _ in range(6):
         trainer.train_step()
@@ -212,7 +213,7 @@ def test_checkpoints_are_loaded_weights_only(tmp_path):
 
 def test_mismatched_checkpoint_is_refused_and_changes_nothing(tmp_path):
     _trainer(run_dir=tmp_path).fit(2)
-    small = _trainer(model=_model(hidden=16), run_dir=tmp_path)
+    small = _trainer(model=_model(hidden=16), run_dir=tmp_path, if_exists="resume")
     before = _params(small)
     with pytest.raises(CheckpointError, match=r"checkpoint model does not match this model \(shape mismatch"):
         small.load_checkpoint()
@@ -236,7 +237,7 @@ def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch
     monkeypatch.undo()
     assert path.read_bytes() == good
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]  # no temporary file left
-    assert _trainer(run_dir=tmp_path).load_checkpoint() == 4
+    assert _trainer(run_dir=tmp_path, if_exists="resume").load_checkpoint() == 4
 
 
 def test_nan_loss_raises_with_the_steps():
