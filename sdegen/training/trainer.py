@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
+from sdegen._checks import check_fits_model
 from sdegen.data.batches import BatchSource
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
@@ -305,21 +306,9 @@ class Trainer:
     def _check_data_fits_model(self) -> None:
         """Data that do not fit the network fail here, with their shapes, not deep inside torch."""
         shape = getattr(self.data, "event_shape", None)
-        if shape is None:
-            return
-        shape = tuple(shape)
-        expected = getattr(self.model.net, "data_shape", None)
-        if expected is not None and shape != tuple(expected):
-            raise ValueError(
-                f"data has samples of shape {shape} but the model's network takes samples of shape "
-                f"{tuple(expected)}; build the network for the data, e.g. ScoreMLP({shape})"
-            )
-        channels = getattr(self.model.net, "in_channels", None)
-        if channels is not None and (len(shape) != 3 or shape[0] != channels):
-            raise ValueError(
-                f"data has samples of shape {shape} but the model's network takes images of shape "
-                f"({channels}, H, W); build the network for the data's channels"
-            )
+        if shape is not None:
+            example = torch.empty((1, *shape), dtype=self.dtype, device=self.device)
+            check_fits_model("data", example, self.model)
 
     def evaluate(self, callbacks: Sequence[Callback] | None = None) -> dict[str, float]:
         """Run ``callbacks`` (default: all) on the EMA model; return their merged metrics."""
