@@ -287,7 +287,10 @@ def test_sample_stops_at_the_sdes_own_eps_by_default(ring_run, tmp_path, capsys)
         ),
         (["train", "--ema-decay", "1.5"], "invalid training settings: ema_decay must lie in [0, 1)"),
         (["train", "--sde", "ve", "--sigma-min", "-1"], "invalid SDE settings: sigma_min"),
-        (["train", "--weight-decay", "-1"], "invalid training settings: weight_decay must be a finite number >= 0"),
+        (
+            ["train", "--weight-decay", "-1"],
+            "invalid training settings: weight_decay must be a finite number >= 0",
+        ),
     ],
 )
 def test_settings_the_library_refuses_are_usage_errors(tmp_path, capsys, argv, match):
