@@ -104,8 +104,10 @@ def check_shape_tuple(name: str, shape: Sequence[int]) -> tuple[int, ...]:
     if isinstance(shape, int):
         shape = (shape,)
     try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
         out = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"{name} must be a sequence of ints like (B, d); got {shape!r}") from None
     if len(out) == 0 or any(s <= 0 for s in out):
         raise ValueError(f"{name} must be a non-empty sequence of positive ints like (B, d); got {shape!r}")
