@@ -54,12 +54,16 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *, fsync: 
             if fsync:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise _explained(e, f"could not write {str(path)!r}") from e
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        # A writer that fails while cleaning up hides the cause (torch.save on a full disk raises
+        # "unexpected pos" from its zip writer): report the OSError underneath.
+        cause = _os_error_in(e)
+        if cause is None:
+            raise
+        raise _explained(
+            cause, f"could not write {str(path)!r}", "; the previous file, if any, is intact"
+        ) from e
     for stale in stale_temporaries(path):
         stale.unlink(missing_ok=True)
     return path
@@ -83,9 +87,18 @@ def check_writable(directory: str | Path) -> Path:
     return directory
 
 
-def _explained(e: OSError, what: str) -> OSError:
-    """``e`` as the same kind of ``OSError`` whose message starts with ``what``."""
-    reason = e.strerror or str(e) or type(e).__name__
-    if e.errno is None:
-        return type(e)(f"{what}: {reason}")
-    return type(e)(e.errno, f"{what}: {reason}")
+def _os_error_in(e: BaseException | None) -> OSError | None:
+    """``e`` if it is an ``OSError``, else the first one in the chain of exceptions behind it."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _explained(e: OSError, what: str, after: str = "") -> OSError:
+    """``e`` as the same kind of ``OSError`` with the message ``what: <reason><after>``."""
+    message = f"{what}: {e.strerror or str(e) or type(e).__name__}{after}"
+    return type(e)(message) if e.errno is None else type(e)(e.errno, message)
