@@ -27,6 +27,7 @@ from sdegen.cli import main
 from sdegen.losses import DenoisingScoreMatching, SlicedScoreMatching
 from sdegen.nn import ScoreMLP
 from sdegen.parameterization import DataPrediction, NoisePrediction, ScoreModel
+from sdegen.samplers import ProbabilityFlowSampler
 from sdegen.training import (
     CheckpointError,
     RunDirectory,
@@ -401,3 +402,38 @@ def test_resume_refuses_to_change_what_defines_the_run_and_writes_nothing(cli_ru
     damaged = _snapshot(run)
     assert main(["train", "--out", str(run), "--resume", "--steps", "8", "--lr", "0.01"]) == 2
     assert "is corrupt" in _one_line(capsys) and _snapshot(run) == damaged
+
+
+# -- solver limits: every solve is bounded and fails with the time it reached ---------------------------
+def test_a_stiff_probability_flow_solve_stops_at_its_step_limit_with_the_time_reached():
+    assert ProbabilityFlowSampler().max_steps == 10_000  # bounded by default
+    sampler = ProbabilityFlowSampler(max_steps=30)
+    with pytest.raises(
+        sdegen.SolverError, match=r"solve failed at t = 0\.9\d+ .*max_num_steps exceeded.*raise max_steps"
+    ):
+        sdegen.sample(
+            sdegen.VPSDE(), lambda t, x: -1e4 * x, (4, 2), sampler, generator=torch.Generator().manual_seed(0)
+        )
+
+
+def test_a_step_size_underflow_is_the_librarys_own_error_not_torchdiffeqs_assertion():
+    with pytest.raises(
+        sdegen.SolverError, match=r"solve failed at t = 1 .*underflow in dt.*too stiff"
+    ) as info:
+        sdegen.sample(
+            sdegen.VPSDE(),
+            lambda t, x: -1e16 * x,
+            (4, 2),
+            ProbabilityFlowSampler(),
+            generator=torch.Generator().manual_seed(0),
+            dtype=torch.float64,
+        )
+    assert isinstance(info.value.__cause__, AssertionError)  # torchdiffeq's, kept as the cause
+
+
+def test_the_likelihood_solve_is_bounded_by_default():
+    x = torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(sdegen.SolverError, match="max_num_steps exceeded"):
+        sdegen.log_likelihood(
+            x, sdegen.VPSDE(), lambda t, x: 1e16 * x, divergence=sdegen.ExactTrace(), max_steps=20
+        )
