@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _runs import write_run
 
 import sdegen
 from sdegen import data as D
@@ -290,9 +291,8 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli-faults") / "run"
-    assert main(["train", "--out", str(out), *TINY]) == 0
-    return out
+    """A run directory as `sdegen train` writes it (4 steps, lr 1e-3, hidden 16)."""
+    return write_run(tmp_path_factory.mktemp("cli-faults") / "run")
 
 
 def test_nll_prints_its_result_before_a_failing_write(cli_run, tmp_path, capsys, monkeypatch):

@@ -38,7 +38,14 @@ def build_parser() -> Parser:
 
 # Input the user can fix: bad arguments, missing or unusable files (run directories, checkpoints),
 # a run directory that another process is writing.
-USAGE_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, CheckpointError, RunDirectoryBusy)
+USAGE_ERRORS = (
+    UsageError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    CheckpointError,
+    RunDirectoryBusy,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.registry import AUTO_MODEL, DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
-from sdegen.cli.run import CHECKPOINT, CONFIG, RunConfig, build_run, read_config
+from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 
 __all__ = ["add_parser", "run", "config_from_args"]
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         cfg, changed = resumed_config(args, out)
     else:
-        if (out / CHECKPOINT).exists() or (out / CONFIG).exists():
+        if RunDirectory(out).holds_run() or (out / CONFIG).exists():
             raise UsageError(
                 f"{out} already holds a run; pass --resume to continue it, or choose another --out"
             )
