@@ -38,7 +38,7 @@ class SampleResult(NamedTuple):
 
 
 class SamplePath(NamedTuple):
-    """What :meth:`Sampler._sample` returns: the final state and, if asked, the path to it."""
+    """What ``Sampler._sample`` returns: the final state and, if asked, the path to it."""
 
     x: Tensor
     trajectory: Tensor | None = None
@@ -53,7 +53,7 @@ class Sampler(abc.ABC):
     (``sde.sampling_eps`` by default), builds and validates the time grid once, counts score
     evaluations, turns a NaN or infinite score into a ``FloatingPointError`` naming the time,
     runs the optional final denoising step, and disables autograd. Subclasses implement
-    :meth:`_sample` (the method itself) and may override :meth:`time_grid`.
+    ``_sample`` (the method itself) and may override :meth:`time_grid`.
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
     schemes, global order for ODE schemes; None where the method is not a time discretisation)

@@ -75,7 +75,7 @@ class ReverseDiffusion(Predictor):
         x_{i+1} = x - F_i(x) + G_i^2 score(t_i, x) + G_i z.
 
     For a linear SDE the forward step is its exact transition, F_i(x) = (A_i - 1) x and
-    G_i^2 = v_i (see :class:`~sdegen.samplers.grid.TimeGrid`): for VP, A_i = sqrt(1 - beta_i) and
+    G_i^2 = v_i (see ``TimeGrid``): for VP, A_i = sqrt(1 - beta_i) and
     v_i = beta_i as in DDPM; for VE, A_i = 1 and v_i = sigma_i^2 - sigma_{i+1}^2 as in SMLD
     (score_sde's ReverseDiffusionPredictor). Otherwise it is the Euler step, F_i = h f(t_i, x) and
     G_i^2 = h g(t_i)^2.

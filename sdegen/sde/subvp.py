@@ -18,7 +18,7 @@ class SubVPSDE(VPSDE):
         alpha(t) = exp(-B(t) / 2),    sigma(t) = 1 - exp(-B(t))   (a standard deviation),
 
     computed with ``expm1`` for accuracy near t = 0. The prior is N(0, I). Sub-VP has no
-    discrete-time ancestral counterpart, so :meth:`discretize` is not defined.
+    discrete-time ancestral counterpart, so ``discretize`` raises ``NotImplementedError``.
     """
 
     def sigma(self, t: Tensor) -> Tensor:
