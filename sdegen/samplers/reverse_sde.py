@@ -63,6 +63,9 @@ class ReverseSDESampler(Sampler):
     """
 
     stochastic: ClassVar[bool] = True
+    # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
+    # adaptive step-size controller fed NaN would shrink its step for ever.
+    check_finite_every: ClassVar[int | None] = 1
     METHODS: ClassVar[dict[str, _Method]] = {
         "euler": _Method("ito", "additive", 1.0, 1, True),
         "milstein": _Method("ito", "additive", 1.0, 1, True),
