@@ -44,7 +44,7 @@ class SampleResult(NamedTuple):
 
 
 class SamplePath(NamedTuple):
-    """What :meth:`Sampler._sample` returns: the final state and, if asked, the path to it."""
+    """What ``Sampler._sample`` returns: the final state and, if asked, the path to it."""
 
     x: Tensor
     trajectory: Tensor | None = None
@@ -60,7 +60,7 @@ class Sampler(abc.ABC):
     (a :class:`~sdegen.sde.coefficients.CoefficientGrid`, which validates the schedule there),
     counts score evaluations, turns a NaN or infinite score into a ``FloatingPointError`` naming
     the time, runs the optional final denoising step, and disables autograd. Subclasses implement
-    :meth:`_sample` (the method itself) and may override :meth:`time_grid` and :meth:`check`
+    ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
     (requirements on the SDE, raised before any work).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE

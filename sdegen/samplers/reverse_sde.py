@@ -44,17 +44,15 @@ class ReverseSDESampler(Sampler):
     ``normal_`` per step; ``adaptive=True`` and log_ode (which needs the Levy area) use
     ``torchsde.BrownianInterval`` seeded from ``generator``.
 
-    ======================  =========  ==========  ===========================================
-    method                  NFE/step   weak order  notes
-    ======================  =========  ==========  ===========================================
-    euler                   1          1           Euler-Maruyama
-    milstein                1          1           = euler for additive noise
-    srk                     2          1.5         Roessler's SRA1 for additive noise
-    heun, midpoint          2          1           Stratonovich
-    euler_heun              1          1           Stratonovich
-    reversible_heun         1          1           weakly damped: needs many steps here
-    log_ode                 2          1           BrownianInterval with Levy area [B, D, D]
-    ======================  =========  ==========  ===========================================
+    | method          | NFE/step | weak order | notes                                     |
+    |-----------------|----------|------------|-------------------------------------------|
+    | euler           | 1        | 1          | Euler-Maruyama                            |
+    | milstein        | 1        | 1          | = euler for additive noise                |
+    | srk             | 2        | 1.5        | Roessler's SRA1 for additive noise        |
+    | heun, midpoint  | 2        | 1          | Stratonovich                              |
+    | euler_heun      | 1        | 1          | Stratonovich                              |
+    | reversible_heun | 1        | 1          | weakly damped: needs many steps here      |
+    | log_ode         | 2        | 1          | BrownianInterval with Levy area [B, D, D] |
 
     Args:
         method: a torchsde method name from the table.

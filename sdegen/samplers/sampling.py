@@ -52,8 +52,8 @@ def sample(
             follow its device and dtype.
         eps: end time; default ``sde.sampling_eps`` (1e-3 for VP and sub-VP, 1e-5 for VE).
         generator: the source of all randomness, prior included.
-        device, dtype: of prior samples (default: the generator's device, the default dtype);
-            ``x_T`` is moved to them when given.
+        device: of prior samples (default: the generator's device); ``x_T`` is moved to it when given.
+        dtype: of prior samples (default: torch's default dtype); ``x_T`` is cast to it when given.
         return_trajectory: also return the states along the sampler's time grid.
         progress: show a tqdm progress bar (off by default).
         denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
