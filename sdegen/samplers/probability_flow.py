@@ -14,6 +14,7 @@ from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.base import SDE
+from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 
 __all__ = ["ProbabilityFlowSampler"]
@@ -61,6 +62,9 @@ class ProbabilityFlowSampler(Sampler):
     """
 
     stochastic: ClassVar[bool] = False
+    # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
+    # adaptive step-size controller fed NaN would shrink its step for ever.
+    check_finite_every: ClassVar[int | None] = 1
     METHODS: ClassVar[dict[str, _Method]] = {
         "euler": _Method(1.0, 1, False),
         "midpoint": _Method(2.0, 2, False),
@@ -121,15 +125,15 @@ class ProbabilityFlowSampler(Sampler):
 
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        ode = ProbabilityFlowODE(sde, score)
+        ts = grid.ts
+        ode = ProbabilityFlowODE(grid.sde, score)
         adaptive = self.METHODS[self.method].adaptive
         t = ts if (return_trajectory or not adaptive) else ts[[0, -1]]
         if adaptive:
