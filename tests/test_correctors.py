@@ -21,7 +21,7 @@ from _gaussian_steps import SDES, M, exact_score, z_mean, z_variance
 
 import sdegen
 from sdegen.analytic import GaussianMixture
-from sdegen.samplers.grid import TimeGrid  # the one place these tests name the grid type
+from sdegen.sde.coefficients import CoefficientGrid  # the one place these tests name the grid type
 from sdegen.testing import check_samples
 
 T0, T1 = 0.6, 0.4
@@ -30,7 +30,7 @@ T0, T1 = 0.6, 0.4
 @pytest.fixture
 def grid():
     """The grid object correctors receive, on the two-point grid [T0, T1]."""
-    return lambda sde: TimeGrid(sde, torch.tensor([T0, T1], dtype=torch.float64))
+    return lambda sde: CoefficientGrid(sde, torch.tensor([T0, T1], dtype=torch.float64))
 
 
 def langevin_alpha(coefficients) -> float:
