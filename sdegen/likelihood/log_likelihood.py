@@ -45,6 +45,7 @@ __all__ = ["log_likelihood", "LikelihoodResult"]
 # Fixed-grid solvers would take a single step from eps to T without a step size; the likelihood
 # needs error control, so only the adaptive torchdiffeq solvers are offered.
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+"""The torchdiffeq methods ``log_likelihood`` accepts: adaptive ones, with error control."""
 
 
 class LikelihoodResult(NamedTuple):
