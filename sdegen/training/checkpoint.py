@@ -9,7 +9,7 @@ leaves a half-written checkpoint in place of a good one) and carries
   value), recomputed on loading, so a flipped bit or a truncated tensor is refused instead of
   loading as a weight of 7e23;
 * ``configuration``: what produced it (the SDE with its parameters, the network, the
-  parameterisation and the loss, see :func:`describe`), compared with the model it is loaded
+  parameterisation and the loss, see ``describe``), compared with the model it is loaded
   into, so a VE checkpoint does not load silently into a VP model.
 
 A mismatch raises :class:`CheckpointError` naming what differs, before anything is changed.
@@ -111,7 +111,7 @@ def save_checkpoint(
     path: str | Path, state: dict[str, Any], *, configuration: Mapping[str, str] | None = None
 ) -> Path:
     """Write ``state`` (tensors and plain values), its checksum and ``configuration`` (see
-    :func:`describe`) to ``path`` atomically; return the path."""
+    ``describe``) to ``path`` atomically; return the path."""
     payload = {"format": FORMAT, "version": VERSION, "configuration": dict(configuration or {}), **state}
     payload["checksum"] = checksum(payload)
     return atomic_write(path, lambda f: torch.save(payload, f))

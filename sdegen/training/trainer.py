@@ -379,7 +379,7 @@ class Trainer:
         :class:`CheckpointError` naming what differs, and leaves the trainer and every file as they
         were. Optimisation settings of this trainer's config that differ from the checkpoint's
         (``lr``, ``betas``, ``weight_decay``, ``warmup_steps``, ``grad_clip``, ``ema_decay``,
-        ``ema_rampup``) are applied from here on and recorded in :attr:`setting_changes`. Records
+        ``ema_rampup``) are applied from here on and recorded in ``setting_changes``. Records
         after the checkpoint's step are dropped from ``metrics.jsonl``, so a resumed run's log has
         no duplicates.
         """
