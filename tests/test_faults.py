@@ -359,6 +359,11 @@ def test_the_python_api_refuses_an_existing_run_unless_told(saved, tmp_path):
     with pytest.raises(FileExistsError, match="already holds a run .*if_exists='resume'.*'overwrite'"):
         _trainer(run)
     assert _snapshot(run) == before
+    stepped = _trainer(run, if_exists="resume")
+    stepped.train_step()  # steps taken before the resume would be thrown away by loading: refused
+    with pytest.raises(FileExistsError, match="has taken 1 steps without loading it"):
+        stepped.save_checkpoint()
+    assert _snapshot(run) == before
     resumed = _trainer(run, if_exists="resume")
     assert resumed.fit(6).step == 6
     fresh = _trainer(run, if_exists="overwrite")

@@ -170,6 +170,7 @@ class Trainer:
         # every later checkpoint.
         self.setting_changes: list[dict[str, Any]] = []
         self._grad_norm = torch.tensor(math.nan)
+        self._saved_step: int | None = None  # of the last checkpoint in run_dir, for error messages
 
     def _lr_factor(self, step: int) -> float:
         """Linear warm-up: lr * min(1, (step + 1) / warmup_steps)."""
@@ -225,6 +226,11 @@ class Trainer:
             return
         if self.if_exists == "resume":
             if self.run.checkpoint.is_file():
+                if self.step > 0:  # loading now would throw away the steps taken
+                    raise FileExistsError(
+                        f"{str(self.run_dir)!r} holds a run to resume, but this trainer has taken "
+                        f"{self.step} steps without loading it; call load_checkpoint() before training"
+                    )
                 self.load_checkpoint()
         elif self.if_exists == "overwrite":
             self.run.checkpoint.unlink(missing_ok=True)
@@ -334,8 +340,6 @@ class Trainer:
                 ) from e
 
     # -- checkpoints -------------------------------------------------------------------------------
-    _saved_step: int | None = None
-
     @property
     def checkpoint_path(self) -> Path | None:
         """``run_dir/checkpoints/last.pt``, or None without a run directory."""
