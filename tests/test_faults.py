@@ -442,3 +442,18 @@ def test_the_likelihood_solve_is_bounded_by_default():
         sdegen.log_likelihood(
             x, sdegen.VPSDE(), lambda t, x: 1e16 * x, divergence=sdegen.ExactTrace(), max_steps=20
         )
+
+
+def test_downloading_offline_is_one_clear_line(tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    torchvision = pytest.importorskip("torchvision")
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "download", offline)
+    argv = ["train", "--data", "cifar10", "--data-root", str(tmp_path / "data"), "--download"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = _one_line(capsys)
+    assert "could not download CIFAR-10 into" in err and "check the network connection" in err, err
