@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sdegen._checks import check_score_output
+
 __all__ = ["ScoreEvaluator"]
 
 
@@ -38,14 +40,7 @@ class ScoreEvaluator:
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         out = self.score_fn(t, x)
         self.nfe += 1
-        if not torch.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
-            got = (
-                f"shape {tuple(out.shape)}, dtype {out.dtype}" if torch.is_tensor(out) else type(out).__name__
-            )
-            raise ValueError(
-                f"score_fn must return a tensor shaped and typed like x (shape {tuple(x.shape)}, "
-                f"dtype {x.dtype}); got {got}"
-            )
+        check_score_output(out, x)
         # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
         # that merely overflows is told apart by the exact count.
         if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):

@@ -14,6 +14,7 @@ from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.base import SDE
+from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 
 __all__ = ["ProbabilityFlowSampler"]
@@ -122,15 +123,15 @@ class ProbabilityFlowSampler(Sampler):
 
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        ode = ProbabilityFlowODE(sde, score)
+        ts = grid.ts
+        ode = ProbabilityFlowODE(grid.sde, score)
         adaptive = self.METHODS[self.method].adaptive
         t = ts if (return_trajectory or not adaptive) else ts[[0, -1]]
         if adaptive:

@@ -12,7 +12,7 @@ from sdegen._checks import check_positive, check_steps
 from sdegen.brownian import SequentialBrownian
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
-from sdegen.sde.base import SDE
+from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
 
 __all__ = ["ReverseSDESampler"]
@@ -26,11 +26,11 @@ class _Method(NamedTuple):
     sequential_brownian: bool  # one sequential query per step, no Levy area A
 
 
-def _step_starts(span: float, dt: float, steps: int) -> list[float]:
-    """The times s_k = min(s_{k-1} + dt, span) torchsde's fixed-step loop visits, bit for bit."""
-    out, s = [0.0], 0.0
+def _step_starts(start: float, end: float, dt: float, steps: int) -> list[float]:
+    """The times s_k = min(s_{k-1} + dt, end) torchsde's fixed-step loop visits, bit for bit."""
+    out, s = [start], start
     for _ in range(steps):
-        s = min(s + dt, span)
+        s = min(s + dt, end)
         out.append(s)
     return out
 
@@ -106,34 +106,33 @@ class ReverseSDESampler(Sampler):
 
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
         spec = self.METHODS[self.method]
+        ts = grid.ts
         rsde = ReverseTimeSDE(
-            sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
+            grid.sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
         )
-        rsde.check_times = False  # ts was validated by time_grid
         y0 = rsde.flatten(x)
-        s = ts[0] - ts  # torchsde needs increasing times: s = T - t
-        span = float(s[-1])
-        # Slightly more than span / steps, so float rounding never adds a tiny extra step; the last
-        # step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
-        dt = span / self.steps * (1 + 1e-9)
+        s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
+        start, end = float(s[0]), float(s[-1])
+        # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
+        # the last step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
+        dt = (end - start) / self.steps * (1 + 1e-9)
         if spec.sequential_brownian and not self.adaptive:
             bm = SequentialBrownian(
-                0.0, span, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
+                start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
             )
         else:
             entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
             bm = torchsde.BrownianInterval(
-                0.0,
-                span,
+                start,
+                end,
                 size=y0.shape,
                 dtype=y0.dtype,
                 device=y0.device,
@@ -142,7 +141,7 @@ class ReverseSDESampler(Sampler):
                 levy_area_approximation="space-time" if spec.sequential_brownian else "foster",
             )
         if not self.adaptive:
-            rsde.tabulate(_step_starts(span, dt, self.steps))
+            rsde.tabulate(_step_starts(start, end, dt, self.steps))
         s_out = s if return_trajectory else s[[0, -1]]
         ys = torchsde.sdeint(
             rsde,

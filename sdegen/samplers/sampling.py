@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_shape_tuple, check_tensor
+from sdegen._checks import check_generator, check_shape_tuple, check_tensor
 from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
 from sdegen.samplers.reverse_sde import ReverseSDESampler
-from sdegen.sde.base import SDE
+from sdegen.sde.base import SDE, ScoreFn
 
 __all__ = ["sample"]
 
 
 def sample(
     sde: SDE,
-    score_fn: Callable[[Tensor, Tensor], Tensor],
+    score_fn: ScoreFn,
     shape: Sequence[int] | None,
     sampler: Sampler | None = None,
     *,
@@ -68,8 +68,7 @@ def sample(
         )
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    check_generator(generator)
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
