@@ -220,6 +220,9 @@ def log_likelihood(
     Args:
         x: data ``[B, ...]`` (any data shape, any device, float32 or float64), read as a sample of
             p_eps. For bits/dim of discrete data, dequantize it first (:func:`dequantize`).
+            ``score_fn`` and ``prior_logp`` see x's dtype and ``logp``, ``z`` come back in it; the
+            ODE state itself is float64 (on MPS, which has none, x's dtype), so that with float32
+            data the solve's rounding stays below the float32 score's.
         sde: the forward SDE the score model was trained for.
         score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B]``, differentiable in ``x``, with
             samples that do not interact; put networks with dropout or batch statistics in
