@@ -52,6 +52,7 @@ __all__ = ["log_likelihood", "LikelihoodResult"]
 # Fixed-grid solvers would take a single step from eps to T without a step size; the likelihood
 # needs error control, so only the adaptive torchdiffeq solvers are offered.
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+"""The torchdiffeq methods ``log_likelihood`` accepts: adaptive ones, with error control."""
 
 
 class LikelihoodResult(NamedTuple):
@@ -82,7 +83,8 @@ class _AugmentedFlow(nn.Module):
     """The augmented vector field (t, [x, delta]) -> [f~(t, x), div f~(t, x)] on one flat tensor.
 
     A flat state rather than a tuple: torchdiffeq then needs fewer evaluations and less bookkeeping
-    (shared/PERFORMANCE_NOTES.md). An ``nn.Module`` so that ``odeint_adjoint`` finds the score
+    (measured with dopri5 on 2 CPU cores: 74 evaluations instead of 80, and an overhead of 9-13 %
+    instead of 15-27 % over NFE x (forward + VJP)). An ``nn.Module`` so that ``odeint_adjoint`` finds the score
     network's parameters when ``score_fn`` is a module.
     """
 
@@ -230,7 +232,8 @@ def log_likelihood(
         divergence: :class:`Hutchinson` (default, one Rademacher probe) or :class:`ExactTrace`.
             Probes are drawn once per call from ``generator`` and held fixed during the solve.
         method: an adaptive torchdiffeq solver: one of ``ADAPTIVE_METHODS``.
-        rtol, atol: tolerances, enforced for every sample's state and log-density separately.
+        rtol: relative tolerance, enforced for every sample's state and log-density separately.
+        atol: absolute tolerance, enforced the same way.
         eps: start time in (0, T); the score is singular at t = 0.
         prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
             log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).
