@@ -4,9 +4,15 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-from sdegen import analytic, metrics
+from sdegen import analytic, composition, metrics, observations
 from sdegen._broadcast import expand_like
 from sdegen.brownian import SequentialBrownian
+from sdegen.composition import (
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    ProductOfExperts,
+    ReconstructionGuidance,
+)
 from sdegen.likelihood import (
     ExactTrace,
     Hutchinson,
@@ -16,13 +22,16 @@ from sdegen.likelihood import (
     dequantize,
     log_likelihood,
 )
+from sdegen.observations import Colorization, Inpainting, LinearObservation, Observation
 from sdegen.samplers import (
     AncestralSampling,
     AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     DDPMSampler,
     EulerMaruyama,
+    HMCCorrector,
     LangevinCorrector,
+    MALACorrector,
     NoneCorrector,
     NonePredictor,
     PredictorCorrectorSampler,
@@ -46,6 +55,8 @@ __all__ = [
     "SubVPSDE",
     "VESDE",
     "analytic",
+    "composition",
+    "observations",
     "metrics",
     "expand_like",
     # likelihood
@@ -72,7 +83,18 @@ __all__ = [
     "LangevinCorrector",
     "AnnealedLangevinCorrector",
     "NoneCorrector",
+    "MALACorrector",
+    "HMCCorrector",
     "ReverseTimeSDE",
     "ProbabilityFlowODE",
+    # conditional and composed generation
+    "ClassifierGuidance",
+    "ClassifierFreeGuidance",
+    "ProductOfExperts",
+    "ReconstructionGuidance",
+    "Observation",
+    "Inpainting",
+    "Colorization",
+    "LinearObservation",
     "SequentialBrownian",
 ]

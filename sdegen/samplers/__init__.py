@@ -15,6 +15,7 @@ from sdegen.samplers.correctors import (
 )
 from sdegen.samplers.ddpm import DDPMSampler
 from sdegen.samplers.denoise import tweedie_denoise
+from sdegen.samplers.metropolis import HMCCorrector, MALACorrector
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import (
     AncestralSampling,
@@ -45,5 +46,7 @@ __all__ = [
     "LangevinCorrector",
     "AnnealedLangevinCorrector",
     "NoneCorrector",
+    "MALACorrector",
+    "HMCCorrector",
     "tweedie_denoise",
 ]

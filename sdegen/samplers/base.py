@@ -17,6 +17,8 @@ from sdegen._checks import (
     check_linear_sde,
     check_positive,
 )
+from sdegen.observations.base import Observation
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.denoise import tweedie_denoise
 from sdegen.samplers.grid import uniform_times
@@ -63,12 +65,22 @@ class Sampler(abc.ABC):
     (requirements on the SDE, raised before any work).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
-    schemes, global order for ODE schemes; None where the method is not a time discretisation)
-    and ``nfe_per_step`` (None where it varies).
+    schemes, global order for ODE schemes; None where the method is not a time discretisation),
+    ``nfe_per_step`` (None where it varies) and ``supports_observation``.
+
+    Conditioning on an observation (``observation=``, an :class:`~sdegen.observations.Observation`)
+    is one mechanism for every sampler that steps on a grid of its own: the base class checks the
+    observation against ``x_T`` and the SDE, binds it to the grid as an
+    :class:`~sdegen.samplers._projection.ObservationProjection`, and passes that to
+    :meth:`_sample` as ``observation=``; the sampler applies it to the state it reaches at every
+    grid time (and the base class sets the observed coordinates exactly after ``denoise=True``).
+    Samplers without ``supports_observation`` refuse an observation before any work.
     """
 
     stochastic: ClassVar[bool]
     steps: int | None = None
+    #: whether :meth:`_sample` takes ``observation=`` (conditioning by projection on its grid)
+    supports_observation: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -88,6 +100,17 @@ class Sampler(abc.ABC):
         """Raise before any work if the SDE lacks what this sampler needs (default: nothing)."""
         return None
 
+    def check_observation(self) -> None:
+        """Raise ``TypeError`` before any work unless this sampler can condition on an observation."""
+        if not self.supports_observation:
+            raise TypeError(
+                f"{self!r} cannot condition on an observation: it does not step through a time grid "
+                f"of its own where the observation could be imposed. Use a grid sampler "
+                f"(PredictorCorrectorSampler, DDPMSampler, AnnealedLangevinSampler, ReverseSDESampler "
+                f"with adaptive=False, ProbabilityFlowSampler with a fixed-grid method), or condition by "
+                f"guidance with sdegen.composition.ReconstructionGuidance, which works with every sampler."
+            )
+
     @abc.abstractmethod
     def _sample(
         self,
@@ -98,7 +121,12 @@ class Sampler(abc.ABC):
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations."""
+        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
+
+        A sampler with ``supports_observation`` also takes ``observation``, an
+        :class:`~sdegen.samplers._projection.ObservationProjection` (passed only when the caller
+        conditions): it applies ``x = observation(i, x)`` to its state at every grid time t_i.
+        """
 
     def __call__(
         self,
@@ -111,6 +139,7 @@ class Sampler(abc.ABC):
         return_trajectory: bool = False,
         progress: bool = False,
         denoise: bool = False,
+        observation: Observation | None = None,
     ) -> SampleResult:
         """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
 
@@ -123,28 +152,54 @@ class Sampler(abc.ABC):
             return_trajectory: also return the states at every time of the grid.
             progress: show a tqdm progress bar.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+            observation: condition on it by projection at every grid time (see the class
+                docstring and :mod:`sdegen.observations`); needs ``supports_observation`` and a
+                LinearSDE.
         """
         sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
         grid = CoefficientGrid(sde, self.time_grid(sde, eps))
         self.check(grid)
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
+        extra = {}
+        if observation is not None:
+            extra["observation"] = projection = self._bind_observation(observation, grid, x_T, generator)
         score = ScoreEvaluator(score_fn, T=sde.T, t_end=grid.t[-1], progress=progress)
         try:
             with torch.no_grad():
                 path = self._sample(
-                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory
+                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory, **extra
                 )
                 x = path.x
                 if denoise:
                     score.step = None
                     x = tweedie_denoise(sde, score, grid.t[-1], x)
+                    if observation is not None:
+                        x = projection.exact(x)
         finally:
             score.close()
         check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
         if not return_trajectory:
             return SampleResult(x, score.nfe, None, None)
         return SampleResult(x, score.nfe, path.trajectory, path.ts)
+
+    def _bind_observation(
+        self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: torch.Generator | None
+    ) -> ObservationProjection:
+        """Validate ``observation`` for this sampler, SDE and ``x_T``, and bind it to the grid."""
+        if not isinstance(observation, Observation):
+            raise TypeError(
+                f"observation must be an sdegen.observations.Observation (Inpainting, Colorization, "
+                f"LinearObservation); got {type(observation).__name__}"
+            )
+        self.check_observation()
+        check_linear_sde(
+            grid.sde,
+            "conditioning on an observation (observation=...)",
+            "The noised observation is drawn from the kernel N(alpha(t) x_0, sigma(t)^2 I).",
+        )
+        observation.check(x_T)
+        return ObservationProjection(observation, grid, generator)
 
     @staticmethod
     def _check_user_grid(ts: object) -> Tensor | None:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_generator, check_shape_tuple, check_tensor
+from sdegen.observations.base import Observation
 from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.sde.base import SDE, ScoreFn
@@ -29,6 +30,7 @@ def sample(
     return_trajectory: bool = False,
     progress: bool = False,
     denoise: bool = False,
+    observation: Observation | None = None,
 ) -> SampleResult:
     """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
 
@@ -56,6 +58,9 @@ def sample(
         return_trajectory: also return the states along the sampler's time grid.
         progress: show a tqdm progress bar (off by default).
         denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+        observation: an :class:`~sdegen.observations.Observation` (e.g. ``Inpainting(mask, values)``)
+            to condition on by projection at every step of a grid sampler (see
+            :class:`~sdegen.samplers.base.Sampler`); other samplers refuse it before any work.
 
     Returns:
         :class:`~sdegen.samplers.base.SampleResult` with ``x``, ``nfe``, ``trajectory``, ``ts``.
@@ -69,6 +74,8 @@ def sample(
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
     check_generator(generator)
+    if observation is not None:
+        sampler.check_observation()  # before drawing the prior
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
@@ -100,4 +107,5 @@ def sample(
         return_trajectory=return_trajectory,
         progress=progress,
         denoise=denoise,
+        observation=observation,
     )
