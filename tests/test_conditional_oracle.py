@@ -73,10 +73,12 @@ def test_conditional_score_is_the_class_conditional_score_and_the_null_label_the
 
 @pytest.mark.parametrize("sde", SDES, ids=SDE_IDS)
 def test_classifier_gradient_matches_central_differences(sde):
+    """The closed form of grad_x log p_t(y | x), autograd through the logits, and central differences."""
     x, t, h = _points(n=3, seed=2), 0.3, 1e-5
     clf = LABELLED.classifier(sde)
     xg = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(clf(t, xg)[:, 1].sum(), xg)
+    torch.testing.assert_close(clf.log_prob_gradient(t, x, 1), grad, rtol=0, atol=1e-12)
     for j in range(2):
         e = torch.zeros(2, dtype=F64)
         e[j] = h

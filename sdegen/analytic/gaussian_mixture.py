@@ -497,6 +497,21 @@ class MixtureClassifier:
         log_class = torch.logsumexp(log_joint[:, :, None] + log_onehot[None], dim=1)  # [B, C]
         return (log_class - torch.logsumexp(log_joint, dim=1, keepdim=True)).to(x.dtype)
 
+    def log_prob_gradient(self, t: float | Tensor, x: Tensor, y: int | Tensor) -> Tensor:
+        """grad_x log p_t(y | x) in closed form, shaped like ``x``.
+
+        sum_k (r_k(x | y) - r_k(x)) C_k^{-1} (alpha mu_k - x): the class-conditional score minus the
+        unconditional one (Bayes' rule), with the posterior component probabilities r.
+        """
+        m = self.mixture
+        flat = m._flatten(x)
+        labels = _check_label_batch(y, x.shape[0], self.n_classes, x.device)
+        a, s = m._coefficients(self.sde, t, x)
+        log_joint, whitened, log_onehot = m._class_log_joint(flat, a, s)
+        mask = log_onehot.T[labels]  # [B, K]: 0 for the components of class y_b, -inf otherwise
+        out = m._score(log_joint + mask, whitened, flat) - m._score(log_joint, whitened, flat)
+        return out.reshape(x.shape).to(x.dtype)
+
 
 class MixtureConditionalScore:
     """The exact class-conditional score of a labelled :class:`GaussianMixture`: ``(t, x, y) -> grad log p_t(x | y)``.
@@ -520,12 +535,9 @@ class MixtureConditionalScore:
         labels = _check_label_batch(y, x.shape[0], self.n_classes + 1, x.device)
         a, s = m._coefficients(self.sde, t, x)
         log_joint, whitened, log_onehot = m._class_log_joint(flat, a, s)
-        null = torch.zeros((x.shape[0], 1), dtype=torch.float64, device=x.device)
-        # log 1[label_k = y_b], with every component allowed for the null label
-        allowed = torch.cat(
-            [log_onehot[None].expand(x.shape[0], -1, -1), null[:, None].expand(-1, m.n_components, 1)], dim=2
-        )
-        mask = allowed.gather(2, labels.reshape(-1, 1, 1).expand(-1, m.n_components, 1))[..., 0]
+        # log 1[label_k = y_b] [B, K], with every component allowed for the null label (row C)
+        no_label = torch.zeros(1, m.n_components, dtype=torch.float64, device=x.device)
+        mask = torch.cat([log_onehot.T, no_label])[labels]
         return m._score(log_joint + mask, whitened, flat).reshape(x.shape).to(x.dtype)
 
 

@@ -139,7 +139,7 @@ class ReverseSDESampler(Sampler):
         )
         s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
         if observation is not None:
-            return self._sample_projected(rsde, s, grid, x, generator, return_trajectory, observation)
+            return self._sample_projected(rsde, s, grid, score, x, generator, return_trajectory, observation)
         y0 = rsde.flatten(x)
         start, end = float(s[0]), float(s[-1])
         # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
@@ -183,6 +183,7 @@ class ReverseSDESampler(Sampler):
         rsde: ReverseTimeSDE,
         s: Tensor,
         grid: CoefficientGrid,
+        score: ScoreEvaluator,
         x: Tensor,
         generator: torch.Generator | None,
         return_trajectory: bool,
@@ -194,7 +195,7 @@ class ReverseSDESampler(Sampler):
         x = observation(0, x)
         path = [x] if return_trajectory else None
         for i in range(grid.steps):
-            rsde.score_fn.step = i
+            score.step = i
             start, end = float(s[i]), float(s[i + 1])
             y = rsde.flatten(x)
             if spec.sequential_brownian:
