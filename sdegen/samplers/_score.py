@@ -20,6 +20,11 @@ class ScoreEvaluator:
     ``FloatingPointError`` naming the time (and the step, when the sampler sets :attr:`step`), so
     a diverging network never yields silent garbage. The finiteness check costs one sum and one
     host synchronisation per evaluation.
+
+    :meth:`data_prediction` is the denoiser view x0_hat(t, x) that the few-step samplers use. It
+    follows the protocol of :mod:`sdegen.samplers.denoise`: a ``score_fn`` that offers
+    ``data_prediction(t, x)`` (or else ``noise_prediction(t, x)``) is asked for it directly,
+    without the round trip through the score; one call is one evaluation either way.
     """
 
     def __init__(
@@ -36,11 +41,29 @@ class ScoreEvaluator:
         self.step: int | None = None
         self._T = T
         self._bar = _progress_bar(T - t_end) if progress else None
+        self._data = _method(score_fn, "data_prediction")
+        self._noise = None if self._data is not None else _method(score_fn, "noise_prediction")
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        out = self.score_fn(t, x)
+        return self._checked(self.score_fn(t, x), t, x, "score_fn")
+
+    def data_prediction(self, t: float, x: Tensor, alpha: float, sigma: float) -> Tensor:
+        """x0_hat = E[x_0 | x_t = x] at the time ``t`` where the kernel is N(alpha x_0, sigma^2 I).
+
+        The score function's own ``data_prediction`` when it has one; else (x - sigma eps_hat) /
+        alpha from its ``noise_prediction``; else Tweedie's formula (x + sigma^2 score) / alpha.
+        """
+        tb = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+        if self._data is not None:
+            return self._checked(self._data(tb, x), tb, x, "score_fn.data_prediction")
+        if self._noise is not None:
+            eps = self._checked(self._noise(tb, x), tb, x, "score_fn.noise_prediction")
+            return torch.add(x, eps, alpha=-sigma) / alpha
+        return torch.add(x, self(tb, x), alpha=sigma * sigma) / alpha
+
+    def _checked(self, out: Tensor, t: Tensor, x: Tensor, name: str) -> Tensor:
         self.nfe += 1
-        check_score_output(out, x)
+        check_score_output(out, x, name)
         # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
         # that merely overflows is told apart by the exact count.
         if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):
@@ -48,7 +71,7 @@ class ScoreEvaluator:
             if n_bad:
                 where = f"step {self.step}, " if self.step is not None else ""
                 raise FloatingPointError(
-                    f"score_fn returned {n_bad} non-finite value(s) at t={float(t.reshape(-1)[0]):.6g} "
+                    f"{name} returned {n_bad} non-finite value(s) at t={float(t.reshape(-1)[0]):.6g} "
                     f"({where}score evaluation {self.nfe}); sampling stopped"
                 )
         if self._bar is not None:
@@ -62,6 +85,11 @@ class ScoreEvaluator:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _method(score_fn: object, name: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    method = getattr(score_fn, name, None)
+    return method if callable(method) else None
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype | None:
