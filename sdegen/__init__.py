@@ -33,7 +33,7 @@ from sdegen.samplers import (
     SampleResult,
     sample,
 )
-from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -45,6 +45,8 @@ __all__ = [
     "VPSDE",
     "SubVPSDE",
     "VESDE",
+    "CosineVPSDE",
+    "EDMVESDE",
     "analytic",
     "metrics",
     "expand_like",
