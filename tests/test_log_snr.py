@@ -9,7 +9,7 @@ from _sdes import OrnsteinUhlenbeck
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sdegen import VESDE, VPSDE, CosineVPSDE, EDMVESDE, LinearSDE, SubVPSDE
+from sdegen import EDMVESDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 from sdegen.testing import strategies as sst
 
 F64 = torch.float64

@@ -9,7 +9,7 @@ import torch
 from _oracle_data import MIXTURE
 from test_samplers_oracle import SAMPLERS
 
-from sdegen import VESDE, CosineVPSDE, EDMVESDE, ProbabilityFlowSampler
+from sdegen import EDMVESDE, VESDE, CosineVPSDE, ProbabilityFlowSampler
 from sdegen.testing import calibrate, check_marginals, check_moment_odes, check_sampler
 
 F64 = torch.float64
