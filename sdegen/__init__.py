@@ -45,7 +45,7 @@ from sdegen.samplers import (
     UniPCSampler,
     sample,
 )
-from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -57,6 +57,8 @@ __all__ = [
     "VPSDE",
     "SubVPSDE",
     "VESDE",
+    "CosineVPSDE",
+    "EDMVESDE",
     "analytic",
     "metrics",
     "expand_like",

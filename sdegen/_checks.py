@@ -165,13 +165,13 @@ def check_linear_sde(sde: object, who: str, instead: str = "") -> None:
         )
 
 
-def check_generator(generator: object, like: Tensor, like_name: str) -> None:
-    """Raise unless ``generator`` is None or a ``torch.Generator`` on the device of ``like``."""
+def check_generator(generator: object, like: Tensor | None = None, like_name: str = "") -> None:
+    """Raise unless ``generator`` is None or a ``torch.Generator`` (on the device of ``like``, if given)."""
     if generator is None:
         return
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-    if generator.device.type != like.device.type:
+    if like is not None and generator.device.type != like.device.type:
         raise ValueError(
             f"generator is on {generator.device} but {like_name} is on {like.device}; create it with "
             f"torch.Generator(device={str(like.device)!r})"

@@ -15,6 +15,7 @@ from sdegen._checks import (
     check_generator,
     check_linear_sde,
     check_positive,
+    check_steps,
 )
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
@@ -41,7 +42,7 @@ class SampleResult(NamedTuple):
 
 
 class SamplePath(NamedTuple):
-    """What :meth:`Sampler._sample` returns: the final state and, if asked, the path to it."""
+    """What ``Sampler._sample`` returns: the final state and, if asked, the path to it."""
 
     x: Tensor
     trajectory: Tensor | None = None
@@ -57,7 +58,7 @@ class Sampler(abc.ABC):
     (a :class:`~sdegen.sde.coefficients.CoefficientGrid`, which validates the schedule there),
     counts score evaluations, turns a NaN or infinite score into a ``FloatingPointError`` naming
     the time, runs the optional final denoising step, and disables autograd. Subclasses implement
-    :meth:`_sample` (the method itself) and may override :meth:`time_grid` and :meth:`check`
+    ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
     (requirements on the SDE, raised before any work).
 
     A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its :attr:`grid`:
@@ -74,6 +75,10 @@ class Sampler(abc.ABC):
     default_grid: ClassVar[type[TimeGrid]] = UniformGrid
     #: the time grid; None where the sampler places its own times (adaptive solvers)
     grid: TimeGrid | None = None
+    #: How often the score's finiteness is read back to the host by default: ``None`` once at the
+    #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
+    #: synchronise anyway, or that would step on with NaN for ever).
+    check_finite_every: ClassVar[int | None] = None
 
     @property
     def steps(self) -> int | None:
@@ -121,6 +126,7 @@ class Sampler(abc.ABC):
         return_trajectory: bool = False,
         progress: bool = False,
         denoise: bool = False,
+        check_finite_every: int | None = None,
     ) -> SampleResult:
         """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
 
@@ -133,13 +139,23 @@ class Sampler(abc.ABC):
             return_trajectory: also return the states at every time of the grid.
             progress: show a tqdm progress bar.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+            check_finite_every: read the score's finiteness back to the host every this many
+                evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
+                once at the end, so a GPU is never synchronised while sampling). A non-finite score
+                raises ``FloatingPointError`` naming its first time and evaluation either way.
         """
         sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
+        if check_finite_every is None:
+            check_finite_every = self.check_finite_every
+        else:
+            check_finite_every = check_steps("check_finite_every", check_finite_every)
         grid = CoefficientGrid(sde, self.time_grid(sde, eps))
         self.check(grid)
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
-        score = ScoreEvaluator(score_fn, T=sde.T, t_end=grid.t[-1], progress=progress)
+        score = ScoreEvaluator(
+            score_fn, T=sde.T, t_end=grid.t[-1], progress=progress, check_every=check_finite_every
+        )
         try:
             with torch.no_grad():
                 path = self._sample(
@@ -149,6 +165,7 @@ class Sampler(abc.ABC):
                 if denoise:
                     score.step = None
                     x = score.data_prediction(grid.t[-1], x, grid.alpha[-1], grid.sigma[-1])
+                score.raise_if_nonfinite()
         finally:
             score.close()
         check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")

@@ -49,4 +49,5 @@ def tweedie_denoise(sde: SDE, score_fn: Callable[[Tensor, Tensor], Tensor], t: f
     check_time(t, sde.T)
     tt = torch.tensor(float(t), dtype=torch.float64)
     alpha, sigma = float(sde.alpha(tt)), float(sde.sigma(tt))
-    return ScoreEvaluator(score_fn, T=sde.T, t_end=float(t)).data_prediction(float(t), x, alpha, sigma)
+    evaluator = ScoreEvaluator(score_fn, T=sde.T, t_end=float(t), check_every=1)
+    return evaluator.data_prediction(float(t), x, alpha, sigma)

@@ -42,25 +42,24 @@ class ProbabilityFlowSampler(Sampler):
     stiff in t (linear rate ~ log(sigma_max / sigma_min)); the exponential integrators
     (:class:`DPMSolverMultistepSampler`, :class:`DDIMSampler`) integrate the linear part exactly.
 
-    ================  ==========  =====  =========
-    method            NFE/step    order  adaptive
-    ================  ==========  =====  =========
-    euler             1           1      no
-    midpoint, heun2   2           2      no
-    heun3             3           3      no
-    rk4               4           4      no
-    explicit_adams    1 (+6)      4      no
-    implicit_adams    >= 2        4      no
-    dopri5            6           5      yes
-    dopri8            12          8      yes
-    bosh3             3           3      yes
-    fehlberg2         2           2      yes
-    adaptive_heun     2           2      yes
-    ================  ==========  =====  =========
+    | method          | NFE/step | order | adaptive |
+    |-----------------|----------|-------|----------|
+    | euler           | 1        | 1     | no       |
+    | midpoint, heun2 | 2        | 2     | no       |
+    | heun3           | 3        | 3     | no       |
+    | rk4             | 4        | 4     | no       |
+    | explicit_adams  | 1 (+6)   | 4     | no       |
+    | implicit_adams  | >= 2     | 4     | no       |
+    | dopri5          | 6        | 5     | yes      |
+    | dopri8          | 12       | 8     | yes      |
+    | bosh3           | 3        | 3     | yes      |
+    | fehlberg2       | 2        | 2     | yes      |
+    | adaptive_heun   | 2        | 2     | yes      |
 
     Args:
         method: a torchdiffeq method from the table.
-        rtol, atol: tolerances of adaptive methods.
+        rtol: relative tolerance of adaptive methods.
+        atol: absolute tolerance of adaptive methods.
         steps: number of uniform steps of a fixed-grid method (required for those, unless ``grid``
             is given).
         grid: a :class:`~sdegen.samplers.grid.TimeGrid` (or decreasing times) instead of ``steps``:
@@ -70,6 +69,9 @@ class ProbabilityFlowSampler(Sampler):
     """
 
     stochastic: ClassVar[bool] = False
+    # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
+    # adaptive step-size controller fed NaN would shrink its step for ever.
+    check_finite_every: ClassVar[int | None] = 1
     METHODS: ClassVar[dict[str, _Method]] = {
         "euler": _Method(1.0, 1, False),
         "midpoint": _Method(2.0, 2, False),

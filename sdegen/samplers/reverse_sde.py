@@ -49,17 +49,15 @@ class ReverseSDESampler(Sampler):
     ``normal_`` per step; ``adaptive=True`` and log_ode (which needs the Levy area) use
     ``torchsde.BrownianInterval`` seeded from ``generator``.
 
-    ======================  =========  ==========  ===========================================
-    method                  NFE/step   weak order  notes
-    ======================  =========  ==========  ===========================================
-    euler                   1          1           Euler-Maruyama
-    milstein                1          1           = euler for additive noise
-    srk                     2          1.5         Roessler's SRA1 for additive noise
-    heun, midpoint          2          1           Stratonovich
-    euler_heun              1          1           Stratonovich
-    reversible_heun         1          1           weakly damped: needs many steps here
-    log_ode                 2          1           BrownianInterval with Levy area [B, D, D]
-    ======================  =========  ==========  ===========================================
+    | method          | NFE/step | weak order | notes                                     |
+    |-----------------|----------|------------|-------------------------------------------|
+    | euler           | 1        | 1          | Euler-Maruyama                            |
+    | milstein        | 1        | 1          | = euler for additive noise                |
+    | srk             | 2        | 1.5        | Roessler's SRA1 for additive noise        |
+    | heun, midpoint  | 2        | 1          | Stratonovich                              |
+    | euler_heun      | 1        | 1          | Stratonovich                              |
+    | reversible_heun | 1        | 1          | weakly damped: needs many steps here      |
+    | log_ode         | 2        | 1          | BrownianInterval with Levy area [B, D, D] |
 
     Args:
         method: a torchsde method name from the table.
@@ -69,6 +67,9 @@ class ReverseSDESampler(Sampler):
     """
 
     stochastic: ClassVar[bool] = True
+    # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
+    # adaptive step-size controller fed NaN would shrink its step for ever.
+    check_finite_every: ClassVar[int | None] = 1
     METHODS: ClassVar[dict[str, _Method]] = {
         "euler": _Method("ito", "additive", 1.0, 1, True),
         "milstein": _Method("ito", "additive", 1.0, 1, True),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,12 +30,12 @@ def _coefficients(rks: list[float], hh: float, B_h: float, p: int) -> tuple[list
         b.append(h_phi_k * factorial / B_h)
         factorial *= k + 1
         h_phi_k = h_phi_k / hh - 1.0 / factorial
-    R = torch.tensor([[r ** (k - 1) for r in rks] for k in range(1, p + 1)], dtype=torch.float64)
-    bt = torch.tensor(b, dtype=torch.float64)
     if p == 1:
         return [], [0.5]
-    rho_p = [0.5] if p == 2 else torch.linalg.solve(R[:-1, :-1], bt[:-1]).tolist()
-    return rho_p, torch.linalg.solve(R, bt).tolist()
+    # numpy, not torch: a few float64 numbers on the host, no device round trip.
+    R = np.array([[r ** (k - 1) for r in rks] for k in range(1, p + 1)])
+    rho_p = [0.5] if p == 2 else np.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
+    return rho_p, np.linalg.solve(R, b).tolist()
 
 
 class UniPCSampler(DenoiserSampler):

@@ -206,7 +206,7 @@ class LinearSDE(SDE):
         """a(t) = d/dt log alpha(t), so that f(t, x) = a(t) x. Default: autograd."""
         with torch.enable_grad():
             tt = t.detach().requires_grad_(True)
-            (da,) = torch.autograd.grad(torch.log(self.alpha(tt)).sum(), tt)
+            da = _derivative(torch.log(self.alpha(tt)), tt)
         return da
 
     def diffusion_squared(self, t: Tensor) -> Tensor:
@@ -214,7 +214,7 @@ class LinearSDE(SDE):
         with torch.enable_grad():
             tt = t.detach().requires_grad_(True)
             var = self.sigma_squared(tt)
-            (dvar,) = torch.autograd.grad(var.sum(), tt)
+            dvar = _derivative(var, tt)
         return dvar - 2 * self.drift_coefficient(t) * var.detach()
 
     def log_snr(self, t: Tensor) -> Tensor:
@@ -298,6 +298,14 @@ class LinearSDE(SDE):
             f"{type(self).__name__} has no discrete-time counterpart; ancestral sampling is defined "
             f"for VPSDE (DDPM) and VESDE (SMLD)"
         )
+
+
+def _derivative(y: Tensor, t: Tensor) -> Tensor:
+    """dy/dt elementwise by autograd; zero where y does not depend on t (e.g. alpha = ones_like(t))."""
+    if not y.requires_grad:
+        return torch.zeros_like(t)
+    (dy,) = torch.autograd.grad(y.sum(), t, allow_unused=True)
+    return torch.zeros_like(t) if dy is None else dy
 
 
 def _as_tensor(t: float | Tensor) -> Tensor:
