@@ -213,7 +213,8 @@ def log_likelihood(
         divergence: :class:`Hutchinson` (default, one Rademacher probe) or :class:`ExactTrace`.
             Probes are drawn once per call from ``generator`` and held fixed during the solve.
         method: an adaptive torchdiffeq solver: one of ``ADAPTIVE_METHODS``.
-        rtol, atol: tolerances, enforced for every sample's state and log-density separately.
+        rtol: relative tolerance, enforced for every sample's state and log-density separately.
+        atol: absolute tolerance, enforced the same way.
         eps: start time in (0, T); the score is singular at t = 0.
         prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
             log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).

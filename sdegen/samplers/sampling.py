@@ -30,6 +30,7 @@ def sample(
     return_trajectory: bool = False,
     progress: bool = False,
     denoise: bool = False,
+    check_finite_every: int | None = None,
     observation: Observation | None = None,
 ) -> SampleResult:
     """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
@@ -53,11 +54,13 @@ def sample(
             follow its device and dtype.
         eps: end time; default ``sde.sampling_eps`` (1e-3 for VP and sub-VP, 1e-5 for VE).
         generator: the source of all randomness, prior included.
-        device, dtype: of prior samples (default: the generator's device, the default dtype);
-            ``x_T`` is moved to them when given.
+        device: of prior samples (default: the generator's device); ``x_T`` is moved to it when given.
+        dtype: of prior samples (default: torch's default dtype); ``x_T`` is cast to it when given.
         return_trajectory: also return the states along the sampler's time grid.
         progress: show a tqdm progress bar (off by default).
         denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+        check_finite_every: read the score's finiteness back to the host every this many evaluations
+            (default: the sampler's own; once at the end for sdegen's own loops).
         observation: an :class:`~sdegen.observations.Observation` (e.g. ``Inpainting(mask, values)``)
             to condition on by projection at every step of a grid sampler (see
             :class:`~sdegen.samplers.base.Sampler`); other samplers refuse it before any work.
@@ -107,5 +110,6 @@ def sample(
         return_trajectory=return_trajectory,
         progress=progress,
         denoise=denoise,
+        check_finite_every=check_finite_every,
         observation=observation,
     )

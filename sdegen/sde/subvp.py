@@ -19,7 +19,7 @@ class SubVPSDE(LinearBetaSchedule):
         lambda(t) = log(alpha / sigma) = -log(2 sinh(B(t) / 2)),
 
     computed with ``expm1`` for accuracy near t = 0. The prior is N(0, I). Sub-VP has no
-    discrete-time ancestral counterpart, so it has no ``discretize``.
+    discrete-time ancestral counterpart, so ``discretize`` raises ``NotImplementedError``.
     """
 
     def sigma(self, t: Tensor) -> Tensor:
