@@ -45,7 +45,13 @@ from sdegen import (
     AnnealedLangevinSampler,
     ClassifierFreeGuidance,
     ClassifierGuidance,
+    DDIMSampler,
     DDPMSampler,
+    DPMSolverMultistepSampler,
+    DPMSolverSDESampler,
+    DPMSolverSinglestepSampler,
+    EDMHeunSampler,
+    EDMStochasticSampler,
     EulerMaruyama,
     HMCCorrector,
     Inpainting,
@@ -58,6 +64,7 @@ from sdegen import (
     ReconstructionGuidance,
     ReverseDiffusion,
     ReverseSDESampler,
+    UniPCSampler,
 )
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.coefficients import CoefficientGrid
@@ -123,6 +130,10 @@ def _check_replacement(key, data, observation, sde_name, sampler, n=1000, seed=0
 def test_inpainting_by_replacement_is_exact_for_independent_coordinates():
     out = _check_replacement("independent | x1", independent_mixture(), INPAINT_X1, "VP", DDPMSampler(100))
     assert out.nfe == 100
+    # A few-step sampler takes the same observation, at 20 evaluations.
+    _check_replacement(
+        "independent | x1", independent_mixture(), INPAINT_X1, "VP", DPMSolverMultistepSampler(20)
+    )
 
 
 def test_noisy_linear_observation_by_projection_is_exact_for_independent_coordinates():
@@ -145,6 +156,15 @@ REPLACEMENT_SAMPLERS = [
     ("sde-euler", lambda: ReverseSDESampler("euler", 300)),
     ("sde-srk", lambda: ReverseSDESampler("srk", 100)),
     ("ode-heun2", lambda: ProbabilityFlowSampler("heun2", steps=100)),
+    ("ddim", lambda: DDIMSampler(100)),
+    ("ddim-eta1", lambda: DDIMSampler(100, eta=1.0)),
+    ("dpm-2m", lambda: DPMSolverMultistepSampler(50)),
+    ("dpm-3m", lambda: DPMSolverMultistepSampler(50, order=3)),
+    ("dpm-2s", lambda: DPMSolverSinglestepSampler(50)),
+    ("dpm-2m-sde", lambda: DPMSolverSDESampler(100)),
+    ("edm-heun", lambda: EDMHeunSampler(50)),
+    ("edm-churn", lambda: EDMStochasticSampler(50, s_churn=1.0)),
+    ("unipc", lambda: UniPCSampler(50)),
 ]
 
 
@@ -414,28 +434,36 @@ class _Counting:
         return self.score(t, x)
 
 
-@pytest.mark.parametrize(
-    "sampler, nfe",
-    [
-        (DDPMSampler(10), 10),
-        (PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), 10), 30),
-        (AnnealedLangevinSampler(10, n_steps_each=2), 20),
-        (ReverseSDESampler("srk", 10), 20),
-        (ReverseSDESampler("log_ode", 10), 20),
-        (ProbabilityFlowSampler("rk4", steps=10), 40),
-    ],
-    ids=["ddpm", "pc", "ald", "sde-srk", "sde-log_ode", "ode-rk4"],
-)
-def test_grid_samplers_take_an_observation_at_their_own_cost(sampler, nfe):
-    sde = SDES["VP"]
+OBSERVING_SAMPLERS = {
+    "ddpm": lambda: DDPMSampler(10),
+    "pc": lambda: PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), 10),
+    "ald": lambda: AnnealedLangevinSampler(10, n_steps_each=2),
+    "sde-srk": lambda: ReverseSDESampler("srk", 10),
+    "sde-log_ode": lambda: ReverseSDESampler("log_ode", 10),
+    "ode-rk4": lambda: ProbabilityFlowSampler("rk4", steps=10),
+    "ddim": lambda: DDIMSampler(10),
+    "dpm-2m": lambda: DPMSolverMultistepSampler(10),
+    "dpm-2s": lambda: DPMSolverSinglestepSampler(10),
+    "dpm-2m-sde": lambda: DPMSolverSDESampler(10),
+    "edm-heun": lambda: EDMHeunSampler(10),
+    "edm-churn": lambda: EDMStochasticSampler(10, s_churn=10.0),
+    "unipc": lambda: UniPCSampler(10),
+}
+
+
+@pytest.mark.parametrize("make", list(OBSERVING_SAMPLERS.values()), ids=list(OBSERVING_SAMPLERS))
+def test_grid_samplers_take_an_observation_at_their_own_cost(make):
+    """Conditioning by projection costs no score evaluation: the NFE is that of the same sampler
+    without the observation; after the final denoising step the observed coordinate is exact."""
+    sde, sampler = SDES["VP"], make()
+    plain = sdegen.sample(sde, CORRELATED.score(sde), (6, 2), sampler, generator=_generator(15), dtype=F64)
     score = _Counting(CORRELATED.score(sde))
     out = sdegen.sample(
         sde, score, (6, 2), sampler, generator=_generator(15), dtype=F64, observation=CORRELATED_X1,
         return_trajectory=True, denoise=True,
     )  # fmt: skip
-    assert out.nfe == score.calls == nfe + 1
+    assert out.nfe == score.calls == plain.nfe + 1
     assert out.trajectory.shape == (11, 6, 2)
-    # After the final denoising step the observed coordinate is the observation itself.
     assert torch.equal(out.x[:, 0], torch.full((6,), 0.5, dtype=F64))
 
 

@@ -37,7 +37,8 @@ class ClassifierFreeGuidance:
             (see :mod:`sdegen.composition.conditional`).
         y: the class, an int or an int ``[B]`` tensor, in 0..C-1.
         guidance: w, any real number.
-        n_classes, null_label: when the model has no such attributes.
+        n_classes: C, when the model has no attribute ``n_classes``.
+        null_label: the label meaning "no label", when the model has no attribute ``null_label``.
         concatenate: evaluate both halves in one call of batch 2B.
     """
 

@@ -74,8 +74,8 @@ class Sampler(abc.ABC):
     Conditioning on an observation (``observation=``, an :class:`~sdegen.observations.Observation`)
     is one mechanism for every sampler that steps on a grid of its own: the base class checks the
     observation against ``x_T`` and the SDE, binds it to the grid as an
-    :class:`~sdegen.samplers._projection.ObservationProjection`, and passes that to
-    :meth:`_sample` as ``observation=``; the sampler applies it to the state it reaches at every
+    ``ObservationProjection`` (``sdegen.samplers._projection``), and passes that to
+    ``_sample`` as ``observation=``; the sampler applies it to the state it reaches at every
     grid time (and the base class sets the observed coordinates exactly after ``denoise=True``).
     Samplers without ``supports_observation`` refuse an observation before any work.
     """
@@ -141,8 +141,7 @@ class Sampler(abc.ABC):
         """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
 
         A sampler with ``supports_observation`` also takes ``observation``, an
-        :class:`~sdegen.samplers._projection.ObservationProjection` (passed only when the caller
-        conditions): it applies ``x = observation(i, x)`` to its state at every grid time t_i.
+        ``ObservationProjection`` (passed only when the caller conditions): it applies ``x = observation(i, x)`` to its state at every grid time t_i.
         """
 
     def __call__(
