@@ -7,7 +7,7 @@ import torch
 
 from sdegen import VESDE, VPSDE, SubVPSDE
 from sdegen.analytic import GaussianMixture
-from sdegen.observations import Inpainting, LinearObservation
+from sdegen.observations import Colorization, Inpainting, LinearObservation
 from sdegen.testing.oracle import OracleNulls, calibrate
 
 F64 = torch.float64
@@ -25,6 +25,26 @@ def independent_mixture(rotation: float = 0.0) -> GaussianMixture:
     c, s = math.cos(rotation), math.sin(rotation)
     R = torch.tensor([[c, -s], [s, c]], dtype=F64)
     return GaussianMixture(weights, means @ R.T, R @ covs @ R.T)
+
+
+def rgb_mixture() -> GaussianMixture:
+    """A 1 x 1 RGB image whose gray level z_1 = sum_c x_c / sqrt(3) is independent of its two colour
+    contrasts (z_2, z_3): colorization by replacement is exact for it."""
+    weights, means, covs = [], [], []
+    for a, m1, v1 in ((0.4, -1.0, 0.2), (0.6, 1.0, 0.3)):
+        for b, m23, v23 in ((0.5, (1.0, 0.0), (0.2, 0.1)), (0.5, (-1.0, 0.5), (0.1, 0.3))):
+            weights.append(a * b)
+            means.append([m1, *m23])
+            covs.append([v1, *v23])
+    M = torch.tensor(
+        [[1 / math.sqrt(3), -1 / math.sqrt(2), -1 / math.sqrt(6)],
+         [1 / math.sqrt(3), 1 / math.sqrt(2), -1 / math.sqrt(6)],
+         [1 / math.sqrt(3), 0.0, 2 / math.sqrt(6)]],
+        dtype=F64,
+    )  # fmt: skip
+    mu = torch.tensor(means, dtype=F64) @ M.T
+    cov = M @ torch.diag_embed(torch.tensor(covs, dtype=F64)) @ M.T
+    return GaussianMixture(weights, mu, cov, event_shape=(3, 1, 1))
 
 
 def rotation_row(rotation: float) -> torch.Tensor:
@@ -56,6 +76,7 @@ ROTATION = 0.6
 # Observations and the exact conditionals they define (free coordinates).
 INPAINT_X1 = Inpainting(torch.tensor([True, False]), torch.tensor([1.2, 0.0], dtype=F64))
 ROTATED_NOISY = LinearObservation(2 * rotation_row(ROTATION), torch.tensor([2.4], dtype=F64), noise_std=0.3)
+GRAY = Colorization(torch.tensor([[[0.6]]], dtype=F64))
 CORRELATED_X1 = Inpainting(torch.tensor([True, False]), torch.tensor([0.5, 0.0], dtype=F64))
 
 # Two experts whose product (4 components) the naive sum of noised scores does not sample.
@@ -69,6 +90,7 @@ TARGETS = {
     "independent | x1": lambda: independent_mixture().condition(INPAINT_X1),
     "rotated | noisy z1": lambda: independent_mixture(ROTATION).condition(ROTATED_NOISY),
     "product": lambda: EXPERT_1.product(EXPERT_2),
+    "rgb | gray": lambda: rgb_mixture().condition(GRAY),
     "labelled": lambda: LABELLED,
 }
 

@@ -28,6 +28,7 @@ from _conditional_data import (
     GAUSS_COV,
     GAUSS_MEAN,
     GAUSSIAN,
+    GRAY,
     INPAINT_X1,
     LABELLED,
     ROTATED_NOISY,
@@ -35,6 +36,7 @@ from _conditional_data import (
     SDES,
     independent_mixture,
     null,
+    rgb_mixture,
     target,
 )
 
@@ -180,6 +182,12 @@ def test_replacement_is_exact_for_independent_coordinates_thoroughly(sde_name, m
     _check_replacement(
         "rotated | noisy z1", independent_mixture(ROTATION), ROTATED_NOISY, sde_name, make(), n=3000, seed=3
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sde_name", list(SDES))
+def test_colorization_by_replacement_is_exact_when_gray_and_colour_are_independent(sde_name):
+    _check_replacement("rgb | gray", rgb_mixture(), GRAY, sde_name, DDPMSampler(300), n=3000, seed=4)
 
 
 # -- the law of a linear Gaussian chain ---------------------------------------------------------
