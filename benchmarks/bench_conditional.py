@@ -8,27 +8,31 @@ oracle's exact scores, so the error is the method's own (its bias plus the discr
 * classifier-free guidance w = 0 / w = 3 (exact conditional model) -> p(x | y) / the tilted target
   p(x) p(y | x)^(1 + w) / Z (exact samples by rejection)
 * replacement inpainting, independent / correlated coordinates    -> p(x_2 | x_1)
+  (correlated also with a Langevin corrector after each replacement, as score_sde's PC inpainting)
 * noisy linear observation by projection (rotated independent)    -> p(x | y)
 * reconstruction guidance (DPS), correlated, noise 0.1 and 0.5     -> p(x | y)
+* projection of the same noisy observations (stopped at their noise level) -> p(x | y)
 * product of experts: the naive sum, + annealed Langevin, + MALA   -> p_1 p_2 / Z
 
 NFE = score evaluations of the composed score (a CFG evaluation is one call of the model at batch
 2B; a product-of-experts evaluation calls both experts). DDPM ancestral steps at NFE = steps; with
 a corrector, steps = NFE / (evaluations per step). The error is the energy distance to exact
-samples (n each) minus the mean of its null (true vs true), in units of the null's std (z); z <= 6
-is indistinguishable from exact; "diverged" marks samples that flew apart (z > 1000).
+samples (n each) minus the mean of its null (true vs true), in units of the null's std (z), the
+median over ``--seeds`` runs; z <= 6 is indistinguishable from exact (the null has a heavy right
+tail); "diverged" marks samples that flew apart (z > 1000). z grows like n for a fixed bias.
 
 Cost: wall time relative to unconditional DDPM sampling at the same NFE, twice: with the oracle's
 scores (the error table), and with 3 x 256 MLPs standing in for trained networks (score model,
 classifier, conditional model with a label embedding, energies), which is what a user pays.
 
-Run: python benchmarks/bench_conditional.py [--n 2000] [--threads 1] [--quick]
+Run: python benchmarks/bench_conditional.py [--n 1000] [--seeds 3] [--threads 1] [--cost-only] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import time
 from collections.abc import Callable
 
@@ -43,6 +47,7 @@ from sdegen import (
     ClassifierGuidance,
     DDPMSampler,
     Inpainting,
+    LangevinCorrector,
     LinearObservation,
     MALACorrector,
     PredictorCorrectorSampler,
@@ -105,8 +110,11 @@ class Problem:
         corrector: Callable[[], object] | None = None,
         corrector_nfe: int = 0,
         free: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        weights_of: GaussianMixture | None = None,
     ) -> None:
         self.name, self.score, self.reference = name, score, reference
+        #: the exact conditional whose component weights the samples are compared with, if reported
+        self.weights_of = weights_of
         self.start, self.observation = start, observation
         self.corrector, self.corrector_nfe = corrector, corrector_nfe
         self.free = free or (lambda x: x)
@@ -163,6 +171,17 @@ def problems() -> list[Problem]:
             at_eps(CORRELATED.condition(inpaint_corr)),
             observation=inpaint_corr,
             free=inpaint_corr.free_coordinates,
+            weights_of=CORRELATED.condition(inpaint_corr),
+        ),
+        Problem(
+            "replacement, correlated, + Langevin corrector",
+            CORRELATED.score(SDE),
+            at_eps(CORRELATED.condition(inpaint_corr)),
+            observation=inpaint_corr,
+            free=inpaint_corr.free_coordinates,
+            corrector=lambda: LangevinCorrector(0.16, 1),
+            corrector_nfe=1,
+            weights_of=CORRELATED.condition(inpaint_corr),
         ),
         Problem(
             "projection, noisy linear y = A x + 0.3 n",
@@ -178,10 +197,22 @@ def problems() -> list[Problem]:
                 f"reconstruction guidance (DPS), correlated, s = {s}",
                 ReconstructionGuidance(CORRELATED.score(SDE), SDE, obs),
                 at_eps(CORRELATED.condition(obs)),
+                weights_of=CORRELATED.condition(obs),
+            )
+        )
+    for s in (0.1, 0.5):
+        obs = Inpainting(torch.tensor([True, False]), torch.tensor([0.5, 0.0], dtype=F64), noise_std=s)
+        out.append(
+            Problem(
+                f"projection, correlated, noisy s = {s}",
+                CORRELATED.score(SDE),
+                at_eps(CORRELATED.condition(obs)),
+                observation=obs,
+                weights_of=CORRELATED.condition(obs),
             )
         )
     out += [
-        Problem("product of experts, naive sum", poe, at_eps(product), start=product),
+        Problem("product of experts, naive sum", poe, at_eps(product), start=product, weights_of=product),
         Problem(
             "product of experts + annealed Langevin (3 steps)",
             poe,
@@ -197,6 +228,7 @@ def problems() -> list[Problem]:
             start=product,
             corrector=lambda: MALACorrector(poe.log_density, 0.5, 2),
             corrector_nfe=3,
+            weights_of=product,
         ),
     ]
     return out
@@ -224,23 +256,43 @@ def unconditional_time(score, nfe: int, n: int, dtype=F64, seed: int = 0) -> flo
     return time.perf_counter() - start
 
 
-def error_table(n: int, nfes: list[int]) -> None:
-    print(f"\n### Error against the exact conditional (n = {n}, 2-D, VP, DDPM ancestral steps, float64)\n")
+def error_table(n: int, nfes: list[int], seeds: int) -> None:
+    print(
+        f"\n### Error against the exact conditional (n = {n}, 2-D, VP, DDPM ancestral steps, float64; "
+        f"median of {seeds} seeds)\n"
+    )
     header = " | ".join(f"z @ NFE {k}" for k in nfes)
     print(f"| method | {header} | time / unconditional @ NFE {nfes[-1]} |")
     print("|---|" + "---:|" * (len(nfes) + 1))
     base = {k: unconditional_time(LABELLED.score(SDE), k, n) for k in nfes}
+    weights = []
     for i, problem in enumerate(problems()):
         null = calibrate_null(problem.reference, n, n_null=20, seed=100 + i)
-        ref = problem.reference(n, torch.Generator().manual_seed(200 + i))
-        cells, ratio = [], float("nan")
+        refs = [problem.reference(n, torch.Generator().manual_seed(200 + 10 * i + j)) for j in range(seeds)]
+        cells, ratios, w = [], [], []
         for k in nfes:
-            x, seconds, nfe = run(problem, k, n, seed=300 + i)
-            d = float(energy_distance(problem.free(x), ref))
-            z = (d - null.mean) / null.std
+            zs = []
+            for j in range(seeds):
+                x, seconds, nfe = run(problem, k, n, seed=300 + 10 * i + j)
+                d = float(energy_distance(problem.free(x), refs[j]))
+                zs.append((d - null.mean) / null.std)
+                if k == nfes[-1]:
+                    ratios.append(seconds / base[k])
+                    if problem.weights_of is not None:
+                        w.append(problem.weights_of.responsibilities(problem.free(x)).mean(0))
+            z = statistics.median(zs)
             cells.append(f"{z:.1f}" if z < 1e3 else "diverged")
-            ratio = seconds / base[k]
-        print(f"| {problem.name} | {' | '.join(cells)} | {ratio:.2f} |")
+        print(f"| {problem.name} | {' | '.join(cells)} | {statistics.median(ratios):.2f} |")
+        if w:
+            weights.append((problem.name, torch.stack(w).mean(0), problem.weights_of.weights))
+    print(
+        f"\n### Component weights at NFE {nfes[-1]} (mean posterior responsibilities, {seeds} seeds pooled)\n"
+    )
+    print("| method | samples | exact |")
+    print("|---|---|---|")
+    for name, w, exact in weights:
+        fmt = lambda v: ", ".join(f"{float(a):.3f}" for a in v)  # noqa: E731
+        print(f"| {name} | {fmt(w)} | {fmt(exact)} |")
 
 
 class ConditionalMLP(nn.Module):
@@ -310,17 +362,20 @@ def cost_table(n: int, nfe: int, repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="samples per run")
+    parser.add_argument("--n", type=int, default=1000, help="samples per run")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per cell; the table shows the median")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cost-only", action="store_true", help="only the cost table with networks")
     parser.add_argument("--quick", action="store_true", help="n = 500, NFE 20 and 100 only: a smoke test")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     nfes = [20, 100, 1000]
     if args.quick:
-        args.n, nfes, args.repeats = 500, [20, 100], 1
+        args.n, nfes, args.repeats, args.seeds = 500, [20, 100], 1, 1
     print(f"torch {torch.__version__}, {args.threads} thread(s), CPU")
-    error_table(args.n, nfes)
+    if not args.cost_only:
+        error_table(args.n, nfes, args.seeds)
     cost_table(1024, 100 if not args.quick else 20, args.repeats)
 
 
