@@ -155,7 +155,8 @@ class Observation(abc.ABC):
         x_{t*} / alpha(t*) at the time t* where sigma / alpha = s_j, since u = c(x_0) + s_j n':
         above t* the same replacement draws c(x_t) from the forward transition given c(x_{t*}),
         and below it the coordinate is left to the sampler (as SNIPS and DDRM treat the noise,
-        Kawar et al. 2021, 2022).
+        Kawar et al. 2021, 2022). On a grid the last replaced time lies up to one step above t*,
+        an error that vanishes with the step.
         """
         u, _ = self._on(x)
         if self._exact:
