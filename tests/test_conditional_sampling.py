@@ -111,7 +111,7 @@ def test_classifier_guidance_samples_the_class_conditional():
     ids=["ddpm", "sde-srk", "ode-dopri5"],
 )
 def test_classifier_guidance_samples_the_class_conditional_thoroughly(sde_name, make):
-    _check_classifier_guidance(sde_name, make(), n=3000, seed=1)
+    _check_classifier_guidance(sde_name, make(), n=2000, seed=1)
 
 
 # -- replacement: exact on independent coordinates -----------------------------------------------
@@ -177,17 +177,32 @@ REPLACEMENT_SAMPLERS = [
 )
 def test_replacement_is_exact_for_independent_coordinates_thoroughly(sde_name, make):
     _check_replacement(
-        "independent | x1", independent_mixture(), INPAINT_X1, sde_name, make(), n=3000, seed=2
+        "independent | x1", independent_mixture(), INPAINT_X1, sde_name, make(), n=2000, seed=2
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sde_name", list(SDES))
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: DDPMSampler(300),
+        lambda: ReverseSDESampler("srk", 100),
+        lambda: DDIMSampler(100),
+        lambda: UniPCSampler(50),
+    ],
+    ids=["ddpm", "sde-srk", "ddim", "unipc"],
+)
+def test_noisy_projection_is_exact_for_independent_coordinates_thoroughly(sde_name, make):
     _check_replacement(
-        "rotated | noisy z1", independent_mixture(ROTATION), ROTATED_NOISY, sde_name, make(), n=3000, seed=3
+        "rotated | noisy z1", independent_mixture(ROTATION), ROTATED_NOISY, sde_name, make(), n=2000, seed=3
     )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sde_name", list(SDES))
 def test_colorization_by_replacement_is_exact_when_gray_and_colour_are_independent(sde_name):
-    _check_replacement("rgb | gray", rgb_mixture(), GRAY, sde_name, DDPMSampler(300), n=3000, seed=4)
+    _check_replacement("rgb | gray", rgb_mixture(), GRAY, sde_name, DDPMSampler(300), n=2000, seed=4)
 
 
 # -- the law of a linear Gaussian chain ---------------------------------------------------------
