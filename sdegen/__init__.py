@@ -4,10 +4,16 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-from sdegen import analytic, metrics
+from sdegen import analytic, composition, metrics, observations
 from sdegen._broadcast import expand_like
 from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
+from sdegen.composition import (
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    ProductOfExperts,
+    ReconstructionGuidance,
+)
 from sdegen.likelihood import (
     ExactTrace,
     Hutchinson,
@@ -17,13 +23,25 @@ from sdegen.likelihood import (
     dequantize,
     log_likelihood,
 )
+from sdegen.observations import Colorization, Inpainting, LinearObservation, Observation
 from sdegen.samplers import (
     AncestralSampling,
     AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
+    CustomGrid,
+    DDIMSampler,
     DDPMSampler,
+    DPMSolverMultistepSampler,
+    DPMSolverSDESampler,
+    DPMSolverSinglestepSampler,
+    EDMHeunSampler,
+    EDMStochasticSampler,
     EulerMaruyama,
+    HMCCorrector,
+    KarrasGrid,
     LangevinCorrector,
+    LogSNRGrid,
+    MALACorrector,
     NoneCorrector,
     NonePredictor,
     PredictorCorrectorSampler,
@@ -32,9 +50,12 @@ from sdegen.samplers import (
     ReverseSDESampler,
     Sampler,
     SampleResult,
+    TimeGrid,
+    UniformGrid,
+    UniPCSampler,
     sample,
 )
-from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -46,7 +67,11 @@ __all__ = [
     "VPSDE",
     "SubVPSDE",
     "VESDE",
+    "CosineVPSDE",
+    "EDMVESDE",
     "analytic",
+    "composition",
+    "observations",
     "metrics",
     "expand_like",
     "SolverError",
@@ -67,6 +92,18 @@ __all__ = [
     "PredictorCorrectorSampler",
     "DDPMSampler",
     "AnnealedLangevinSampler",
+    "DDIMSampler",
+    "DPMSolverMultistepSampler",
+    "DPMSolverSinglestepSampler",
+    "DPMSolverSDESampler",
+    "EDMHeunSampler",
+    "EDMStochasticSampler",
+    "UniPCSampler",
+    "TimeGrid",
+    "UniformGrid",
+    "LogSNRGrid",
+    "KarrasGrid",
+    "CustomGrid",
     "EulerMaruyama",
     "ReverseDiffusion",
     "AncestralSampling",
@@ -74,7 +111,18 @@ __all__ = [
     "LangevinCorrector",
     "AnnealedLangevinCorrector",
     "NoneCorrector",
+    "MALACorrector",
+    "HMCCorrector",
     "ReverseTimeSDE",
     "ProbabilityFlowODE",
+    # conditional and composed generation
+    "ClassifierGuidance",
+    "ClassifierFreeGuidance",
+    "ProductOfExperts",
+    "ReconstructionGuidance",
+    "Observation",
+    "Inpainting",
+    "Colorization",
+    "LinearObservation",
     "SequentialBrownian",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-import math
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -11,7 +11,6 @@ from torch import Tensor
 
 from sdegen._checks import (
     check_batch_shape,
-    check_decreasing_times,
     check_finite,
     check_fits_model,
     check_generator,
@@ -20,9 +19,10 @@ from sdegen._checks import (
     check_positive,
     check_steps,
 )
+from sdegen.observations.base import Observation
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.denoise import tweedie_denoise
-from sdegen.samplers.grid import uniform_times
+from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -65,17 +65,40 @@ class Sampler(abc.ABC):
     ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
     (requirements on the SDE, raised before any work).
 
+    A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its :attr:`grid`:
+    ``steps=N`` gives N steps of its :attr:`default_grid` kind, ``grid=`` any grid (passing both
+    is an error; :meth:`_set_grid` resolves them).
+
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
-    schemes, global order for ODE schemes; None where the method is not a time discretisation)
-    and ``nfe_per_step`` (None where it varies).
+    schemes, global order for ODE schemes; None where the method is not a time discretisation),
+    ``nfe_per_step`` (None where it varies) and ``supports_observation``.
+
+    Conditioning on an observation (``observation=``, an :class:`~sdegen.observations.Observation`)
+    is one mechanism for every sampler that steps on a grid of its own: the base class checks the
+    observation against ``x_T`` and the SDE, binds it to the grid as an
+    ``ObservationProjection`` (``sdegen.samplers._projection``), and passes that to
+    ``_sample`` as ``observation=``; the sampler applies it to the state it reaches at every
+    grid time (and the base class sets the observed coordinates exactly after ``denoise=True``).
+    Samplers without ``supports_observation`` refuse an observation before any work.
     """
 
     stochastic: ClassVar[bool]
-    steps: int | None = None
+    #: the kind of grid ``steps=N`` means
+    default_grid: ClassVar[type[TimeGrid]] = UniformGrid
+    #: the time grid; None where the sampler places its own times (adaptive solvers)
+    grid: TimeGrid | None = None
     #: How often the score's finiteness is read back to the host by default: ``None`` once at the
     #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
     #: synchronise anyway, or that would step on with NaN for ever).
     check_finite_every: ClassVar[int | None] = None
+
+    @property
+    def steps(self) -> int | None:
+        """N, the number of steps of the grid (None without one)."""
+        return None if self.grid is None else self.grid.steps
+
+    #: whether ``_sample`` takes ``observation=`` (conditioning by projection on its grid)
+    supports_observation: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -89,11 +112,23 @@ class Sampler(abc.ABC):
 
     def time_grid(self, sde: SDE, eps: float) -> Tensor:
         """The decreasing float64 times T = t_0 > ... > t_N = eps the sampler steps through."""
-        return uniform_times(sde.T, eps, self.steps)
+        return self.grid.times(sde, eps)
 
     def check(self, grid: CoefficientGrid) -> None:
         """Raise before any work if the SDE lacks what this sampler needs (default: nothing)."""
         return None
+
+    def check_observation(self) -> None:
+        """Raise ``TypeError`` before any work unless this sampler can condition on an observation."""
+        if not self.supports_observation:
+            raise TypeError(
+                f"{self!r} cannot condition on an observation: it does not declare supports_observation "
+                f"(a sampler that steps through a grid of its own and imposes the observation there). Use "
+                f"a grid sampler (PredictorCorrectorSampler, DDPMSampler, AnnealedLangevinSampler, DDIM, "
+                f"DPM-Solver, EDM, UniPC, ReverseSDESampler with fixed steps, ProbabilityFlowSampler with a "
+                f"one-step fixed-grid method), or condition by guidance with "
+                f"sdegen.composition.ReconstructionGuidance, which works with every sampler."
+            )
 
     @abc.abstractmethod
     def _sample(
@@ -105,7 +140,11 @@ class Sampler(abc.ABC):
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations."""
+        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
+
+        A sampler with ``supports_observation`` also takes ``observation``, an
+        ``ObservationProjection`` (passed only when the caller conditions): it applies ``x = observation(i, x)`` to its state at every grid time t_i.
+        """
 
     def __call__(
         self,
@@ -119,6 +158,7 @@ class Sampler(abc.ABC):
         progress: bool = False,
         denoise: bool = False,
         check_finite_every: int | None = None,
+        observation: Observation | None = None,
     ) -> SampleResult:
         """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
 
@@ -135,6 +175,9 @@ class Sampler(abc.ABC):
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
                 once at the end, so a GPU is never synchronised while sampling). A non-finite score
                 raises ``FloatingPointError`` naming its first time and evaluation either way.
+            observation: condition on it by projection at every grid time (see the class
+                docstring and :mod:`sdegen.observations`); needs ``supports_observation`` and a
+                LinearSDE.
         """
         sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
         if check_finite_every is None:
@@ -145,18 +188,23 @@ class Sampler(abc.ABC):
         self.check(grid)
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
+        extra = {}
+        if observation is not None:
+            extra["observation"] = projection = self._bind_observation(observation, grid, x_T, generator)
         score = ScoreEvaluator(
             score_fn, T=sde.T, t_end=grid.t[-1], progress=progress, check_every=check_finite_every
         )
         try:
             with torch.no_grad():
                 path = self._sample(
-                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory
+                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory, **extra
                 )
                 x = path.x
                 if denoise:
                     score.step = None
-                    x = tweedie_denoise(sde, score, grid.t[-1], x)
+                    x = score.data_prediction(grid.t[-1], x, grid.alpha[-1], grid.sigma[-1])
+                    if observation is not None:
+                        x = projection.exact(x)
                 score.raise_if_nonfinite()
         finally:
             score.close()
@@ -165,17 +213,53 @@ class Sampler(abc.ABC):
             return SampleResult(x, score.nfe, None, None)
         return SampleResult(x, score.nfe, path.trajectory, path.ts)
 
-    @staticmethod
-    def _check_user_grid(ts: object) -> Tensor | None:
-        """Validate a custom grid's form when the sampler is built (its range once the SDE is known)."""
-        if ts is None:
-            return None
-        return check_decreasing_times("ts", ts, math.inf, lower=-math.inf).detach().to("cpu", torch.float64)
+    def _bind_observation(
+        self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: torch.Generator | None
+    ) -> ObservationProjection:
+        """Validate ``observation`` for this sampler, SDE and ``x_T``, and bind it to the grid."""
+        if not isinstance(observation, Observation):
+            raise TypeError(
+                f"observation must be an sdegen.observations.Observation (Inpainting, Colorization, "
+                f"LinearObservation); got {type(observation).__name__}"
+            )
+        self.check_observation()
+        check_linear_sde(
+            grid.sde,
+            "conditioning on an observation (observation=...)",
+            "The noised observation is drawn from the kernel N(alpha(t) x_0, sigma(t)^2 I).",
+        )
+        observation.check(x_T)
+        return ObservationProjection(observation, grid, generator)
 
-    def _user_grid(self, ts: Tensor | None, sde: SDE, eps: float) -> Tensor | None:
-        if ts is None:
-            return None
-        return check_decreasing_times("ts", ts, sde.T, lower=eps)
+    def _set_grid(
+        self,
+        steps: int | None,
+        grid: TimeGrid | Tensor | Sequence[float] | None,
+        *,
+        default_steps: int | None,
+        ts: Tensor | Sequence[float] | None = None,
+    ) -> None:
+        """Set :attr:`grid` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
+
+        ``ts=`` is the older spelling of ``grid=`` with a tensor of times; giving more than one of
+        ``steps``, ``grid`` and ``ts`` is a ``ValueError``.
+        """
+        if ts is not None and grid is not None:
+            raise ValueError("pass grid=... or ts=..., not both (ts=ts is the same as grid=CustomGrid(ts))")
+        name = "ts" if ts is not None else "grid"
+        self.grid = resolve_grid(
+            steps,
+            grid if ts is None else ts,
+            default=self.default_grid,
+            default_steps=default_steps,
+            grid_name=name,
+        )
+
+    def _grid_repr(self) -> str:
+        """``steps=N`` for the default kind of grid, else ``grid=...``."""
+        if type(self.grid) is self.default_grid:
+            return f"steps={self.steps}"
+        return f"grid={self.grid!r}"
 
 
 def resolve_eps(sde: SDE, eps: float | None) -> float:

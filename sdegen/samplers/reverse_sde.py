@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
 import torchsde
 from torch import Tensor
 
-from sdegen._checks import check_positive, check_steps
+from sdegen._checks import check_positive
 from sdegen.brownian import SequentialBrownian
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers.grid import TimeGrid, UniformGrid
 from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -39,7 +42,10 @@ class ReverseSDESampler(Sampler):
     """The reverse-time SDE (Song et al. 2021, eq. 6) solved by ``torchsde.sdeint``.
 
     Integrates :class:`~sdegen.sde.reverse.ReverseTimeSDE` from t = T to eps with ``steps``
-    uniform steps of any torchsde method valid for additive noise. Fixed-step methods draw their
+    uniform steps of any torchsde method valid for additive noise, or with the steps of ``grid``
+    (one torchsde call per step, since torchsde's fixed-step loop steps uniformly and interpolates
+    at output times; reversible_heun, which carries state from step to step, needs uniform
+    steps). With ``adaptive=True`` the grid gives the output times. Fixed-step methods draw their
     Brownian increments from :class:`~sdegen.brownian.SequentialBrownian`, which costs one
     ``normal_`` per step; ``adaptive=True`` and log_ode (which needs the Levy area) use
     ``torchsde.BrownianInterval`` seeded from ``generator``.
@@ -54,9 +60,15 @@ class ReverseSDESampler(Sampler):
     | reversible_heun | 1        | 1          | weakly damped: needs many steps here      |
     | log_ode         | 2        | 1          | BrownianInterval with Levy area [B, D, D] |
 
+    With ``observation=`` (fixed steps only) each step is one ``sdeint`` call over one interval of
+    the grid, and the observed coordinates are replaced between them; the result has the law of
+    the same method with the projection after every step (reversible_heun restarts its
+    auxiliary state at every step).
+
     Args:
         method: a torchsde method name from the table.
-        steps: number of steps (the initial step count with ``adaptive=True``).
+        steps: number of uniform steps (default 1000; the initial step count with ``adaptive=True``).
+        grid: a :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
         adaptive: torchsde's adaptive step-size control (then ``rtol``, ``atol`` apply).
     """
 
@@ -78,8 +90,9 @@ class ReverseSDESampler(Sampler):
     def __init__(
         self,
         method: str = "euler",
-        steps: int = 1000,
+        steps: int | None = None,
         *,
+        grid: TimeGrid | Tensor | Sequence[float] | None = None,
         adaptive: bool = False,
         rtol: float = 1e-5,
         atol: float = 1e-4,
@@ -89,17 +102,34 @@ class ReverseSDESampler(Sampler):
                 f"method must be one of the torchsde methods {sorted(self.METHODS)}; got method={method!r}"
             )
         self.method = method
-        self.steps = check_steps("steps", steps)
+        self._set_grid(steps, grid, default_steps=1000)
         self.adaptive = bool(adaptive)
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
+        if method == "reversible_heun" and not self.adaptive and not isinstance(self.grid, UniformGrid):
+            raise ValueError(
+                f"method='reversible_heun' carries its state from step to step and needs uniform steps; "
+                f"got grid={self.grid!r}. Pass steps=N, or choose another method."
+            )
 
     def __repr__(self) -> str:
         extra = f", adaptive=True, rtol={self.rtol:g}, atol={self.atol:g}" if self.adaptive else ""
-        return f"ReverseSDESampler(method={self.method!r}, steps={self.steps}{extra})"
+        return f"ReverseSDESampler(method={self.method!r}, {self._grid_repr()}{extra})"
 
     @property
     def order(self) -> float:
         return self.METHODS[self.method].weak_order
+
+    @property
+    def supports_observation(self) -> bool:  # type: ignore[override]
+        return not self.adaptive
+
+    def check_observation(self) -> None:
+        if self.adaptive:
+            raise TypeError(
+                f"{self!r} cannot condition on an observation: adaptive=True chooses its own steps, and "
+                f"the observation is imposed on a fixed grid. Use ReverseSDESampler({self.method!r}, "
+                f"steps=N) or a PredictorCorrectorSampler."
+            )
 
     @property
     def nfe_per_step(self) -> int | None:
@@ -113,18 +143,22 @@ class ReverseSDESampler(Sampler):
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         spec = self.METHODS[self.method]
         ts = grid.ts
         rsde = ReverseTimeSDE(
             grid.sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
         )
-        y0 = rsde.flatten(x)
         s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
+        if observation is not None:
+            return self._sample_projected(rsde, s, grid, score, x, generator, return_trajectory, observation)
+        y0 = rsde.flatten(x)
         start, end = float(s[0]), float(s[-1])
+        uniform = isinstance(self.grid, UniformGrid)
         # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
         # the last step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
-        dt = (end - start) / self.steps * (1 + 1e-9)
+        dt = (end - start) / grid.steps * (1 + 1e-9)
         if spec.sequential_brownian and not self.adaptive:
             bm = SequentialBrownian(
                 start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
@@ -141,19 +175,56 @@ class ReverseSDESampler(Sampler):
                 dt=dt,
                 levy_area_approximation="space-time" if spec.sequential_brownian else "foster",
             )
-        if not self.adaptive:
-            rsde.tabulate(_step_starts(start, end, dt, self.steps))
-        s_out = s if return_trajectory else s[[0, -1]]
-        ys = torchsde.sdeint(
-            rsde,
-            y0,
-            s_out,
-            bm=bm,
-            method=self.method,
-            dt=dt,
-            adaptive=self.adaptive,
-            rtol=self.rtol,
-            atol=self.atol,
-        )
+        solve = dict(bm=bm, method=self.method, adaptive=self.adaptive, rtol=self.rtol, atol=self.atol)
+        if self.adaptive or uniform:
+            if not self.adaptive:
+                rsde.tabulate(_step_starts(start, end, dt, grid.steps))
+            s_out = s if return_trajectory else s[[0, -1]]
+            ys = torchsde.sdeint(rsde, y0, s_out, dt=dt, **solve)
+        else:
+            # One call per step: torchsde's own loop would step uniformly and interpolate.
+            rsde.tabulate(s)
+            ys = [y0]
+            for k in range(grid.steps):
+                h = float(s[k + 1] - s[k]) * (1 + 1e-9)
+                ys.append(torchsde.sdeint(rsde, ys[-1], s[k : k + 2], dt=h, **solve)[-1])
+            ys = torch.stack(ys) if return_trajectory else torch.stack([ys[0], ys[-1]])
         path = rsde.unflatten(ys)
         return SamplePath(path[-1], path if return_trajectory else None, ts)
+
+    def _sample_projected(
+        self,
+        rsde: ReverseTimeSDE,
+        s: Tensor,
+        grid: CoefficientGrid,
+        score: ScoreEvaluator,
+        x: Tensor,
+        generator: torch.Generator | None,
+        return_trajectory: bool,
+        observation: ObservationProjection,
+    ) -> SamplePath:
+        """One sdeint call per grid interval (exactly one step each), the projection after each."""
+        spec = self.METHODS[self.method]
+        rsde.tabulate(s[:-1])  # every step starts at a grid time
+        x = observation(0, x)
+        path = [x] if return_trajectory else None
+        for i in range(grid.steps):
+            score.step = i
+            start, end = float(s[i]), float(s[i + 1])
+            y = rsde.flatten(x)
+            if spec.sequential_brownian:
+                bm = SequentialBrownian(
+                    start, end, y.shape, dtype=y.dtype, device=y.device, generator=generator
+                )
+            else:
+                entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+                bm = torchsde.BrownianInterval(
+                    start, end, size=y.shape, dtype=y.dtype, device=y.device, entropy=entropy,
+                    levy_area_approximation="foster",
+                )  # fmt: skip
+            dt = (end - start) * (1 + 1e-9)  # one step, clipped to the interval's end
+            y = torchsde.sdeint(rsde, y, s[i : i + 2], bm=bm, method=self.method, dt=dt)[-1]
+            x = observation(i + 1, rsde.unflatten(y))
+            if path is not None:
+                path.append(x)
+        return SamplePath(x, None if path is None else torch.stack(path), grid.ts)
