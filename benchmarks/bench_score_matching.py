@@ -1,0 +1,271 @@
+"""The score-matching family side by side: cost per step, gradient variance at equal cost, held-out NLL.
+
+For each objective -- DSM, SSM, SSM-VR, ESM, ISM (exact divergence), ISM (Hutchinson) and NCSN --
+on a 2-D Gaussian mixture (the 8-component ring of ``sdegen train --data ring``) and on the 8x8
+digits (64-D, dequantized into [-1, 1]), with one VE SDE, one network and one optimiser per data
+set:
+
+1. **cost per step**: median CPU milliseconds of one training step (loss, backward, Adam) at the
+   batch size, on one thread;
+2. **gradient variance at equal cost**: tr Cov of the minibatch gradient at a common parameter
+   point (the DSM run halfway through its budget), from independent batches, times the cost per
+   step, relative to DSM: below 1 means less gradient noise than DSM for the same compute. SSM's gradients are
+   doubled first (it keeps its paper's factor 1/2, so it is half of ISM in expectation);
+3. **held-out NLL after a fixed budget**: each objective trains for the same CPU time, then the
+   EMA model's NLL (nats; bits/dim for the digits) of held-out data through the probability-flow
+   ODE (exact divergence, rtol = atol = 1e-4) at eps = tau_L, the time of NCSN's smallest level,
+   for every objective, so that all numbers are comparable. For the ring the true NLL at that eps
+   comes from the oracle.
+
+ESM regresses onto the oracle's exact score on the ring; the digits have no oracle, so there it
+distils the DSM-trained model (teacher), as ESM is used in practice. Budgets are CPU seconds
+(``time.process_time``), which a shared machine disturbs far less than wall time.
+
+Run: python benchmarks/bench_score_matching.py [--budget-2d 8] [--budget-digits 15] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import sdegen
+from sdegen import VESDE, ExactTrace, Hutchinson
+from sdegen.analytic import GaussianMixture
+from sdegen.data import load_digits
+from sdegen.losses import (
+    DenoisingScoreMatching,
+    ExplicitScoreMatching,
+    ImplicitScoreMatching,
+    Loss,
+    NCSNLevels,
+    NCSNLoss,
+    SlicedScoreMatching,
+)
+from sdegen.nn import ScoreMLP
+from sdegen.parameterization import NoisePrediction, ScoreModel
+
+LEVELS = 10
+OBJECTIVES = ("DSM", "SSM", "SSM-VR", "ESM", "ISM exact", "ISM Hutchinson", "NCSN")
+
+
+@dataclass
+class Setup:
+    name: str
+    sde: VESDE
+    event_shape: tuple[int, ...]
+    make_net: Callable[[], torch.nn.Module]
+    train_batch: Callable[[torch.Generator], Tensor]
+    held_out: Tensor
+    lr: float
+    batch: int
+    bits_per_dim: Callable[[Tensor], Tensor] | None = None
+    oracle: GaussianMixture | None = None
+
+
+def ring_setup(batch: int, n_eval: int) -> Setup:
+    mixture = GaussianMixture.ring(8, radius=4.0, std=0.5)
+    held_out = mixture.sample(n_eval, generator=torch.Generator().manual_seed(1), dtype=torch.float32)
+    return Setup(
+        name="ring (2-D)",
+        sde=VESDE(0.01, 10.0),  # sigma_max ~ the largest distance between points (Song and Ermon 2020)
+        event_shape=(2,),
+        make_net=lambda: ScoreMLP((2,), hidden=128, depth=3, fourier_scale=1.0),
+        train_batch=lambda g: mixture.sample(batch, generator=g, dtype=torch.float32),
+        held_out=held_out,
+        lr=2e-3,
+        batch=batch,
+        oracle=mixture,
+    )
+
+
+def digits_setup(batch: int, n_eval: int) -> Setup:
+    train, test = load_digits("train"), load_digits("test")
+    g = torch.Generator().manual_seed(1)
+    held_out = test.to_model(test.pixels[:n_eval], g)
+
+    def train_batch(gen: torch.Generator) -> Tensor:
+        i = torch.randint(0, len(train), (batch,), generator=gen)
+        return train.to_model(train.pixels[i], gen)
+
+    return Setup(
+        name="digits (8x8)",
+        sde=VESDE(0.01, 20.0),  # the largest distance between two digits in [-1, 1]^64 is about 17
+        event_shape=(1, 8, 8),
+        make_net=lambda: ScoreMLP((1, 8, 8), hidden=256, depth=3, fourier_scale=1.0),
+        train_batch=train_batch,
+        held_out=held_out,
+        lr=1e-3,
+        batch=batch,
+        bits_per_dim=lambda logp: test.bits_per_dim(logp),
+    )
+
+
+def make_loss(name: str, setup: Setup, teacher: ScoreModel | None) -> Loss:
+    if name == "DSM":
+        return DenoisingScoreMatching()
+    if name == "SSM":
+        return SlicedScoreMatching()
+    if name == "SSM-VR":
+        return SlicedScoreMatching(variance_reduced=True)
+    if name == "ESM":
+        target = setup.oracle.score(setup.sde) if setup.oracle is not None else teacher
+        return ExplicitScoreMatching(target)
+    if name == "ISM exact":
+        return ImplicitScoreMatching()
+    if name == "ISM Hutchinson":
+        return ImplicitScoreMatching(divergence=Hutchinson())
+    if name == "NCSN":
+        return NCSNLoss(LEVELS)
+    raise ValueError(name)
+
+
+def new_model(setup: Setup, seed: int = 0) -> ScoreModel:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ScoreModel(setup.make_net(), setup.sde, NoisePrediction())
+
+
+def train(setup: Setup, loss: Loss, budget: float, seed: int = 2) -> tuple[ScoreModel, int, ScoreModel]:
+    """Adam with a cosine learning rate over ``budget`` CPU seconds.
+
+    Returns the EMA model, the number of steps, and a copy of the model halfway through the budget.
+    """
+    model, ema, half = new_model(setup), new_model(setup), new_model(setup)
+    ema.load_state_dict(model.state_dict())
+    opt = torch.optim.Adam(model.parameters(), lr=setup.lr)
+    g = torch.Generator().manual_seed(seed)
+    start, steps, halfway = time.process_time(), 0, False
+    while (elapsed := time.process_time() - start) < budget:
+        if not halfway and elapsed >= budget / 2:
+            half.load_state_dict(model.state_dict())
+            halfway = True
+        for group in opt.param_groups:
+            group["lr"] = setup.lr * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
+        opt.zero_grad(set_to_none=True)
+        loss(model, setup.train_batch(g), generator=g).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        steps += 1
+        with torch.no_grad():
+            decay = min(0.999, (1 + steps) / (10 + steps))
+            for p, q in zip(ema.parameters(), model.parameters(), strict=True):
+                p.lerp_(q, 1 - decay)
+    return ema.eval(), steps, half
+
+
+def cost_per_step(setup: Setup, loss: Loss, repeats: int) -> float:
+    """Median CPU milliseconds of one training step."""
+    model = new_model(setup)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    g = torch.Generator().manual_seed(3)
+    times = []
+    for i in range(repeats + 2):
+        x0 = setup.train_batch(g)
+        start = time.process_time()
+        opt.zero_grad(set_to_none=True)
+        loss(model, x0, generator=g).backward()
+        opt.step()
+        if i >= 2:  # warm-up
+            times.append(time.process_time() - start)
+    return 1e3 * statistics.median(times)
+
+
+def gradient_variance(setup: Setup, loss: Loss, at: ScoreModel, n: int, scale: float) -> float:
+    """tr Cov of ``scale`` times the minibatch gradient at the parameters of ``at``."""
+    model = new_model(setup)
+    model.load_state_dict(at.state_dict())
+    model.train()
+    params = list(model.parameters())
+    g = torch.Generator().manual_seed(4)
+    grads = []
+    for _ in range(n):
+        gs = torch.autograd.grad(loss(model, setup.train_batch(g), generator=g), params, allow_unused=True)
+        grads.append(
+            scale
+            * torch.cat(
+                [
+                    (x if x is not None else torch.zeros_like(p)).reshape(-1)
+                    for x, p in zip(gs, params, strict=True)
+                ]
+            )
+        )
+    G = torch.stack(grads)
+    return float(G.var(dim=0).sum())
+
+
+def held_out_nll(setup: Setup, model: ScoreModel, eps: float) -> float:
+    result = sdegen.log_likelihood(
+        setup.held_out, setup.sde, model, divergence=ExactTrace(), eps=eps, rtol=1e-4, atol=1e-4
+    )
+    if setup.bits_per_dim is not None:
+        return float(setup.bits_per_dim(result.logp).mean())
+    return float(-result.logp.mean())
+
+
+def run(setup: Setup, budget: float, repeats: int, n_grad: int) -> list[dict]:
+    eps = float(NCSNLevels(LEVELS).of(setup.sde, dtype=torch.float64).t[-1])
+    print(f"\n== {setup.name}: {setup.sde!r}, batch {setup.batch}, budget {budget:g} CPU s, eps = {eps:.4f}")
+    rows, teacher, midway = [], None, None
+    for name in OBJECTIVES:
+        loss = make_loss(name, setup, teacher)
+        model, steps, half = train(setup, loss, budget)
+        if name == "DSM":
+            teacher, midway = model, half
+        cost = cost_per_step(setup, loss, repeats)
+        rows.append({"objective": name, "steps": steps, "ms/step": cost, "model": model, "loss": loss})
+        print(f"  {name:15s} {steps:6d} steps, {cost:7.2f} ms/step", flush=True)
+    for row in rows:
+        scale = 2.0 if row["objective"].startswith("SSM") else 1.0
+        row["var"] = gradient_variance(setup, row["loss"], midway, n_grad, scale)
+        row["nll"] = held_out_nll(setup, row["model"], eps)
+    base = next(r for r in rows if r["objective"] == "DSM")
+    for row in rows:
+        row["var x cost"] = row["var"] * row["ms/step"] / (base["var"] * base["ms/step"])
+    unit = "bits/dim" if setup.bits_per_dim is not None else "NLL (nats)"
+    print(
+        f"\n| {setup.name} | ms/step | steps in {budget:g} s | tr Cov(grad) | var x cost vs DSM | held-out {unit} |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(
+            f"| {row['objective']} | {row['ms/step']:.2f} | {row['steps']} | {row['var']:.3g} | "
+            f"{row['var x cost']:.2f} | {row['nll']:.3f} |"
+        )
+    if setup.oracle is not None:
+        p_eps = setup.oracle.marginal(setup.sde, eps)
+        true = float(-p_eps.log_prob(setup.held_out.double()).mean())
+        print(f"| true NLL (oracle) | | | | | {true:.3f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-2d", type=float, default=8.0, help="CPU seconds of training per objective")
+    parser.add_argument("--budget-digits", type=float, default=15.0, help="CPU seconds per objective")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=20, help="timed steps per objective")
+    parser.add_argument("--grad-samples", type=int, default=32, help="minibatch gradients per objective")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--data", choices=["ring", "digits", "all"], default="all")
+    parser.add_argument("--quick", action="store_true", help="1 s budgets, few repeats: a smoke test")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.budget_2d, args.budget_digits, args.repeats, args.grad_samples = 1.0, 1.0, 3, 4
+    print(f"torch {torch.__version__}, {args.threads} thread(s)")
+    if args.data in ("ring", "all"):
+        run(ring_setup(args.batch, 1000), args.budget_2d, args.repeats, args.grad_samples)
+    if args.data in ("digits", "all"):
+        run(digits_setup(args.batch, 360), args.budget_digits, args.repeats, args.grad_samples)
+
+
+if __name__ == "__main__":
+    main()
