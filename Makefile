@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sdegen-installed
 
-.PHONY: setup test test-all demo lint bench clean
+.PHONY: setup test test-all demo lint bench docs clean
 
 setup: $(STAMP)
 
@@ -24,8 +24,12 @@ demo: $(STAMP)
 	$(VENV)/bin/sdegen demo --out runs/demo
 
 lint: $(STAMP)
-	$(PY) -m ruff check sdegen tests benchmarks examples
-	$(PY) -m ruff format --check sdegen tests benchmarks examples
+	$(PY) -m ruff check sdegen tests benchmarks examples docs/_ext
+	$(PY) -m ruff format --check sdegen tests benchmarks examples docs/_ext
+
+# The documentation site, into build/site/; any warning fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -16,6 +16,9 @@ __all__ = [
     "check_time",
     "check_finite",
     "check_decreasing_times",
+    "check_linear_sde",
+    "check_generator",
+    "check_score_output",
 ]
 
 
@@ -148,3 +151,42 @@ def check_decreasing_times(name: str, ts: object, T: float, *, lower: float = 0.
         bad = values[0] if values[0] > T + slack else values[-1]
         raise ValueError(f"{name} must lie in [{lower:.6g}, {T:.6g}]; got a time {bad:.6g}")
     return ts
+
+
+def check_linear_sde(sde: object, who: str, instead: str = "") -> None:
+    """Raise ``TypeError`` unless ``sde`` is a LinearSDE, saying that ``who`` needs its Gaussian kernel."""
+    from sdegen.sde.base import LinearSDE
+
+    if not isinstance(sde, LinearSDE):
+        advice = f" {instead}" if instead else ""
+        raise TypeError(
+            f"{who} needs the Gaussian transition kernel of a LinearSDE (alpha(t), sigma(t)); "
+            f"got {type(sde).__name__}.{advice}"
+        )
+
+
+def check_generator(generator: object, like: Tensor | None = None, like_name: str = "") -> None:
+    """Raise unless ``generator`` is None or a ``torch.Generator`` (on the device of ``like``, if given)."""
+    if generator is None:
+        return
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    if like is not None and generator.device.type != like.device.type:
+        raise ValueError(
+            f"generator is on {generator.device} but {like_name} is on {like.device}; create it with "
+            f"torch.Generator(device={str(like.device)!r})"
+        )
+
+
+def check_score_output(score: object, x: Tensor, name: str = "score_fn") -> None:
+    """Raise ``ValueError`` unless ``score`` is a tensor shaped and typed like ``x`` (no device sync)."""
+    if not torch.is_tensor(score) or score.shape != x.shape or score.dtype != x.dtype:
+        got = (
+            f"shape {tuple(score.shape)}, dtype {score.dtype}"
+            if torch.is_tensor(score)
+            else type(score).__name__
+        )
+        raise ValueError(
+            f"{name} must return a tensor shaped and typed like x (shape {tuple(x.shape)}, dtype "
+            f"{x.dtype}); got {got}"
+        )

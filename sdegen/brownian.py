@@ -41,9 +41,11 @@ class SequentialBrownian(torchsde.BaseBrownian):
     ``RuntimeError`` pointing to ``torchsde.BrownianInterval``. Use one object per solve.
 
     Args:
-        t0, t1: the time interval, t0 < t1.
+        t0: start of the time interval.
+        t1: end of the time interval, t1 > t0.
         size: shape of one increment, ``(B, D)`` for torchsde.
-        dtype, device: of the increments.
+        dtype: of the increments.
+        device: of the increments.
         generator: the source of randomness (``None`` uses torch's global generator).
     """
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time, expand_like
-from sdegen._checks import check_batch_shape
+from sdegen._checks import check_batch_shape, check_linear_sde
 from sdegen.sde.base import SDE, LinearSDE
 
 __all__ = [
@@ -178,11 +178,8 @@ class ScoreModel(nn.Module):
                 f"parameterization must be a Parameterization such as NoisePrediction(); "
                 f"got {type(parameterization).__name__}"
             )
-        if parameterization.needs_kernel and not isinstance(sde, LinearSDE):
-            raise TypeError(
-                f"{type(parameterization).__name__} needs the Gaussian kernel N(alpha x0, sigma^2 I) of a "
-                f"LinearSDE; {type(sde).__name__} has none. Use ScorePrediction() for this SDE."
-            )
+        if parameterization.needs_kernel:
+            check_linear_sde(sde, type(parameterization).__name__, "Use ScorePrediction() for this SDE.")
         self.net = net
         self.sde = sde
         self.parameterization = parameterization

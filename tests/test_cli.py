@@ -230,3 +230,85 @@ def test_python_dash_m_runs_the_command():
         timeout=120,
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "positive integer" in proc.stderr
+
+
+def test_every_registry_entry_is_a_choice_and_a_new_entry_is_one_line(
+    ring_run, tmp_path, capsys, monkeypatch
+):
+    from sdegen.cli import registry
+    from sdegen.samplers import ReverseSDESampler
+
+    train_help = main(["train", "--help"]) == 0 and capsys.readouterr().out
+    for registry_, option in [
+        (registry.DATASETS, "--data"),
+        (registry.SDES, "--sde"),
+        (registry.MODELS, "--model"),
+        (registry.PARAMETERIZATIONS, "--parameterization"),
+        (registry.LOSSES, "--loss"),
+    ]:
+        for name in registry_:
+            assert name in train_help, (option, name)
+    for opt, _ in registry.sde_options().values():
+        assert "--" + opt.name.replace("_", "-") in train_help
+    # A sampler added by one entry is usable by `sdegen sample` and titled in its report.
+    spec = registry.SamplerSpec(
+        lambda o: ReverseSDESampler("heun", steps=o.steps), "reverse SDE (Heun)", "Heun"
+    )
+    monkeypatch.setitem(registry.SAMPLERS, "heun", spec)
+    argv = ["sample", str(ring_run), "--sampler", "heun", "--steps", "5", "--n", "20", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    report = json.loads((tmp_path / "samples.json").read_text())
+    assert report["sampler"] == "heun" and "method='heun'" in report["repr"]
+    assert "reverse SDE (Heun)" in capsys.readouterr().out
+
+
+def test_sample_stops_at_the_sdes_own_eps_by_default(ring_run, tmp_path, capsys):
+    ve = tmp_path / "ve"
+    assert main(["train", "--out", str(ve), "--sde", "ve", *TINY, "--steps", "2"]) == 0
+    for run_dir, eps in [(ring_run, 1e-3), (ve, 1e-5)]:
+        out = tmp_path / f"s-{run_dir.name}"
+        argv = ["sample", str(run_dir), "--sampler", "ddpm" if eps == 1e-3 else "pc", "--steps", "3"]
+        assert main([*argv, "--n", "8", "--out", str(out)]) == 0
+        assert json.loads((out / "samples.json").read_text())["eps"] == eps
+    assert main(["sample", str(ve), "--eps", "0.2", "--steps", "3", "--n", "8", "--out", str(out)]) == 0
+    assert json.loads((out / "samples.json").read_text())["eps"] == 0.2
+    capsys.readouterr()
+    _fails_cleanly(
+        capsys, ["sample", str(ve), "--eps", "2"], "--eps 2 must be below the SDE's end time T = 1"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (
+            ["train", "--beta-min", "30", "--beta-max", "1"],
+            "invalid SDE settings: beta_max must be > beta_min",
+        ),
+        (["train", "--ema-decay", "1.5"], "invalid training settings: ema_decay must lie in [0, 1)"),
+        (["train", "--sde", "ve", "--sigma-min", "-1"], "invalid SDE settings: sigma_min"),
+        (["train", "--weight-decay", "-1"], "invalid training settings: weight_decay must be >= 0"),
+    ],
+)
+def test_settings_the_library_refuses_are_usage_errors(tmp_path, capsys, argv, match):
+    _fails_cleanly(capsys, [*argv, "--out", str(tmp_path / "run")], match)
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_error_after_the_arguments_were_accepted_is_a_failure_not_a_usage_error(
+    ring_run, tmp_path, capsys, monkeypatch
+):
+    import sdegen
+
+    def broken(*args, **kwargs):
+        raise ValueError("a library bug")
+
+    monkeypatch.setattr(sdegen, "sample", broken)
+    argv = ["sample", str(ring_run), "--n", "8", "--steps", "2", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("sdegen sample: failed: ValueError: a library bug"), err
+    monkeypatch.setenv("SDEGEN_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="a library bug"):
+        main(argv)

@@ -158,7 +158,7 @@ def test_invalid_calls_raise():
         gm.marginal(VPSDE(), 2.0)
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         gm.score(VPSDE())(torch.tensor([0.5, 1.5]), torch.zeros(2, 2))
-    with pytest.raises(TypeError, match="sde must be a LinearSDE"):
+    with pytest.raises(TypeError, match="needs the Gaussian transition kernel of a LinearSDE"):
         gm.score(object())
     with pytest.raises(ValueError, match="n must be >= 1"):
         gm.sample(0)

@@ -349,7 +349,11 @@ def _call(x=None, sde=None, score_fn=None, **kwargs):
         (dict(x=torch.tensor([[0.0, float("nan"), 1.0]])), ValueError, "1 NaN or infinite"),
         (dict(sde="vp"), TypeError, "sde must be an sdegen.SDE"),
         (dict(score_fn=3), TypeError, "score_fn must be callable"),
-        (dict(score_fn=lambda t, x: -x[:, :2]), ValueError, r"shaped like x \(2, 3\); got \(2, 2\)"),
+        (
+            dict(score_fn=lambda t, x: -x[:, :2]),
+            ValueError,
+            r"shaped and typed like x \(shape \(2, 3\).*got shape \(2, 2\)",
+        ),
         (dict(score_fn=lambda t, x: -x.detach()), ValueError, "does not depend differentiably on x"),
         (dict(eps=0.0), ValueError, r"eps must lie in \(0, T\) = \(0, 1\)"),
         (dict(eps=1.0), ValueError, r"eps must lie in \(0, T\)"),

@@ -99,7 +99,7 @@ def test_score_prediction_serves_any_sde_and_others_need_a_linear_one():
     model = ScoreModel(wrapped, _NonLinearSDE(), ScorePrediction())
     x = torch.randn(3, 2)
     torch.testing.assert_close(model(0.3, x), net(x))
-    with pytest.raises(TypeError, match="NoisePrediction needs the Gaussian kernel"):
+    with pytest.raises(TypeError, match="NoisePrediction needs the Gaussian transition kernel"):
         ScoreModel(wrapped, _NonLinearSDE(), NoisePrediction())
 
 

@@ -247,7 +247,8 @@ def test_invalid_use_raises():
         sde.reverse(MIXTURE.score(sde)).flatten(torch.zeros(3, 1, 2))
     bad = sde.reverse(lambda t, x: x[:, :1])
     with pytest.raises(
-        ValueError, match=r"score_fn must return a tensor shaped like x \(3, 2\); got shape \(3, 1\)"
+        ValueError,
+        match=r"score_fn must return a tensor shaped and typed like x \(shape \(3, 2\).*got shape \(3, 1\)",
     ):
         bad.f(s, y)
     with pytest.raises(ValueError, match="sde_type must be 'ito' or 'stratonovich'"):

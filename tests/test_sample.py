@@ -333,7 +333,7 @@ def test_samplers_needing_a_gaussian_kernel_refuse_a_non_linear_sde_up_front():
         ):
             sdegen.sample(sde, lambda t, x: calls.append(1) or -x, (2, 1), sampler)
     assert calls == []
-    with pytest.raises(TypeError, match="denoising needs the Gaussian kernel of a LinearSDE"):
+    with pytest.raises(TypeError, match="denoising .*needs the Gaussian transition kernel of a LinearSDE"):
         sdegen.sample(sde, score, (2, 1), ReverseSDESampler("euler", 3), denoise=True)
 
 

@@ -21,12 +21,17 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_positive, check_real, check_steps, check_time
-from sdegen.sde.base import LinearSDE
+from sdegen._checks import (
+    check_batch_shape,
+    check_linear_sde,
+    check_positive,
+    check_real,
+    check_steps,
+    check_time,
+)
+from sdegen.sde.base import LinearSDE, ScoreFn
 
 __all__ = ["GaussianMixture"]
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def _as_float64(name: str, value: object) -> Tensor:
@@ -283,8 +288,4 @@ class GaussianMixture:
 
 
 def _check_linear(sde: object) -> None:
-    if not isinstance(sde, LinearSDE):
-        raise TypeError(
-            f"sde must be a LinearSDE (Gaussian transition kernel N(alpha(t) x0, sigma(t)^2 I)); "
-            f"got {type(sde).__name__}"
-        )
+    check_linear_sde(sde, "the exact marginals of a GaussianMixture (sde=...)")

@@ -1,9 +1,13 @@
 """The ``sdegen`` command: ``sdegen train | sample | nll | demo``.
 
 Every subcommand takes ``--device``, ``--seed`` and ``--out DIR``; ``sdegen <command> --help`` lists
-the rest with their defaults. Bad arguments and missing files print one line on stderr and exit
-with status 2; numerical failures exit with status 1. Set ``SDEGEN_TRACEBACK=1`` to see the full
-traceback instead.
+the rest with their defaults. Bad arguments, and missing or unusable input files, print one line on
+stderr and exit with status 2 (a usage error). Anything that goes wrong after the arguments were
+accepted -- a numerical failure, an unwritable output, a bug -- prints one line naming the command
+and the error and exits with status 1. Set ``SDEGEN_TRACEBACK=1`` to see the full traceback instead.
+
+Names on the command line map to library objects in :mod:`sdegen.cli.registry`; a run directory's
+``config.json`` and its loading live in :mod:`sdegen.cli.run`.
 """
 
 from __future__ import annotations
@@ -15,8 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from sdegen.cli import demo, nll, sample, train
-from sdegen.cli._build import UsageError
-from sdegen.cli._common import Parser, apply_threads
+from sdegen.cli._common import Parser, UsageError, apply_threads
 from sdegen.training import CheckpointError
 
 __all__ = ["main", "build_parser"]
@@ -33,11 +36,16 @@ def build_parser() -> Parser:
     return parser
 
 
+# Input the user can fix: bad arguments, missing or unusable files (run directories, checkpoints).
+USAGE_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, CheckpointError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
-    parser = build_parser()
+    command = None
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
+        command = args.command
         threads = torch.get_num_threads()
         apply_threads(args.threads)
         try:
@@ -49,15 +57,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sdegen: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, FileNotFoundError, NotADirectoryError, CheckpointError, ValueError, TypeError) as e:
+    except USAGE_ERRORS as e:
         if os.environ.get("SDEGEN_TRACEBACK"):
             raise
         print(f"sdegen: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except (FloatingPointError, RuntimeError) as e:
+    except Exception as e:  # every other error is a failure of the command, not of its use
         if os.environ.get("SDEGEN_TRACEBACK"):
             raise
-        print(f"sdegen: failed: {_one_line(e)}", file=sys.stderr)
+        print(
+            f"sdegen {command}: failed: {type(e).__name__}: {_one_line(e)} (SDEGEN_TRACEBACK=1 shows where)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sdegen.cli._build import UsageError
+from sdegen.sde import SDE
 
 __all__ = [
+    "UsageError",
+    "as_usage_error",
     "Parser",
     "add_common_arguments",
     "positive_int",
@@ -22,8 +26,27 @@ __all__ = [
     "positive_float",
     "resolve_device",
     "apply_threads",
+    "check_end_time",
     "write_json",
 ]
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as one line on stderr with exit status 2."""
+
+
+@contextlib.contextmanager
+def as_usage_error(what: str) -> Iterator[None]:
+    """Report a ``ValueError``/``TypeError`` raised while turning the arguments into objects as a
+    usage error about ``what``.
+
+    Only the construction of objects from the command line runs inside this: an error raised later,
+    while training, sampling or evaluating, is a failure (exit status 1), never the user's fault.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"invalid {what}: {e}") from e
 
 
 class Parser(argparse.ArgumentParser):
@@ -90,6 +113,14 @@ def resolve_device(name: str) -> torch.device:
     if device.type not in ("cpu", "cuda", "mps"):
         raise UsageError(f"--device {name!r} is not supported; use cpu, cuda or mps")
     return device
+
+
+def check_end_time(sde: SDE, eps: float | None) -> float:
+    """``--eps`` (default: the SDE's ``sampling_eps``), checked to lie below the SDE's T."""
+    eps = sde.sampling_eps if eps is None else eps
+    if not eps < sde.T:
+        raise UsageError(f"--eps {eps:g} must be below the SDE's end time T = {sde.T:g}")
+    return eps
 
 
 def write_json(path: Path, value: Any) -> Path:

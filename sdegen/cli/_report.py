@@ -5,17 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 import sdegen
 from sdegen import figures
-from sdegen.cli._build import DataBundle, build_sampler
+from sdegen.cli._data import DataBundle
+from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.likelihood import ExactTrace, Hutchinson
 from sdegen.sde import LinearSDE
 from sdegen.training import Callback, HeldOutNLL, Trainer
+
+if TYPE_CHECKING:
+    from sdegen.cli.run import RunConfig
 
 __all__ = [
     "scatter_figure",
@@ -71,7 +75,7 @@ class RunFigures(Callback):
     ) -> None:
         super().__init__(every)
         self.bundle, self.out, self.n, self.seed = bundle, out, n, seed
-        self.sampler = build_sampler(sampler_name, 500)
+        self.sampler = SAMPLERS[sampler_name].factory(SamplerOptions(steps=500))
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:
         model, bundle = trainer.ema_model, self.bundle
@@ -112,19 +116,17 @@ class RunFigures(Callback):
         return {}
 
 
-def evaluation_callbacks(
-    cfg: dict[str, Any], bundle: DataBundle, sde: LinearSDE, held_out: Tensor, out: Path
-) -> list[Callback]:
+def evaluation_callbacks(cfg: RunConfig, bundle: DataBundle, held_out: Tensor, out: Path) -> list[Callback]:
     """Held-out NLL (exact divergence for d <= 16, Hutchinson otherwise; bits/dim for images) and
-    figures, every ``cfg["eval"]["every"]`` steps."""
-    every = cfg["eval"]["every"]
+    figures, every ``cfg.eval["every"]`` steps."""
+    every = cfg.eval["every"]
     d = math.prod(bundle.event_shape)
     nll = HeldOutNLL(
         held_out,
         every,
         divergence=ExactTrace() if d <= 16 else Hutchinson(),
         bits_per_dim=bundle.test.bits_per_dim if bundle.is_image else None,
-        seed=cfg["seed"],
+        seed=cfg.seed,
     )
     n = 64 if bundle.is_image else 1000
-    return [nll, RunFigures(every, bundle, out, n=n, sampler_name="ode", seed=cfg["seed"])]
+    return [nll, RunFigures(every, bundle, out, n=n, sampler_name="ode", seed=cfg.seed)]

@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 import sdegen
 from sdegen.cli import _report
-from sdegen.cli._build import SAMPLER_SHORT_TITLES, SAMPLER_TITLES, build_loss, build_sampler
 from sdegen.cli._common import (
     add_common_arguments,
     positive_float,
@@ -26,14 +27,17 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.train import build_run
+from sdegen.cli.registry import DATASETS, LOSSES, SAMPLERS, SamplerOptions
+from sdegen.cli.run import CONFIG, Run, RunConfig, build_run, sde_section
 from sdegen.figures import density_on_grid
 from sdegen.metrics import energy_distance
-from sdegen.training import HeldOutLoss, TrainConfig, Trainer
+from sdegen.parameterization import ScoreModel
+from sdegen.training import HeldOutLoss, TrainConfig, Trainer, TrainResult
 
 __all__ = ["add_parser", "run"]
 
 DEMO_SAMPLERS = ("reverse-sde", "ode", "pc")
+LIMITS = (-6.5, 6.5, -6.5, 6.5)  # of every 2-D figure: the ring has radius 4 and std 0.5
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -64,10 +68,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train, then the held-out NLL, the samplers, the figures and the report, each a stage below."""
     wall = time.perf_counter()
     device = resolve_device(args.device)
     out = Path(args.out)
-    config = TrainConfig(
+    trained = train(args, out, device)
+    nll = held_out_nll(trained)
+    samplers = sample(args, trained, device)
+    figures = draw_figures(args, trained, samplers, out / "figures", device)
+    report = build_report(args, trained, nll, samplers, figures, time.perf_counter() - wall)
+    write_json(out / "report.json", report)
+    print(_table(report))
+    print(f"figures: {', '.join(report['figures'])}")
+    print(f"report: {out / 'report.json'}; total {report['wall_seconds']:.1f} s")
+    return 0
+
+
+# -- stage 1: training -------------------------------------------------------------------------------
+@dataclass
+class Trained:
+    """The demo's run, its EMA score model, the held-out points and how training went."""
+
+    run: Run
+    score_model: ScoreModel
+    held_out: Tensor
+    result: TrainResult
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.run.model.parameters())
+
+
+def demo_config(args: argparse.Namespace) -> RunConfig:
+    """The demo's settings as a run configuration, so `sdegen sample` and `sdegen nll` work on it."""
+    train = TrainConfig(
         steps=args.steps,
         lr=args.lr,
         warmup_steps=min(100, args.steps),
@@ -77,68 +111,92 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=0,
         progress=not args.no_progress,
     )
-    # The same config.json as `sdegen train` writes, so `sdegen sample` and `sdegen nll` work on
-    # the demo's directory too.
-    cfg = {
-        "sdegen_version": sdegen.__version__,
-        "data": {"name": "ring"},
-        "sde": {"name": "vp", "beta_min": 0.1, "beta_max": 20.0},
-        "model": {"name": "mlp", "hidden": args.hidden, "depth": 3},
-        "parameterization": "noise",
-        "loss": {"name": "dsm", "eps": 1e-5},
-        "batch_size": args.batch_size,
-        "train": config.to_dict(),
-        "eval": {"every": max(1, args.steps // 5), "n": args.n_nll},
-        "seed": args.seed,
-    }
-    bundle, sde, model = build_run(cfg, device)
-    dist = bundle.distribution
-    n_params = sum(p.numel() for p in model.parameters())
-    held_out = dist.sample(args.n_nll, torch.Generator().manual_seed(args.seed + 1)).to(device)
+    return RunConfig(
+        data={"name": "ring"},
+        sde=sde_section("vp"),
+        model={"name": "mlp", "hidden": args.hidden, "depth": 3},
+        parameterization="noise",
+        loss={"name": "dsm", "eps": 1e-5},
+        batch_size=args.batch_size,
+        train=train,
+        eval={"every": max(1, args.steps // 5), "n": args.n_nll},
+        seed=args.seed,
+    )
+
+
+def train(args: argparse.Namespace, out: Path, device: torch.device) -> Trained:
+    cfg = demo_config(args)
+    r = build_run(cfg, device)
+    held_out = r.data.distribution.sample(args.n_nll, torch.Generator().manual_seed(args.seed + 1)).to(device)
     trainer = Trainer(
-        model,
-        build_loss(cfg["loss"]),
-        bundle.batches(args.batch_size, args.seed),
-        config,
+        r.model,
+        r.loss,
+        r.data.batches(cfg.batch_size, cfg.seed),
+        cfg.train,
         run_dir=out,
-        callbacks=[HeldOutLoss(held_out, every=cfg["eval"]["every"])],
+        callbacks=[HeldOutLoss(held_out, every=cfg.eval["every"])],
         device=device,
-        metadata={"config": cfg},
+        metadata={"config": cfg.to_dict()},
     )
-    write_json(out / "config.json", cfg)
+    write_json(out / CONFIG, cfg.to_dict())
+    n_params = sum(p.numel() for p in r.model.parameters())
     print(
-        f"sdegen demo: ring of 8 Gaussians (radius 4, std 0.5), {sde!r}, ScoreMLP 3 x {args.hidden} "
-        f"({n_params:,} parameters), noise prediction, DSM with lambda = sigma^2"
+        f"sdegen demo: {DATASETS[r.data.name].title}, {r.sde!r}, ScoreMLP 3 x {args.hidden} "
+        f"({n_params:,} parameters), noise prediction, {LOSSES[cfg.loss['name']].title}"
     )
-    trained = trainer.fit()
-    score_model = trainer.ema_model.eval()
+    result = trainer.fit()
     print(
-        f"trained {trained.step} steps x {args.batch_size} points in {trained.wall_time:.1f} s "
-        f"(final loss {trained.final_loss:.3f})"
+        f"trained {result.step} steps x {args.batch_size} points in {result.wall_time:.1f} s "
+        f"(final loss {result.final_loss:.3f})"
     )
+    return Trained(r, trainer.ema_model.eval(), held_out, result)
 
-    # -- held-out NLL by the probability-flow ODE, beside the truth --------------------------------
+
+# -- stage 2: held-out NLL by the probability-flow ODE, beside the truth ------------------------------
+def held_out_nll(trained: Trained) -> dict[str, Any]:
     start = time.perf_counter()
-    nll = sdegen.log_likelihood(held_out, sde, score_model, divergence=sdegen.ExactTrace())
-    nll_seconds = time.perf_counter() - start
+    x, dist = trained.held_out, trained.run.data.distribution
+    nll = sdegen.log_likelihood(x, trained.run.sde, trained.score_model, divergence=sdegen.ExactTrace())
+    seconds = time.perf_counter() - start
     model_nll = -nll.logp.detach().double().cpu()
-    true_nll = -dist.log_prob(held_out.double()).cpu()
-    gap = model_nll - true_nll
-    n = held_out.shape[0]
+    true_nll = -dist.log_prob(x.double()).cpu()
+    return {
+        "points": x.shape[0],
+        "model_nats": _mean_se(model_nll),
+        "true_nats": _mean_se(true_nll),
+        "gap_nats": _mean_se(model_nll - true_nll),
+        "nfe": int(nll.nfe),
+        "seconds": seconds,
+        "method": "probability-flow ODE, dopri5, rtol = atol = 1e-5, exact divergence",
+    }
 
-    def mean_se(v: torch.Tensor) -> dict[str, float]:
-        return {"mean": float(v.mean()), "se": float(v.std() / math.sqrt(v.numel()))}
 
-    # -- samples from three samplers, scored against fresh data ------------------------------------
+def _mean_se(v: Tensor) -> dict[str, float]:
+    return {"mean": float(v.mean()), "se": float(v.std() / math.sqrt(v.numel()))}
+
+
+# -- stage 3: samples from three samplers, scored against fresh data ----------------------------------
+@dataclass
+class Samples:
+    fresh: Tensor  # fresh data the samples are compared with
+    x: dict[str, Tensor]  # by sampler short title
+    trajectories: dict[str, Tensor | None]
+    rows: dict[str, dict[str, Any]]  # by sampler name: the report's table
+    reference: Tensor  # energy distances between independent draws of data: the statistic's scale
+
+
+def sample(args: argparse.Namespace, trained: Trained, device: torch.device) -> Samples:
+    dist = trained.run.data.distribution
     fresh = dist.sample(args.n_samples, torch.Generator().manual_seed(args.seed + 2))
-    samples, trajectories, rows = {}, {}, {}
+    out = Samples(fresh, {}, {}, {}, torch.empty(0))
     for i, name in enumerate(DEMO_SAMPLERS):
-        sampler = build_sampler(name, args.sampler_steps)
+        spec = SAMPLERS[name]
+        sampler = spec.factory(SamplerOptions(steps=args.sampler_steps))
         g = torch.Generator(device).manual_seed(args.seed + 10 + i)
         start = time.perf_counter()
         result = sdegen.sample(
-            sde,
-            score_model,
+            trained.run.sde,
+            trained.score_model,
             (args.n_samples, 2),
             sampler,
             eps=1e-3,
@@ -149,17 +207,16 @@ def run(args: argparse.Namespace) -> int:
         )
         seconds = time.perf_counter() - start
         x = result.x.detach().cpu()
-        samples[SAMPLER_SHORT_TITLES[name]] = x
-        trajectories[SAMPLER_SHORT_TITLES[name]] = result.trajectory
-        rows[name] = {
-            "title": SAMPLER_TITLES[name] + ("" if name == "ode" else f", {args.sampler_steps} steps"),
+        out.x[spec.short_title], out.trajectories[spec.short_title] = x, result.trajectory
+        out.rows[name] = {
+            "title": spec.title + (f", {args.sampler_steps} steps" if spec.fixed_steps else ""),
             "sampler": repr(sampler),
             "nfe": int(result.nfe),
             "seconds": seconds,
             "energy_distance": float(energy_distance(x, fresh)),
         }
     # The statistic's own scale: data against data, from independent draws (E = 0, unbiased).
-    reference_ed = torch.stack(
+    out.reference = torch.stack(
         [
             energy_distance(
                 dist.sample(args.n_samples, torch.Generator().manual_seed(args.seed + 100 + k)), fresh
@@ -167,63 +224,63 @@ def run(args: argparse.Namespace) -> int:
             for k in range(5)
         ]
     )
+    return out
 
-    # -- figures -----------------------------------------------------------------------------------
-    limits = (-6.5, 6.5, -6.5, 6.5)
-    figures = out / "figures"
+
+# -- stage 4: figures --------------------------------------------------------------------------------
+@dataclass
+class Figures:
+    paths: list[Path]
+    density_seconds: float
+
+
+def draw_figures(
+    args: argparse.Namespace, trained: Trained, samples: Samples, figures: Path, device: torch.device
+) -> Figures:
     paths = [
-        _report.scatter_figure({"data": fresh, **samples}, figures / "samples.png", limits=limits),
-        _report.trajectory_figure(trajectories, figures / "trajectories.png", limits=limits),
+        _report.scatter_figure({"data": samples.fresh, **samples.x}, figures / "samples.png", limits=LIMITS),
+        _report.trajectory_figure(samples.trajectories, figures / "trajectories.png", limits=LIMITS),
     ]
     start = time.perf_counter()
-    model_grid = _report.model_density(sde, score_model, limits, args.grid, device)
-    true_grid = density_on_grid(dist.log_prob, limits, args.grid)
-    density_seconds = time.perf_counter() - start
-    paths.append(
-        _report.density_figure(
-            {"true density": true_grid, "model density (exact likelihood)": model_grid},
-            limits,
-            figures / "density.png",
-        )
-    )
+    model_grid = _report.model_density(trained.run.sde, trained.score_model, LIMITS, args.grid, device)
+    true_grid = density_on_grid(trained.run.data.distribution.log_prob, LIMITS, args.grid)
+    seconds = time.perf_counter() - start
+    panels = {"true density": true_grid, "model density (exact likelihood)": model_grid}
+    paths.append(_report.density_figure(panels, LIMITS, figures / "density.png"))
+    return Figures(paths, seconds)
 
-    # -- report ------------------------------------------------------------------------------------
-    total = time.perf_counter() - wall
-    report: dict[str, Any] = {
-        "data": "ring of 8 Gaussians (radius 4, std 0.5)",
-        "sde": repr(sde),
-        "model": {"network": f"ScoreMLP(2, hidden={args.hidden}, depth=3)", "parameters": n_params},
+
+# -- stage 5: the report -----------------------------------------------------------------------------
+def build_report(
+    args: argparse.Namespace,
+    trained: Trained,
+    nll: dict[str, Any],
+    samples: Samples,
+    figures: Figures,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    return {
+        "data": DATASETS[trained.run.data.name].title,
+        "sde": repr(trained.run.sde),
+        "model": {"network": f"ScoreMLP(2, hidden={args.hidden}, depth=3)", "parameters": trained.n_params},
         "training": {
-            "steps": trained.step,
+            "steps": trained.result.step,
             "batch_size": args.batch_size,
-            "seconds": trained.wall_time,
-            "final_loss": trained.final_loss,
+            "seconds": trained.result.wall_time,
+            "final_loss": trained.result.final_loss,
         },
-        "nll": {
-            "points": n,
-            "model_nats": mean_se(model_nll),
-            "true_nats": mean_se(true_nll),
-            "gap_nats": mean_se(gap),
-            "nfe": int(nll.nfe),
-            "seconds": nll_seconds,
-            "method": "probability-flow ODE, dopri5, rtol = atol = 1e-5, exact divergence",
-        },
-        "samplers": rows,
+        "nll": nll,
+        "samplers": samples.rows,
         "reference_energy_distance": {
-            "mean": float(reference_ed.mean()),
-            "sd": float(reference_ed.std()),
-            "draws": reference_ed.numel(),
+            "mean": float(samples.reference.mean()),
+            "sd": float(samples.reference.std()),
+            "draws": samples.reference.numel(),
         },
-        "density_grid": {"resolution": args.grid, "seconds": density_seconds},
-        "figures": [str(p) for p in paths],
-        "wall_seconds": total,
+        "density_grid": {"resolution": args.grid, "seconds": figures.density_seconds},
+        "figures": [str(p) for p in figures.paths],
+        "wall_seconds": wall_seconds,
         "settings": vars_for_json(args),
     }
-    write_json(out / "report.json", report)
-    print(_table(report))
-    print(f"figures: {', '.join(str(p) for p in paths)}")
-    print(f"report: {out / 'report.json'}; total {total:.1f} s")
-    return 0
 
 
 def _table(r: dict[str, Any]) -> str:

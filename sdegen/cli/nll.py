@@ -10,8 +10,15 @@ from pathlib import Path
 import torch
 
 import sdegen
-from sdegen.cli._common import add_common_arguments, positive_float, positive_int, resolve_device, write_json
-from sdegen.cli.train import load_run
+from sdegen.cli._common import (
+    add_common_arguments,
+    check_end_time,
+    positive_float,
+    positive_int,
+    resolve_device,
+    write_json,
+)
+from sdegen.cli.run import load_run
 
 __all__ = ["add_parser", "run"]
 
@@ -48,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
-    cfg, bundle, model = load_run(run_dir, device, ema=not args.no_ema)
+    trained = load_run(run_dir, device, ema=not args.no_ema)
+    bundle, model = trained.data, trained.model
+    check_end_time(model.sde, args.eps)
     d = math.prod(bundle.event_shape)
     exact = args.divergence == "exact" or (args.divergence == "auto" and d <= 16)
     divergence = sdegen.ExactTrace() if exact else sdegen.Hutchinson()

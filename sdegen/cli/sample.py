@@ -10,9 +10,17 @@ import torch
 
 import sdegen
 from sdegen.cli import _report
-from sdegen.cli._build import SAMPLER_TITLES, SAMPLERS, build_sampler
-from sdegen.cli._common import add_common_arguments, positive_float, positive_int, resolve_device, write_json
-from sdegen.cli.train import load_run
+from sdegen.cli._common import (
+    add_common_arguments,
+    as_usage_error,
+    check_end_time,
+    positive_float,
+    positive_int,
+    resolve_device,
+    write_json,
+)
+from sdegen.cli.registry import SAMPLERS, SamplerOptions
+from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
 
 __all__ = ["add_parser", "run"]
@@ -33,7 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--snr", type=positive_float, default=0.16, help="signal-to-noise ratio of the Langevin corrector"
     )
     p.add_argument("--n", type=positive_int, default=1000, help="number of samples")
-    p.add_argument("--eps", type=positive_float, default=1e-3, help="time at which sampling stops")
+    p.add_argument(
+        "--eps",
+        type=positive_float,
+        default=None,
+        help="time at which sampling stops [default: the SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
+    )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     p.set_defaults(run=run)
@@ -43,8 +56,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
-    cfg, bundle, model = load_run(run_dir, device, ema=not args.no_ema)
-    sampler = build_sampler(args.sampler, args.steps, args.snr)
+    spec = SAMPLERS[args.sampler]
+    with as_usage_error("sampler settings"):
+        sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr))
+    trained = load_run(run_dir, device, ema=not args.no_ema)
+    bundle, model = trained.data, trained.model
+    eps = check_end_time(model.sde, args.eps)
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
     result = sdegen.sample(
@@ -52,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         model,
         (args.n, *bundle.event_shape),
         sampler,
-        eps=args.eps,
+        eps=eps,
         generator=g,
         device=device,
         return_trajectory=not bundle.is_image,
@@ -67,10 +84,11 @@ def run(args: argparse.Namespace) -> int:
         "sampler": args.sampler,
         "repr": repr(sampler),
         "n": args.n,
+        "eps": eps,
         "nfe": result.nfe,
         "seconds": seconds,
     }
-    title = SAMPLER_TITLES[args.sampler]
+    title = spec.title
     if bundle.is_image:
         figure = _report.image_figure(bundle, x, out / "figures" / f"samples-{args.sampler}.png")
     else:

@@ -8,38 +8,25 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 import torch
 
-import sdegen
 from sdegen.cli import _report
-from sdegen.cli._build import (
-    DATA_2D,
-    DATA_IMAGES,
-    LOSSES,
-    MODELS,
-    PARAMETERIZATIONS,
-    SDES,
-    UsageError,
-    build_data,
-    build_loss,
-    build_model,
-    build_sde,
-    read_json,
-    resolve_model_name,
-)
 from sdegen.cli._common import (
+    UsageError,
     add_common_arguments,
+    as_usage_error,
     nonnegative_int,
     positive_float,
     positive_int,
     resolve_device,
     write_json,
 )
+from sdegen.cli.registry import DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
+from sdegen.cli.run import CHECKPOINT, CONFIG, RunConfig, build_run, read_config
 from sdegen.training import HeldOutLoss, TrainConfig, Trainer
 
-__all__ = ["add_parser", "run", "config_from_args", "load_run"]
+__all__ = ["add_parser", "run", "config_from_args"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_common_arguments(p, out="runs/train", out_help="run directory to create (or continue with --resume)")
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="ring", choices=[*DATA_2D, *DATA_IMAGES], help="data set")
+    g.add_argument("--data", default="ring", choices=DATASETS, help="data set")
     g.add_argument("--data-root", default=None, metavar="DIR", help="where mnist/cifar10/folder data live")
     g.add_argument(
         "--download", action="store_true", help="download mnist/cifar10 into --data-root if missing"
@@ -60,19 +47,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--channels", type=int, choices=(1, 3), default=3, help="channels of folder images")
     g = p.add_argument_group("model")
     g.add_argument("--sde", default="vp", choices=SDES, help="forward SDE")
-    g.add_argument("--beta-min", type=float, default=0.1, help="beta(0) of vp/subvp")
-    g.add_argument("--beta-max", type=float, default=20.0, help="beta(T) of vp/subvp")
-    g.add_argument("--sigma-min", type=positive_float, default=0.01, help="sigma_min of ve")
-    g.add_argument("--sigma-max", type=positive_float, default=50.0, help="sigma_max of ve")
+    for opt, sdes in sde_options().values():
+        g.add_argument(
+            "--" + opt.name.replace("_", "-"),
+            type=float,
+            default=opt.default,
+            help=f"{opt.help} of {'/'.join(sdes)}",
+        )
     g.add_argument(
-        "--model", default="auto", choices=MODELS, help="network (auto: mlp for 2-D, unet-small for images)"
+        "--model",
+        default="auto",
+        choices=["auto", *MODELS],
+        help="network (auto: mlp for 2-D, unet-small for images)",
     )
     g.add_argument("--hidden", type=positive_int, default=256, help="mlp width")
     g.add_argument("--depth", type=positive_int, default=3, help="mlp hidden layers")
     g.add_argument(
         "--parameterization",
         default="noise",
-        choices=sorted(PARAMETERIZATIONS),
+        choices=PARAMETERIZATIONS,
         help="what the network predicts",
     )
     g = p.add_argument_group("objective")
@@ -100,113 +93,87 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The resolved settings of a new run, as stored in ``config.json``."""
-    sde: dict[str, Any] = {"name": args.sde}
-    if args.sde == "ve":
-        sde.update(sigma_min=args.sigma_min, sigma_max=args.sigma_max)
-    else:
-        sde.update(beta_min=args.beta_min, beta_max=args.beta_max)
-    data: dict[str, Any] = {"name": args.data}
-    if args.data in ("mnist", "cifar10", "folder"):
-        data.update(root=args.data_root, download=args.download)
-    if args.data == "folder":
-        data.update(image_size=args.image_size, channels=args.channels)
-    train = TrainConfig(
-        steps=args.steps or 5000,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup_steps=args.warmup,
-        grad_clip=args.grad_clip,
-        ema_decay=args.ema_decay,
-        seed=args.seed,
-        log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress,
-    )
-    return {
-        "sdegen_version": sdegen.__version__,
-        "data": data,
-        "sde": sde,
-        "model": {"name": args.model, "hidden": args.hidden, "depth": args.depth},
-        "parameterization": args.parameterization,
-        "loss": {"name": args.loss, "eps": args.eps},
-        "batch_size": args.batch_size,
-        "train": train.to_dict(),
-        "eval": {"every": args.eval_every, "n": args.n_eval},
-        "seed": args.seed,
+    sde = {"name": args.sde, **{opt.name: getattr(args, opt.name) for opt in SDES[args.sde].options}}
+    data = {
+        "name": args.data,
+        **{key: getattr(args, _DATA_OPTIONS[key]) for key in DATASETS[args.data].options},
     }
-
-
-def build_run(cfg: dict[str, Any], device: torch.device):
-    """Data, SDE and a freshly initialised model (seeded by the run's seed) for ``cfg``."""
-    bundle = build_data(cfg["data"])
-    cfg["model"]["name"] = resolve_model_name(cfg["model"]["name"], bundle)
-    sde = build_sde(cfg["sde"])
-    # Parameter initialisation draws from torch's global generator; fork it so the caller's
-    # random state is left as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg["seed"])
-        model = build_model(cfg, bundle.event_shape, sde)
-    return bundle, sde, model.to(device)
-
-
-def load_run(run_dir: Path, device: torch.device, *, ema: bool = True):
-    """The config, data and trained model (EMA weights by default) of an existing run directory."""
-    from sdegen.training import load_weights
-
-    cfg = read_json(run_dir / "config.json")
-    bundle, sde, model = build_run(cfg, device)
-    ckpt = run_dir / "checkpoints" / "last.pt"
-    if not ckpt.is_file():
-        raise FileNotFoundError(
-            f"{str(ckpt)!r} does not exist; has `sdegen train --out {run_dir}` finished a checkpoint?"
+    with as_usage_error("training settings"):
+        train = TrainConfig(
+            steps=args.steps or 5000,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_steps=args.warmup,
+            grad_clip=args.grad_clip,
+            ema_decay=args.ema_decay,
+            seed=args.seed,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            progress=not args.no_progress,
         )
-    load_weights(model, ckpt, ema=ema)
-    model.eval()
-    return cfg, bundle, model
+    return RunConfig(
+        data=data,
+        sde=sde,
+        model={"name": args.model, "hidden": args.hidden, "depth": args.depth},
+        parameterization=args.parameterization,
+        loss={"name": args.loss, "eps": args.eps},
+        batch_size=args.batch_size,
+        train=train,
+        eval={"every": args.eval_every, "n": args.n_eval},
+        seed=args.seed,
+    )
+
+
+# The attribute of the parsed arguments behind each data option a data set may read.
+_DATA_OPTIONS = {
+    "root": "data_root",
+    "download": "download",
+    "image_size": "image_size",
+    "channels": "channels",
+}
 
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     if args.resume:
-        cfg = read_json(out / "config.json")
+        cfg = read_config(out)
+        changes = {"progress": not args.no_progress}
         if args.steps is not None:
-            cfg["train"]["steps"] = args.steps
-        cfg["train"]["progress"] = not args.no_progress
+            changes["steps"] = args.steps
+        cfg = cfg.with_train(**changes)
     else:
-        if (out / "checkpoints" / "last.pt").exists():
+        if (out / CHECKPOINT).exists():
             raise UsageError(
                 f"{out} already holds a run; pass --resume to continue it, or choose another --out"
             )
         cfg = config_from_args(args)
-    bundle, sde, model = build_run(cfg, device)
-    loss = build_loss(cfg["loss"])
-    config = TrainConfig.from_dict(cfg["train"])
-    g = torch.Generator().manual_seed(cfg["seed"] + 1)
-    held_out = bundle.held_out(cfg["eval"]["n"], g)
-    callbacks = [HeldOutLoss(held_out, every=cfg["eval"]["every"])]
-    callbacks += _report.evaluation_callbacks(cfg, bundle, sde, held_out, out)
+    r = build_run(cfg, device)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    held_out = r.data.held_out(cfg.eval["n"], g)
+    callbacks = [HeldOutLoss(held_out, every=cfg.eval["every"])]
+    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out)
     trainer = Trainer(
-        model,
-        loss,
-        bundle.batches(cfg["batch_size"], cfg["seed"]),
-        config,
+        r.model,
+        r.loss,
+        r.data.batches(cfg.batch_size, cfg.seed),
+        cfg.train,
         run_dir=out,
         callbacks=callbacks,
         device=device,
-        metadata={"config": cfg},
+        metadata={"config": cfg.to_dict()},
     )
-    write_json(out / "config.json", cfg)
+    write_json(out / CONFIG, cfg.to_dict())
     if args.resume:
         step = trainer.load_checkpoint()
-        if step >= config.steps:
-            print(f"{out} is already at step {step} >= --steps {config.steps}; nothing to do")
+        if step >= cfg.train.steps:
+            print(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
             return 0
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in r.model.parameters())
     print(
-        f"training {cfg['model']['name']} ({n_params:,} parameters) on {bundle.name} with {loss!r}, {sde!r}"
+        f"training {cfg.model['name']} ({n_params:,} parameters) on {r.data.name} with {r.loss!r}, {r.sde!r}"
     )
     result = trainer.fit()
     last = result.history[-1] if result.history else {}

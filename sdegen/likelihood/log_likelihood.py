@@ -26,15 +26,21 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
-from sdegen._checks import check_batch_shape, check_positive, check_real, check_steps
+from sdegen._checks import (
+    check_batch_shape,
+    check_generator,
+    check_positive,
+    check_real,
+    check_score_output,
+    check_steps,
+)
 from sdegen.likelihood.bits_per_dim import Quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
-from sdegen.sde.base import SDE, LinearSDE
+from sdegen.sde.base import SDE, ScoreFn
+from sdegen.sde.coefficients import Coefficients, check_schedule
 
 __all__ = ["log_likelihood", "LikelihoodResult"]
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 # Fixed-grid solvers would take a single step from eps to T without a step size; the likelihood
 # needs error control, so only the adaptive torchdiffeq solvers are offered.
@@ -90,8 +96,9 @@ class _AugmentedFlow(nn.Module):
         self.n = math.prod(shape)
         self.dim = self.n // self.batch
         # f = a(t) x: the drift's divergence a(t) D is added exactly, only the score's is estimated
-        # (less probe variance, no autograd through the drift, no per-call time validation).
-        self.linear = isinstance(sde, LinearSDE)
+        # (less probe variance, no autograd through the drift).
+        self.coefficients = Coefficients(sde)
+        self.linear = self.coefficients.linear
         # Plain-object bookkeeping: nn.Module.__setattr__ would cost ~30 us per assignment.
         self.log = _EvalLog()
 
@@ -110,15 +117,15 @@ class _AugmentedFlow(nn.Module):
             tb = t.expand(self.batch)
             score = self.score_fn(tb, x)
             self._check_score(score, x)
+            a, g2 = self.coefficients.at(t)
             if self.linear:
                 div = self.estimator.trace(score, x, self.vectors, create_graph=graph)
             else:
-                drift = self.sde.probability_flow_drift(tb, x, score)
+                drift = self.coefficients.field(tb, x, score, a, g2, weight=0.5)
                 div = self.estimator.trace(drift, x, self.vectors, create_graph=graph)
         if self.linear:
-            a, half_g2 = self.sde.drift_coefficient(t), 0.5 * self.sde.diffusion_squared(t)
-            drift = a * x - half_g2 * score
-            div = a * self.dim - half_g2 * div
+            drift = self.coefficients.field(tb, x, score, a, g2, weight=0.5)
+            div = a * self.dim - (0.5 * g2) * div
         out = torch.cat([drift.reshape(-1), div])
         self.log.t, self.log.out = t, out  # references only: inspected after a failure
         return out
@@ -128,9 +135,7 @@ class _AugmentedFlow(nn.Module):
         self.log.step = (t0, dt)
 
     def _check_score(self, score: Tensor, x: Tensor) -> None:
-        if not torch.is_tensor(score) or score.shape != x.shape:
-            got = tuple(score.shape) if torch.is_tensor(score) else type(score).__name__
-            raise ValueError(f"score_fn(t, x) must return a tensor shaped like x {tuple(x.shape)}; got {got}")
+        check_score_output(score, x)
         if not score.requires_grad:
             raise ValueError(
                 "score_fn(t, x) returned a tensor that does not depend differentiably on x; the "
@@ -208,7 +213,8 @@ def log_likelihood(
         divergence: :class:`Hutchinson` (default, one Rademacher probe) or :class:`ExactTrace`.
             Probes are drawn once per call from ``generator`` and held fixed during the solve.
         method: an adaptive torchdiffeq solver: one of ``ADAPTIVE_METHODS``.
-        rtol, atol: tolerances, enforced for every sample's state and log-density separately.
+        rtol: relative tolerance, enforced for every sample's state and log-density separately.
+        atol: absolute tolerance, enforced the same way.
         eps: start time in (0, T); the score is singular at t = 0.
         prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
             log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).
@@ -257,14 +263,7 @@ def log_likelihood(
         )
     if prior_logp is not None and not callable(prior_logp):
         raise TypeError(f"prior_logp must be a callable z -> [B]; got {type(prior_logp).__name__}")
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
-        if generator.device.type != x.device.type:
-            raise ValueError(
-                f"generator is on {generator.device} but x is on {x.device}; create it with "
-                f"torch.Generator(device=x.device)"
-            )
+    check_generator(generator, x, "x")
     if bits_per_dim is not None and not isinstance(bits_per_dim, Quantization):
         raise TypeError(
             f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
@@ -293,6 +292,7 @@ def log_likelihood(
         )
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
+    check_schedule(sde, eps, sde.T)
 
     vectors = divergence.draw(x.detach(), generator)
     flow = _AugmentedFlow(sde, score_fn, divergence, vectors, x.shape, (eps, sde.T))

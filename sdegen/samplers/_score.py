@@ -8,16 +8,24 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sdegen._checks import check_score_output
+
 __all__ = ["ScoreEvaluator"]
 
 
 class ScoreEvaluator:
-    """Wraps ``score_fn(t, x)``: counts evaluations (NFE) and stops sampling at the first bad one.
+    """Wraps ``score_fn(t, x)``: counts evaluations (NFE) and stops sampling at a non-finite score.
 
-    A score of the wrong shape or dtype raises ``ValueError``; a NaN or infinite score raises
-    ``FloatingPointError`` naming the time (and the step, when the sampler sets :attr:`step`), so
-    a diverging network never yields silent garbage. The finiteness check costs one sum and one
-    host synchronisation per evaluation.
+    A score of the wrong shape or dtype raises ``ValueError`` at once. A NaN or infinite score
+    raises ``FloatingPointError`` naming the time and the evaluation (and the step, when the
+    sampler sets :attr:`step`), so a diverging network never yields silent garbage.
+
+    The finiteness test is kept on the score's device: each evaluation adds one reduction (its
+    sum, which NaN and inf propagate through) to a list, and :meth:`raise_if_nonfinite` reads them
+    all at once -- one host synchronisation per ``check_every`` evaluations (``None``: only when
+    the sampler finishes), instead of one per evaluation, which would serialise a GPU's launch
+    queue. With ``check_every=1`` the test runs on every evaluation and counts the bad entries
+    exactly (solvers that synchronise anyway, torchsde's and torchdiffeq's loops, use that).
     """
 
     def __init__(
@@ -27,41 +35,63 @@ class ScoreEvaluator:
         T: float,
         t_end: float,
         progress: bool = False,
+        check_every: int | None = None,
     ) -> None:
         self.score_fn = score_fn
         self.nfe = 0
         #: index of the current step, set by samplers that own their loop (for error messages)
         self.step: int | None = None
+        self.check_every = check_every
         self._T = T
         self._bar = _progress_bar(T - t_end) if progress else None
+        # Per unchecked evaluation: the device-side sum of its score, its time (a view) and step.
+        self._sums: list[Tensor] = []
+        self._where: list[tuple[Tensor, int | None]] = []
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         out = self.score_fn(t, x)
         self.nfe += 1
-        if not torch.is_tensor(out) or out.shape != x.shape or out.dtype != x.dtype:
-            got = (
-                f"shape {tuple(out.shape)}, dtype {out.dtype}" if torch.is_tensor(out) else type(out).__name__
-            )
-            raise ValueError(
-                f"score_fn must return a tensor shaped and typed like x (shape {tuple(x.shape)}, "
-                f"dtype {x.dtype}); got {got}"
-            )
-        # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
-        # that merely overflows is told apart by the exact count.
-        if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):
-            n_bad = int((~torch.isfinite(out)).sum())
-            if n_bad:
-                where = f"step {self.step}, " if self.step is not None else ""
-                raise FloatingPointError(
-                    f"score_fn returned {n_bad} non-finite value(s) at t={float(t.reshape(-1)[0]):.6g} "
-                    f"({where}score evaluation {self.nfe}); sampling stopped"
-                )
+        check_score_output(out, x)
+        if self.check_every == 1:
+            self._check_now(out, t)
+        else:
+            self._sums.append(out.sum(dtype=_accumulation_dtype(out.dtype)))
+            self._where.append((t.reshape(-1)[:1], self.step))
+            if self.check_every is not None and len(self._sums) >= self.check_every:
+                self.raise_if_nonfinite()
         if self._bar is not None:
             done = self._T - float(t.reshape(-1)[0])
             if done > self._bar.n:
                 self._bar.update(done - self._bar.n)
             self._bar.set_postfix_str(f"nfe={self.nfe}", refresh=False)
         return out
+
+    def _check_now(self, out: Tensor, t: Tensor) -> None:
+        # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
+        # that merely overflows is told apart by the exact count.
+        if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):
+            n_bad = int((~torch.isfinite(out)).sum())
+            if n_bad:
+                self._fail(f"{n_bad} non-finite value(s)", t.reshape(-1)[:1], self.step, self.nfe)
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise ``FloatingPointError`` for the first non-finite score since the last check."""
+        if not self._sums:
+            return
+        bad = ~torch.isfinite(torch.stack(self._sums))
+        first_nfe = self.nfe - len(self._sums) + 1
+        if bool(bad.any()):  # the one host read per check
+            k = int(bad.nonzero()[0])
+            t, step = self._where[k]
+            self._fail("non-finite value(s)", t, step, first_nfe + k)
+        self._sums.clear()
+        self._where.clear()
+
+    def _fail(self, what: str, t: Tensor, step: int | None, nfe: int) -> None:
+        where = f"step {step}, " if step is not None else ""
+        raise FloatingPointError(
+            f"score_fn returned {what} at t={float(t):.6g} ({where}score evaluation {nfe}); sampling stopped"
+        )
 
     def close(self) -> None:
         if self._bar is not None:

@@ -8,9 +8,9 @@ from torch import Tensor
 
 from sdegen._checks import check_steps
 from sdegen.samplers.correctors import AnnealedLangevinCorrector
-from sdegen.samplers.grid import TimeGrid
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import Predictor
+from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["AnnealedLangevinSampler"]
 
@@ -27,7 +27,7 @@ class _NextLevel(Predictor):
     nfe_per_step = 0
     requires_linear_sde = True
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: Callable, z: Tensor | None) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: Callable, z: Tensor | None) -> Tensor:
         A, _ = grid.transition(i)
         return x if A == 1.0 else x / A
 
@@ -38,7 +38,7 @@ class _NextLevel(Predictor):
 class _NCSNLangevin(AnnealedLangevinCorrector):
     """Alg. 1's inner loop: the step size depends on the noise level only (no DDPM factor alpha_i)."""
 
-    def _langevin_alpha(self, grid: TimeGrid, i: int) -> float:
+    def _langevin_alpha(self, grid: CoefficientGrid, i: int) -> float:
         return 1.0
 
 

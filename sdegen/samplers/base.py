@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_decreasing_times, check_finite, check_positive
+from sdegen._checks import (
+    check_batch_shape,
+    check_decreasing_times,
+    check_finite,
+    check_generator,
+    check_linear_sde,
+    check_positive,
+    check_steps,
+)
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.denoise import tweedie_denoise
 from sdegen.samplers.grid import uniform_times
-from sdegen.sde.base import SDE
+from sdegen.sde.base import SDE, ScoreFn
+from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["Sampler", "SampleResult", "SamplePath"]
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class SampleResult(NamedTuple):
@@ -38,7 +44,7 @@ class SampleResult(NamedTuple):
 
 
 class SamplePath(NamedTuple):
-    """What :meth:`Sampler._sample` returns: the final state and, if asked, the path to it."""
+    """What ``Sampler._sample`` returns: the final state and, if asked, the path to it."""
 
     x: Tensor
     trajectory: Tensor | None = None
@@ -50,10 +56,12 @@ class Sampler(abc.ABC):
 
     Every sampler is called the same way, ``sampler(sde, score_fn, x_T, eps=..., generator=...)``,
     or through :func:`sdegen.sample`. This base class validates the arguments, resolves ``eps``
-    (``sde.sampling_eps`` by default), builds and validates the time grid once, counts score
-    evaluations, turns a NaN or infinite score into a ``FloatingPointError`` naming the time,
-    runs the optional final denoising step, and disables autograd. Subclasses implement
-    :meth:`_sample` (the method itself) and may override :meth:`time_grid`.
+    (``sde.sampling_eps`` by default), builds the time grid and the SDE's coefficients on it once
+    (a :class:`~sdegen.sde.coefficients.CoefficientGrid`, which validates the schedule there),
+    counts score evaluations, turns a NaN or infinite score into a ``FloatingPointError`` naming
+    the time, runs the optional final denoising step, and disables autograd. Subclasses implement
+    ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
+    (requirements on the SDE, raised before any work).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
     schemes, global order for ODE schemes; None where the method is not a time discretisation)
@@ -62,6 +70,10 @@ class Sampler(abc.ABC):
 
     stochastic: ClassVar[bool]
     steps: int | None = None
+    #: How often the score's finiteness is read back to the host by default: ``None`` once at the
+    #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
+    #: synchronise anyway, or that would step on with NaN for ever).
+    check_finite_every: ClassVar[int | None] = None
 
     @property
     @abc.abstractmethod
@@ -77,18 +89,21 @@ class Sampler(abc.ABC):
         """The decreasing float64 times T = t_0 > ... > t_N = eps the sampler steps through."""
         return uniform_times(sde.T, eps, self.steps)
 
+    def check(self, grid: CoefficientGrid) -> None:
+        """Raise before any work if the SDE lacks what this sampler needs (default: nothing)."""
+        return None
+
     @abc.abstractmethod
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        """Carry ``x`` from ``ts[0]`` to ``ts[-1]``; ``score`` counts and checks its evaluations."""
+        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations."""
 
     def __call__(
         self,
@@ -101,6 +116,7 @@ class Sampler(abc.ABC):
         return_trajectory: bool = False,
         progress: bool = False,
         denoise: bool = False,
+        check_finite_every: int | None = None,
     ) -> SampleResult:
         """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
 
@@ -113,19 +129,33 @@ class Sampler(abc.ABC):
             return_trajectory: also return the states at every time of the grid.
             progress: show a tqdm progress bar.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+            check_finite_every: read the score's finiteness back to the host every this many
+                evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
+                once at the end, so a GPU is never synchronised while sampling). A non-finite score
+                raises ``FloatingPointError`` naming its first time and evaluation either way.
         """
         sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
-        ts = self.time_grid(sde, eps)
-        score = ScoreEvaluator(score_fn, T=sde.T, t_end=float(ts[-1]), progress=progress)
+        if check_finite_every is None:
+            check_finite_every = self.check_finite_every
+        else:
+            check_finite_every = check_steps("check_finite_every", check_finite_every)
+        grid = CoefficientGrid(sde, self.time_grid(sde, eps))
+        self.check(grid)
+        if denoise:
+            check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
+        score = ScoreEvaluator(
+            score_fn, T=sde.T, t_end=grid.t[-1], progress=progress, check_every=check_finite_every
+        )
         try:
             with torch.no_grad():
                 path = self._sample(
-                    sde, score, x_T, ts, generator=generator, return_trajectory=return_trajectory
+                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory
                 )
                 x = path.x
                 if denoise:
                     score.step = None
-                    x = tweedie_denoise(sde, score, float(ts[-1]), x)
+                    x = tweedie_denoise(sde, score, grid.t[-1], x)
+                score.raise_if_nonfinite()
         finally:
             score.close()
         check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
@@ -162,12 +192,5 @@ def _check_arguments(
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
     check_batch_shape("x_T", x_T, min_ndim=1)
-    if generator is not None:
-        if not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-        if generator.device.type != x_T.device.type:
-            raise ValueError(
-                f"generator is on {generator.device} but x_T is on {x_T.device}; pass "
-                f"torch.Generator(device={str(x_T.device)!r})"
-            )
+    check_generator(generator, x_T, "x_T")
     return sde, x_T, resolve_eps(sde, eps)

@@ -9,12 +9,12 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_positive, check_steps
-from sdegen.samplers.grid import TimeGrid
+from sdegen._checks import check_linear_sde, check_positive, check_steps
+from sdegen.sde.base import ScoreFn
+from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["Corrector", "LangevinCorrector", "AnnealedLangevinCorrector", "NoneCorrector"]
 
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 Noise = Callable[[], Tensor]
 
 
@@ -35,16 +35,16 @@ class Corrector(abc.ABC):
         """Score evaluations per time step: one per Langevin step."""
         return self.n_steps
 
-    def check(self, grid: TimeGrid) -> None:
+    def check(self, grid: CoefficientGrid) -> None:
         """Raise ``TypeError`` before sampling if the SDE lacks what this corrector needs."""
         if self.requires_linear_sde:
-            grid.require_linear(f"{type(self).__name__}()")
+            check_linear_sde(grid.sde, f"{type(self).__name__}()", "Use LangevinCorrector() instead.")
 
     @abc.abstractmethod
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
         """``x`` after the corrector's steps at time t_i."""
 
-    def _langevin_alpha(self, grid: TimeGrid, i: int) -> float:
+    def _langevin_alpha(self, grid: CoefficientGrid, i: int) -> float:
         # score_sde scales the step by alpha_i = 1 - beta_i for VP (1 for VE).
         return grid.langevin_alpha(i)
 
@@ -67,7 +67,7 @@ class LangevinCorrector(Corrector):
     def __repr__(self) -> str:
         return f"LangevinCorrector(snr={self.snr:g}, n_steps={self.n_steps})"
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
         alpha = self._langevin_alpha(grid, i)
         t = grid.batch_time(i, x)
         tiny = torch.finfo(x.dtype).tiny
@@ -101,8 +101,8 @@ class AnnealedLangevinCorrector(Corrector):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(snr={self.snr:g}, n_steps={self.n_steps})"
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
-        step = 2.0 * self._langevin_alpha(grid, i) * (self.snr * grid.std(i)) ** 2
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
+        step = 2.0 * self._langevin_alpha(grid, i) * (self.snr * grid.sigma[i]) ** 2
         t = grid.batch_time(i, x)
         for _ in range(self.n_steps):
             s = score(t, x)
@@ -116,7 +116,7 @@ class NoneCorrector(Corrector):
     stochastic = False
     n_steps = 0
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
         return x
 
     def __repr__(self) -> str:

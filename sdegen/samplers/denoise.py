@@ -7,8 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_time
-from sdegen.sde.base import SDE, LinearSDE
+from sdegen._checks import check_batch_shape, check_linear_sde, check_time
+from sdegen.sde.base import SDE
 
 __all__ = ["tweedie_denoise"]
 
@@ -20,10 +20,7 @@ def tweedie_denoise(sde: SDE, score_fn: Callable[[Tensor, Tensor], Tensor], t: f
     and selection bias", eq. 2.8; the final denoising step of Song et al. 2021, App. G). For VE,
     alpha = 1 and this is x + sigma^2 score. One score evaluation.
     """
-    if not isinstance(sde, LinearSDE):
-        raise TypeError(
-            f"denoising needs the Gaussian kernel of a LinearSDE (alpha(t), sigma(t)); got {type(sde).__name__}"
-        )
+    check_linear_sde(sde, "denoising")
     check_batch_shape("x", x)
     check_time(t, sde.T)
     tt = torch.tensor(float(t), dtype=torch.float64)

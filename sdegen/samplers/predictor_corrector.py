@@ -12,9 +12,9 @@ from sdegen._checks import check_steps
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.correctors import Corrector
-from sdegen.samplers.grid import TimeGrid
 from sdegen.samplers.predictors import Predictor
 from sdegen.sde.base import SDE
+from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["PredictorCorrectorSampler"]
 
@@ -100,19 +100,19 @@ class PredictorCorrectorSampler(Sampler):
         user = self._user_grid(self.ts, sde, eps)
         return user if user is not None else super().time_grid(sde, eps)
 
+    def check(self, grid: CoefficientGrid) -> None:
+        self.predictor.check(grid)
+        self.corrector.check(grid)
+
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        grid = TimeGrid(sde, ts)
-        self.predictor.check(grid)
-        self.corrector.check(grid)
         noise = _Noise(x, generator)
         predictor, corrector = self.predictor, self.corrector
         path = [x] if return_trajectory else None
@@ -124,4 +124,4 @@ class PredictorCorrectorSampler(Sampler):
             x = corrector.update(grid, i + 1, x, score, noise)
             if path is not None:
                 path.append(x)
-        return SamplePath(x, None if path is None else torch.stack(path), ts)
+        return SamplePath(x, None if path is None else torch.stack(path), grid.ts)

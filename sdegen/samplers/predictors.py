@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from sdegen.samplers.grid import TimeGrid
+from sdegen._checks import check_linear_sde
+from sdegen.sde.base import ScoreFn
+from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["Predictor", "EulerMaruyama", "ReverseDiffusion", "AncestralSampling", "NonePredictor"]
 
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
+_USE_INSTEAD = "Use the EulerMaruyama predictor or ReverseSDESampler instead."
 
 
 class Predictor(abc.ABC):
@@ -33,13 +34,13 @@ class Predictor(abc.ABC):
     #: whether the step needs the Gaussian kernel (alpha, sigma) of a LinearSDE
     requires_linear_sde: ClassVar[bool] = False
 
-    def check(self, grid: TimeGrid) -> None:
+    def check(self, grid: CoefficientGrid) -> None:
         """Raise ``TypeError`` before sampling if the SDE lacks what this predictor needs."""
         if self.requires_linear_sde:
-            grid.require_linear(f"{type(self).__name__}()")
+            check_linear_sde(grid.sde, f"{type(self).__name__}()", _USE_INSTEAD)
 
     @abc.abstractmethod
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         """x at t_{i+1} from ``x`` at t_i."""
 
     def __repr__(self) -> str:
@@ -57,11 +58,11 @@ class EulerMaruyama(Predictor):
     order = 1.0
     stochastic = True
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         h, g2 = grid.step_size(i), grid.g2[i]
         s = score(grid.batch_time(i, x), x)
-        if grid.drift_coefficient is not None:  # f = a x: one fused update
-            mean = torch.add(x * (1.0 - h * grid.drift_coefficient[i]), s, alpha=h * g2)
+        if grid.a is not None:  # f = a x: one fused update
+            mean = torch.add(x * (1.0 - h * grid.a[i]), s, alpha=h * g2)
         else:
             mean = torch.add(x - h * grid.drift(i, x), s, alpha=h * g2)
         return mean if z is None else torch.add(mean, z, alpha=math.sqrt(g2 * h))
@@ -75,7 +76,7 @@ class ReverseDiffusion(Predictor):
         x_{i+1} = x - F_i(x) + G_i^2 score(t_i, x) + G_i z.
 
     For a linear SDE the forward step is its exact transition, F_i(x) = (A_i - 1) x and
-    G_i^2 = v_i (see :class:`~sdegen.samplers.grid.TimeGrid`): for VP, A_i = sqrt(1 - beta_i) and
+    G_i^2 = v_i (see :class:`~sdegen.sde.coefficients.CoefficientGrid`): for VP, A_i = sqrt(1 - beta_i) and
     v_i = beta_i as in DDPM; for VE, A_i = 1 and v_i = sigma_i^2 - sigma_{i+1}^2 as in SMLD
     (score_sde's ReverseDiffusionPredictor). Otherwise it is the Euler step, F_i = h f(t_i, x) and
     G_i^2 = h g(t_i)^2.
@@ -84,7 +85,7 @@ class ReverseDiffusion(Predictor):
     order = 1.0
     stochastic = True
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         s = score(grid.batch_time(i, x), x)
         if grid.linear:
             A, v = grid.transition(i)
@@ -122,7 +123,7 @@ class AncestralSampling(Predictor):
     def __repr__(self) -> str:
         return f"AncestralSampling(posterior_variance={self.posterior_variance})"
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         A, v = grid.transition(i)
         s = score(grid.batch_time(i, x), x)
         mean = torch.add(x, s, alpha=v) / A
@@ -139,5 +140,5 @@ class NonePredictor(Predictor):
     stochastic = False
     nfe_per_step = 0
 
-    def update(self, grid: TimeGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
+    def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         return x

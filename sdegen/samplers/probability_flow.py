@@ -14,6 +14,7 @@ from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.base import SDE
+from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 
 __all__ = ["ProbabilityFlowSampler"]
@@ -37,31 +38,33 @@ class ProbabilityFlowSampler(Sampler):
     returned trajectory (100 intervals by default); fixed-grid methods (euler, rk4, ...) take
     exactly ``steps`` uniform steps, or the steps of ``ts``.
 
-    ================  ==========  =====  =========
-    method            NFE/step    order  adaptive
-    ================  ==========  =====  =========
-    euler             1           1      no
-    midpoint, heun2   2           2      no
-    heun3             3           3      no
-    rk4               4           4      no
-    explicit_adams    1 (+6)      4      no
-    implicit_adams    >= 2        4      no
-    dopri5            6           5      yes
-    dopri8            12          8      yes
-    bosh3             3           3      yes
-    fehlberg2         2           2      yes
-    adaptive_heun     2           2      yes
-    ================  ==========  =====  =========
+    | method          | NFE/step | order | adaptive |
+    |-----------------|----------|-------|----------|
+    | euler           | 1        | 1     | no       |
+    | midpoint, heun2 | 2        | 2     | no       |
+    | heun3           | 3        | 3     | no       |
+    | rk4             | 4        | 4     | no       |
+    | explicit_adams  | 1 (+6)   | 4     | no       |
+    | implicit_adams  | >= 2     | 4     | no       |
+    | dopri5          | 6        | 5     | yes      |
+    | dopri8          | 12       | 8     | yes      |
+    | bosh3           | 3        | 3     | yes      |
+    | fehlberg2       | 2        | 2     | yes      |
+    | adaptive_heun   | 2        | 2     | yes      |
 
     Args:
         method: a torchdiffeq method from the table.
-        rtol, atol: tolerances of adaptive methods.
+        rtol: relative tolerance of adaptive methods.
+        atol: absolute tolerance of adaptive methods.
         steps: number of steps of a fixed-grid method (required for those, unless ``ts`` is given).
         ts: a custom decreasing grid in [eps, T] instead of ``steps``: the steps of a fixed-grid
             method, the output times of an adaptive one. Samples are taken at ``ts[-1]``.
     """
 
     stochastic: ClassVar[bool] = False
+    # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
+    # adaptive step-size controller fed NaN would shrink its step for ever.
+    check_finite_every: ClassVar[int | None] = 1
     METHODS: ClassVar[dict[str, _Method]] = {
         "euler": _Method(1.0, 1, False),
         "midpoint": _Method(2.0, 2, False),
@@ -122,15 +125,15 @@ class ProbabilityFlowSampler(Sampler):
 
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
-        ode = ProbabilityFlowODE(sde, score)
+        ts = grid.ts
+        ode = ProbabilityFlowODE(grid.sde, score)
         adaptive = self.METHODS[self.method].adaptive
         t = ts if (return_trajectory or not adaptive) else ts[[0, -1]]
         if adaptive:

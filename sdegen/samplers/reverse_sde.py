@@ -12,7 +12,7 @@ from sdegen._checks import check_positive, check_steps
 from sdegen.brownian import SequentialBrownian
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
-from sdegen.sde.base import SDE
+from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
 
 __all__ = ["ReverseSDESampler"]
@@ -26,11 +26,11 @@ class _Method(NamedTuple):
     sequential_brownian: bool  # one sequential query per step, no Levy area A
 
 
-def _step_starts(span: float, dt: float, steps: int) -> list[float]:
-    """The times s_k = min(s_{k-1} + dt, span) torchsde's fixed-step loop visits, bit for bit."""
-    out, s = [0.0], 0.0
+def _step_starts(start: float, end: float, dt: float, steps: int) -> list[float]:
+    """The times s_k = min(s_{k-1} + dt, end) torchsde's fixed-step loop visits, bit for bit."""
+    out, s = [start], start
     for _ in range(steps):
-        s = min(s + dt, span)
+        s = min(s + dt, end)
         out.append(s)
     return out
 
@@ -44,17 +44,15 @@ class ReverseSDESampler(Sampler):
     ``normal_`` per step; ``adaptive=True`` and log_ode (which needs the Levy area) use
     ``torchsde.BrownianInterval`` seeded from ``generator``.
 
-    ======================  =========  ==========  ===========================================
-    method                  NFE/step   weak order  notes
-    ======================  =========  ==========  ===========================================
-    euler                   1          1           Euler-Maruyama
-    milstein                1          1           = euler for additive noise
-    srk                     2          1.5         Roessler's SRA1 for additive noise
-    heun, midpoint          2          1           Stratonovich
-    euler_heun              1          1           Stratonovich
-    reversible_heun         1          1           weakly damped: needs many steps here
-    log_ode                 2          1           BrownianInterval with Levy area [B, D, D]
-    ======================  =========  ==========  ===========================================
+    | method          | NFE/step | weak order | notes                                     |
+    |-----------------|----------|------------|-------------------------------------------|
+    | euler           | 1        | 1          | Euler-Maruyama                            |
+    | milstein        | 1        | 1          | = euler for additive noise                |
+    | srk             | 2        | 1.5        | Roessler's SRA1 for additive noise        |
+    | heun, midpoint  | 2        | 1          | Stratonovich                              |
+    | euler_heun      | 1        | 1          | Stratonovich                              |
+    | reversible_heun | 1        | 1          | weakly damped: needs many steps here      |
+    | log_ode         | 2        | 1          | BrownianInterval with Levy area [B, D, D] |
 
     Args:
         method: a torchsde method name from the table.
@@ -63,6 +61,9 @@ class ReverseSDESampler(Sampler):
     """
 
     stochastic: ClassVar[bool] = True
+    # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
+    # adaptive step-size controller fed NaN would shrink its step for ever.
+    check_finite_every: ClassVar[int | None] = 1
     METHODS: ClassVar[dict[str, _Method]] = {
         "euler": _Method("ito", "additive", 1.0, 1, True),
         "milstein": _Method("ito", "additive", 1.0, 1, True),
@@ -106,34 +107,33 @@ class ReverseSDESampler(Sampler):
 
     def _sample(
         self,
-        sde: SDE,
+        grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        ts: Tensor,
         *,
         generator: torch.Generator | None,
         return_trajectory: bool,
     ) -> SamplePath:
         spec = self.METHODS[self.method]
+        ts = grid.ts
         rsde = ReverseTimeSDE(
-            sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
+            grid.sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
         )
-        rsde.check_times = False  # ts was validated by time_grid
         y0 = rsde.flatten(x)
-        s = ts[0] - ts  # torchsde needs increasing times: s = T - t
-        span = float(s[-1])
-        # Slightly more than span / steps, so float rounding never adds a tiny extra step; the last
-        # step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
-        dt = span / self.steps * (1 + 1e-9)
+        s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
+        start, end = float(s[0]), float(s[-1])
+        # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
+        # the last step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
+        dt = (end - start) / self.steps * (1 + 1e-9)
         if spec.sequential_brownian and not self.adaptive:
             bm = SequentialBrownian(
-                0.0, span, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
+                start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
             )
         else:
             entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
             bm = torchsde.BrownianInterval(
-                0.0,
-                span,
+                start,
+                end,
                 size=y0.shape,
                 dtype=y0.dtype,
                 device=y0.device,
@@ -142,7 +142,7 @@ class ReverseSDESampler(Sampler):
                 levy_area_approximation="space-time" if spec.sequential_brownian else "foster",
             )
         if not self.adaptive:
-            rsde.tabulate(_step_starts(span, dt, self.steps))
+            rsde.tabulate(_step_starts(start, end, dt, self.steps))
         s_out = s if return_trajectory else s[[0, -1]]
         ys = torchsde.sdeint(
             rsde,

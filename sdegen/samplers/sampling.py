@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_shape_tuple, check_tensor
+from sdegen._checks import check_generator, check_shape_tuple, check_tensor
 from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
 from sdegen.samplers.reverse_sde import ReverseSDESampler
-from sdegen.sde.base import SDE
+from sdegen.sde.base import SDE, ScoreFn
 
 __all__ = ["sample"]
 
 
 def sample(
     sde: SDE,
-    score_fn: Callable[[Tensor, Tensor], Tensor],
+    score_fn: ScoreFn,
     shape: Sequence[int] | None,
     sampler: Sampler | None = None,
     *,
@@ -29,6 +29,7 @@ def sample(
     return_trajectory: bool = False,
     progress: bool = False,
     denoise: bool = False,
+    check_finite_every: int | None = None,
 ) -> SampleResult:
     """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
 
@@ -51,11 +52,13 @@ def sample(
             follow its device and dtype.
         eps: end time; default ``sde.sampling_eps`` (1e-3 for VP and sub-VP, 1e-5 for VE).
         generator: the source of all randomness, prior included.
-        device, dtype: of prior samples (default: the generator's device, the default dtype);
-            ``x_T`` is moved to them when given.
+        device: of prior samples (default: the generator's device); ``x_T`` is moved to it when given.
+        dtype: of prior samples (default: torch's default dtype); ``x_T`` is cast to it when given.
         return_trajectory: also return the states along the sampler's time grid.
         progress: show a tqdm progress bar (off by default).
         denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
+        check_finite_every: read the score's finiteness back to the host every this many evaluations
+            (default: the sampler's own; once at the end for sdegen's own loops).
 
     Returns:
         :class:`~sdegen.samplers.base.SampleResult` with ``x``, ``nfe``, ``trajectory``, ``ts``.
@@ -68,8 +71,7 @@ def sample(
         )
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
+    check_generator(generator)
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
@@ -101,4 +103,5 @@ def sample(
         return_trajectory=return_trajectory,
         progress=progress,
         denoise=denoise,
+        check_finite_every=check_finite_every,
     )

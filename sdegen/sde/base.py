@@ -43,6 +43,11 @@ class SDE(abc.ABC):
 
     Subclasses implement :meth:`drift`, :meth:`diffusion`, :meth:`prior_sampling` and
     :meth:`prior_logp`. :meth:`marginal_prob` is optional (it is exact for :class:`LinearSDE`).
+
+    ``drift`` and ``diffusion`` are the vector field itself: solvers call them on every step with
+    times they have already validated, so they should compute and not check (a range check on a
+    tensor is a device synchronisation). Validation happens once, where a sampler, the likelihood,
+    a loss or an engine object receives its arguments.
     """
 
     #: Default end time eps of sampling: samplers stop at t = eps > 0, where the score is still
@@ -60,6 +65,11 @@ class SDE(abc.ABC):
     @abc.abstractmethod
     def diffusion(self, t: float | Tensor) -> Tensor:
         """The diffusion coefficient g(t): shape ``[B]`` for ``t`` of shape ``[B]``, 0-d for a float."""
+
+    def diffusion_squared(self, t: Tensor) -> Tensor:
+        """g(t)^2, the quantity the reverse-time SDE and the probability-flow ODE use."""
+        g = self.diffusion(t)
+        return g * g
 
     # -- the prior p_T ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -87,14 +97,14 @@ class SDE(abc.ABC):
     def reverse_drift(self, t: float | Tensor, x: Tensor, score: Tensor) -> Tensor:
         """f(t, x) - g(t)^2 score: the drift of the reverse-time SDE run backwards in t
         (Anderson 1982; Song et al. 2021, eq. 6), given ``score = score_fn(t, x)``."""
-        g = self.diffusion(batch_time(t, x))
-        return self.drift(t, x) - expand_like(g * g, x) * score
+        g2 = self.diffusion_squared(batch_time(t, x))
+        return self.drift(t, x) - expand_like(g2, x) * score
 
     def probability_flow_drift(self, t: float | Tensor, x: Tensor, score: Tensor) -> Tensor:
         """f(t, x) - 1/2 g(t)^2 score: the probability-flow ODE dx/dt (Song et al. 2021, eq. 13),
         given ``score = score_fn(t, x)``."""
-        g = self.diffusion(batch_time(t, x))
-        return self.drift(t, x) - 0.5 * expand_like(g * g, x) * score
+        g2 = self.diffusion_squared(batch_time(t, x))
+        return self.drift(t, x) - 0.5 * expand_like(g2, x) * score
 
     # -- objects for torchsde and torchdiffeq ------------------------------------------------------
     def reverse(
@@ -124,17 +134,6 @@ class SDE(abc.ABC):
 
         return ProbabilityFlowODE(self, score_fn)
 
-    # -- unchecked coefficients for solver inner loops ------------------------------------------
-    # Solvers validate their time grid once, then call these on every step: they skip the argument
-    # checks of drift() and diffusion(), which cost a device synchronisation each (check_time reads
-    # t.min() and t.max()). ``t`` is a 0-d tensor or a [B] tensor.
-    def _drift_unchecked(self, t: Tensor, x: Tensor) -> Tensor:
-        return self.drift(t, x)
-
-    def _diffusion_squared_unchecked(self, t: Tensor) -> Tensor:
-        g = self.diffusion(t)
-        return g * g
-
     # -- validation shared by subclasses ------------------------------------------------------
     def _check_t(self, t: float | Tensor, x: Tensor | None = None) -> None:
         check_time(t, self.T, None if x is None else x.shape[0])
@@ -152,11 +151,42 @@ class LinearSDE(SDE):
     "Applied Stochastic Differential Equations", eq. 6.2-6.3).
 
     Subclasses implement :meth:`alpha` and :meth:`sigma` on tensors of times (and
-    :meth:`sigma_squared` when sigma is a square root). The defaults of :meth:`drift_coefficient`
-    and :meth:`diffusion_squared` differentiate them with autograd; override them with closed forms
-    when known. The prior is N(0, prior_std^2 I) with ``prior_std = sigma(T)``
-    unless a subclass says otherwise.
+    :meth:`sigma_squared` when sigma is a square root). The defaults of :meth:`drift_coefficient`,
+    :meth:`diffusion_squared` and :meth:`inverse_log_snr` are derived from them (autograd,
+    bisection); override them with closed forms when known. The prior is N(0, prior_std^2 I) with
+    ``prior_std = sigma(T)`` unless a subclass says otherwise.
+
+    These are the primitives: samplers, losses and the likelihood read ``alpha``, ``sigma``,
+    ``drift_coefficient``, ``diffusion_squared`` and ``log_snr`` (through
+    :mod:`sdegen.sde.coefficients`), never :meth:`drift`, :meth:`diffusion` or
+    :meth:`marginal_prob`, which are derived conveniences that validate their arguments. A subclass
+    that overrides one of those would be silently ignored, so it is refused when the class is
+    defined: change alpha and sigma instead, or subclass :class:`SDE` for a general drift.
     """
+
+    #: Methods derived from alpha and sigma; overriding them is refused (see the class docstring).
+    _DERIVED: ClassVar[tuple[str, ...]] = (
+        "drift",
+        "diffusion",
+        "marginal_prob",
+        "reverse_drift",
+        "probability_flow_drift",
+    )
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        overridden = [name for name in LinearSDE._DERIVED if name in cls.__dict__]
+        if overridden:
+            names = ", ".join(f"{name}()" for name in overridden)
+            raise TypeError(
+                f"{cls.__name__} overrides {names} of LinearSDE. A LinearSDE is defined by its kernel "
+                f"N(alpha(t) x0, sigma(t)^2 I): its drift and diffusion are derived from alpha and sigma, "
+                f"and samplers, losses and the likelihood use those coefficients, so the override would be "
+                f"silently ignored. Change the process through alpha(t) and sigma(t) (optionally with "
+                f"closed forms of drift_coefficient(t) = d log alpha/dt and diffusion_squared(t) = "
+                f"d sigma^2/dt - 2 a sigma^2), or subclass sdegen.SDE to define a general drift(t, x) "
+                f"and diffusion(t)."
+            )
 
     @abc.abstractmethod
     def alpha(self, t: Tensor) -> Tensor:
@@ -176,7 +206,7 @@ class LinearSDE(SDE):
         """a(t) = d/dt log alpha(t), so that f(t, x) = a(t) x. Default: autograd."""
         with torch.enable_grad():
             tt = t.detach().requires_grad_(True)
-            (da,) = torch.autograd.grad(torch.log(self.alpha(tt)).sum(), tt)
+            da = _derivative(torch.log(self.alpha(tt)), tt)
         return da
 
     def diffusion_squared(self, t: Tensor) -> Tensor:
@@ -184,10 +214,36 @@ class LinearSDE(SDE):
         with torch.enable_grad():
             tt = t.detach().requires_grad_(True)
             var = self.sigma_squared(tt)
-            (dvar,) = torch.autograd.grad(var.sum(), tt)
+            dvar = _derivative(var, tt)
         return dvar - 2 * self.drift_coefficient(t) * var.detach()
 
-    # -- the SDE protocol ---------------------------------------------------------------------
+    def log_snr(self, t: Tensor) -> Tensor:
+        """lambda(t) = log(alpha(t) / sigma(t)), half the log signal-to-noise ratio.
+
+        Strictly decreasing from +inf at t = 0 (where sigma = 0) when g^2 > 0, since
+        d(sigma^2 / alpha^2)/dt = g^2 / alpha^2. The time variable of exponential integrators
+        (Kingma et al. 2021, "Variational diffusion models"; Lu et al. 2022, "DPM-Solver", eq. 3.2).
+        """
+        return torch.log(self.alpha(t)) - 0.5 * torch.log(self.sigma_squared(t))
+
+    def inverse_log_snr(self, lam: Tensor) -> Tensor:
+        """t(lambda), the inverse of :meth:`log_snr` on [0, T], elementwise.
+
+        Default: bisection on [0, T] in float64 (80 halvings, below float64 resolution in t), for
+        any schedule whose lambda decreases; values of lambda beyond lambda(T) map to T. The result
+        has ``lam``'s dtype and device. Subclasses with a closed form override it.
+        """
+        target = lam.detach().to(torch.float64)
+        lo = torch.zeros_like(target)
+        hi = torch.full_like(target, self.T)
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            above = self.log_snr(mid) > target  # lambda(mid) > target: the root lies later in t
+            lo = torch.where(above, mid, lo)
+            hi = torch.where(above, hi, mid)
+        return (0.5 * (lo + hi)).to(lam.dtype)
+
+    # -- the SDE protocol (derived, validated conveniences) ------------------------------------
     def drift(self, t: float | Tensor, x: Tensor) -> Tensor:
         """f(t, x) = a(t) x, shaped like ``x``."""
         check_batch_shape("x", x)
@@ -200,12 +256,6 @@ class LinearSDE(SDE):
         t = _as_tensor(t)
         # Clamp: autograd or rounding can give -1e-17 where g^2 = 0 exactly.
         return self.diffusion_squared(t).clamp_min(0).sqrt()
-
-    def _drift_unchecked(self, t: Tensor, x: Tensor) -> Tensor:
-        return expand_like(self.drift_coefficient(t), x) * x
-
-    def _diffusion_squared_unchecked(self, t: Tensor) -> Tensor:
-        return self.diffusion_squared(t).clamp_min(0)
 
     def marginal_prob(self, t: float | Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
         """Exact mean alpha(t) x0 (shaped like ``x0``) and std sigma(t) (``[B]``) of p_0t(x_t | x0)."""
@@ -248,6 +298,14 @@ class LinearSDE(SDE):
             f"{type(self).__name__} has no discrete-time counterpart; ancestral sampling is defined "
             f"for VPSDE (DDPM) and VESDE (SMLD)"
         )
+
+
+def _derivative(y: Tensor, t: Tensor) -> Tensor:
+    """dy/dt elementwise by autograd; zero where y does not depend on t (e.g. alpha = ones_like(t))."""
+    if not y.requires_grad:
+        return torch.zeros_like(t)
+    (dy,) = torch.autograd.grad(y.sum(), t, allow_unused=True)
+    return torch.zeros_like(t) if dy is None else dy
 
 
 def _as_tensor(t: float | Tensor) -> Tensor:

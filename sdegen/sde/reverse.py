@@ -9,12 +9,17 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from sdegen.sde.base import LinearSDE
+from sdegen._checks import check_decreasing_times, check_score_output
+from sdegen.sde.coefficients import Coefficients, check_schedule
 
 if TYPE_CHECKING:
     from sdegen.sde.base import SDE, ScoreFn
 
 __all__ = ["ReverseTimeSDE"]
+
+# Engine objects validate the schedule on [_VALIDATION_T_MIN T, T]: sampling never starts below
+# eps >= 1e-6 T, and a kernel given by sigma alone may have a NaN autograd derivative at t = 0.
+_VALIDATION_T_MIN = 1e-6
 
 # sdeint's contract check evaluates f at (ts[0], y0) up to three times and torchsde's srk re-evaluates
 # the drift at earlier stages: 4 entries cover srk's 4 stages, so every distinct (s, y) costs one
@@ -89,15 +94,14 @@ class ReverseTimeSDE(torch.nn.Module):
         self.event_shape = None if event_shape is None else tuple(int(d) for d in event_shape)
         self.sde_type = sde_type
         self.noise_type = noise_type
-        # Samplers that validated their time grid up front switch the per-call check off.
-        self.check_times = True
+        # Validated here once over (0, T]: the vector field below is unchecked, as torchsde's are.
+        check_schedule(sde, _VALIDATION_T_MIN * self.T, self.T)
+        self.coefficients = Coefficients(sde)
         if noise_type == "diagonal":
             # torchsde probes these with hasattr, so they exist only when they are cheap.
             self.g = self._g_diagonal
             self.f_and_g = self._f_and_g_diagonal
         self._cache: list[tuple[Tensor, int, float, Tensor]] = []
-        self._linear = isinstance(sde, LinearSDE)
-        self._table: dict[float, tuple[float | None, float]] = {}
 
     def extra_repr(self) -> str:
         return f"sde={self.sde!r}, sde_type={self.sde_type!r}, noise_type={self.noise_type!r}"
@@ -108,8 +112,6 @@ class ReverseTimeSDE(torch.nn.Module):
 
         A list becomes a float64 tensor; a tensor keeps its dtype and device.
         """
-        from sdegen._checks import check_decreasing_times
-
         ts = check_decreasing_times("ts", ts, self.T, lower=0.0)
         return self.T - ts
 
@@ -154,32 +156,25 @@ class ReverseTimeSDE(torch.nn.Module):
         times: on a CPU each 0-d tensor operation costs microseconds, about 20 us per step for VP.
         Other times are computed as usual.
         """
-        s = torch.as_tensor(s, dtype=torch.float64).detach().cpu().reshape(-1)
-        t = self.T - s
-        g2 = self.sde._diffusion_squared_unchecked(t).clamp_min(0).tolist()
-        a = self.sde.drift_coefficient(t).tolist() if self._linear else [None] * len(g2)
-        self._table = dict(zip(s.tolist(), zip(a, g2, strict=True), strict=True))
+        s_values = torch.as_tensor(s, dtype=torch.float64).detach().cpu().reshape(-1).tolist()
+        # Keyed on t = T - s computed exactly as _coefficients computes it.
+        self.coefficients.tabulate([self.T - v for v in s_values])
 
     def _coefficients(self, s: Tensor) -> tuple[float, float | None, float]:
-        """(s, a(T - s) or None for a non-linear drift, g(T - s)^2), the scalars as Python floats.
+        """(s, a(T - s) or None for a general SDE, g(T - s)^2), the scalars as Python floats.
 
         Multiplying data by floats is one kernel each; 0-d tensor arithmetic would cost several
         microseconds per operation on every step.
         """
         s_value = float(s)
-        if self.check_times and not (-1e-6 * self.T <= s_value <= self.T * (1 + 1e-6)):
+        # torchsde passes s as a tensor that is read here anyway, so this range check costs nothing.
+        if not (-1e-6 * self.T <= s_value <= self.T * (1 + 1e-6)):
             raise ValueError(
                 f"s must lie in [0, T] = [0, {self.T:.6g}] (s = T - t is reversed time); got s={s_value:.6g}. "
                 f"Build the torchsde times with rsde.reversed_times(ts)."
             )
-        cached = self._table.get(s_value)
-        if cached is not None:
-            return s_value, cached[0], cached[1]
-        t = self.T - s
-        if self._linear:
-            a = float(self.sde.drift_coefficient(t))
-            return s_value, a, max(float(self.sde.diffusion_squared(t)), 0.0)
-        return s_value, None, float(self.sde._diffusion_squared_unchecked(t))
+        a, g2 = self.coefficients.at_float(self.T - s_value)
+        return s_value, a, g2
 
     def _drift(self, s_value: float, a: float | None, g2: float, y: Tensor) -> Tensor:
         for cached_y, version, cached_s, out in self._cache:
@@ -188,15 +183,9 @@ class ReverseTimeSDE(torch.nn.Module):
         x = self._unflatten_state(y)
         t_batch = torch.full((y.shape[0],), self.T - s_value, dtype=y.dtype, device=y.device)
         score = self.score_fn(t_batch, x)
-        if score.shape != x.shape:
-            raise ValueError(
-                f"score_fn must return a tensor shaped like x {tuple(x.shape)}; got shape {tuple(score.shape)}"
-            )
+        check_score_output(score, x)
         # dy/ds = -(f - g^2 score): the reverse drift, negated because s runs against t.
-        if a is not None:  # f = a x
-            out = torch.add(score * g2, x, alpha=-a).reshape(y.shape)
-        else:
-            out = (score * g2 - self.sde._drift_unchecked(t_batch, x)).reshape(y.shape)
+        out = self.coefficients.field(t_batch, x, score, a, g2, weight=1.0, scale=-1.0).reshape(y.shape)
         self._cache.append((y, y._version, s_value, out))
         if len(self._cache) > _CACHE_SIZE:
             self._cache.pop(0)

@@ -66,10 +66,22 @@ class VESDE(LinearSDE):
         return torch.ones_like(t)
 
     def sigma(self, t: Tensor) -> Tensor:
-        return self.sigma_min * torch.sqrt(torch.expm1((2.0 * self._log_ratio / self.T) * t))
+        return torch.sqrt(self.sigma_squared(t))
+
+    def sigma_squared(self, t: Tensor) -> Tensor:
+        return self.sigma_min**2 * torch.expm1((2.0 * self._log_ratio / self.T) * t)
 
     def drift_coefficient(self, t: Tensor) -> Tensor:
         return torch.zeros_like(t)
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        """lambda(t) = -log sigma(t) (alpha = 1)."""
+        return -math.log(self.sigma_min) - 0.5 * torch.log(torch.expm1((2.0 * self._log_ratio / self.T) * t))
+
+    def inverse_log_snr(self, lam: Tensor) -> Tensor:
+        # expm1(2 r t / T) = exp(-2 (lambda + log sigma_min)), a softplus in t without overflow.
+        u = -2.0 * (lam + math.log(self.sigma_min))
+        return (self.T / (2.0 * self._log_ratio) * torch.logaddexp(torch.zeros_like(u), u)).clamp(0, self.T)
 
     def diffusion_squared(self, t: Tensor) -> Tensor:
         return self.noise_scale(t) ** 2 * (2.0 * self._log_ratio / self.T)

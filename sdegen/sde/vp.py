@@ -10,7 +10,7 @@ from torch import Tensor
 from sdegen._checks import check_real, check_steps
 from sdegen.sde.base import LinearSDE
 
-__all__ = ["VPSDE", "DDPMSchedule"]
+__all__ = ["VPSDE", "DDPMSchedule", "LinearBetaSchedule"]
 
 
 class DDPMSchedule(NamedTuple):
@@ -26,31 +26,25 @@ class DDPMSchedule(NamedTuple):
     alphas_cumprod: Tensor
 
 
-def _validate_betas(beta_min: float, beta_max: float) -> tuple[float, float]:
-    beta_min = check_real("beta_min", beta_min)
-    beta_max = check_real("beta_max", beta_max)
-    if beta_min < 0:
-        raise ValueError(f"beta_min must be >= 0; got beta_min={beta_min:.6g}")
-    if beta_max <= beta_min:
-        raise ValueError(f"beta_max must be > beta_min; got beta_min={beta_min:.6g}, beta_max={beta_max:.6g}")
-    return beta_min, beta_max
+class LinearBetaSchedule(LinearSDE):
+    """The linear noise rate beta(t) = beta_min + (t / T) (beta_max - beta_min) of VP and sub-VP.
 
-
-class VPSDE(LinearSDE):
-    """Variance-preserving SDE with linear schedule beta(t) = beta_min + (t / T) (beta_max - beta_min).
-
-    dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW, the continuous limit of DDPM (Song et al. 2021,
-    eq. 11). With B(t) = int_0^t beta = beta_min t + (beta_max - beta_min) t^2 / (2 T):
-
-        alpha(t) = exp(-B(t) / 2),    sigma(t)^2 = 1 - exp(-B(t)),
-
-    computed as ``-expm1(-B)`` so that sigma is accurate to float32 rounding near t = 0 (score_sde's
-    ``sqrt(1 - exp(-B))`` has 2.4 % relative error at t = 1e-5). The prior is N(0, I).
+    Holds beta, its integral B(t) = int_0^t beta = beta_min t + (beta_max - beta_min) t^2 / (2 T)
+    and the inverse of B; :class:`VPSDE` and :class:`~sdegen.sde.SubVPSDE` differ only in the
+    diffusion they build on it.
     """
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0, T: float = 1.0) -> None:
         super().__init__(T)
-        self.beta_min, self.beta_max = _validate_betas(beta_min, beta_max)
+        beta_min = check_real("beta_min", beta_min)
+        beta_max = check_real("beta_max", beta_max)
+        if beta_min < 0:
+            raise ValueError(f"beta_min must be >= 0; got beta_min={beta_min:.6g}")
+        if beta_max <= beta_min:
+            raise ValueError(
+                f"beta_max must be > beta_min; got beta_min={beta_min:.6g}, beta_max={beta_max:.6g}"
+            )
+        self.beta_min, self.beta_max = beta_min, beta_max
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(beta_min={self.beta_min:g}, beta_max={self.beta_max:g}, T={self.T:g})"
@@ -63,21 +57,54 @@ class VPSDE(LinearSDE):
         """B(t) = int_0^t beta(s) ds = beta_min t + (beta_max - beta_min) t^2 / (2 T)."""
         return self.beta_min * t + (0.5 * (self.beta_max - self.beta_min) / self.T) * t * t
 
-    def alpha(self, t: Tensor) -> Tensor:
-        return torch.exp(-0.5 * self.integrated_beta(t))
+    def inverse_integrated_beta(self, B: Tensor) -> Tensor:
+        """t(B), the positive root of B(t) = B, as 2 B / (beta_min + sqrt(beta_min^2 + 2 k B)) with
+        k = (beta_max - beta_min) / T: the form without cancellation for small B."""
+        k = (self.beta_max - self.beta_min) / self.T
+        return 2.0 * B / (self.beta_min + torch.sqrt(self.beta_min**2 + 2.0 * k * B))
 
-    def sigma(self, t: Tensor) -> Tensor:
-        return torch.sqrt(-torch.expm1(-self.integrated_beta(t)))
+    def alpha(self, t: Tensor) -> Tensor:
+        """alpha(t) = exp(-B(t) / 2), shared by VP and sub-VP."""
+        return torch.exp(-0.5 * self.integrated_beta(t))
 
     def drift_coefficient(self, t: Tensor) -> Tensor:
         return -0.5 * self.beta(t)
 
-    def diffusion_squared(self, t: Tensor) -> Tensor:
-        return self.beta(t)
-
     @property
     def prior_std(self) -> float:
         return 1.0
+
+
+class VPSDE(LinearBetaSchedule):
+    """Variance-preserving SDE with linear schedule beta(t) = beta_min + (t / T) (beta_max - beta_min).
+
+    dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW, the continuous limit of DDPM (Song et al. 2021,
+    eq. 11). With B(t) = int_0^t beta = beta_min t + (beta_max - beta_min) t^2 / (2 T):
+
+        alpha(t) = exp(-B(t) / 2),    sigma(t)^2 = 1 - exp(-B(t)),
+        lambda(t) = log(alpha / sigma) = -1/2 log(exp(B(t)) - 1),
+
+    computed as ``-expm1(-B)`` so that sigma is accurate to float32 rounding near t = 0 (score_sde's
+    ``sqrt(1 - exp(-B))`` has 2.4 % relative error at t = 1e-5). The prior is N(0, I).
+    """
+
+    def sigma(self, t: Tensor) -> Tensor:
+        return torch.sqrt(self.sigma_squared(t))
+
+    def sigma_squared(self, t: Tensor) -> Tensor:
+        return -torch.expm1(-self.integrated_beta(t))
+
+    def diffusion_squared(self, t: Tensor) -> Tensor:
+        return self.beta(t)
+
+    def log_snr(self, t: Tensor) -> Tensor:
+        return -0.5 * torch.log(torch.expm1(self.integrated_beta(t)))
+
+    def inverse_log_snr(self, lam: Tensor) -> Tensor:
+        # exp(B) - 1 = exp(-2 lambda)  =>  B = log(1 + exp(-2 lambda)), a softplus without overflow.
+        return self.inverse_integrated_beta(torch.logaddexp(torch.zeros_like(lam), -2.0 * lam)).clamp(
+            0, self.T
+        )
 
     def discretize(
         self, N: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None

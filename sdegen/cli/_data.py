@@ -1,0 +1,84 @@
+"""A data set as the CLI uses it (:class:`DataBundle`) and the loaders of the image sets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sdegen import data as D
+from sdegen.cli._common import UsageError
+
+__all__ = ["DataBundle", "toy", "digits", "image_folder", "vision"]
+
+
+@dataclass
+class DataBundle:
+    """A data set as the CLI uses it: 2-D distribution or image splits, and how to batch it."""
+
+    name: str
+    event_shape: tuple[int, ...]
+    distribution: D.ToyDistribution | None = None
+    train: D.ImageData | None = None
+    test: D.ImageData | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return self.distribution is None
+
+    def batches(self, batch_size: int, seed: int) -> D.BatchSource:
+        if self.distribution is not None:
+            return D.DistributionBatches(self.distribution, batch_size)
+        if batch_size > len(self.train):
+            raise UsageError(f"--batch-size {batch_size} exceeds the {len(self.train)} training images")
+        return D.DatasetBatches(self.train, batch_size, seed=seed)
+
+    def held_out(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
+        """``n`` held-out points: fresh samples (2-D) or dequantized test images (first ``n``)."""
+        if self.distribution is not None:
+            return self.distribution.sample(n, generator, dtype=dtype)
+        pixels = self.test.pixels[: min(n, len(self.test))]
+        return self.test.to_model(pixels, generator, dtype=dtype)
+
+
+def toy(make: Any):
+    """The loader of a 2-D distribution made by ``make()``."""
+
+    def load(cfg: Mapping[str, Any]) -> DataBundle:
+        return DataBundle(cfg["name"], (2,), distribution=make())
+
+    return load
+
+
+def digits(cfg: Mapping[str, Any]) -> DataBundle:
+    return DataBundle(cfg["name"], (1, 8, 8), train=D.load_digits("train"), test=D.load_digits("test"))
+
+
+def _root(cfg: Mapping[str, Any]) -> str:
+    root = cfg.get("root")
+    if root is None:
+        raise UsageError(f"--data {cfg['name']} needs --data-root DIR")
+    return root
+
+
+def image_folder(cfg: Mapping[str, Any]) -> DataBundle:
+    root = _root(cfg)
+    images = D.load_image_folder(root, image_size=cfg["image_size"], channels=cfg["channels"])
+    if len(images) < 2:
+        raise UsageError(f"--data-root {root} holds {len(images)} image(s); need at least 2")
+    train, test = images.split(0.1, seed=0)
+    return DataBundle(cfg["name"], images.event_shape, train=train, test=test)
+
+
+def vision(loader: Any):
+    """The loader of a torchvision set read by ``loader(root, split, download=...)``."""
+
+    def load(cfg: Mapping[str, Any]) -> DataBundle:
+        root, download = _root(cfg), bool(cfg.get("download"))
+        train, test = (loader(root, split, download=download) for split in ("train", "test"))
+        return DataBundle(cfg["name"], train.event_shape, train=train, test=test)
+
+    return load

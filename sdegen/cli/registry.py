@@ -1,0 +1,245 @@
+"""Every name the ``sdegen`` command accepts, mapped to what it builds: the only place where strings
+become library objects.
+
+Each registry is a dict from the name used on the command line and in ``config.json`` to a small
+frozen spec: the factory that builds the object, the titles printed in reports and figures, and
+what else the command needs to know about it. Adding a data set, an SDE, a network, a
+parameterisation, a loss or a sampler is one entry here; the parsers' choices, ``--help``,
+``config.json`` and the reports all follow from it. For example, a new sampler::
+
+    SAMPLERS["euler-ode"] = SamplerSpec(
+        lambda o: S.EulerODESampler(steps=o.steps), "probability-flow ODE (Euler)", "Euler ODE"
+    )
+
+and ``sdegen sample RUN --sampler euler-ode`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sdegen import data as D
+from sdegen import samplers as S
+from sdegen.cli import _data
+from sdegen.cli._common import UsageError
+from sdegen.cli._data import DataBundle
+from sdegen.losses import DDPMLoss, DenoisingScoreMatching, LikelihoodWeighting, Loss, SlicedScoreMatching
+from sdegen.nn import UNET_SIZES, ScoreMLP, UNet
+from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
+from sdegen.sde import VESDE, VPSDE, LinearSDE, SubVPSDE
+
+__all__ = [
+    "Option",
+    "DataSpec",
+    "SDESpec",
+    "ModelSpec",
+    "ParameterizationSpec",
+    "LossSpec",
+    "SamplerOptions",
+    "SamplerSpec",
+    "DATASETS",
+    "SDES",
+    "MODELS",
+    "PARAMETERIZATIONS",
+    "LOSSES",
+    "SAMPLERS",
+    "lookup",
+    "sde_options",
+]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A numeric parameter of an entry: ``--<name>`` on ``sdegen train``, a key in ``config.json``
+    and a keyword of the entry's factory. Entries sharing a name share the option and its default."""
+
+    name: str
+    default: float
+    help: str
+
+
+# -- data sets ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSpec:
+    """A data set: ``factory(data section of config.json)`` loads it.
+
+    ``options`` names the data options of ``sdegen train`` it reads (``root``, ``download``,
+    ``image_size``, ``channels``); they are stored in its section of ``config.json``.
+    """
+
+    factory: Callable[[Mapping[str, Any]], DataBundle]
+    title: str
+    images: bool = False
+    options: tuple[str, ...] = ()
+
+
+DATASETS: dict[str, DataSpec] = {
+    "ring": DataSpec(
+        _data.toy(lambda: D.ring(8, radius=4.0, std=0.5)), "ring of 8 Gaussians (radius 4, std 0.5)"
+    ),
+    "grid": DataSpec(_data.toy(lambda: D.grid(5, spacing=2.0, std=0.3)), "5 x 5 grid of Gaussians"),
+    "moons": DataSpec(_data.toy(D.Moons), "two moons"),
+    "swissroll": DataSpec(_data.toy(D.SwissRoll), "Swiss roll"),
+    "checkerboard": DataSpec(_data.toy(D.Checkerboard), "checkerboard"),
+    "digits": DataSpec(_data.digits, "scikit-learn's 8x8 digits", images=True),
+    "mnist": DataSpec(_data.vision(D.load_mnist), "MNIST", images=True, options=("root", "download")),
+    "cifar10": DataSpec(_data.vision(D.load_cifar10), "CIFAR-10", images=True, options=("root", "download")),
+    "folder": DataSpec(
+        _data.image_folder,
+        "a folder of images",
+        images=True,
+        options=("root", "download", "image_size", "channels"),
+    ),
+}
+
+
+# -- forward SDEs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SDESpec:
+    """A forward SDE: ``factory(**{option.name: value})``."""
+
+    factory: Callable[..., LinearSDE]
+    title: str
+    options: tuple[Option, ...] = ()
+
+
+_BETA = (Option("beta_min", 0.1, "beta(0)"), Option("beta_max", 20.0, "beta(T)"))
+SDES: dict[str, SDESpec] = {
+    "vp": SDESpec(VPSDE, "variance-preserving SDE", _BETA),
+    "subvp": SDESpec(SubVPSDE, "sub-variance-preserving SDE", _BETA),
+    "ve": SDESpec(
+        VESDE,
+        "variance-exploding SDE",
+        (Option("sigma_min", 0.01, "sigma_min"), Option("sigma_max", 50.0, "sigma_max")),
+    ),
+}
+
+
+# -- networks ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """A network: ``factory(model section of config.json, event_shape)``; ``images``: needs images."""
+
+    factory: Callable[[Mapping[str, Any], tuple[int, ...]], Any]
+    title: str
+    images: bool = False
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec(lambda c, shape: ScoreMLP(shape, hidden=c["hidden"], depth=c["depth"]), "ScoreMLP"),
+    **{
+        f"unet-{size}": ModelSpec(
+            lambda c, shape, size=size: UNet.from_size(size, in_channels=shape[0]), f"U-Net ({size})", True
+        )
+        for size in UNET_SIZES
+    },
+}
+AUTO_MODEL = {False: "mlp", True: "unet-small"}  # what `--model auto` means for 2-D data / images
+
+
+# -- what the network predicts -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParameterizationSpec:
+    factory: Callable[[], Parameterization]
+    title: str
+
+
+PARAMETERIZATIONS: dict[str, ParameterizationSpec] = {
+    "data": ParameterizationSpec(DataPrediction, "data prediction"),
+    "noise": ParameterizationSpec(NoisePrediction, "noise prediction"),
+    "score": ParameterizationSpec(ScorePrediction, "score prediction"),
+}
+
+
+# -- training objectives -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LossSpec:
+    """A training objective: ``factory(eps=smallest training time)``."""
+
+    factory: Callable[..., Loss]
+    title: str
+
+
+LOSSES: dict[str, LossSpec] = {
+    "dsm": LossSpec(lambda eps: DenoisingScoreMatching(eps=eps), "DSM with lambda = sigma^2"),
+    "dsm-likelihood": LossSpec(
+        lambda eps: DenoisingScoreMatching(LikelihoodWeighting(), eps=eps), "DSM with lambda = g^2"
+    ),
+    "dsm-likelihood-is": LossSpec(
+        lambda eps: DenoisingScoreMatching(LikelihoodWeighting(importance_sampling=True), eps=eps),
+        "DSM with lambda = g^2, importance-sampled times",
+    ),
+    "ssm": LossSpec(lambda eps: SlicedScoreMatching(eps=eps), "sliced score matching"),
+    "ssm-vr": LossSpec(
+        lambda eps: SlicedScoreMatching(variance_reduced=True, eps=eps), "sliced score matching (VR)"
+    ),
+    "ddpm": LossSpec(lambda eps: DDPMLoss(steps=1000), "DDPM L_simple, 1000 steps"),
+}
+
+
+# -- samplers ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplerOptions:
+    """The sampler settings of ``sdegen sample``, passed to every sampler factory."""
+
+    steps: int = 1000
+    snr: float = 0.16
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler: ``factory(SamplerOptions)``; ``title`` for reports, ``short_title`` for figure
+    panels; ``fixed_steps``: it takes ``--steps`` (an adaptive solver does not)."""
+
+    factory: Callable[[SamplerOptions], S.Sampler]
+    title: str
+    short_title: str
+    fixed_steps: bool = True
+
+
+SAMPLERS: dict[str, SamplerSpec] = {
+    "reverse-sde": SamplerSpec(
+        lambda o: S.ReverseSDESampler(method="euler", steps=o.steps),
+        "reverse SDE (Euler-Maruyama)",
+        "reverse SDE",
+    ),
+    "ode": SamplerSpec(
+        lambda o: S.ProbabilityFlowSampler(),
+        "probability-flow ODE (dopri5)",
+        "probability-flow ODE",
+        fixed_steps=False,
+    ),
+    "pc": SamplerSpec(
+        lambda o: S.PredictorCorrectorSampler(
+            S.ReverseDiffusion(), S.LangevinCorrector(snr=o.snr), steps=o.steps
+        ),
+        "predictor-corrector (RD + Langevin)",
+        "predictor-corrector",
+    ),
+    "ddpm": SamplerSpec(lambda o: S.DDPMSampler(steps=o.steps), "DDPM ancestral", "DDPM"),
+}
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+_Spec = TypeVar("_Spec")
+
+
+def lookup(registry: Mapping[str, _Spec], name: str, what: str) -> _Spec:
+    """The entry ``name`` of ``registry``, or a :class:`UsageError` listing the choices."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        raise UsageError(f"unknown {what} {name!r}; choose from {sorted(registry)}") from None
+
+
+def sde_options() -> dict[str, tuple[Option, list[str]]]:
+    """Every SDE option once, with the SDEs that take it; entries sharing a name must agree."""
+    options: dict[str, tuple[Option, list[str]]] = {}
+    for name, spec in SDES.items():
+        for opt in spec.options:
+            if opt.name in options and options[opt.name][0] != opt:
+                raise RuntimeError(f"SDE option {opt.name!r} is declared differently by {name!r}")
+            options.setdefault(opt.name, (opt, []))[1].append(name)
+    return options

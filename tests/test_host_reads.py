@@ -1,0 +1,71 @@
+"""sdegen's own sampling loops never read device values back to the host while they step.
+
+Each host read (``Tensor.item``, ``float``, ``int``, ``bool``, ``tolist``) of a GPU tensor is a
+synchronisation that stalls the launch queue. The count of such reads during a sampling run must not
+grow with the number of steps: the score's finiteness is checked on the device and read once.
+"""
+
+import pytest
+import torch
+from _oracle_data import SDES, gaussian_score
+
+import sdegen
+from sdegen import (
+    AnnealedLangevinSampler,
+    DDPMSampler,
+    LangevinCorrector,
+    PredictorCorrectorSampler,
+    ReverseDiffusion,
+)
+
+_READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
+
+
+@pytest.fixture
+def count_host_reads(monkeypatch):
+    counter = {"n": 0}
+    for name in _READS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            counter["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return counter
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        DDPMSampler,
+        lambda steps: PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), steps),
+        lambda steps: AnnealedLangevinSampler(steps, n_steps_each=2),
+    ],
+    ids=["ddpm", "pc-langevin", "annealed-langevin"],
+)
+def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, count_host_reads):
+    sde = SDES["VP"]
+    score = gaussian_score(sde, 1.0, 0.5)  # reads nothing back itself (the oracle's score checks t)
+    counts = []
+    for steps in (5, 40):
+        x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+        count_host_reads["n"] = 0
+        out = sdegen.sample(
+            sde, score, None, make(steps), x_T=x_T, generator=torch.Generator().manual_seed(1)
+        )
+        counts.append(count_host_reads["n"])
+        assert out.nfe >= steps
+    assert counts[0] == counts[1], counts
+    assert counts[1] < 20, counts
+
+
+def test_checking_every_evaluation_is_available_and_reads_once_per_evaluation(count_host_reads):
+    sde = SDES["VP"]
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    counts = []
+    for every in (None, 1):
+        count_host_reads["n"] = 0
+        sdegen.sample(sde, gaussian_score(sde, 1.0, 0.5), None, DDPMSampler(30), x_T=x_T, check_finite_every=every)
+        counts.append(count_host_reads["n"])
+    assert counts[1] - counts[0] >= 29  # one read per evaluation instead of one at the end
