@@ -15,10 +15,9 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import expand_like
-from sdegen._checks import check_batch_shape
+from sdegen._checks import check_batch_shape, check_generator, check_linear_sde
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel, TransitionKernel
-from sdegen.sde.base import LinearSDE
 
 __all__ = ["Loss", "Reduction", "TimeWeightedLoss", "NoisedBatch", "perturb"]
 
@@ -51,11 +50,7 @@ class Loss(abc.ABC):
                 f"model must be a ScoreModel(net, sde, parameterization); got {type(model).__name__}"
             )
         check_batch_shape("x0", x0)
-        if generator is not None and generator.device.type != x0.device.type:
-            raise ValueError(
-                f"generator must live on x0's device; got a {generator.device.type} generator for x0 on "
-                f"{x0.device}. Create it with torch.Generator(device=x0.device)."
-            )
+        check_generator(generator, x0, "x0")
         self.check(model, x0)
         per_sample = self.per_sample(model, x0, generator)
         if self.reduction == "mean":
@@ -71,31 +66,6 @@ class Loss(abc.ABC):
     @abc.abstractmethod
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         """The unreduced loss, shape ``[B]``."""
-
-
-def require_linear_sde(model: ScoreModel, who: str) -> LinearSDE:
-    """``model.sde``, or ``TypeError`` unless it is a LinearSDE (a loss on x_t needs its kernel)."""
-    if not isinstance(model.sde, LinearSDE):
-        raise TypeError(
-            f"{who} needs the Gaussian kernel N(alpha x0, sigma^2 I) of a LinearSDE; "
-            f"model.sde is a {type(model.sde).__name__}"
-        )
-    return model.sde
-
-
-def check_like(name: str, value: object, x: Tensor) -> Tensor:
-    """``value``, or ``ValueError`` unless it is a tensor shaped and typed like ``x`` (no device sync)."""
-    if not torch.is_tensor(value) or value.shape != x.shape or value.dtype != x.dtype:
-        got = (
-            f"shape {tuple(value.shape)}, dtype {value.dtype}"
-            if torch.is_tensor(value)
-            else type(value).__name__
-        )
-        raise ValueError(
-            f"{name} must return a tensor shaped and typed like x (shape {tuple(x.shape)}, dtype {x.dtype}); "
-            f"got {got}"
-        )
-    return value
 
 
 def sum_over_data_dims(v: Tensor) -> Tensor:
@@ -149,8 +119,8 @@ class TimeWeightedLoss(Loss):
         self.weighting, self.eps = resolve_weighting(weighting), eps
 
     def check(self, model: ScoreModel, x0: Tensor) -> None:
-        sde = require_linear_sde(model, type(self).__name__)
-        check_eps(self.eps, sde.T)
+        check_linear_sde(model.sde, type(self).__name__)
+        check_eps(self.eps, model.sde.T)
 
     def noised(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> NoisedBatch:
         """Draw t (and its weight) from the weighting, then x_t ~ p_0t(. | x0)."""

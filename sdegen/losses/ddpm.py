@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_steps
-from sdegen.losses.base import Loss, Reduction, check_like, perturb, sum_over_data_dims
+from sdegen._checks import check_score_output, check_steps
+from sdegen.losses.base import Loss, Reduction, perturb, sum_over_data_dims
 from sdegen.parameterization import ScoreModel, TransitionKernel
 from sdegen.sde.base import LinearSDE
 from sdegen.sde.vp import DDPMSchedule
@@ -62,6 +62,7 @@ class DDPMLoss(Loss):
         abar = schedule.alphas_cumprod[i]
         kernel = TransitionKernel(abar.sqrt(), (1 - abar).sqrt())
         x_t, noise = perturb(kernel, x0, generator)
-        output = check_like("model.net(t, x)", model.output(schedule.t[i], x_t), x_t)
+        output = model.output(schedule.t[i], x_t)
+        check_score_output(output, x_t, "model.net(t, x)")
         residual = output - model.parameterization.target(x0, noise, kernel)
         return sum_over_data_dims(residual**2)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sdegen.losses.base import TimeWeightedLoss, check_like, sum_over_data_dims
+from sdegen._checks import check_score_output
+from sdegen.losses.base import TimeWeightedLoss, sum_over_data_dims
 from sdegen.parameterization import ScoreModel
 
 __all__ = ["DenoisingScoreMatching"]
@@ -39,6 +40,7 @@ class DenoisingScoreMatching(TimeWeightedLoss):
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         b = self.noised(model, x0, generator)
         param = model.parameterization
-        output = check_like("model.net(t, x)", model.output(b.t, b.x_t), b.x_t)
+        output = model.output(b.t, b.x_t)
+        check_score_output(output, b.x_t, "model.net(t, x)")
         residual = output - param.target(x0, b.noise, b.kernel)
         return b.weight * param.score_scale(b.kernel) ** 2 * sum_over_data_dims(residual**2)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
 
-from sdegen.losses.base import Reduction, TimeWeightedLoss, check_like, sum_over_data_dims
+from sdegen._checks import check_score_output
+from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
+from sdegen.sde.base import ScoreFn
 
 __all__ = ["ExplicitScoreMatching"]
-
-ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
 
 class ExplicitScoreMatching(TimeWeightedLoss):
@@ -65,8 +63,10 @@ class ExplicitScoreMatching(TimeWeightedLoss):
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         b = self.noised(model, x0, generator)
         with torch.no_grad():
-            target = check_like("target_score(t, x)", self.target_score(b.t, b.x_t), b.x_t)
+            target = self.target_score(b.t, b.x_t)
+        check_score_output(target, b.x_t, "target_score(t, x)")
         param = model.parameterization
-        output = check_like("model.net(t, x)", model.output(b.t, b.x_t), b.x_t)
+        output = model.output(b.t, b.x_t)
+        check_score_output(output, b.x_t, "model.net(t, x)")
         residual = output - param.from_score(target, b.x_t, b.kernel)
         return b.weight * param.score_scale(b.kernel) ** 2 * sum_over_data_dims(residual**2)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen._checks import check_score_output
 from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace
-from sdegen.losses.base import Reduction, TimeWeightedLoss, check_like, sum_over_data_dims
+from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
 
@@ -73,7 +74,8 @@ class ImplicitScoreMatching(TimeWeightedLoss):
         training = torch.is_grad_enabled()
         with torch.enable_grad():
             x = b.x_t.detach().requires_grad_(True)
-            score = check_like("model(t, x)", model(b.t, x), x)
+            score = model(b.t, x)
+            check_score_output(score, x, "model(t, x)")
             div = self.divergence.trace(score, x, vectors, create_graph=training)
             per = b.weight * (sum_over_data_dims(score**2) + 2.0 * div)
         return per if training else per.detach()

@@ -52,11 +52,6 @@ class NoiseLevels(NamedTuple):
     sigma: Tensor
 
 
-def _time_of_std(sde: VESDE, sigma: Tensor) -> Tensor:
-    # Inverts sigma(t)^2 = sigma_min^2 expm1(2 (t / T) log(sigma_max / sigma_min)).
-    return sde.T * torch.log1p((sigma / sde.sigma_min) ** 2) / (2.0 * math.log(sde.sigma_max / sde.sigma_min))
-
-
 class NCSNLevels(TimeWeighting):
     """t uniform on the L NCSN levels of a VE SDE, with lambda = sigma_i^2 (Song and Ermon 2019, eq. 6).
 
@@ -98,7 +93,9 @@ class NCSNLevels(TimeWeighting):
             return cached[3]
         # In float64, largest first: sigma_1 = sigma_max > ... > sigma_L = sigma_min.
         sigmas = sde.discretize(self.levels, dtype=torch.float64).sigmas.flip(0)
-        t = _time_of_std(sde, sigmas).clamp(max=sde.T)
+        # The time of each level: lambda = log(alpha / sigma) = -log sigma for VE; the top level,
+        # beyond T, is clamped to T by the inverse.
+        t = sde.inverse_log_snr(-sigmas.log())
         out = NoiseLevels(t.to(device, dtype), sde.sigma(t).to(device, dtype))
         self._cache = (sde, device, dtype, out)
         return out

@@ -7,9 +7,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_steps
+from sdegen._checks import check_score_output, check_steps
 from sdegen.likelihood.divergence import Hutchinson
-from sdegen.losses.base import Reduction, TimeWeightedLoss, check_like, sum_over_data_dims
+from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
 
@@ -76,7 +76,8 @@ class SlicedScoreMatching(TimeWeightedLoss):
         training = torch.is_grad_enabled()
         with torch.enable_grad():
             x = b.x_t.detach().requires_grad_(True)
-            score = check_like("model(t, x)", model(b.t, x), x)
+            score = model(b.t, x)
+            check_score_output(score, x, "model(t, x)")
             # (1/P) sum_k v_k^T J v_k, one vector-Jacobian product per projection.
             v_jac_v = self.probes.trace(score, x, v, create_graph=training)
             if self.variance_reduced:
