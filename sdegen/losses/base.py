@@ -97,7 +97,7 @@ class TimeWeightedLoss(Loss):
     """A score-matching loss at the noised data x_t = alpha(t) x0 + sigma(t) z, weighted in time.
 
     E_t [ lambda(t) E_{x0, z} l(t, x_t) ] with t and lambda from ``weighting`` (default
-    :class:`~sdegen.losses.SigmaSquaredWeighting`; see :mod:`sdegen.losses.weighting`). Every
+    :class:`~sdegen.losses.SigmaSquaredWeighting`; see :class:`~sdegen.losses.TimeWeighting`). Every
     subclass draws its randomness in the same order -- times, then z, then its own (probes) -- so
     that losses called with equally seeded generators see the same t and x_t (common random
     numbers), which is what makes their differences measurable.

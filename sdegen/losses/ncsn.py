@@ -1,26 +1,4 @@
-"""NCSN's discrete noise levels as times of the VE SDE, and its training objective (Song and Ermon 2019).
-
-A noise-conditional score network s_theta(x, sigma) for the geometric levels
-sigma_1 > ... > sigma_L of ``VESDE.discretize(L)`` is, in sdegen, a
-:class:`~sdegen.parameterization.ScoreModel` of that :class:`~sdegen.sde.VESDE`: level sigma_i is
-the time tau_i at which the SDE's kernel std equals it, sigma(tau_i) = sigma_i, so
-
-    s_theta(x, sigma_i) = model(tau_i, x),
-
-and the model is already the ``score_fn(t, x)`` that samplers and the likelihood take: between
-levels it is the network's interpolation in t (the VE SDE's t is affine in log sigma wherever
-sigma >> sigma_min), which the probability-flow ODE integrates. Below the smallest level it was
-never trained, so sample and evaluate likelihoods at ``eps = levels.t[-1]`` = tau_L, where p_eps is
-the data convolved with N(0, sigma_L^2) -- NCSN's own final distribution. With
-:class:`~sdegen.parameterization.NoisePrediction` the network's output is divided by sigma, the
-s_theta(x, sigma) = net(x, sigma) / sigma of NCSNv2 (Song and Ermon 2020, technique 3).
-
-Sampling as in NCSN (Song and Ermon 2019, Alg. 1) is
-``AnnealedLangevinSampler(ts=levels.t, n_steps_each=..., snr=...)``: Langevin steps
-a_i = 4 snr^2 sigma_i^2 (Alg. 1's epsilon sigma_i^2 / sigma_L^2 with epsilon = 4 snr^2 sigma_L^2) at
-the levels tau_2 > ... > tau_L, starting from the prior N(0, sigma_max^2 I), which stands in for the
-top level's Langevin run.
-"""
+"""NCSN's discrete noise levels as times of the VE SDE, and its training objective (Song and Ermon 2019)."""
 
 from __future__ import annotations
 
@@ -56,7 +34,7 @@ class NCSNLevels(TimeWeighting):
     """t uniform on the L NCSN levels of a VE SDE, with lambda = sigma_i^2 (Song and Ermon 2019, eq. 6).
 
     The levels are the geometric sigma_i of ``sde.discretize(levels)`` (sigma_min ... sigma_max),
-    each at the time tau_i with sigma(tau_i) = sigma_i (see :mod:`sdegen.losses.ncsn`). The top
+    each at the time tau_i with sigma(tau_i) = sigma_i (see :class:`NCSNLoss`). The top
     level sigma_max is the std of the SMLD kernel at T, slightly beyond the SDE's
     sigma(T) = sqrt(sigma_max^2 - sigma_min^2); it is taken at tau = T, a relative change of
     (sigma_min / sigma_max)^2 / 2 (5e-7 for 0.01 and 10). :meth:`of` returns sigma(tau_i), so that
@@ -122,6 +100,25 @@ class NCSNLoss(DenoisingScoreMatching):
     here it has no factor 1/2 (twice the paper's eq. 6). A level is drawn uniformly per sample
     (the paper draws one per example too). For a :class:`~sdegen.parameterization.NoisePrediction`
     model it is E ||z_hat - z||^2.
+
+    **The model as a score function.** A noise-conditional network s_theta(x, sigma) on the levels
+    is, in sdegen, a :class:`~sdegen.parameterization.ScoreModel` of the VE SDE: level sigma_i is
+    the time tau_i at which the SDE's kernel std equals it, sigma(tau_i) = sigma_i, so
+    s_theta(x, sigma_i) = model(tau_i, x), and the model is already the ``score_fn(t, x)`` that
+    samplers and :func:`~sdegen.log_likelihood` take. Between levels it is the network's
+    interpolation in t (the VE SDE's t is affine in log sigma wherever sigma >> sigma_min), which
+    the probability-flow ODE integrates. Below the smallest level it was never trained, so sample
+    and evaluate likelihoods at ``eps = levels.t[-1]`` = tau_L, where p_eps is the data convolved
+    with N(0, sigma_L^2), NCSN's own final distribution. With
+    :class:`~sdegen.parameterization.NoisePrediction` the network's output is divided by sigma,
+    the s_theta(x, sigma) = net(x, sigma) / sigma of NCSNv2 (Song and Ermon 2020, technique 3).
+
+    **Sampling** as in NCSN (Alg. 1) is ``AnnealedLangevinSampler(ts=levels.t, snr=0.22)``:
+    Langevin steps a_i = 4 snr^2 sigma_i^2 (Alg. 1's epsilon sigma_i^2 / sigma_L^2 with
+    epsilon = 4 snr^2 sigma_L^2; 0.22 gives the paper's 2e-5 at sigma_L = 0.01) at exactly the
+    training levels tau_2 > ... > tau_L, starting from the prior N(0, sigma_max^2 I), which stands
+    in for the top level's Langevin run (for data of variance v per dimension the prior is p_T up
+    to a KL of about (v / sigma_max^2)^2 / 4 nats per dimension).
 
     Args:
         levels: the number of noise levels L.
