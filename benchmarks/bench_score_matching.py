@@ -17,11 +17,17 @@ set:
    for every objective, so that all numbers are comparable. For the ring the true NLL at that eps
    comes from the oracle.
 
+Before that, the constants by which the objectives differ (:mod:`sdegen.losses`): for a random
+network at one time t (weight 1), L_ESM - L_ISM and L_DSM - L_ESM on 2^15 common draws, against
+E ||grad log p_t||^2 and d / sigma^2 - E ||grad log p_t||^2 from the oracle (2^18 independent
+draws), with z-scores against both standard errors.
+
 ESM regresses onto the oracle's exact score on the ring; the digits have no oracle, so there it
 distils the DSM-trained model (teacher), as ESM is used in practice. Budgets are CPU seconds
 (``time.process_time``), which a shared machine disturbs far less than wall time.
 
-Run: python benchmarks/bench_score_matching.py [--budget-2d 8] [--budget-digits 15] [--quick]
+Run: python benchmarks/bench_score_matching.py [--part constants|ring|digits|all] [--budget-2d 8]
+     [--budget-digits 15] [--quick]
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import torch
 from torch import Tensor
 
 import sdegen
-from sdegen import VESDE, ExactTrace, Hutchinson
+from sdegen import VESDE, VPSDE, ExactTrace, Hutchinson, SubVPSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.data import load_digits
 from sdegen.losses import (
@@ -48,9 +54,11 @@ from sdegen.losses import (
     NCSNLevels,
     NCSNLoss,
     SlicedScoreMatching,
+    TimeWeighting,
+    WeightedTimes,
 )
 from sdegen.nn import ScoreMLP
-from sdegen.parameterization import NoisePrediction, ScoreModel
+from sdegen.parameterization import NoisePrediction, ScoreModel, ScorePrediction
 
 LEVELS = 10
 OBJECTIVES = ("DSM", "SSM", "SSM-VR", "ESM", "ISM exact", "ISM Hutchinson", "NCSN")
@@ -246,6 +254,57 @@ def run(setup: Setup, budget: float, repeats: int, n_grad: int) -> list[dict]:
     return rows
 
 
+class AtTime(TimeWeighting):
+    """Every sample at one time t, weight 1."""
+
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None):
+        t = torch.full((n,), self.t, device=device, dtype=dtype)
+        return WeightedTimes(t, torch.ones_like(t))
+
+
+def _mean_se(v: Tensor) -> tuple[float, float]:
+    return float(v.mean()), float(v.std()) / math.sqrt(v.numel())
+
+
+def constants(n: int) -> None:
+    mixture = GaussianMixture.ring(4, radius=2.0, std=0.4)
+    x0 = mixture.sample(n, generator=torch.Generator().manual_seed(0))
+    print(f"\n== the constants: random ScoreMLP (score prediction), ring(4, 2, 0.4), n = {n}, float64")
+    print(
+        "| SDE | t | sigma(t) | E ||grad log p_t||^2 | L_ESM - L_ISM | z | d / sigma^2 - E ||grad log p_t||^2 | L_DSM - L_ESM | z |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for sde in (VPSDE(), SubVPSDE(), VESDE(0.01, 10.0)):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            model = ScoreModel(
+                ScoreMLP((2,), hidden=32, depth=2, fourier_scale=1.0).double(), sde, ScorePrediction()
+            )
+        for t in (0.05, 0.3, 0.8):
+            w = AtTime(t)
+            objectives = {
+                "ESM": ExplicitScoreMatching(mixture.score(sde), w, reduction="none"),
+                "ISM": ImplicitScoreMatching(w, reduction="none"),
+                "DSM": DenoisingScoreMatching(w, reduction="none"),
+            }
+            with torch.no_grad():
+                L = {
+                    k: v(model, x0, generator=torch.Generator().manual_seed(3)) for k, v in objectives.items()
+                }
+            big = mixture.marginal(sde, t).sample(1 << 18, generator=torch.Generator().manual_seed(99))
+            fisher, fisher_se = _mean_se((mixture.score(sde)(t, big) ** 2).sum(1))
+            sigma = float(sde.sigma(torch.tensor(t, dtype=torch.float64)))
+            cells = []
+            for (a, b), theory in ((("ESM", "ISM"), fisher), (("DSM", "ESM"), 2 / sigma**2 - fisher)):
+                m, se = _mean_se(L[a] - L[b])
+                z = (m - theory) / math.sqrt(se**2 + fisher_se**2)
+                cells.append(f"{theory:.5g} | {m:.5g} +- {se:.2g} | {z:+.2f}")
+            print(f"| {type(sde).__name__} | {t} | {sigma:.4g} | {cells[0]} | {cells[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-2d", type=float, default=8.0, help="CPU seconds of training per objective")
@@ -254,16 +313,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed steps per objective")
     parser.add_argument("--grad-samples", type=int, default=32, help="minibatch gradients per objective")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--data", choices=["ring", "digits", "all"], default="all")
+    parser.add_argument("--part", choices=["constants", "ring", "digits", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="1 s budgets, few repeats: a smoke test")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick:
         args.budget_2d, args.budget_digits, args.repeats, args.grad_samples = 1.0, 1.0, 3, 4
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
-    if args.data in ("ring", "all"):
+    if args.part in ("constants", "all"):
+        constants(1 << 12 if args.quick else 1 << 15)
+    if args.part in ("ring", "all"):
         run(ring_setup(args.batch, 1000), args.budget_2d, args.repeats, args.grad_samples)
-    if args.data in ("digits", "all"):
+    if args.part in ("digits", "all"):
         run(digits_setup(args.batch, 360), args.budget_digits, args.repeats, args.grad_samples)
 
 
