@@ -45,6 +45,7 @@ __all__ = ["log_likelihood", "LikelihoodResult"]
 # Fixed-grid solvers would take a single step from eps to T without a step size; the likelihood
 # needs error control, so only the adaptive torchdiffeq solvers are offered.
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
+"""The torchdiffeq methods ``log_likelihood`` accepts: adaptive ones, with error control."""
 
 
 class LikelihoodResult(NamedTuple):
@@ -75,7 +76,8 @@ class _AugmentedFlow(nn.Module):
     """The augmented vector field (t, [x, delta]) -> [f~(t, x), div f~(t, x)] on one flat tensor.
 
     A flat state rather than a tuple: torchdiffeq then needs fewer evaluations and less bookkeeping
-    (shared/PERFORMANCE_NOTES.md). An ``nn.Module`` so that ``odeint_adjoint`` finds the score
+    (measured with dopri5 on 2 CPU cores: 74 evaluations instead of 80, and an overhead of 9-13 %
+    instead of 15-27 % over NFE x (forward + VJP)). An ``nn.Module`` so that ``odeint_adjoint`` finds the score
     network's parameters when ``score_fn`` is a module.
     """
 

@@ -22,6 +22,7 @@ from sdegen.parameterization import ScoreModel, TransitionKernel
 __all__ = ["Loss", "Reduction", "TimeWeightedLoss", "NoisedBatch", "perturb"]
 
 Reduction = Literal["mean", "sum", "none"]
+"""How a loss reduces its per-sample values over the batch."""
 _REDUCTIONS = ("mean", "sum", "none")
 
 
