@@ -6,13 +6,15 @@ digits (64-D, dequantized into [-1, 1]), with one VE SDE, one network and one op
 set:
 
 1. **cost per step**: median CPU milliseconds of one training step (loss, backward, Adam) at the
-   batch size, on one thread;
+   batch size, on one thread, the objectives' steps interleaved so that they see the same load;
 2. **gradient variance at equal cost**: tr Cov of the minibatch gradient at a common parameter
    point (the DSM run halfway through its budget), from independent batches, times the cost per
-   step, relative to DSM: below 1 means less gradient noise than DSM for the same compute. SSM's gradients are
-   doubled first (it keeps its paper's factor 1/2, so it is half of ISM in expectation);
-3. **held-out NLL after a fixed budget**: each objective trains for the same CPU time, then the
-   EMA model's NLL (nats; bits/dim for the digits) of held-out data through the probability-flow
+   step, relative to DSM: below 1 means less gradient noise than DSM for the same compute. SSM's
+   gradients are doubled first (it keeps its paper's factor 1/2, so it is half of ISM in
+   expectation);
+3. **held-out NLL after a fixed budget**: each objective trains for the compute of ``--steps`` DSM
+   steps, i.e. for steps x (DSM's cost / its cost) steps (cost ratios are steadier than times on a
+   shared machine, and the runs are then deterministic), then the EMA model's NLL (nats; bits/dim for the digits) of held-out data through the probability-flow
    ODE (rtol = atol = 1e-4; exact divergence for the ring, one Rademacher probe per image for the
    digits) at eps = tau_L, the time of NCSN's smallest level,
    for every objective, so that all numbers are comparable. For the ring the true NLL at that eps
@@ -24,11 +26,12 @@ E ||grad log p_t||^2 and d / sigma^2 - E ||grad log p_t||^2 from the oracle (2^1
 draws), with z-scores against both standard errors.
 
 ESM regresses onto the oracle's exact score on the ring; the digits have no oracle, so there it
-distils the DSM-trained model (teacher), as ESM is used in practice. Budgets are CPU seconds
-(``time.process_time``), which a shared machine disturbs far less than wall time.
+distils the DSM-trained model (teacher), as ESM is used in practice (its cost is measured
+against an untrained teacher of the same size). Times are CPU times (``time.process_time``),
+which a shared machine disturbs less than wall time.
 
-Run: python benchmarks/bench_score_matching.py [--part constants|ring|digits|all] [--budget-2d 8]
-     [--budget-digits 15] [--quick]
+Run: python benchmarks/bench_score_matching.py [--part constants|ring|digits|all] [--steps 1500]
+     [--quick]
 """
 
 from __future__ import annotations
@@ -142,49 +145,44 @@ def new_model(setup: Setup, seed: int = 0) -> ScoreModel:
         return ScoreModel(setup.make_net(), setup.sde, NoisePrediction())
 
 
-def train(setup: Setup, loss: Loss, budget: float, seed: int = 2) -> tuple[ScoreModel, int, ScoreModel]:
-    """Adam with a cosine learning rate over ``budget`` CPU seconds.
-
-    Returns the EMA model, the number of steps, and a copy of the model halfway through the budget.
-    """
+def train(setup: Setup, loss: Loss, steps: int, seed: int = 2) -> tuple[ScoreModel, ScoreModel]:
+    """``steps`` of Adam with a cosine learning rate; the EMA model and a copy of the model halfway."""
     model, ema, half = new_model(setup), new_model(setup), new_model(setup)
     ema.load_state_dict(model.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=setup.lr)
     g = torch.Generator().manual_seed(seed)
-    start, steps, halfway = time.process_time(), 0, False
-    while (elapsed := time.process_time() - start) < budget:
-        if not halfway and elapsed >= budget / 2:
+    for step in range(steps):
+        if step == steps // 2:
             half.load_state_dict(model.state_dict())
-            halfway = True
         for group in opt.param_groups:
-            group["lr"] = setup.lr * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
+            group["lr"] = setup.lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         opt.zero_grad(set_to_none=True)
         loss(model, setup.train_batch(g), generator=g).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        steps += 1
         with torch.no_grad():
-            decay = min(0.999, (1 + steps) / (10 + steps))
+            decay = min(0.999, (1 + step) / (10 + step))
             for p, q in zip(ema.parameters(), model.parameters(), strict=True):
                 p.lerp_(q, 1 - decay)
-    return ema.eval(), steps, half
+    return ema.eval(), half
 
 
-def cost_per_step(setup: Setup, loss: Loss, repeats: int) -> float:
-    """Median CPU milliseconds of one training step."""
-    model = new_model(setup)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+def costs_per_step(setup: Setup, losses: dict[str, Loss], repeats: int) -> dict[str, float]:
+    """Median CPU milliseconds of one training step of each loss, the losses' steps interleaved."""
+    models = {name: new_model(setup) for name in losses}
+    opts = {name: torch.optim.Adam(m.parameters(), lr=1e-4) for name, m in models.items()}
     g = torch.Generator().manual_seed(3)
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in losses}
     for i in range(repeats + 2):
         x0 = setup.train_batch(g)
-        start = time.process_time()
-        opt.zero_grad(set_to_none=True)
-        loss(model, x0, generator=g).backward()
-        opt.step()
-        if i >= 2:  # warm-up
-            times.append(time.process_time() - start)
-    return 1e3 * statistics.median(times)
+        for name, loss in losses.items():
+            start = time.process_time()
+            opts[name].zero_grad(set_to_none=True)
+            loss(models[name], x0, generator=g).backward()
+            opts[name].step()
+            if i >= 2:  # warm-up
+                times[name].append(time.process_time() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def gradient_variance(setup: Setup, loss: Loss, at: ScoreModel, n: int, scale: float) -> float:
@@ -230,18 +228,22 @@ def held_out_nll(setup: Setup, model: ScoreModel, eps: float) -> float:
     return float(-result.logp.mean())
 
 
-def run(setup: Setup, budget: float, repeats: int, n_grad: int) -> list[dict]:
+def run(setup: Setup, dsm_steps: int, repeats: int, n_grad: int) -> list[dict]:
     eps = float(NCSNLevels(LEVELS).of(setup.sde, dtype=torch.float64).t[-1])
-    print(f"\n== {setup.name}: {setup.sde!r}, batch {setup.batch}, budget {budget:g} CPU s, eps = {eps:.4f}")
+    print(
+        f"\n== {setup.name}: {setup.sde!r}, batch {setup.batch}, budget {dsm_steps} DSM steps, eps = {eps:.4f}"
+    )
+    stand_in = new_model(setup, seed=1).eval()  # a teacher of the right size, for ESM's cost
+    costs = costs_per_step(setup, {name: make_loss(name, setup, stand_in) for name in OBJECTIVES}, repeats)
     rows, teacher, midway = [], None, None
     for name in OBJECTIVES:
+        steps = max(1, round(dsm_steps * costs["DSM"] / costs[name]))
         loss = make_loss(name, setup, teacher)
-        model, steps, half = train(setup, loss, budget)
+        model, half = train(setup, loss, steps)
         if name == "DSM":
             teacher, midway = model, half
-        cost = cost_per_step(setup, loss, repeats)
-        rows.append({"objective": name, "steps": steps, "ms/step": cost, "model": model, "loss": loss})
-        print(f"  {name:15s} {steps:6d} steps, {cost:7.2f} ms/step", flush=True)
+        rows.append({"objective": name, "steps": steps, "ms/step": costs[name], "model": model, "loss": loss})
+        print(f"  {name:15s} {costs[name]:7.2f} ms/step, {steps:6d} steps", flush=True)
     print("  gradient variances and held-out NLLs ...", flush=True)
     for row in rows:
         scale = 2.0 if row["objective"].startswith("SSM") else 1.0
@@ -252,7 +254,8 @@ def run(setup: Setup, budget: float, repeats: int, n_grad: int) -> list[dict]:
         row["var x cost"] = row["var"] * row["ms/step"] / (base["var"] * base["ms/step"])
     unit = "bits/dim" if setup.bits_per_dim is not None else "NLL (nats)"
     print(
-        f"\n| {setup.name} | ms/step | steps in {budget:g} s | tr Cov(grad) | var x cost vs DSM | held-out {unit} |"
+        f"\n| {setup.name} | ms/step | steps for the cost of {dsm_steps} DSM steps | tr Cov(grad) | "
+        f"var x cost vs DSM | held-out {unit} |"
     )
     print("|---|---:|---:|---:|---:|---:|")
     for row in rows:
@@ -320,25 +323,26 @@ def constants(n: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget-2d", type=float, default=8.0, help="CPU seconds of training per objective")
-    parser.add_argument("--budget-digits", type=float, default=15.0, help="CPU seconds per objective")
+    parser.add_argument(
+        "--steps", type=int, default=1500, help="training budget: the cost of this many DSM steps"
+    )
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=20, help="timed steps per objective")
     parser.add_argument("--grad-samples", type=int, default=32, help="minibatch gradients per objective")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--part", choices=["constants", "ring", "digits", "all"], default="all")
-    parser.add_argument("--quick", action="store_true", help="1 s budgets, few repeats: a smoke test")
+    parser.add_argument("--quick", action="store_true", help="50-step budgets, few repeats: a smoke test")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.quick:
-        args.budget_2d, args.budget_digits, args.repeats, args.grad_samples = 1.0, 1.0, 3, 4
+        args.steps, args.repeats, args.grad_samples = 50, 3, 4
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
     if args.part in ("constants", "all"):
         constants(1 << 12 if args.quick else 1 << 15)
     if args.part in ("ring", "all"):
-        run(ring_setup(args.batch, 1000), args.budget_2d, args.repeats, args.grad_samples)
+        run(ring_setup(args.batch, 1000), args.steps, args.repeats, args.grad_samples)
     if args.part in ("digits", "all"):
-        run(digits_setup(args.batch, 360), args.budget_digits, args.repeats, args.grad_samples)
+        run(digits_setup(args.batch, 360), args.steps, args.repeats, args.grad_samples)
 
 
 if __name__ == "__main__":
