@@ -289,9 +289,8 @@ def constants(n: int) -> None:
     mixture = GaussianMixture.ring(4, radius=2.0, std=0.4)
     x0 = mixture.sample(n, generator=torch.Generator().manual_seed(0))
     print(f"\n== the constants: random ScoreMLP (score prediction), ring(4, 2, 0.4), n = {n}, float64")
-    print(
-        "| SDE | t | sigma(t) | E ||grad log p_t||^2 | L_ESM - L_ISM | z | d / sigma^2 - E ||grad log p_t||^2 | L_DSM - L_ESM | z |"
-    )
+    print("F(t) = E ||grad log p_t(x_t)||^2 from the oracle; z against both standard errors")
+    print("| SDE | t | sigma(t) | F(t) | L_ESM - L_ISM | z | d / sigma^2 - F(t) | L_DSM - L_ESM | z |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for sde in (VPSDE(), SubVPSDE(), VESDE(0.01, 10.0)):
         with torch.random.fork_rng(devices=[]):
