@@ -23,7 +23,16 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import AUTO_MODEL, DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
+from sdegen.cli.registry import (
+    AUTO_MODEL,
+    DATASETS,
+    LOSSES,
+    MODELS,
+    PARAMETERIZATIONS,
+    PRESETS,
+    SDES,
+    sde_options,
+)
 from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 
@@ -38,6 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(config.json, checkpoints/last.pt, metrics.jsonl, figures/).",
     )
     add_common_arguments(p, out="runs/train", out_help="run directory to create (or continue with --resume)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESETS,
+        help="a named set of defaults; options given on the command line win. "
+        + "; ".join(f"{name}: {spec.title}" for name, spec in PRESETS.items()),
+    )
     g = p.add_argument_group("data")
     g.add_argument("--data", default="ring", choices=DATASETS, help="data set")
     g.add_argument("--data-root", default=None, metavar="DIR", help="where mnist/cifar10/folder data live")
@@ -47,13 +63,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--image-size", type=positive_int, default=32, help="side of folder images after resizing")
     g.add_argument("--channels", type=int, choices=(1, 3), default=3, help="channels of folder images")
     g = p.add_argument_group("model")
-    g.add_argument("--sde", default="vp", choices=SDES, help="forward SDE")
+    # Options a preset may set have no argparse default: absent means "the preset's, else the
+    # default named in the help" (_setting).
+    g.add_argument("--sde", default=argparse.SUPPRESS, choices=SDES, help="forward SDE (default: vp)")
     for opt, sdes in sde_options().values():
         g.add_argument(
             "--" + opt.name.replace("_", "-"),
             type=float,
-            default=opt.default,
-            help=f"{opt.help} of {'/'.join(sdes)}",
+            default=argparse.SUPPRESS,
+            help=f"{opt.help} of {'/'.join(sdes)} (default: {opt.default:g})",
         )
     g.add_argument(
         "--model",
@@ -70,7 +88,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="what the network predicts",
     )
     g = p.add_argument_group("objective")
-    g.add_argument("--loss", default="dsm", choices=LOSSES, help="training objective")
+    g.add_argument(
+        "--loss", default=argparse.SUPPRESS, choices=LOSSES, help="training objective (default: dsm)"
+    )
+    g.add_argument(
+        "--ncsn-levels",
+        type=positive_int,
+        default=argparse.SUPPRESS,
+        help=f"noise levels L of --loss ncsn (default: {_DEFAULTS['ncsn_levels']})",
+    )
     g.add_argument("--eps", type=positive_float, default=1e-5, help="smallest training time")
     g = p.add_argument_group("optimisation")
     g.add_argument(
@@ -105,13 +131,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+# The defaults of the options a preset may set.
+_DEFAULTS = {
+    "sde": "vp",
+    "loss": "dsm",
+    "ncsn_levels": 10,
+    **{opt.name: opt.default for opt, _ in sde_options().values()},
+}
+
+
+def _setting(args: argparse.Namespace, name: str):
+    """An option as given on the command line, else as the ``--preset`` sets it, else its default."""
+    if name in vars(args):
+        return getattr(args, name)
+    preset = PRESETS[args.preset].settings if args.preset else {}
+    return preset.get(name, _DEFAULTS[name])
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The resolved settings of a new run, as stored in ``config.json``."""
-    sde = {"name": args.sde, **{opt.name: getattr(args, opt.name) for opt in SDES[args.sde].options}}
+    sde_name = _setting(args, "sde")
+    sde = {"name": sde_name, **{opt.name: _setting(args, opt.name) for opt in SDES[sde_name].options}}
     data = {
         "name": args.data,
         **{key: getattr(args, _DATA_OPTIONS[key]) for key in DATASETS[args.data].options},
     }
+    loss = _setting(args, "loss")
     with as_usage_error("training settings"):
         train = TrainConfig(
             steps=args.steps or 5000,
@@ -131,13 +176,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sde=sde,
         model={"name": args.model, "hidden": args.hidden, "depth": args.depth},
         parameterization=args.parameterization,
-        loss={"name": args.loss, "eps": args.eps},
+        loss={
+            "name": loss,
+            "eps": args.eps,
+            **{key: _setting(args, _LOSS_OPTIONS[key]) for key in LOSSES[loss].options},
+        },
         batch_size=args.batch_size,
         train=train,
         eval={"every": args.eval_every, "n": args.n_eval},
         seed=args.seed,
     )
 
+
+# The option behind each key a loss may read from its section.
+_LOSS_OPTIONS = {"levels": "ncsn_levels"}
 
 # The attribute of the parsed arguments behind each data option a data set may read.
 _DATA_OPTIONS = {
@@ -162,6 +214,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "parameterization": (("parameterization",), False),
     "loss": (("loss", "name"), False),
     "eps": (("loss", "eps"), False),
+    **{dest: (("loss", key), False) for key, dest in _LOSS_OPTIONS.items()},
     "seed": (("seed",), False),
     "steps": (("train", "steps"), True),
     "batch_size": (("batch_size",), True),
@@ -233,7 +286,7 @@ def run(args: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(cfg.seed + 1)
     held_out = r.data.held_out(cfg.eval["n"], g)
     callbacks = [HeldOutLoss(held_out, every=cfg.eval["every"])]
-    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out)
+    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out, eps=r.end_time(None))
     trainer = Trainer(
         r.model,
         r.loss,

@@ -1,11 +1,13 @@
 """Time weightings lambda(t) of score-matching losses, with the distribution t is drawn from.
 
-Every weighting returns times and per-sample weights ``w`` whose product with a per-time loss
-L(t) estimates the same quantity, the time average
+A weighting is a measure mu on [eps, T]: it returns times and per-sample weights ``w`` whose
+product with a per-time loss L(t) is an unbiased estimate of int L dmu. The continuous weightings
+here estimate the same kind of quantity, the time average
 
     J = 1 / (T - eps) int_eps^T lambda(t) L(t) dt,
 
 so that importance sampling changes only the variance of the estimate, never its value.
+:class:`~sdegen.losses.NCSNLevels` puts mass sigma_i^2 / L on each of NCSN's L noise levels.
 """
 
 from __future__ import annotations
