@@ -236,3 +236,39 @@ def check_nonempty(name: str, x: Tensor) -> Tensor:
             f"{name} must hold at least one sample with at least one entry; got shape {tuple(x.shape)}"
         )
     return x
+
+
+def check_class_labels(name: str, y: object, batch: int, n_labels: int, *, meaning: str = "") -> Tensor:
+    """Return ``y`` as an int64 ``[batch]`` tensor of labels in 0..n_labels-1, or raise naming ``name``.
+
+    An int is broadcast to the batch. The range is read only from labels on the CPU: reading it
+    from an accelerator would synchronise the device at every training step, and the labels of
+    sdegen's data sources are in range by construction. ``meaning`` says what the labels are, for
+    the message (e.g. "classes 0..9 and the null label 10").
+    """
+    what = meaning or f"labels in 0..{n_labels - 1}"
+    if isinstance(y, bool):
+        raise TypeError(f"{name} must be an int label or an int64 tensor [B] of {what}; got {y!r}")
+    if isinstance(y, int):
+        if not 0 <= y < n_labels:
+            raise ValueError(f"{name} must be one of the {what}; got {name}={y}")
+        return torch.full((batch,), y, dtype=torch.int64)
+    if not torch.is_tensor(y):
+        raise TypeError(
+            f"{name} must be an int label or an int64 tensor [B] of {what}; got {type(y).__name__}"
+        )
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer labels ({what}); got dtype {y.dtype}. Use {name}.long().")
+    if y.ndim == 0:
+        y = y.expand(batch)
+    if tuple(y.shape) != (batch,):
+        raise ValueError(
+            f"{name} must hold one label per sample, shape [{batch}]; got shape {tuple(y.shape)}"
+        )
+    if y.device.type == "cpu" and y.numel():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_labels:
+            bad = lo if lo < 0 else hi
+            i = int((y == bad).nonzero()[0])
+            raise ValueError(f"{name} must hold {what}; got {name}[{i}]={bad}")
+    return y.to(torch.int64)

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time, expand_like
-from sdegen._checks import check_batch_shape, check_linear_sde
+from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde
 from sdegen.sde.base import SDE, LinearSDE
 
 __all__ = [
@@ -191,8 +191,19 @@ class ScoreModel(nn.Module):
     x0_hat and eps_hat (for :class:`DataPrediction` the output itself), so the few-step samplers
     use an x0- or noise-predicting network without a round trip through the score.
 
+    **Class-conditional models.** A network with an attribute ``n_classes`` (e.g.
+    ``ScoreMLP(2, n_classes=C)``) is called as ``net(t, x, y)``; the model then is the conditional
+    score ``model(t, x, y)`` = grad_x log p_t(x | y) with int64 labels ``y`` ``[B]`` (or an int), and
+    has ``n_classes`` and ``null_label`` (C, the unconditional model learned with label dropout):
+    the :class:`~sdegen.composition.ConditionalScoreModel` that
+    :class:`~sdegen.composition.ClassifierFreeGuidance` takes. ``model.given(y)`` is the score
+    function ``(t, x)`` of one class (``given(model.null_label)``: the unconditional one) for any
+    sampler, and is how every loss trains a conditional model. Calling a conditional model without
+    a label, or an unconditional one with a label, is an error.
+
     Args:
-        net: any module ``net(t, x)`` returning a tensor shaped like ``x``.
+        net: any module ``net(t, x)`` (``net(t, x, y)`` if it has ``n_classes``) returning a tensor
+            shaped like ``x``.
         sde: the forward SDE; a :class:`~sdegen.sde.LinearSDE` unless the parameterisation is
             :class:`ScorePrediction`.
         parameterization: what ``net`` predicts (default :class:`NoisePrediction`).
@@ -212,41 +223,121 @@ class ScoreModel(nn.Module):
             )
         if parameterization.needs_kernel:
             check_linear_sde(sde, type(parameterization).__name__, "Use ScorePrediction() for this SDE.")
+        n_classes = getattr(net, "n_classes", None)
+        if n_classes is not None and (
+            isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1
+        ):
+            raise ValueError(f"net.n_classes must be a positive int or None; got {n_classes!r}")
         self.net = net
         self.sde = sde
         self.parameterization = parameterization
 
+    # -- classes ---------------------------------------------------------------------------------
+    @property
+    def n_classes(self) -> int | None:
+        """C for a class-conditional model (its network's ``n_classes``), None for an unconditional one."""
+        return getattr(self.net, "n_classes", None)
+
+    @property
+    def null_label(self) -> int | None:
+        """The label of the unconditional model (C, unless the network says otherwise), or None."""
+        if self.n_classes is None:
+            return None
+        null = getattr(self.net, "null_label", None)
+        return self.n_classes if null is None else null
+
+    @property
+    def is_conditional(self) -> bool:
+        """Whether the model takes class labels, ``model(t, x, y)``."""
+        return self.n_classes is not None
+
+    def check_labels(self, y: object, x: Tensor, name: str = "y") -> Tensor:
+        """``y`` (an int or an int64 ``[B]`` tensor) as labels for the batch ``x``, on ``x``'s device.
+
+        Raises ``TypeError`` for an unconditional model and ``ValueError`` for a label outside
+        0..C-1 and the null label C (read on the CPU only; see
+        :func:`sdegen._checks.check_class_labels`).
+        """
+        if not self.is_conditional:
+            raise TypeError(
+                f"{name} given but this ScoreModel is unconditional: its network {type(self.net).__name__} has "
+                f"no n_classes. Build the network with n_classes=C (e.g. ScoreMLP(2, n_classes=C)) to "
+                f"train and sample a class-conditional model."
+            )
+        C = self.n_classes
+        return check_class_labels(
+            name, y, x.shape[0], C + 1, meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)"
+        ).to(x.device)
+
+    def given(self, y: int | Tensor) -> ScoreModel:
+        """The score model of class ``y`` with the label bound: ``given(y)(t, x) = self(t, x, y)``.
+
+        ``y`` is an int (every sample) or an int64 ``[B]`` tensor (one label per sample, for batches
+        of B); ``given(self.null_label)`` is the unconditional model. The result shares this model's
+        network (training it trains this model) and is an unconditional :class:`ScoreModel`, so it
+        is a ``score_fn(t, x)`` for every sampler and the likelihood, and every loss trains through
+        it: :meth:`sdegen.losses.Loss.labelled_per_sample`.
+        """
+        if not self.is_conditional:
+            self.check_labels(y, torch.empty(0))
+        C = self.n_classes
+        meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
+        if torch.is_tensor(y) and y.ndim == 1:
+            labels: int | Tensor = check_class_labels("y", y, y.shape[0], C + 1, meaning=meaning)
+        else:
+            labels = int(check_class_labels("y", y, 1, C + 1, meaning=meaning)[0])
+        return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
+
+    # -- evaluation ------------------------------------------------------------------------------
     def kernel(self, t: Tensor) -> TransitionKernel:
         """alpha(t) and sigma(t) of the SDE at times ``t`` (shape ``[B]``)."""
         return TransitionKernel.of(self.sde, t)
 
-    def output(self, t: float | Tensor, x: Tensor) -> Tensor:
-        """The raw network output ``net(t, x)``, with ``t`` broadcast to ``[B]``."""
-        return self.net(batch_time(t, x), x)
+    def _net(self, t: Tensor, x: Tensor, y: int | Tensor | None) -> Tensor:
+        """The network at times ``t`` ``[B]``, with the labels ``y`` exactly when it is conditional."""
+        if y is None:
+            if self.is_conditional:
+                raise ValueError(
+                    f"this ScoreModel is class-conditional (n_classes={self.n_classes}): call it as "
+                    f"model(t, x, y) with labels y in 0..{self.n_classes - 1} (or the null label "
+                    f"{self.null_label} for the unconditional score), or sample model.given(y) or "
+                    f"ClassifierFreeGuidance(model, y, guidance)"
+                )
+            return self.net(t, x)
+        if not self.is_conditional:
+            self.check_labels(y, x)
+        if isinstance(y, int) and not isinstance(y, bool):
+            y = torch.full((x.shape[0],), y, dtype=torch.int64, device=x.device)
+        return self.net(t, x, y)
 
-    def forward(self, t: float | Tensor, x: Tensor) -> Tensor:
-        """The score s_theta(t, x), shaped like ``x``."""
+    def output(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
+        """The raw network output ``net(t, x)`` (``net(t, x, y)``), with ``t`` broadcast to ``[B]``."""
+        return self._net(batch_time(t, x), x, y)
+
+    def forward(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
+        """The score s_theta(t, x) (of class ``y`` for a conditional model), shaped like ``x``."""
         # t is not range-checked here: that would synchronise a GPU on every solver step, and
-        # the samplers and the likelihood validate their time grids once, up front.
+        # the samplers and the likelihood validate their time grids once, up front. Likewise the
+        # range of y, checked where labels enter (losses, given, guidance).
         check_batch_shape("x", x)
         tb = batch_time(t, x)
-        out = self.net(tb, x)
+        out = self._net(tb, x, y)
         kernel = self.kernel(tb) if self.parameterization.needs_kernel else None
         return self.parameterization.to_score(out, x, kernel)
 
-    def data_prediction(self, t: float | Tensor, x: Tensor) -> Tensor:
+    def data_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """x0_hat(t, x) = E[x_0 | x_t = x] from the network's output without passing through the score."""
         check_batch_shape("x", x)
         self._require_kernel("data_prediction")
         tb = batch_time(t, x)
-        return self.parameterization.to_data(self.net(tb, x), x, self.kernel(tb))
+        return self.parameterization.to_data(self._net(tb, x, y), x, self.kernel(tb))
 
-    def noise_prediction(self, t: float | Tensor, x: Tensor) -> Tensor:
+    def noise_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """eps_hat(t, x) = E[z | x_t = x] from the network's output without passing through the score."""
         check_batch_shape("x", x)
         self._require_kernel("noise_prediction")
         tb = batch_time(t, x)
-        return self.parameterization.to_noise(self.net(tb, x), x, self.kernel(tb))
+        return self.parameterization.to_noise(self._net(tb, x, y), x, self.kernel(tb))
 
     def _require_kernel(self, what: str) -> None:
         if not isinstance(self.sde, LinearSDE):
@@ -256,4 +347,36 @@ class ScoreModel(nn.Module):
             )
 
     def extra_repr(self) -> str:
-        return f"sde={self.sde!r}, parameterization={self.parameterization!r}"
+        classes = "" if self.n_classes is None else f", n_classes={self.n_classes}"
+        return f"sde={self.sde!r}, parameterization={self.parameterization!r}{classes}"
+
+
+class _LabelledNet(nn.Module):
+    """``net(t, x, y)`` with the labels bound: a network ``(t, x)`` sharing ``net``'s parameters.
+
+    An int label serves any batch; a ``[B]`` tensor of labels serves batches of B only.
+    """
+
+    def __init__(self, net: nn.Module, y: int | Tensor) -> None:
+        super().__init__()
+        self.net = net
+        self.y = y
+        # What the shape checks (check_fits_model) read from a network.
+        for attr in ("data_shape", "in_channels"):
+            if hasattr(net, attr):
+                setattr(self, attr, getattr(net, attr))
+
+    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+        if isinstance(self.y, int):
+            y = torch.full((x.shape[0],), self.y, dtype=torch.int64, device=x.device)
+        elif self.y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"the model was given {self.y.shape[0]} labels but is evaluated on a batch of {x.shape[0]}; "
+                f"give one label per sample, or an int label for every sample"
+            )
+        else:
+            y = self.y.to(x.device)
+        return self.net(t, x, y)
+
+    def extra_repr(self) -> str:
+        return f"y={self.y}" if isinstance(self.y, int) else f"y=<{self.y.shape[0]} labels>"

@@ -271,6 +271,27 @@ class GaussianMixture:
         dtype: torch.dtype = torch.float64,
     ) -> Tensor:
         """``n`` independent samples, shape ``[n, *event_shape]``: pick k ~ w, then mu_k + U_k lambda_k^(1/2) z."""
+        return self._draw(n, generator, device)[0].to(dtype)
+
+    def sample_labelled(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` draws of the joint p(x, y) of a labelled mixture: samples ``[n, *event_shape]`` and
+        their classes (int64 ``[n]``, the labels of the components drawn); the samples are those
+        :meth:`sample` draws from an equally seeded generator."""
+        labels = self._require_labels("sample_labelled(n)")
+        x, k = self._draw(n, generator, device)
+        return x.to(dtype), labels.to(k.device)[k]
+
+    def _draw(
+        self, n: int, generator: torch.Generator | None, device: torch.device | str | None
+    ) -> tuple[Tensor, Tensor]:
+        """Pick k ~ w, then mu_k + U_k lambda_k^(1/2) z: float64 samples and their components ``[n]``."""
         n = check_steps("n", n)
         if generator is not None and device is None:
             device = generator.device
@@ -279,7 +300,7 @@ class GaussianMixture:
         k = torch.multinomial(log_w.exp(), n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, device=device, dtype=torch.float64)
         x = mu[k] + torch.einsum("nde,ne->nd", U[k], lam[k].sqrt() * z)
-        return x.reshape((n,) + self.event_shape).to(dtype)
+        return x.reshape((n,) + self.event_shape), k
 
     # -- marginals of a linear SDE --------------------------------------------------------------
     def marginal(self, sde: LinearSDE, t: float) -> GaussianMixture:

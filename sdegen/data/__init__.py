@@ -1,6 +1,6 @@
-"""Data: 2-D distributions with known densities, image sets, and resumable batch sources."""
+"""Data: 2-D distributions with known densities, image sets, and resumable batch sources, labelled or not."""
 
-from sdegen.data.batches import BatchSource, DatasetBatches, DistributionBatches
+from sdegen.data.batches import BatchSource, DatasetBatches, DistributionBatches, LabelledBatch
 from sdegen.data.digits import load_digits
 from sdegen.data.images import ImageData
 from sdegen.data.toy import (
@@ -30,4 +30,5 @@ __all__ = [
     "BatchSource",
     "DistributionBatches",
     "DatasetBatches",
+    "LabelledBatch",
 ]

@@ -23,9 +23,15 @@ __all__ = ["ImageData"]
 
 
 class ImageData:
-    """``pixels`` of shape ``[N, C, H, W]`` with integer values in [0, levels)."""
+    """``pixels`` of shape ``[N, C, H, W]`` with integer values in [0, levels), and perhaps class labels.
 
-    def __init__(self, pixels: Tensor, levels: int = 256, *, name: str = "images") -> None:
+    ``labels`` (int64 ``[N]``, classes 0..n_classes-1) make a labelled image set, for
+    class-conditional models and classifiers: ``DatasetBatches(images, B, labels=images.labels)``.
+    """
+
+    def __init__(
+        self, pixels: Tensor, levels: int = 256, *, name: str = "images", labels: Tensor | None = None
+    ) -> None:
         if not torch.is_tensor(pixels) or pixels.ndim != 4:
             shape = tuple(pixels.shape) if torch.is_tensor(pixels) else type(pixels).__name__
             raise ValueError(f"pixels must be a tensor of shape [N, C, H, W]; got {shape}")
@@ -39,12 +45,20 @@ class ImageData:
             )
         self.pixels = pixels if levels > 256 else pixels.to(torch.uint8)
         self.name = name
+        #: int64 ``[N]`` class labels, or None
+        self.labels = None if labels is None else check_dataset_labels(labels, pixels.shape[0])
 
     def __len__(self) -> int:
         return self.pixels.shape[0]
 
     def __repr__(self) -> str:
-        return f"ImageData({self.name!r}, n={len(self)}, shape={self.event_shape}, levels={self.levels})"
+        classes = "" if self.labels is None else f", classes={self.n_classes}"
+        return f"ImageData({self.name!r}, n={len(self)}, shape={self.event_shape}, levels={self.levels}{classes})"
+
+    @property
+    def n_classes(self) -> int | None:
+        """The number of classes of a labelled set (labels 0..n_classes-1), else None."""
+        return None if self.labels is None else int(self.labels.max()) + 1
 
     @property
     def event_shape(self) -> tuple[int, int, int]:
@@ -89,7 +103,24 @@ class ImageData:
         n_second = max(1, round(fraction * n))
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         second, first = perm[:n_second].sort().values, perm[n_second:].sort().values
-        return (
-            ImageData(self.pixels[first], self.levels, name=self.name),
-            ImageData(self.pixels[second], self.levels, name=self.name),
+        return self._subset(first), self._subset(second)
+
+    def _subset(self, index: Tensor) -> ImageData:
+        labels = None if self.labels is None else self.labels[index]
+        return ImageData(self.pixels[index], self.levels, name=self.name, labels=labels)
+
+
+def check_dataset_labels(labels: object, n: int, name: str = "labels") -> Tensor:
+    """``labels`` as an int64 CPU tensor ``[n]`` of classes 0..C-1 (every value >= 0), or raise naming it."""
+    if not torch.is_tensor(labels):
+        raise TypeError(f"{name} must be an int64 tensor [N] of class labels; got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class labels; got dtype {labels.dtype}")
+    if tuple(labels.shape) != (n,):
+        raise ValueError(
+            f"{name} must have one label per example, shape [{n}]; got shape {tuple(labels.shape)}"
         )
+    labels = labels.detach().to("cpu", torch.int64)
+    if n and int(labels.min()) < 0:
+        raise ValueError(f"{name} must be class labels >= 0; got a label {int(labels.min())}")
+    return labels

@@ -4,6 +4,10 @@ Every distribution draws with ``sample(n, generator=...)`` from torch's random s
 seeded generator gives the same points on every run. ``has_density`` says whether ``log_prob``
 is available: the Gaussian mixtures and the checkerboard have closed-form densities, against which
 a model's exact likelihood can be compared; the moons and the swiss roll do not.
+
+Some carry class labels (``n_classes`` is not None): each component of a Gaussian-mixture set is a
+class (:func:`ring`, :func:`grid`), and each moon of :class:`Moons`. ``sample_labelled`` draws
+points with their labels from the same random stream as ``sample``, so the points are the same.
 """
 
 from __future__ import annotations
@@ -30,10 +34,15 @@ __all__ = [
 
 
 class ToyDistribution(abc.ABC):
-    """A distribution on R^2 that can be sampled with a generator, and perhaps evaluated."""
+    """A distribution on R^2 that can be sampled with a generator, and perhaps evaluated and labelled."""
 
     has_density: ClassVar[bool] = False
     event_shape: ClassVar[tuple[int, ...]] = (2,)
+
+    @property
+    def n_classes(self) -> int | None:
+        """The number of classes of a labelled distribution (labels 0..n_classes-1), else None."""
+        return None
 
     def sample(
         self,
@@ -53,6 +62,35 @@ class ToyDistribution(abc.ABC):
     def _sample(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
         """``n`` samples in float64 on ``device``."""
 
+    def sample_labelled(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` samples ``[n, 2]`` and their class labels (int64 ``[n]``), for a labelled distribution.
+
+        The points are those ``sample`` draws from an equally seeded generator.
+        """
+        if self.n_classes is None:
+            raise TypeError(
+                f"{self!r} has no class labels; the Gaussian mixtures (ring, grid: a class per "
+                f"component) and the moons are labelled"
+            )
+        n = check_steps("n", n)
+        if generator is not None and device is None:
+            device = generator.device
+        x, y = self._sample_labelled(n, generator, torch.device(device or "cpu"))
+        return x.to(dtype), y
+
+    def _sample_labelled(
+        self, n: int, generator: torch.Generator | None, device: torch.device
+    ) -> tuple[Tensor, Tensor]:
+        """``n`` samples in float64 and their labels, on ``device`` (labelled distributions)."""
+        raise NotImplementedError
+
     def log_prob(self, x: Tensor) -> Tensor:
         """log p(x), shape ``[B]``, where ``has_density`` is true."""
         raise NotImplementedError(
@@ -65,7 +103,12 @@ class ToyDistribution(abc.ABC):
 
 
 class GaussianMixtureData(ToyDistribution):
-    """A 2-D :class:`~sdegen.analytic.GaussianMixture` as a data set; ``mixture`` is the oracle."""
+    """A 2-D :class:`~sdegen.analytic.GaussianMixture` as a data set; ``mixture`` is the oracle.
+
+    A labelled mixture (``GaussianMixture(..., labels=...)``) makes a labelled data set whose
+    classes are the mixture's: p(x | y) is ``mixture.class_conditional(y)`` and the noisy
+    classifier p_t(y | x) is ``mixture.classifier(sde)``, exactly.
+    """
 
     has_density = True
 
@@ -77,21 +120,40 @@ class GaussianMixtureData(ToyDistribution):
     def __repr__(self) -> str:
         return f"GaussianMixtureData({self.mixture!r})"
 
+    @property
+    def n_classes(self) -> int | None:
+        return self.mixture.n_classes
+
     def _sample(self, n, generator, device):
         return self.mixture.sample(n, generator=generator, device=device)
+
+    def _sample_labelled(self, n, generator, device):
+        return self.mixture.sample_labelled(n, generator=generator, device=device)
 
     def log_prob(self, x: Tensor) -> Tensor:
         return self.mixture.log_prob(x)
 
 
+def _component_classes(mixture: GaussianMixture) -> GaussianMixture:
+    """``mixture`` with each component its own class, labels 0..K-1 in the components' order."""
+    labels = torch.arange(mixture.n_components)
+    return GaussianMixture(mixture.weights, mixture.means, mixture.covariances, labels=labels)
+
+
 def ring(n: int = 8, radius: float = 4.0, std: float = 0.5) -> GaussianMixtureData:
-    """``n`` equal Gaussians N(mu_k, std^2 I) on a circle of ``radius`` (the "8 Gaussians" set)."""
-    return GaussianMixtureData(GaussianMixture.ring(n, radius, std))
+    """``n`` equal Gaussians N(mu_k, std^2 I) on a circle of ``radius`` (the "8 Gaussians" set).
+
+    Component k, at angle 2 pi k / n, is class k.
+    """
+    return GaussianMixtureData(_component_classes(GaussianMixture.ring(n, radius, std)))
 
 
 def grid(n: int = 5, spacing: float = 2.0, std: float = 0.3) -> GaussianMixtureData:
-    """``n x n`` equal Gaussians on a centred square grid (the "25 Gaussians" set)."""
-    return GaussianMixtureData(GaussianMixture.grid(n, spacing, std))
+    """``n x n`` equal Gaussians on a centred square grid (the "25 Gaussians" set).
+
+    Each component is a class, numbered as the rows of ``torch.cartesian_prod`` of the ticks.
+    """
+    return GaussianMixtureData(_component_classes(GaussianMixture.grid(n, spacing, std)))
 
 
 class Moons(ToyDistribution):
@@ -99,6 +161,7 @@ class Moons(ToyDistribution):
 
     As scikit-learn's ``make_moons`` (outer arc (cos a, sin a), inner arc (1 - cos a, 1/2 - sin a),
     a ~ U[0, pi]), mapped by x -> 2 (x - (1/2, 1/4)) so the set spans about [-3, 3] x [-2, 2].
+    Labelled as scikit-learn labels them: 0 for the outer moon, 1 for the inner one.
     """
 
     def __init__(self, noise: float = 0.1) -> None:
@@ -109,14 +172,21 @@ class Moons(ToyDistribution):
     def __repr__(self) -> str:
         return f"Moons(noise={self.noise:g})"
 
+    @property
+    def n_classes(self) -> int:
+        return 2
+
     def _sample(self, n, generator, device):
+        return self._sample_labelled(n, generator, device)[0]
+
+    def _sample_labelled(self, n, generator, device):
         kw = dict(generator=generator, device=device, dtype=torch.float64)
         a = math.pi * torch.rand(n, **kw)
         inner = torch.rand(n, **kw) < 0.5
         x = torch.where(inner, 1 - a.cos(), a.cos())
         y = torch.where(inner, 0.5 - a.sin(), a.sin())
         points = torch.stack([x, y], dim=1) + self.noise * torch.randn(n, 2, **kw)
-        return 2 * (points - torch.tensor([0.5, 0.25], dtype=torch.float64, device=device))
+        return 2 * (points - torch.tensor([0.5, 0.25], dtype=torch.float64, device=device)), inner.long()
 
 
 class SwissRoll(ToyDistribution):

@@ -55,25 +55,29 @@ def _open(cls, name: str, root: str | Path, train: bool, download: bool):
 def load_mnist(
     root: str | Path, split: Literal["train", "test"] = "train", *, download: bool = False
 ) -> ImageData:
-    """MNIST (LeCun et al. 1998): 28x28 grey digits, 256 levels, shape ``[N, 1, 28, 28]``."""
+    """MNIST (LeCun et al. 1998): 28x28 grey digits, 256 levels, shape ``[N, 1, 28, 28]``, labels 0..9."""
     train = _check_split(split)
     ds = _open(_torchvision().datasets.MNIST, "MNIST", root, train, download)
-    return ImageData(ds.data.unsqueeze(1), levels=256, name="mnist")
+    return ImageData(
+        ds.data.unsqueeze(1), levels=256, name="mnist", labels=torch.as_tensor(ds.targets).long()
+    )
 
 
 def load_cifar10(
     root: str | Path, split: Literal["train", "test"] = "train", *, download: bool = False
 ) -> ImageData:
-    """CIFAR-10 (Krizhevsky 2009): 32x32 colour images, 256 levels, shape ``[N, 3, 32, 32]``."""
+    """CIFAR-10 (Krizhevsky 2009): 32x32 colour images, 256 levels, shape ``[N, 3, 32, 32]``, labels 0..9."""
     train = _check_split(split)
     ds = _open(_torchvision().datasets.CIFAR10, "CIFAR-10", root, train, download)
-    return ImageData(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), levels=256, name="cifar10")
+    pixels = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+    return ImageData(pixels, levels=256, name="cifar10", labels=torch.as_tensor(ds.targets).long())
 
 
 def load_image_folder(root: str | Path, *, image_size: int = 32, channels: Literal[1, 3] = 3) -> ImageData:
     """Every image under ``root`` (torchvision ``ImageFolder`` layout: ``root/<class>/<image>``),
     resized so the short side is ``image_size``, centre-cropped to a square, as ``channels``
-    channels (1: grey, 3: RGB); 256 levels, shape ``[N, channels, image_size, image_size]``."""
+    channels (1: grey, 3: RGB); 256 levels, shape ``[N, channels, image_size, image_size]``; the
+    labels are the indices of the class folders in sorted order."""
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3; got channels={channels!r}")
     if not Path(root).is_dir():
@@ -93,4 +97,5 @@ def load_image_folder(root: str | Path, *, image_size: int = 32, channels: Liter
     except FileNotFoundError as e:
         raise FileNotFoundError(f"no images found under {str(root)!r}: {e}") from None
     pixels = torch.stack([ds[i][0] for i in range(len(ds))])
-    return ImageData(pixels, levels=256, name=Path(root).name)
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    return ImageData(pixels, levels=256, name=Path(root).name, labels=labels)

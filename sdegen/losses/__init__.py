@@ -12,6 +12,12 @@ time by lambda(t) (a :class:`TimeWeighting`):
 :class:`DDPMLoss`                  the discrete-time noise-prediction loss of DDPM
 =================================  ==========================================================
 
+Each trains a class-conditional model too, ``loss(model, x0, y)``, through one path
+(:meth:`Loss.labelled_per_sample`: the loss of the model with its labels bound);
+:class:`LabelDropout` wraps any of them for classifier-free guidance.
+:class:`NoisyClassifierLoss` trains the noise-conditional classifier p_t(y | x) of classifier
+guidance on the same noised data.
+
 ESM, ISM and DSM share one scale (no factor 1/2), so with s* = grad log p_t and at each t
 
     L_ESM - L_ISM = lambda E ||grad log p_t||^2,
@@ -25,13 +31,21 @@ and noise (common random numbers).
 """
 
 from sdegen.losses.base import Loss, NoisedBatch, Reduction, TimeWeightedLoss, perturb
+from sdegen.losses.classifier import NoisyClassifierLoss
 from sdegen.losses.ddpm import DDPMLoss
 from sdegen.losses.denoising_score_matching import DenoisingScoreMatching
 from sdegen.losses.explicit_score_matching import ExplicitScoreMatching
 from sdegen.losses.implicit_score_matching import ImplicitScoreMatching
+from sdegen.losses.label_dropout import LabelDropout
 from sdegen.losses.ncsn import NCSNLevels, NCSNLoss, NoiseLevels
 from sdegen.losses.sliced_score_matching import SlicedScoreMatching
-from sdegen.losses.weighting import LikelihoodWeighting, SigmaSquaredWeighting, TimeWeighting, WeightedTimes
+from sdegen.losses.weighting import (
+    LikelihoodWeighting,
+    SigmaSquaredWeighting,
+    TimeWeighting,
+    UniformWeighting,
+    WeightedTimes,
+)
 
 __all__ = [
     "Loss",
@@ -47,8 +61,11 @@ __all__ = [
     "NCSNLevels",
     "NoiseLevels",
     "DDPMLoss",
+    "LabelDropout",
+    "NoisyClassifierLoss",
     "TimeWeighting",
     "SigmaSquaredWeighting",
     "LikelihoodWeighting",
+    "UniformWeighting",
     "WeightedTimes",
 ]

@@ -1,6 +1,7 @@
 """The loss protocol, and what every score-matching loss shares.
 
-* :class:`Loss`: ``loss(model, x0, generator=...)`` -> a scalar (or ``[B]`` per-sample losses).
+* :class:`Loss`: ``loss(model, x0[, y], generator=...)`` -> a scalar (or ``[B]`` per-sample losses),
+  with labels ``y`` for a class-conditional model (:meth:`Loss.labelled_per_sample`).
 * :class:`TimeWeightedLoss`: a loss on the noised data x_t = alpha(t) x0 + sigma(t) z of a
   :class:`~sdegen.sde.LinearSDE` at times drawn by a :class:`~sdegen.losses.TimeWeighting`.
 * :func:`perturb`: that forward perturbation, the one place it is written.
@@ -9,14 +10,15 @@
 from __future__ import annotations
 
 import abc
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from sdegen._broadcast import expand_like
 from sdegen._checks import (
     check_batch_shape,
+    check_class_labels,
     check_fits_model,
     check_generator,
     check_linear_sde,
@@ -41,32 +43,92 @@ class Loss(abc.ABC):
     ``"sum"`` adds them, ``"none"`` returns them, shape ``[B]``. All randomness (times, noise,
     projections) comes from ``generator``.
 
+    **Class-conditional models.** ``loss(model, x0, y)`` with int64 labels ``y`` ``[B]`` trains a
+    conditional model (a :class:`~sdegen.parameterization.ScoreModel` whose network has
+    ``n_classes``): every loss does it the same way, by :meth:`labelled_per_sample`, which
+    evaluates :meth:`per_sample` on ``model.given(y)``, the model with the labels bound -- a
+    conditional score is an unconditional score per label, so each objective keeps its meaning
+    (and its minimiser, grad_x log p_t(x | y)) label by label. Labels may include the model's null
+    label C (unlabelled examples, the unconditional model); :class:`~sdegen.losses.LabelDropout`
+    draws them for classifier-free guidance. A conditional model without labels, labels for an
+    unconditional model, or a label out of range is an error before any work.
+
     Subclasses implement :meth:`per_sample` and may extend :meth:`check`, which runs before any
-    random number is drawn or any network is evaluated.
+    random number is drawn or any network is evaluated; a loss whose model is not a score model
+    (:class:`~sdegen.losses.NoisyClassifierLoss`) sets ``model_type`` and ``needs_labels``.
     """
+
+    #: the kind of model the loss trains (checked first)
+    model_type: ClassVar[type[nn.Module]] = ScoreModel
+    #: whether every call needs labels (a classifier's targets) rather than taking them optionally
+    needs_labels: ClassVar[bool] = False
 
     def __init__(self, reduction: Reduction = "mean") -> None:
         if reduction not in _REDUCTIONS:
             raise ValueError(f"reduction must be one of {_REDUCTIONS}; got reduction={reduction!r}")
         self.reduction = reduction
 
-    def __call__(self, model: ScoreModel, x0: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """The reduced loss of ``model`` on the data batch ``x0`` of shape ``[B, ...]``."""
-        if not isinstance(model, ScoreModel):
-            raise TypeError(
-                f"model must be a ScoreModel(net, sde, parameterization); got {type(model).__name__}"
-            )
+    def __call__(
+        self,
+        model: ScoreModel,
+        x0: Tensor,
+        y: Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The reduced loss of ``model`` on the data batch ``x0`` of shape ``[B, ...]`` (with labels ``y`` ``[B]``)."""
+        self.check_model(model)
         check_batch_shape("x0", x0)
         check_nonempty("x0", x0)
         check_fits_model("x0", x0, model)
         check_generator(generator, x0, "x0")
+        y = self.check_labels(model, x0, y)
         self.check(model, x0)
-        per_sample = self.per_sample(model, x0, generator)
+        if y is None:
+            per_sample = self.per_sample(model, x0, generator)
+        else:
+            per_sample = self.labelled_per_sample(model, x0, y, generator)
         if self.reduction == "mean":
             return per_sample.mean()
         if self.reduction == "sum":
             return per_sample.sum()
         return per_sample
+
+    def check_model(self, model: object) -> None:
+        """Raise ``TypeError`` unless ``model`` is the kind of model this loss trains."""
+        if not isinstance(model, self.model_type):
+            what = (
+                "a ScoreModel(net, sde, parameterization)"
+                if self.model_type is ScoreModel
+                else f"a {self.model_type.__name__}"
+            )
+            raise TypeError(f"model must be {what} for {type(self).__name__}; got {type(model).__name__}")
+
+    def check_labels(self, model: nn.Module, x0: Tensor, y: object) -> Tensor | None:
+        """``y`` checked against ``model`` and the batch ``x0`` (None if the call has no labels)."""
+        n_classes = getattr(model, "n_classes", None)
+        name = type(self).__name__
+        if y is None:
+            if self.needs_labels:
+                raise ValueError(
+                    f"{name} needs the class labels of x0: call it as loss(model, x0, y) with int64 y "
+                    f"[{x0.shape[0]}] in 0..{n_classes - 1}"
+                )
+            if n_classes is not None:
+                raise ValueError(
+                    f"model is class-conditional (n_classes={n_classes}): pass the labels of x0, "
+                    f"loss(model, x0, y) with int64 y [{x0.shape[0]}] in 0..{n_classes - 1} (the null "
+                    f"label {model.null_label} for unlabelled examples)"
+                )
+            return None
+        if self.needs_labels:
+            return check_class_labels("y", y, x0.shape[0], n_classes).to(x0.device)
+        if n_classes is None:
+            raise TypeError(
+                "labels y given but the model is unconditional (its network has no n_classes); build "
+                "the network with n_classes=C to train a class-conditional model, or drop y"
+            )
+        return model.check_labels(y, x0)
 
     def check(self, model: ScoreModel, x0: Tensor) -> None:
         """Raise before any work if this loss cannot be computed for ``model`` on ``x0``."""
@@ -75,6 +137,21 @@ class Loss(abc.ABC):
     @abc.abstractmethod
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         """The unreduced loss, shape ``[B]``."""
+
+    def labelled_per_sample(
+        self, model: ScoreModel, x0: Tensor, y: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        """The unreduced loss of a class-conditional ``model`` on ``x0`` with labels ``y`` ``[B]``.
+
+        :meth:`per_sample` of ``model.given(y)``: the one conditional path of every loss. Unchecked
+        (:meth:`__call__` checks); the same random numbers are drawn as for :meth:`per_sample`.
+        """
+        return self.given(y).per_sample(model.given(y), x0, generator)
+
+    def given(self, y: Tensor) -> Loss:
+        """This loss for the examples of labels ``y``; losses with a label-dependent target (explicit
+        score matching against a conditional score) bind it here."""
+        return self
 
 
 def sum_over_data_dims(v: Tensor) -> Tensor:

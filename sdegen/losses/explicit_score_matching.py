@@ -29,6 +29,10 @@ class ExplicitScoreMatching(TimeWeightedLoss):
     model-independent constants, so all three have the same minimiser and the same gradients in
     expectation (Vincent 2011, eq. 11-12).
 
+    For a class-conditional model (``loss(model, x0, y)``) the target must be conditional too,
+    ``target_score(t, x, y)`` with ``n_classes`` (e.g. ``GaussianMixture.conditional_score(sde)``,
+    which also takes the null label): :meth:`given` binds the labels to both.
+
     The target is evaluated without gradients and checked to be shaped and typed like x_t before
     the model is evaluated. As in :class:`DenoisingScoreMatching`, the residual is taken in the
     network's output space: lambda c^2 ||output - from_score(s*)||^2 with c = d score / d output.
@@ -59,6 +63,21 @@ class ExplicitScoreMatching(TimeWeightedLoss):
     def __repr__(self) -> str:
         name = getattr(self.target_score, "__qualname__", type(self.target_score).__name__)
         return f"ExplicitScoreMatching(target_score={name}, weighting={self.weighting!r}, eps={self.eps:g})"
+
+    def given(self, y: Tensor) -> ExplicitScoreMatching:
+        """This loss with the labels ``y`` bound to a conditional ``target_score(t, x, y)``."""
+        if getattr(self.target_score, "n_classes", None) is None:
+            raise TypeError(
+                "ExplicitScoreMatching of a class-conditional model needs a conditional target "
+                "target_score(t, x, y) with n_classes, e.g. GaussianMixture.conditional_score(sde); got "
+                f"{self!r}"
+            )
+        target = self.target_score
+        bound = ExplicitScoreMatching(
+            lambda t, x: target(t, x, y), self.weighting, eps=self.eps, reduction=self.reduction
+        )
+        bound.target_score.__qualname__ = f"{getattr(target, '__qualname__', type(target).__name__)} given y"
+        return bound
 
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         b = self.noised(model, x0, generator)

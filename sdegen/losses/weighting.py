@@ -27,6 +27,7 @@ __all__ = [
     "TimeWeighting",
     "SigmaSquaredWeighting",
     "LikelihoodWeighting",
+    "UniformWeighting",
 ]
 
 
@@ -95,6 +96,20 @@ class SigmaSquaredWeighting(TimeWeighting):
     def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
         t = uniform_times(sde, n, eps, generator, device, dtype)
         return WeightedTimes(t, sde.sigma(t) ** 2)
+
+
+class UniformWeighting(TimeWeighting):
+    """lambda(t) = 1, t ~ U[eps, T]: the plain time average.
+
+    The weighting of objectives whose per-time value is already of order one, such as the
+    cross-entropy of a noise-conditional classifier (:class:`~sdegen.losses.NoisyClassifierLoss`).
+    For denoising score matching it is the unweighted loss, dominated by the small-t terms of
+    size d / sigma(t)^2.
+    """
+
+    def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
+        t = uniform_times(sde, n, eps, generator, device, dtype)
+        return WeightedTimes(t, torch.ones_like(t))
 
 
 class LikelihoodWeighting(TimeWeighting):

@@ -17,9 +17,10 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time
-from sdegen.nn.time_embedding import GaussianFourierFeatures
+from sdegen._checks import check_steps
+from sdegen.nn.time_embedding import ClassEmbedding, GaussianFourierFeatures, embed_label
 
-__all__ = ["UNet", "UNetConfig", "UNET_SIZES"]
+__all__ = ["UNet", "UNetClassifier", "UNetConfig", "UNET_SIZES"]
 
 
 @dataclass(frozen=True)
@@ -94,86 +95,165 @@ class SelfAttention(nn.Module):
 
 
 class UNet(nn.Module):
-    """U-Net ``(t, x) -> [B, C, H, W]`` for images ``x`` of shape ``[B, C, H, W]``.
+    """U-Net ``(t, x[, y]) -> [B, C, H, W]`` for images ``x`` of shape ``[B, C, H, W]``.
 
     Build with a config or a named size: ``UNet(1, config=UNET_SIZES["small"])`` or
-    ``UNet.from_size("small", in_channels=1)``.
+    ``UNet.from_size("small", in_channels=1)``. With ``n_classes=K`` it is class-conditional,
+    ``net(t, x, y)`` with int64 labels ``y`` ``[B]``: a learned embedding of y (rows 0..K-1 and the
+    null label K, :class:`~sdegen.nn.ClassEmbedding`) is added to the time embedding that every
+    residual block receives, as ADM does (Dhariwal and Nichol 2021).
     """
 
-    def __init__(self, in_channels: int, config: UNetConfig | None = None) -> None:
+    def __init__(
+        self, in_channels: int, config: UNetConfig | None = None, *, n_classes: int | None = None
+    ) -> None:
         super().__init__()
         cfg = config or UNetConfig()
         self.config, self.in_channels = cfg, in_channels
-        td = cfg.time_dim
-        self.time_embed = nn.Sequential(
-            GaussianFourierFeatures(td, cfg.fourier_scale), nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td)
-        )
-        self.stem = nn.Conv2d(in_channels, cfg.channels, 3, padding=1)
+        self.time_embed = _time_mlp(cfg)
+        self.stem, self.down, skip_chans, c = _down_path(cfg, in_channels)
+        self.mid = _middle(cfg, c)
         chans = [cfg.channels * m for m in cfg.channel_mults]
-
-        self.down = nn.ModuleList()
-        skip_chans, c = [cfg.channels], cfg.channels
-        for level, c_out in enumerate(chans):
-            for _ in range(cfg.blocks_per_level):
-                self.down.append(self._level_block(c, c_out, level))
-                c = c_out
-                skip_chans.append(c)
-            if level < len(chans) - 1:
-                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
-                skip_chans.append(c)
-
-        self.mid = nn.ModuleList(
-            [
-                ResBlock(c, c, td, cfg.groups, cfg.dropout),
-                SelfAttention(c, cfg.groups),
-                ResBlock(c, c, td, cfg.groups, cfg.dropout),
-            ]
-        )
 
         self.up = nn.ModuleList()
         for level in reversed(range(len(chans))):
             c_out = chans[level]
             for _ in range(cfg.blocks_per_level + 1):
-                self.up.append(self._level_block(c + skip_chans.pop(), c_out, level))
+                self.up.append(_level_block(cfg, c + skip_chans.pop(), c_out, level))
                 c = c_out
             if level > 0:
                 self.up.append(_Upsample(c))
 
         self.head = nn.Sequential(nn.GroupNorm(math.gcd(cfg.groups, c), c), nn.SiLU())
         self.out = nn.Conv2d(c, in_channels, 3, padding=1)
+        # Registered only when conditional: an unconditional U-Net keeps its parameters and checkpoints.
+        self.label_embed = None if n_classes is None else ClassEmbedding(n_classes, cfg.time_dim)
 
-    def _level_block(self, c_in: int, c_out: int, level: int) -> nn.ModuleList:
-        cfg = self.config
-        block = nn.ModuleList([ResBlock(c_in, c_out, cfg.time_dim, cfg.groups, cfg.dropout)])
-        if level in cfg.attention_levels:
-            block.append(SelfAttention(c_out, cfg.groups))
-        return block
+    @property
+    def n_classes(self) -> int | None:
+        """K for a class-conditional network, else None."""
+        return None if self.label_embed is None else self.label_embed.n_classes
+
+    @property
+    def null_label(self) -> int | None:
+        """K, the label of the unconditional model, for a class-conditional network; else None."""
+        return None if self.label_embed is None else self.label_embed.null_label
 
     @classmethod
-    def from_size(cls, size: str, in_channels: int) -> UNet:
+    def from_size(cls, size: str, in_channels: int, *, n_classes: int | None = None) -> UNet:
         """A U-Net of a documented size: one of ``UNET_SIZES`` ("tiny", "small", "base")."""
         if size not in UNET_SIZES:
             raise ValueError(f"size must be one of {sorted(UNET_SIZES)}; got size={size!r}")
-        return cls(in_channels, UNET_SIZES[size])
+        return cls(in_channels, UNET_SIZES[size], n_classes=n_classes)
 
-    def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
+    def forward(self, t: Tensor | float, x: Tensor, y: Tensor | None = None) -> Tensor:
         if x.ndim != 4:
             raise ValueError(f"x must have shape [B, C, H, W]; got shape {tuple(x.shape)}")
         emb = self.time_embed(batch_time(t, x))
-        h = self.stem(x)
-        skips = [h]
-        for layer in self.down:
-            h = _apply(layer, h, emb)
-            skips.append(h)
-        h = self.mid[0](h, emb)
-        h = self.mid[1](h)
-        h = self.mid[2](h, emb)
+        label = embed_label(self, self.label_embed, y, x)
+        if label is not None:
+            emb = emb + label.to(emb.dtype)
+        h, skips = _encode(self, x, emb)
         for layer in self.up:
             if isinstance(layer, _Upsample):
                 h = layer(h, skips[-1].shape[-2:])
             else:
                 h = _apply(layer, torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(self.head(h))
+
+
+class UNetClassifier(nn.Module):
+    """A noise-conditional classifier ``(t, x) -> logits [B, K]``: the U-Net's encoder, pooled.
+
+    The down path and middle of :class:`UNet` (with the same config), then GroupNorm, SiLU, a
+    global average over positions and a linear layer to K logits: the half-U-Net classifier of
+    Dhariwal and Nichol 2021 (ADM's ``EncoderUNetModel`` with adaptive pooling), here timed by the
+    Fourier embedding of t. Trained by :class:`~sdegen.losses.NoisyClassifierLoss`, its softmax
+    estimates p_t(y | x); wrap it in :class:`~sdegen.classifier.NoisyClassifier`.
+
+    Args:
+        in_channels: C of the images.
+        n_classes: K, the number of classes.
+        config: the architecture (default ``UNetConfig()``).
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, config: UNetConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or UNetConfig()
+        self.config, self.in_channels = cfg, in_channels
+        self.n_classes = check_steps("n_classes", n_classes)
+        self.time_embed = _time_mlp(cfg)
+        self.stem, self.down, _, c = _down_path(cfg, in_channels)
+        self.mid = _middle(cfg, c)
+        self.head = nn.Sequential(nn.GroupNorm(math.gcd(cfg.groups, c), c), nn.SiLU())
+        self.out = nn.Linear(c, self.n_classes)
+
+    @classmethod
+    def from_size(cls, size: str, in_channels: int, n_classes: int) -> UNetClassifier:
+        """The encoder of a U-Net of a documented size (``UNET_SIZES``) as a classifier."""
+        if size not in UNET_SIZES:
+            raise ValueError(f"size must be one of {sorted(UNET_SIZES)}; got size={size!r}")
+        return cls(in_channels, n_classes, UNET_SIZES[size])
+
+    def forward(self, t: Tensor | float, x: Tensor) -> Tensor:
+        if x.ndim != 4:
+            raise ValueError(f"x must have shape [B, C, H, W]; got shape {tuple(x.shape)}")
+        h, _ = _encode(self, x, self.time_embed(batch_time(t, x)))
+        return self.out(self.head(h).mean(dim=(-2, -1)))
+
+
+def _time_mlp(cfg: UNetConfig) -> nn.Sequential:
+    td = cfg.time_dim
+    return nn.Sequential(
+        GaussianFourierFeatures(td, cfg.fourier_scale), nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td)
+    )
+
+
+def _level_block(cfg: UNetConfig, c_in: int, c_out: int, level: int) -> nn.ModuleList:
+    block = nn.ModuleList([ResBlock(c_in, c_out, cfg.time_dim, cfg.groups, cfg.dropout)])
+    if level in cfg.attention_levels:
+        block.append(SelfAttention(c_out, cfg.groups))
+    return block
+
+
+def _down_path(cfg: UNetConfig, in_channels: int) -> tuple[nn.Conv2d, nn.ModuleList, list[int], int]:
+    """The stem, the down path, the channels of each skip connection and the channels at the bottom."""
+    stem = nn.Conv2d(in_channels, cfg.channels, 3, padding=1)
+    chans = [cfg.channels * m for m in cfg.channel_mults]
+    down = nn.ModuleList()
+    skip_chans, c = [cfg.channels], cfg.channels
+    for level, c_out in enumerate(chans):
+        for _ in range(cfg.blocks_per_level):
+            down.append(_level_block(cfg, c, c_out, level))
+            c = c_out
+            skip_chans.append(c)
+        if level < len(chans) - 1:
+            down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+            skip_chans.append(c)
+    return stem, down, skip_chans, c
+
+
+def _middle(cfg: UNetConfig, c: int) -> nn.ModuleList:
+    return nn.ModuleList(
+        [
+            ResBlock(c, c, cfg.time_dim, cfg.groups, cfg.dropout),
+            SelfAttention(c, cfg.groups),
+            ResBlock(c, c, cfg.time_dim, cfg.groups, cfg.dropout),
+        ]
+    )
+
+
+def _encode(net: UNet | UNetClassifier, x: Tensor, emb: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The stem, the down path and the middle: the bottom features and the skip connections."""
+    h = net.stem(x)
+    skips = [h]
+    for layer in net.down:
+        h = _apply(layer, h, emb)
+        skips.append(h)
+    h = net.mid[0](h, emb)
+    h = net.mid[1](h)
+    h = net.mid[2](h, emb)
+    return h, skips
 
 
 class _Upsample(nn.Module):

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_batch_shape, check_steps
+from sdegen.data.images import check_dataset_labels
 from sdegen.likelihood import DivergenceEstimator, log_likelihood
 from sdegen.losses.base import Loss
 
@@ -39,14 +40,24 @@ class Callback(abc.ABC):
 class HeldOutLoss(Callback):
     """The training objective on held-out data ``x`` (``[N, ...]``), with fixed random numbers.
 
-    Logged as ``held_out_loss``; ``loss`` defaults to the trainer's own objective.
+    Logged as ``held_out_loss``; ``loss`` defaults to the trainer's own objective. For a
+    class-conditional model or a classifier pass the labels ``y`` (int64 ``[N]``): the loss is then
+    its conditional path, :meth:`~sdegen.losses.Loss.labelled_per_sample`.
     """
 
     def __init__(
-        self, x: Tensor, every: int, *, loss: Loss | None = None, seed: int = 0, batch_size: int = 4096
+        self,
+        x: Tensor,
+        every: int,
+        *,
+        y: Tensor | None = None,
+        loss: Loss | None = None,
+        seed: int = 0,
+        batch_size: int = 4096,
     ) -> None:
         super().__init__(every)
         self.x = check_batch_shape("x", x)
+        self.y = None if y is None else check_dataset_labels(y, x.shape[0], "y")
         self.loss, self.seed = loss, seed
         self.batch_size = check_steps("batch_size", batch_size)
 
@@ -55,8 +66,15 @@ class HeldOutLoss(Callback):
         loss = self.loss or trainer.loss
         g = torch.Generator(trainer.device).manual_seed(self.seed)
         total = 0.0
-        for chunk in self.x.split(self.batch_size):
-            per = loss.per_sample(trainer.ema_model, chunk.to(trainer.device, trainer.dtype), g)
+        labels = (
+            [None] * len(self.x.split(self.batch_size)) if self.y is None else self.y.split(self.batch_size)
+        )
+        for chunk, y in zip(self.x.split(self.batch_size), labels, strict=True):
+            x = chunk.to(trainer.device, trainer.dtype)
+            if y is None:
+                per = loss.per_sample(trainer.ema_model, x, g)
+            else:
+                per = loss.labelled_per_sample(trainer.ema_model, x, y.to(trainer.device), g)
             total += float(per.sum())
         return {"held_out_loss": total / self.x.shape[0]}
 
@@ -69,6 +87,9 @@ class HeldOutNLL(Callback):
     Logged as ``held_out_nll`` (nats per example) and, given ``bits_per_dim`` (a map from log p
     ``[B]`` to bits/dim ``[B]``, such as :meth:`~sdegen.data.ImageData.bits_per_dim`), as
     ``held_out_bpd``.
+
+    For a class-conditional model it is -log p_eps(x | y) of the labels ``y`` (int64 ``[N]``), or
+    without labels -log p_eps(x) of its unconditional half (the null label).
     """
 
     def __init__(
@@ -83,9 +104,11 @@ class HeldOutNLL(Callback):
         bits_per_dim: Callable[[Tensor], Tensor] | None = None,
         seed: int = 0,
         batch_size: int = 1000,
+        y: Tensor | None = None,
     ) -> None:
         super().__init__(every)
         self.x = check_batch_shape("x", x)
+        self.y = None if y is None else check_dataset_labels(y, x.shape[0], "y")
         self.divergence, self.rtol, self.atol, self.eps = divergence, rtol, atol, eps
         self.bits_per_dim, self.seed = bits_per_dim, seed
         self.batch_size = check_steps("batch_size", batch_size)
@@ -94,11 +117,18 @@ class HeldOutNLL(Callback):
         model = trainer.ema_model
         g = torch.Generator(trainer.device).manual_seed(self.seed)
         logps = []
-        for chunk in self.x.split(self.batch_size):
+        n_chunks = len(self.x.split(self.batch_size))
+        labels = [None] * n_chunks if self.y is None else self.y.split(self.batch_size)
+        for chunk, y in zip(self.x.split(self.batch_size), labels, strict=True):
+            score_fn = model
+            if model.is_conditional:
+                score_fn = model.given(model.null_label if y is None else y.to(trainer.device))
+            elif y is not None:
+                model.check_labels(y, chunk)  # raises: labels for an unconditional model
             result = log_likelihood(
                 chunk.to(trainer.device, trainer.dtype),
                 model.sde,
-                model,
+                score_fn,
                 divergence=self.divergence,
                 rtol=self.rtol,
                 atol=self.atol,

@@ -6,6 +6,9 @@ single ``torch.Generator`` from which all training randomness (batches, times, n
 Batches are addressed by step (:mod:`sdegen.data.batches`), so on CPU k steps, a checkpoint, a
 fresh process resuming it and n - k more steps give bit-for-bit the weights of n straight steps.
 
+Class-conditional models and noise-conditional classifiers train the same way on labelled batches
+(:class:`~sdegen.data.LabelledBatch`): the labels go to the loss, ``loss(model, x0, y)``.
+
 With a ``run_dir`` the trainer is that directory's only writer while it trains, saves or loads (a
 lock: :mod:`sdegen.training.run_directory`), and it refuses a directory that already holds a run
 unless told what to do with it (``if_exists="resume"`` or ``"overwrite"``).
@@ -28,7 +31,8 @@ from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
 from sdegen._checks import check_fits_model
-from sdegen.data.batches import BatchSource
+from sdegen.classifier import NoisyClassifier
+from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
 from sdegen.training.callbacks import Callback
@@ -63,10 +67,19 @@ class TrainResult:
 
 
 class Trainer:
-    """Train a :class:`~sdegen.parameterization.ScoreModel` on a :class:`~sdegen.data.BatchSource`.
+    """Train a :class:`~sdegen.parameterization.ScoreModel` (or a noise-conditional classifier) on a
+    :class:`~sdegen.data.BatchSource`.
+
+    A class-conditional score model (a network with ``n_classes``) trains on labelled batches
+    (``DistributionBatches(..., labels=True)``, ``DatasetBatches(..., labels=...)``), usually with
+    :class:`~sdegen.losses.LabelDropout` for classifier-free guidance; a
+    :class:`~sdegen.classifier.NoisyClassifier` trains on them with
+    :class:`~sdegen.losses.NoisyClassifierLoss`. A model and a batch source that disagree about
+    labels (labels for an unconditional model, none for a conditional one, another number of
+    classes) are refused here, before any step.
 
     Args:
-        model: the score model; its parameters are trained in place.
+        model: the score model or classifier; its parameters are trained in place.
         loss: the objective, e.g. :class:`~sdegen.losses.DenoisingScoreMatching`.
         data: where training batches come from.
         config: optimisation settings.
@@ -91,7 +104,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: ScoreModel,
+        model: ScoreModel | NoisyClassifier,
         loss: Loss,
         data: BatchSource,
         config: TrainConfig | None = None,
@@ -102,14 +115,16 @@ class Trainer:
         device: torch.device | str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(model, ScoreModel):
-            raise TypeError(f"model must be a ScoreModel; got {type(model).__name__}")
+        if not isinstance(model, (ScoreModel, NoisyClassifier)):
+            raise TypeError(f"model must be a ScoreModel or a NoisyClassifier; got {type(model).__name__}")
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be an sdegen.losses.Loss; got {type(loss).__name__}")
+        loss.check_model(model)
         if not isinstance(data, BatchSource):
             raise TypeError(
                 f"data must be a BatchSource (DistributionBatches, DatasetBatches); got {type(data).__name__}"
             )
+        _check_labels_fit(model, loss, data)
         if config is not None and not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
         for cb in callbacks:
@@ -198,7 +213,7 @@ class Trainer:
 
     # -- the models --------------------------------------------------------------------------------
     @property
-    def ema_model(self) -> ScoreModel:
+    def ema_model(self) -> ScoreModel | NoisyClassifier:
         """The exponential moving average of the model: the one to sample and evaluate."""
         return self.ema.module
 
@@ -246,8 +261,9 @@ class Trainer:
     def train_step(self) -> Tensor:
         """One optimizer step; returns the loss (a 0-d tensor, not synchronised to the host)."""
         self.model.train()
-        x0 = self.data.batch(self.step, self.generator, device=self.device, dtype=self.dtype)
-        loss = self.loss(self.model, x0, generator=self.generator)
+        batch = self.data.batch(self.step, self.generator, device=self.device, dtype=self.dtype)
+        x0, y = batch if isinstance(batch, LabelledBatch) else (batch, None)
+        loss = self.loss(self.model, x0, y, generator=self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         # With max_norm = inf this only measures the norm, which is logged either way.
@@ -485,6 +501,26 @@ class Trainer:
         if text != log.read_text():
             atomic_write(log, lambda f: f.write(text.encode()), fsync=False)
         self.history = [json.loads(line) for line in kept]
+
+
+def _check_labels_fit(model: ScoreModel | NoisyClassifier, loss: Loss, data: BatchSource) -> None:
+    """Raise ``ValueError`` unless the batches carry labels exactly when the model or loss uses them,
+    with the model's number of classes."""
+    have = getattr(data, "n_classes", None)
+    want = model.n_classes
+    labelled = "DistributionBatches(distribution, B, labels=True) or DatasetBatches(data, B, labels=...)"
+    if have is None and (want is not None or loss.needs_labels):
+        what = "a classifier" if isinstance(model, NoisyClassifier) else "a class-conditional model"
+        raise ValueError(f"model is {what} (n_classes={want}) but data yields no labels; use {labelled}")
+    if have is not None and want is None:
+        raise ValueError(
+            f"data yields labels ({have} classes) but the model is unconditional; build its network with "
+            f"n_classes={have} to train a class-conditional model, or use unlabelled batches"
+        )
+    if have is not None and have != want:
+        raise ValueError(
+            f"data has {have} classes but the model has n_classes={want}; build the network with n_classes={have}"
+        )
 
 
 def _plain(value: Any) -> Any:
