@@ -58,14 +58,32 @@ def _save(fig, path: str | Path) -> Path:
 
 
 def scatter_panels(
-    panels: Mapping[str, Tensor], path: str | Path, *, limits: Limits | None = None, point_size: float = 1.0
+    panels: Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    limits: Limits | None = None,
+    point_size: float = 1.0,
+    labels: Mapping[str, Tensor] | None = None,
 ) -> Path:
-    """One scatter plot of 2-D points ``[n, 2]`` per panel, titled by its key, on shared axes."""
+    """One scatter plot of 2-D points ``[n, 2]`` per panel, titled by its key, on shared axes.
+
+    ``labels`` (int ``[n]`` per panel key, optional) colours the points of that panel by class
+    (colours repeat after 20 classes).
+    """
     pts = {k: v.detach().cpu().double() for k, v in panels.items()}
     lim = _limits(list(pts.values()), limits)
     fig, axes = _figure(len(pts))
     for ax, (title, p) in zip(axes, pts.items(), strict=True):
-        ax.scatter(p[:, 0].numpy(), p[:, 1].numpy(), s=point_size, alpha=0.5, linewidths=0)
+        y = None if labels is None else labels.get(title)
+        if y is None:
+            ax.scatter(p[:, 0].numpy(), p[:, 1].numpy(), s=point_size, alpha=0.5, linewidths=0)
+        else:
+            y = y.detach().cpu()
+            cmap = "tab10" if int(y.max()) < 10 else "tab20"
+            ax.scatter(
+                p[:, 0].numpy(), p[:, 1].numpy(), s=point_size, alpha=0.6, linewidths=0,
+                c=(y % 20).numpy(), cmap=cmap, vmin=0, vmax=9 if cmap == "tab10" else 19,
+            )  # fmt: skip
         ax.set(xlim=lim[:2], ylim=lim[2:], title=title, aspect="equal")
     return _save(fig, path)
 

@@ -23,6 +23,8 @@ __all__ = [
     "positive_int",
     "nonnegative_int",
     "positive_float",
+    "probability",
+    "real",
     "resolve_device",
     "apply_threads",
     "explicit_options",
@@ -115,6 +117,8 @@ def _number_type(convert, ok, what: str):
 positive_int = _number_type(int, lambda v: v >= 1, "a positive integer")
 nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number_type(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
+probability = _number_type(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
+real = _number_type(float, math.isfinite, "a finite number")
 
 
 def resolve_device(name: str) -> torch.device:

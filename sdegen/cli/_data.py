@@ -29,11 +29,21 @@ class DataBundle:
     def is_image(self) -> bool:
         return self.distribution is None
 
-    def batches(self, batch_size: int, seed: int) -> D.BatchSource:
+    @property
+    def n_classes(self) -> int | None:
+        """The number of classes of a labelled set, else None."""
+        return self.distribution.n_classes if self.distribution is not None else self.train.n_classes
+
+    def batches(self, batch_size: int, seed: int, *, labels: bool = False) -> D.BatchSource:
+        """Training batches; with ``labels`` as :class:`~sdegen.data.LabelledBatch` ``(x, y)``."""
         if self.distribution is not None:
-            return D.DistributionBatches(self.distribution, batch_size)
+            return D.DistributionBatches(self.distribution, batch_size, labels=labels)
         if batch_size > len(self.train):
             raise UsageError(f"--batch-size {batch_size} exceeds the {len(self.train)} training images")
+        if labels:
+            return D.DatasetBatches(
+                self.train, batch_size, seed=seed, labels=self.train.labels, n_classes=self.n_classes
+            )
         return D.DatasetBatches(self.train, batch_size, seed=seed)
 
     def held_out(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -42,6 +52,32 @@ class DataBundle:
             return self.distribution.sample(n, generator, dtype=dtype)
         pixels = self.test.pixels[: min(n, len(self.test))]
         return self.test.to_model(pixels, generator, dtype=dtype)
+
+    def held_out_labelled(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
+    ) -> tuple[Tensor, Tensor]:
+        """The points of :meth:`held_out` (the same for the same generator) and their labels."""
+        if self.distribution is not None:
+            return self.distribution.sample_labelled(n, generator, dtype=dtype)
+        m = min(n, len(self.test))
+        return self.test.to_model(self.test.pixels[:m], generator, dtype=dtype), self.test.labels[:m]
+
+    def class_samples(self, labels: Tensor, generator: torch.Generator) -> Tensor:
+        """Fresh 2-D points, one of class ``labels[i]`` for each i (the data's p(x | y)), float64."""
+        dist = self.distribution
+        mixture = getattr(dist, "mixture", None)
+        out = torch.empty(labels.shape[0], 2, dtype=torch.float64)
+        for k in labels.unique().tolist():
+            where = (labels == k).nonzero().reshape(-1)
+            if mixture is not None:
+                out[where] = mixture.class_conditional(k).sample(where.numel(), generator)
+                continue
+            found: list[Tensor] = []
+            while sum(len(f) for f in found) < where.numel():  # rejection from the joint p(x, y)
+                x, y = dist.sample_labelled(4 * where.numel(), generator, dtype=torch.float64)
+                found.append(x[y == k])
+            out[where] = torch.cat(found)[: where.numel()]
+        return out
 
 
 def toy(make: Any):
@@ -53,7 +89,7 @@ def toy(make: Any):
     return load
 
 
-def digits(cfg: Mapping[str, Any]) -> DataBundle:
+def digits(cfg: Mapping[str, Any]) -> DataBundle:  # labelled: the digit 0..9 of each image
     return DataBundle(cfg["name"], (1, 8, 8), train=D.load_digits("train"), test=D.load_digits("test"))
 
 

@@ -16,7 +16,7 @@ from sdegen.cli._data import DataBundle
 from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.likelihood import ExactTrace, Hutchinson
 from sdegen.sde import LinearSDE
-from sdegen.training import Callback, HeldOutNLL, Trainer
+from sdegen.training import Callback, HeldOutAccuracy, HeldOutNLL, Trainer
 
 if TYPE_CHECKING:
     from sdegen.cli.run import RunConfig
@@ -34,8 +34,14 @@ __all__ = [
 Limits = tuple[float, float, float, float]
 
 
-def scatter_figure(panels: Mapping[str, Tensor], path: Path, *, limits: Limits | None = None) -> Path:
-    return figures.scatter_panels(panels, path, limits=limits)
+def scatter_figure(
+    panels: Mapping[str, Tensor],
+    path: Path,
+    *,
+    limits: Limits | None = None,
+    labels: Mapping[str, Tensor] | None = None,
+) -> Path:
+    return figures.scatter_panels(panels, path, limits=limits, labels=labels)
 
 
 def trajectory_figure(
@@ -48,8 +54,14 @@ def density_figure(panels: Mapping[str, Tensor], limits: Limits, path: Path) -> 
     return figures.density_panels(panels, limits, path)
 
 
-def image_figure(bundle: DataBundle, x: Tensor, path: Path) -> Path:
-    return figures.image_grid(bundle.train.to_unit_interval(x), path)
+def image_figure(bundle: DataBundle, x: Tensor, path: Path, *, nrow: int | None = None) -> Path:
+    return figures.image_grid(bundle.train.to_unit_interval(x), path, nrow=nrow)
+
+
+def class_labels(n_classes: int, n: int) -> Tensor:
+    """``n`` labels cycling through the classes 0, 1, ..., C-1, 0, 1, ...: in a grid of C columns,
+    each column is one class."""
+    return torch.arange(n) % n_classes
 
 
 def model_density(
@@ -74,7 +86,11 @@ def model_density(
 class RunFigures(Callback):
     """Samples of the EMA model as PNG: a scatter plot and trajectories (2-D) or an image grid,
     written to ``out/figures/samples_<step>.png``; at the last step also ``samples.png`` and, for
-    2-D data, the model's density heat map ``density.png`` beside the true one where it is known."""
+    2-D data, the model's density heat map ``density.png`` beside the true one where it is known.
+
+    A class-conditional model is sampled class by class (labels cycling through the classes: the
+    points coloured by class, or one class per column of the image grid) and its density is that
+    of its unconditional half (the null label)."""
 
     def __init__(
         self,
@@ -94,10 +110,17 @@ class RunFigures(Callback):
     def __call__(self, trainer: Trainer) -> dict[str, float]:
         model, bundle = trainer.ema_model, self.bundle
         g = torch.Generator(trainer.device).manual_seed(self.seed)
+        labels, score_fn, unconditional, nrow = None, model, model, None
+        if model.is_conditional:
+            nrow = model.n_classes if bundle.is_image else None
+            n = self.n if not bundle.is_image else model.n_classes * max(1, self.n // model.n_classes)
+            labels = class_labels(model.n_classes, n)
+            score_fn = model.given(labels.to(trainer.device))
+            unconditional = model.given(model.null_label)
         result = sdegen.sample(
             model.sde,
-            model,
-            (self.n, *bundle.event_shape),
+            score_fn,
+            (self.n if labels is None else labels.shape[0], *bundle.event_shape),
             self.sampler,
             eps=self.eps,
             generator=g,
@@ -111,18 +134,27 @@ class RunFigures(Callback):
         names = [f"samples_{trainer.step:07d}.png"] + (["samples.png"] if last else [])
         if bundle.is_image:
             for name in names:
-                image_figure(bundle, x, fig_dir / name)
+                image_figure(bundle, x, fig_dir / name, nrow=nrow)
             return {}
-        data = bundle.distribution.sample(self.n, torch.Generator().manual_seed(self.seed))
+        title = f"samples, step {trainer.step}"
+        if labels is None:
+            data, colours = bundle.distribution.sample(self.n, torch.Generator().manual_seed(self.seed)), None
+        else:
+            data, data_labels = bundle.distribution.sample_labelled(
+                self.n, torch.Generator().manual_seed(self.seed)
+            )
+            title = f"samples by class, step {trainer.step}"
+            colours = {"data": data_labels, title: labels}
         limits = figures.limits_of([data])
         for name in names:
-            scatter_figure({"data": data, f"samples, step {trainer.step}": x}, fig_dir / name, limits=limits)
+            scatter_figure({"data": data, title: x}, fig_dir / name, limits=limits, labels=colours)
         trajectory_figure(
             {"probability-flow ODE": result.trajectory}, fig_dir / "trajectories.png", limits=limits
         )
         if last:
             eps = 1e-5 if self.eps is None else self.eps
-            panels = {"model density": model_density(model.sde, model, limits, 48, trainer.device, eps)}
+            density = "model density" if labels is None else "unconditional model density"
+            panels = {density: model_density(model.sde, unconditional, limits, 48, trainer.device, eps)}
             if bundle.distribution.has_density:
                 panels = {
                     "true density": figures.density_on_grid(bundle.distribution.log_prob, limits, 48),
@@ -133,12 +165,23 @@ class RunFigures(Callback):
 
 
 def evaluation_callbacks(
-    cfg: RunConfig, bundle: DataBundle, held_out: Tensor, out: Path, *, eps: float | None = None
+    cfg: RunConfig,
+    bundle: DataBundle,
+    held_out: Tensor,
+    out: Path,
+    *,
+    eps: float | None = None,
+    labels: Tensor | None = None,
 ) -> list[Callback]:
     """Held-out NLL (exact divergence for d <= 16, Hutchinson otherwise; bits/dim for images) and
     figures, every ``cfg.eval["every"]`` steps, at ``eps`` (default: 1e-5 for the NLL, the SDE's
-    sampling_eps for the figures)."""
+    sampling_eps for the figures).
+
+    For a conditional run the NLL is -log p(x | y) of the held-out ``labels``; a classifier run is
+    evaluated by its held-out accuracy on nearly clean data (t = 1e-3) instead."""
     every = cfg.eval["every"]
+    if cfg.kind == "classifier":
+        return [HeldOutAccuracy(held_out, labels, every, t=1e-3, seed=cfg.seed)]
     d = math.prod(bundle.event_shape)
     nll = HeldOutNLL(
         held_out,
@@ -147,6 +190,7 @@ def evaluation_callbacks(
         bits_per_dim=bundle.test.bits_per_dim if bundle.is_image else None,
         seed=cfg.seed,
         eps=1e-5 if eps is None else eps,
+        y=labels,
     )
     n = 64 if bundle.is_image else 1000
     return [nll, RunFigures(every, bundle, out, n=n, sampler_name="ode", seed=cfg.seed, eps=eps)]

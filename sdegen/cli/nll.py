@@ -11,6 +11,7 @@ import torch
 
 import sdegen
 from sdegen.cli._common import (
+    UsageError,
     add_common_arguments,
     check_end_time,
     positive_float,
@@ -54,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=positive_int, default=1000, help="points per ODE solve")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    p.add_argument(
+        "--unconditional",
+        action="store_true",
+        help="of a class-conditional run: -log p(x) of its unconditional half (the null label) instead "
+        "of -log p(x | y) with the data's labels",
+    )
     p.set_defaults(run=run)
 
 
@@ -63,6 +70,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
+    if trained.kind == "classifier":
+        raise UsageError(
+            f"{run_dir} is a classifier run (`sdegen train --classifier`): it has no likelihood; evaluate a "
+            f"score model run"
+        )
+    if args.unconditional and trained.kind != "conditional":
+        raise UsageError(
+            f"--unconditional evaluates the null label of a class-conditional run; {run_dir} is not one"
+        )
+    # A conditional run is evaluated as -log p(x | y) with the data's labels (or its null label).
+    labelled = trained.kind == "conditional" and not args.unconditional
     check_writable(out)  # before the work: a result that cannot be written would be lost
     eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
     d = math.prod(bundle.event_shape)
@@ -71,24 +89,38 @@ def run(args: argparse.Namespace) -> int:
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
     nll_per_repeat, bpd_per_repeat, true_nll, nfe = [], [], None, 0
+    labels = None
     if bundle.is_image:
         images = bundle.test if args.split == "test" else bundle.train
         pixels = images.pixels[: min(args.n, len(images))].to(device)
+        if labelled:
+            labels = images.labels[: pixels.shape[0]].to(device)
     else:
-        points = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed)).to(device)
+        draw = torch.Generator().manual_seed(args.seed)
+        if labelled:
+            points, labels = bundle.distribution.sample_labelled(args.n, draw)
+            points, labels = points.to(device), labels.to(device)
+        else:
+            points = bundle.distribution.sample(args.n, draw).to(device)
         mixture = getattr(bundle.distribution, "mixture", None)
         if mixture is not None:  # exactly at eps: the data convolved with the kernel at eps
-            true_nll = -float(mixture.marginal(model.sde, eps).log_prob(points.double()).mean())
-        elif bundle.distribution.has_density:
+            true_nll = -float(_mixture_log_prob(mixture, model.sde, eps, points, labels).mean())
+        elif bundle.distribution.has_density and not labelled:
             true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
     for _ in range(args.repeats):
         x = images.to_model(pixels, g) if bundle.is_image else points
         logps = []
-        for chunk in x.split(args.batch_size):
+        chunk_labels = (
+            [None] * len(x.split(args.batch_size)) if labels is None else labels.split(args.batch_size)
+        )
+        for chunk, y in zip(x.split(args.batch_size), chunk_labels, strict=True):
+            score_fn = (
+                model if not model.is_conditional else model.given(model.null_label if y is None else y)
+            )
             res = sdegen.log_likelihood(
                 chunk,
                 model.sde,
-                model,
+                score_fn,
                 divergence=divergence,
                 rtol=args.rtol,
                 atol=args.atol,
@@ -103,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             bpd_per_repeat.append(float(images.bits_per_dim(logp).mean()))
     seconds = time.perf_counter() - start
     report = {
+        "of": "-log p(x | y), the data's labels" if labelled else "-log p(x)",
         "split": args.split if bundle.is_image else "fresh",
         "n": int(x.shape[0]),
         "eps": eps,
@@ -113,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "nfe": nfe,
         "seconds": seconds,
     }
-    line = f"NLL {report['nll']:.4f} nats"
+    line = f"{'conditional ' if labelled else ''}NLL {report['nll']:.4f} nats"
     if bpd_per_repeat:
         report["bits_per_dim"] = sum(bpd_per_repeat) / args.repeats
         report["bits_per_dim_per_repeat"] = bpd_per_repeat
@@ -126,3 +159,17 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "nll.json", report)
     print(f"wrote {out / 'nll.json'}")
     return 0
+
+
+def _mixture_log_prob(
+    mixture, sde, eps: float, points: torch.Tensor, labels: torch.Tensor | None
+) -> torch.Tensor:
+    """log p_eps(x) of the mixture's marginal at eps, or log p_eps(x | y) of each point's class."""
+    x = points.double().cpu()
+    if labels is None:
+        return mixture.marginal(sde, eps).log_prob(x)
+    out = torch.empty(x.shape[0], dtype=torch.float64)
+    y = labels.cpu()
+    for k in y.unique().tolist():
+        out[y == k] = mixture.class_conditional(k).marginal(sde, eps).log_prob(x[y == k])
+    return out

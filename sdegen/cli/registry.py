@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 from sdegen import data as D
 from sdegen import samplers as S
@@ -36,9 +37,10 @@ from sdegen.losses import (
     LikelihoodWeighting,
     Loss,
     NCSNLoss,
+    NoisyClassifierLoss,
     SlicedScoreMatching,
 )
-from sdegen.nn import UNET_SIZES, ScoreMLP, UNet
+from sdegen.nn import UNET_SIZES, MLPClassifier, ScoreMLP, UNet, UNetClassifier
 from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
 from sdegen.sde import VESDE, VPSDE, LinearSDE, SubVPSDE
 
@@ -60,6 +62,9 @@ __all__ = [
     "SAMPLERS",
     "PresetSpec",
     "PRESETS",
+    "KINDS",
+    "MaskSpec",
+    "MASKS",
     "lookup",
     "sde_options",
 ]
@@ -81,31 +86,43 @@ class DataSpec:
     """A data set: ``factory(data section of config.json)`` loads it.
 
     ``options`` names the data options of ``sdegen train`` it reads (``root``, ``download``,
-    ``image_size``, ``channels``); they are stored in its section of ``config.json``.
+    ``image_size``, ``channels``); they are stored in its section of ``config.json``. ``labelled``:
+    its examples carry class labels (a class per mixture component, per moon, per digit, per
+    sub-folder), so ``sdegen train --conditional`` and ``--classifier`` take it.
     """
 
     factory: Callable[[Mapping[str, Any]], DataBundle]
     title: str
     images: bool = False
     options: tuple[str, ...] = ()
+    labelled: bool = False
 
 
 DATASETS: dict[str, DataSpec] = {
     "ring": DataSpec(
-        _data.toy(lambda: D.ring(8, radius=4.0, std=0.5)), "ring of 8 Gaussians (radius 4, std 0.5)"
+        _data.toy(lambda: D.ring(8, radius=4.0, std=0.5)),
+        "ring of 8 Gaussians (radius 4, std 0.5)",
+        labelled=True,
     ),
-    "grid": DataSpec(_data.toy(lambda: D.grid(5, spacing=2.0, std=0.3)), "5 x 5 grid of Gaussians"),
-    "moons": DataSpec(_data.toy(D.Moons), "two moons"),
+    "grid": DataSpec(
+        _data.toy(lambda: D.grid(5, spacing=2.0, std=0.3)), "5 x 5 grid of Gaussians", labelled=True
+    ),
+    "moons": DataSpec(_data.toy(D.Moons), "two moons", labelled=True),
     "swissroll": DataSpec(_data.toy(D.SwissRoll), "Swiss roll"),
     "checkerboard": DataSpec(_data.toy(D.Checkerboard), "checkerboard"),
-    "digits": DataSpec(_data.digits, "scikit-learn's 8x8 digits", images=True),
-    "mnist": DataSpec(_data.vision(D.load_mnist), "MNIST", images=True, options=("root", "download")),
-    "cifar10": DataSpec(_data.vision(D.load_cifar10), "CIFAR-10", images=True, options=("root", "download")),
+    "digits": DataSpec(_data.digits, "scikit-learn's 8x8 digits", images=True, labelled=True),
+    "mnist": DataSpec(
+        _data.vision(D.load_mnist), "MNIST", images=True, options=("root", "download"), labelled=True
+    ),
+    "cifar10": DataSpec(
+        _data.vision(D.load_cifar10), "CIFAR-10", images=True, options=("root", "download"), labelled=True
+    ),
     "folder": DataSpec(
         _data.image_folder,
         "a folder of images",
         images=True,
         options=("root", "download", "image_size", "channels"),
+        labelled=True,
     ),
 }
 
@@ -135,22 +152,36 @@ SDES: dict[str, SDESpec] = {
 # -- networks ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelSpec:
-    """A network: ``factory(model section of config.json, event_shape)``; ``images``: needs images."""
+    """A network: ``factory(model section of config.json, event_shape, n_classes)`` builds the score
+    network (class-conditional for ``n_classes`` not None); ``classifier(section, event_shape,
+    n_classes)`` the noise-conditional classifier of the same family; ``images``: needs images."""
 
-    factory: Callable[[Mapping[str, Any], tuple[int, ...]], Any]
+    factory: Callable[[Mapping[str, Any], tuple[int, ...], int | None], nn.Module]
     title: str
     images: bool = False
+    classifier: Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module] | None = None
 
 
 MODELS: dict[str, ModelSpec] = {
-    "mlp": ModelSpec(lambda c, shape: ScoreMLP(shape, hidden=c["hidden"], depth=c["depth"]), "ScoreMLP"),
+    "mlp": ModelSpec(
+        lambda c, shape, k: ScoreMLP(shape, hidden=c["hidden"], depth=c["depth"], n_classes=k),
+        "ScoreMLP",
+        classifier=lambda c, shape, k: MLPClassifier(shape, k, hidden=c["hidden"], depth=c["depth"]),
+    ),
     **{
         f"unet-{size}": ModelSpec(
-            lambda c, shape, size=size: UNet.from_size(size, in_channels=shape[0]), f"U-Net ({size})", True
+            lambda c, shape, k, size=size: UNet.from_size(size, in_channels=shape[0], n_classes=k),
+            f"U-Net ({size})",
+            True,
+            classifier=lambda c, shape, k, size=size: UNetClassifier.from_size(size, shape[0], k),
         )
         for size in UNET_SIZES
     },
 }
+
+#: What a run trains: an unconditional score model, a class-conditional one (``--conditional``), or
+#: a noise-conditional classifier (``--classifier``).
+KINDS = ("score", "conditional", "classifier")
 AUTO_MODEL = {False: "mlp", True: "unet-small"}  # what `--model auto` means for 2-D data / images
 
 
@@ -183,11 +214,13 @@ class LossOptions:
 @dataclass(frozen=True)
 class LossSpec:
     """A training objective: ``factory(LossOptions)``; ``options`` names the keys of its
-    ``config.json`` section beyond ``eps``, each an option of ``sdegen train``."""
+    ``config.json`` section beyond ``eps``, each an option of ``sdegen train``; ``classifier``: it
+    trains a noise-conditional classifier (``sdegen train --classifier``), not a score model."""
 
     factory: Callable[[LossOptions], Loss]
     title: str
     options: tuple[str, ...] = ()
+    classifier: bool = False
 
 
 def _exact_score(o: LossOptions):
@@ -232,6 +265,11 @@ LOSSES: dict[str, LossSpec] = {
         _ncsn,
         "NCSN: sigma_i^2-weighted DSM on geometric VE levels",
         options=("levels",),
+    ),
+    "cross-entropy": LossSpec(
+        lambda o: NoisyClassifierLoss(eps=o.eps),
+        "cross-entropy of the noise-conditional classifier at t ~ U[eps, T]",
+        classifier=True,
     ),
     "ddpm": LossSpec(lambda o: DDPMLoss(steps=1000), "DDPM L_simple, 1000 steps"),
 }
@@ -314,6 +352,44 @@ PRESETS: dict[str, PresetSpec] = {
     "ncsn": PresetSpec(
         {"sde": "ve", "sigma_min": 0.01, "sigma_max": 10.0, "loss": "ncsn", "ncsn_levels": 10},
         "NCSN: VE SDE, 10 geometric levels from 10 to 0.01, annealed Langevin",
+    ),
+}
+
+
+# -- inpainting masks of `sdegen sample --inpaint` ------------------------------------------------------
+@dataclass(frozen=True)
+class MaskSpec:
+    """A mask for images of shape ``(C, H, W)``: ``factory(shape)`` is a bool tensor of that shape,
+    True where the pixel is observed (kept), False where it is filled in."""
+
+    factory: Callable[[tuple[int, ...]], Tensor]
+    title: str
+
+
+def _rows_cols(shape: tuple[int, ...]) -> tuple[Tensor, Tensor]:
+    h, w = shape[-2:]
+    return torch.arange(h)[:, None].expand(h, w), torch.arange(w)[None, :].expand(h, w)
+
+
+def _mask(rule: Callable[[Tensor, Tensor, int, int], Tensor]) -> Callable[[tuple[int, ...]], Tensor]:
+    def factory(shape: tuple[int, ...]) -> Tensor:
+        r, c = _rows_cols(shape)
+        return rule(r, c, shape[-2], shape[-1]).expand(shape).clone()
+
+    return factory
+
+
+MASKS: dict[str, MaskSpec] = {
+    "left": MaskSpec(_mask(lambda r, c, h, w: c < w // 2), "the left half observed, the right filled in"),
+    "right": MaskSpec(_mask(lambda r, c, h, w: c >= w // 2), "the right half observed, the left filled in"),
+    "top": MaskSpec(_mask(lambda r, c, h, w: r < h // 2), "the top half observed, the bottom filled in"),
+    "bottom": MaskSpec(_mask(lambda r, c, h, w: r >= h // 2), "the bottom half observed, the top filled in"),
+    "center": MaskSpec(
+        _mask(lambda r, c, h, w: ~((r >= h // 4) & (r < h - h // 4) & (c >= w // 4) & (c < w - w // 4))),
+        "the border observed, the central square (half the side) filled in",
+    ),
+    "checkerboard": MaskSpec(
+        _mask(lambda r, c, h, w: (r + c) % 2 == 0), "every other pixel observed, the rest filled in"
     ),
 }
 

@@ -23,11 +23,13 @@ from typing import Any
 import torch
 
 import sdegen
+from sdegen.classifier import NoisyClassifier
 from sdegen.cli._common import UsageError, as_usage_error
 from sdegen.cli._data import DataBundle
 from sdegen.cli.registry import (
     AUTO_MODEL,
     DATASETS,
+    KINDS,
     LOSSES,
     MODELS,
     PARAMETERIZATIONS,
@@ -35,7 +37,7 @@ from sdegen.cli.registry import (
     LossOptions,
     lookup,
 )
-from sdegen.losses import Loss, NCSNLevels, NoiseLevels
+from sdegen.losses import LabelDropout, Loss, NCSNLevels, NoiseLevels
 from sdegen.parameterization import ScoreModel
 from sdegen.sde import LinearSDE
 from sdegen.training import TrainConfig, load_weights
@@ -65,6 +67,12 @@ class RunConfig:
     (a key of ``LOSSES``, ``eps`` and the loss's options, e.g. ``levels`` for ``ncsn``). ``eval`` is
     ``{"every": steps, "n": held-out points}``. ``resumed`` records each ``--resume`` that changed
     settings: ``{"step": k, "changed": {option: [old, new]}}``.
+
+    ``kind`` (one of :data:`~sdegen.cli.registry.KINDS`) is what the run trains: ``"score"`` (an
+    unconditional score model, the default of older runs), ``"conditional"`` (a class-conditional
+    score model on the data's labels; its ``loss`` section holds ``label_dropout``, the probability
+    of the null label) or ``"classifier"`` (a noise-conditional classifier p_t(y | x), with the loss
+    ``cross-entropy``; ``parameterization`` is then unused). The number of classes is the data's.
     Construction checks every name and key, so a run that was written can be rebuilt.
     """
 
@@ -78,6 +86,7 @@ class RunConfig:
     eval: dict[str, int]
     seed: int
     resumed: tuple[dict[str, Any], ...] = ()
+    kind: str = "score"
     sdegen_version: str = field(default=sdegen.__version__)
 
     def __post_init__(self) -> None:
@@ -101,6 +110,27 @@ class RunConfig:
         loss = lookup(LOSSES, _require(self.loss, "loss", "name"), "loss")
         for key in ("eps", *loss.options):
             _require(self.loss, "loss", key)
+        if self.kind not in KINDS:
+            raise UsageError(f"setting 'kind' must be one of {list(KINDS)}; got {self.kind!r}")
+        flag = {"conditional": "--conditional", "classifier": "--classifier"}.get(self.kind)
+        if flag and not data.labelled:
+            labelled = [name for name, spec in DATASETS.items() if spec.labelled]
+            raise UsageError(
+                f"{flag} needs a labelled data set ({', '.join(labelled)}); {self.data['name']} has no classes"
+            )
+        if loss.classifier != (self.kind == "classifier"):
+            raise UsageError(
+                f"--loss {self.loss['name']} trains a classifier: add --classifier"
+                if loss.classifier
+                else f"--classifier trains with --loss cross-entropy; got --loss {self.loss['name']}"
+            )
+        if (self.kind == "conditional") != ("label_dropout" in self.loss):
+            raise UsageError(
+                "setting 'loss' must hold 'label_dropout' exactly for a conditional run (kind 'conditional'); "
+                f"got kind {self.kind!r} and loss {dict(self.loss)}"
+            )
+        if self.kind == "classifier" and model.classifier is None:
+            raise UsageError(f"--model {self.model['name']} has no classifier; use --model mlp or unet-SIZE")
         for key in ("every", "n"):
             _require(self.eval, "eval", key)
         if not isinstance(self.train, TrainConfig):
@@ -121,6 +151,7 @@ class RunConfig:
             "eval": dict(self.eval),
             "seed": self.seed,
             "resumed": [dict(r) for r in self.resumed],
+            "kind": self.kind,
         }
 
     @classmethod
@@ -129,7 +160,8 @@ class RunConfig:
         naming ``source`` and the key."""
         if not isinstance(d, Mapping):
             raise UsageError(f"{source} must hold a JSON object; got {type(d).__name__}")
-        keys = [f.name for f in dataclasses.fields(cls) if f.name not in ("sdegen_version", "resumed")]
+        optional = ("sdegen_version", "resumed", "kind")  # absent from the configs of older runs
+        keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
         missing = [k for k in keys if k not in d]
         if missing:
             raise UsageError(f"{source} lacks the setting(s) {missing}; was it written by `sdegen train`?")
@@ -140,6 +172,7 @@ class RunConfig:
                 **{k: d[k] for k in keys if k != "train"},
                 train=train,
                 resumed=tuple(d.get("resumed") or ()),
+                kind=d.get("kind", "score"),
                 sdegen_version=d.get("sdegen_version", "unknown"),
             )
         except UsageError as e:
@@ -175,18 +208,33 @@ def sde_section(name: str, **values: float) -> dict[str, Any]:
 # -- rebuilding a run --------------------------------------------------------------------------------
 @dataclass
 class Run:
-    """The objects of a run: its settings, data, SDE, score model (on ``device``) and loss."""
+    """The objects of a run: its settings, data, SDE, model (on ``device``) and loss.
+
+    ``model`` is a :class:`~sdegen.parameterization.ScoreModel` (class-conditional for a
+    ``conditional`` run) or, for a ``classifier`` run, a :class:`~sdegen.classifier.NoisyClassifier`.
+    """
 
     config: RunConfig
     data: DataBundle
     sde: LinearSDE
-    model: ScoreModel
+    model: ScoreModel | NoisyClassifier
     loss: Loss
+
+    @property
+    def kind(self) -> str:
+        """What the run trains: ``"score"``, ``"conditional"`` or ``"classifier"``."""
+        return self.config.kind
+
+    def batches(self):
+        """The training batches, with labels for conditional and classifier runs."""
+        cfg = self.config
+        return self.data.batches(cfg.batch_size, cfg.seed, labels=self.kind != "score")
 
     @property
     def levels(self) -> NoiseLevels | None:
         """The noise levels (in float64) of a run trained on NCSN's discrete levels, else None."""
-        weighting = getattr(self.loss, "weighting", None)
+        loss = self.loss.loss if isinstance(self.loss, LabelDropout) else self.loss
+        weighting = getattr(loss, "weighting", None)
         if not isinstance(weighting, NCSNLevels):
             return None
         return weighting.of(self.sde, dtype=torch.float64)
@@ -219,12 +267,21 @@ def build_run(config: RunConfig, device: torch.device) -> Run:
         sde = SDES[config.sde["name"]].factory(**{k: v for k, v in config.sde.items() if k != "name"})
     with as_usage_error("loss settings"):
         loss = LOSSES[config.loss["name"]].factory(LossOptions(config.loss["eps"], sde, bundle, config.loss))
+        if config.kind == "conditional":
+            loss = LabelDropout(loss, config.loss["label_dropout"])
+    classes = None if config.kind == "score" else bundle.n_classes
+    if config.kind != "score" and classes is None:
+        raise UsageError(f"the data of this run ({bundle.name}) carry no labels for a {config.kind} run")
+    spec = MODELS[config.model["name"]]
     # Parameter initialisation draws from torch's global generator; fork it so the caller's
     # random state is left as it was.
     with torch.random.fork_rng(devices=[]), as_usage_error("model settings"):
         torch.manual_seed(config.seed)
-        net = MODELS[config.model["name"]].factory(config.model, bundle.event_shape)
-        model = ScoreModel(net, sde, PARAMETERIZATIONS[config.parameterization].factory())
+        if config.kind == "classifier":
+            model = NoisyClassifier(spec.classifier(config.model, bundle.event_shape, classes), sde)
+        else:
+            net = spec.factory(config.model, bundle.event_shape, classes)
+            model = ScoreModel(net, sde, PARAMETERIZATIONS[config.parameterization].factory())
     return Run(config, bundle, sde, model.to(device), loss)
 
 

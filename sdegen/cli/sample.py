@@ -1,4 +1,5 @@
-"""``sdegen sample``: draw samples from a trained run with a chosen sampler."""
+"""``sdegen sample``: draw samples from a trained run with a chosen sampler, perhaps of a class
+(classifier-free or classifier guidance) or filling in images (inpainting)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import torch
 import sdegen
 from sdegen.cli import _report
 from sdegen.cli._common import (
+    UsageError,
     add_common_arguments,
     as_usage_error,
     check_end_time,
+    nonnegative_int,
     positive_float,
     positive_int,
+    real,
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import SAMPLERS, SamplerOptions
+from sdegen.cli._conditioning import Inpaint, classes, inpaint
+from sdegen.cli.registry import MASKS, SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
 from sdegen.training.files import atomic_write, check_writable
@@ -32,7 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sample",
         help="sample a trained run",
         description="Draw samples from the EMA model of a run directory; write samples.pt, a figure "
-        "and samples.json (NFE, time, and for 2-D data the energy distance to fresh data).",
+        "and samples.json (NFE, time, and for 2-D data the energy distance to fresh data). A "
+        "class-conditional run samples one class (--label K) or every class in turn, with "
+        "classifier-free guidance --guidance W; an unconditional run is guided to a class by a "
+        "classifier run (--label K --classifier RUN). --inpaint MASK fills in test images.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write the samples [default: RUN]")
@@ -62,6 +70,46 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    g = p.add_argument_group("classes")
+    g.add_argument(
+        "--label",
+        type=nonnegative_int,
+        default=None,
+        help="the class to sample [default: every class in turn] (a conditional run, or with --classifier)",
+    )
+    g.add_argument(
+        "--guidance",
+        type=real,
+        default=argparse.SUPPRESS,
+        help="w of classifier-free guidance (1 + w) s(t, x, y) - w s(t, x, null) of a conditional run: 0 "
+        "the conditional model, -1 the unconditional one, > 0 sharper classes (default: 0)",
+    )
+    g.add_argument(
+        "--classifier",
+        default=None,
+        metavar="CLF",
+        help="a classifier run (`sdegen train --classifier`) guiding this unconditional run to --label",
+    )
+    g.add_argument(
+        "--classifier-scale",
+        type=real,
+        default=argparse.SUPPRESS,
+        help="scale of classifier guidance, score + scale * grad log p_t(y | x) (default: 1, exact Bayes)",
+    )
+    g = p.add_argument_group("inpainting")
+    g.add_argument(
+        "--inpaint",
+        default=None,
+        metavar="MASK",
+        help=f"fill in test images where MASK is False: one of {', '.join(MASKS)}, or a .pt file holding a "
+        f"bool tensor of the image shape (True where observed)",
+    )
+    g.add_argument(
+        "--images",
+        type=positive_int,
+        default=None,
+        help="with --inpaint: how many test images to fill in; sample i fills in image i mod K (default: 8)",
+    )
     p.set_defaults(run=run)
 
 
@@ -70,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
+    if trained.kind == "classifier":
+        raise UsageError(
+            f"{run_dir} is a classifier run (`sdegen train --classifier`), which has no samples: guide an "
+            f"unconditional run with it, `sdegen sample RUN --label K --classifier {run_dir}`"
+        )
     bundle, model, levels = trained.data, trained.model, trained.levels
     name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
     spec = SAMPLERS[name]
@@ -80,13 +133,19 @@ def run(args: argparse.Namespace) -> int:
     )
     with as_usage_error("sampler settings"):
         sampler = spec.factory(options)
+    with as_usage_error("conditioning"):
+        cond = classes(args, trained, args.n, device)
+    fill = inpaint(args, trained, args.n)
+    if fill is not None:
+        with as_usage_error("sampler for --inpaint"):
+            sampler.check_observation()
     check_writable(out)  # before the work: samples that cannot be written would be lost
     eps = check_end_time(model.sde, trained.end_time(args.eps))
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
     result = sdegen.sample(
         model.sde,
-        model,
+        cond.score_fn,
         (args.n, *bundle.event_shape),
         sampler,
         eps=eps,
@@ -95,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return_trajectory=not bundle.is_image,
         progress=True,
         denoise=args.denoise,
+        observation=None if fill is None else fill.observation,
     )
     seconds = time.perf_counter() - start
     x = result.x.detach().cpu()
@@ -106,21 +166,63 @@ def run(args: argparse.Namespace) -> int:
         "eps": eps,
         "nfe": result.nfe,
         "seconds": seconds,
+        **cond.report,
     }
-    title = spec.title
-    fresh = None
+    title = spec.title + (f", {cond.title}" if cond.title else "")
+    fresh, extra = None, ""
     if not bundle.is_image:
-        fresh = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed + 1))
+        fresh_g = torch.Generator().manual_seed(args.seed + 1)
+        if cond.labels is None:
+            fresh = bundle.distribution.sample(args.n, fresh_g)
+        else:
+            fresh = bundle.class_samples(cond.labels, fresh_g)
         report["energy_distance"] = float(energy_distance(x, fresh))
-    extra = f", energy distance to fresh data {report['energy_distance']:.4g}" if fresh is not None else ""
+        of = "fresh data" if cond.labels is None else "fresh data of the same classes"
+        extra = f", energy distance to {of} {report['energy_distance']:.4g}"
+    if fill is not None:
+        report["inpainting"] = _inpainting_report(fill, x)
+        extra += (
+            f", inpainting {fill.name}: RMSE {report['inpainting']['rmse_filled']:.3g} to the original "
+            f"on the filled-in pixels"
+        )
     # Printed before the figures and the report are written, so that a failed write loses nothing.
     print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
-    figure = out / "figures" / f"samples-{name}.png"
-    if bundle.is_image:
-        _report.image_figure(bundle, x, figure)
+    suffix = "" if fill is None else f"-inpaint-{fill.name}"
+    figure = out / "figures" / f"samples-{name}{suffix}.png"
+    labels = cond.labels
+    if bundle.is_image and fill is not None:
+        _inpainting_figure(bundle, fill, x, figure)
+    elif bundle.is_image:
+        nrow = None if labels is None or args.label is not None else int(labels.max()) + 1
+        _report.image_figure(bundle, x, figure, nrow=nrow)
     else:
-        _report.scatter_figure({"data": fresh, title: x}, figure)
+        colours = None if labels is None else {"data": labels, title: labels}
+        _report.scatter_figure({"data": fresh, title: x}, figure, labels=colours)
         _report.trajectory_figure({title: result.trajectory}, out / "figures" / f"trajectories-{name}.png")
     write_json(out / "samples.json", report)
     print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")
     return 0
+
+
+def _inpainting_report(fill: Inpaint, x: torch.Tensor) -> dict[str, object]:
+    """How far the samples are from the images they fill in: on the filled-in pixels (the
+    reconstruction error) and on the observed ones (the noise left at the end time)."""
+    originals = fill.originals[torch.arange(x.shape[0]) % fill.n_images]
+    sq = (x.double() - originals.double()) ** 2
+    mask = fill.mask.expand_as(sq)
+    return {
+        "mask": fill.name,
+        "images": fill.n_images,
+        "observed_pixels": int(fill.mask.sum()),
+        "rmse_filled": float(sq[~mask].mean().sqrt()),
+        "rmse_observed": float(sq[mask].mean().sqrt()),
+    }
+
+
+def _inpainting_figure(bundle, fill: Inpaint, x: torch.Tensor, path: Path) -> Path:
+    """One column per test image: the original, what was observed (grey where filled in), then its samples."""
+    k = fill.n_images
+    shown = fill.originals.clone()
+    shown[:, ~fill.mask] = 0.0  # mid-grey in [-1, 1]
+    n = (x.shape[0] // k) * k  # whole rows only
+    return _report.image_figure(bundle, torch.cat([fill.originals, shown, x[:n]]), path, nrow=k)

@@ -1,4 +1,5 @@
-"""``sdegen train``: fit a score model and write a run directory.
+"""``sdegen train``: fit a score model (unconditional, or class-conditional with ``--conditional``) or
+a noise-conditional classifier (``--classifier``) and write a run directory.
 
 The run directory holds ``config.json`` (every setting, resolved), ``checkpoints/last.pt``,
 ``metrics.jsonl`` (one JSON record per log step) and ``figures/``.
@@ -20,6 +21,7 @@ from sdegen.cli._common import (
     nonnegative_int,
     positive_float,
     positive_int,
+    probability,
     resolve_device,
     write_json,
 )
@@ -98,6 +100,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"noise levels L of --loss ncsn (default: {_DEFAULTS['ncsn_levels']})",
     )
     g.add_argument("--eps", type=positive_float, default=1e-5, help="smallest training time")
+    g = p.add_argument_group("classes")
+    g.add_argument(
+        "--conditional",
+        action="store_true",
+        help="train a class-conditional model on the data's labels (a class per Gaussian of ring and "
+        "grid, per moon, per digit), sampled with `sdegen sample --label K --guidance W`",
+    )
+    g.add_argument(
+        "--label-dropout",
+        type=probability,
+        default=argparse.SUPPRESS,
+        help=f"with --conditional: probability of training on the null label instead of the class, which "
+        f"teaches the unconditional model that classifier-free guidance needs (default: {_DEFAULTS['label_dropout']})",
+    )
+    g.add_argument(
+        "--classifier",
+        action="store_true",
+        help="train a noise-conditional classifier p_t(y | x) on the SDE's noised data (--loss cross-entropy) "
+        "instead of a score model, for classifier guidance: `sdegen sample RUN --label K --classifier THIS`",
+    )
     g = p.add_argument_group("optimisation")
     g.add_argument(
         "--steps",
@@ -136,6 +158,7 @@ _DEFAULTS = {
     "sde": "vp",
     "loss": "dsm",
     "ncsn_levels": 10,
+    "label_dropout": 0.1,
     **{opt.name: opt.default for opt, _ in sde_options().values()},
 }
 
@@ -148,8 +171,23 @@ def _setting(args: argparse.Namespace, name: str):
     return preset.get(name, _DEFAULTS[name])
 
 
+def _kind(args: argparse.Namespace) -> str:
+    """What the command line asks to train (see :data:`~sdegen.cli.registry.KINDS`)."""
+    if args.conditional and args.classifier:
+        raise UsageError(
+            "--conditional and --classifier train different models: a class-conditional score model, or "
+            "a classifier to guide an unconditional one; choose one"
+        )
+    if "label_dropout" in vars(args) and not args.conditional:
+        raise UsageError(
+            "--label-dropout is the label dropout of a class-conditional model: add --conditional"
+        )
+    return "conditional" if args.conditional else "classifier" if args.classifier else "score"
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The resolved settings of a new run, as stored in ``config.json``."""
+    kind = _kind(args)
     sde_name = _setting(args, "sde")
     sde = {"name": sde_name, **{opt.name: _setting(args, opt.name) for opt in SDES[sde_name].options}}
     data = {
@@ -157,6 +195,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         **{key: getattr(args, _DATA_OPTIONS[key]) for key in DATASETS[args.data].options},
     }
     loss = _setting(args, "loss")
+    if kind == "classifier" and "loss" not in vars(args):
+        loss = "cross-entropy"  # the classifier's objective; a score loss given explicitly is refused
+    extra = {"label_dropout": _setting(args, "label_dropout")} if kind == "conditional" else {}
     with as_usage_error("training settings"):
         train = TrainConfig(
             steps=args.steps or 5000,
@@ -180,11 +221,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             "name": loss,
             "eps": args.eps,
             **{key: _setting(args, _LOSS_OPTIONS[key]) for key in LOSSES[loss].options},
+            **extra,
         },
         batch_size=args.batch_size,
         train=train,
         eval={"every": args.eval_every, "n": args.n_eval},
         seed=args.seed,
+        kind=kind,
     )
 
 
@@ -215,6 +258,10 @@ SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "loss": (("loss", "name"), False),
     "eps": (("loss", "eps"), False),
     **{dest: (("loss", key), False) for key, dest in _LOSS_OPTIONS.items()},
+    "label_dropout": (("loss", "label_dropout"), False),
+    # What the run trains: --conditional and --classifier are compared with the run's kind.
+    "conditional": (("kind",), False),
+    "classifier": (("kind",), False),
     "seed": (("seed",), False),
     "steps": (("train", "steps"), True),
     "batch_size": (("batch_size",), True),
@@ -243,6 +290,8 @@ def resumed_config(args: argparse.Namespace, out: Path) -> tuple[RunConfig, dict
         new, old = getattr(args, dest), _get(d, path)
         if dest == "model" and new == "auto":
             new = AUTO_MODEL[cfg.is_image]
+        if dest in ("conditional", "classifier"):
+            new, old = new, cfg.kind == dest  # the flag given, and whether the run is of that kind
         if new == old:
             continue
         option = "--" + dest.replace("_", "-")
@@ -284,13 +333,18 @@ def run(args: argparse.Namespace) -> int:
         cfg, changed = config_from_args(args), {}
     r = build_run(cfg, device)
     g = torch.Generator().manual_seed(cfg.seed + 1)
-    held_out = r.data.held_out(cfg.eval["n"], g)
-    callbacks = [HeldOutLoss(held_out, every=cfg.eval["every"])]
-    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out, eps=r.end_time(None))
+    if r.kind == "score":
+        held_out, held_labels = r.data.held_out(cfg.eval["n"], g), None
+    else:
+        held_out, held_labels = r.data.held_out_labelled(cfg.eval["n"], g)
+    callbacks = [HeldOutLoss(held_out, every=cfg.eval["every"], y=held_labels)]
+    callbacks += _report.evaluation_callbacks(
+        cfg, r.data, held_out, out, eps=r.end_time(None), labels=held_labels
+    )
     trainer = Trainer(
         r.model,
         r.loss,
-        r.data.batches(cfg.batch_size, cfg.seed),
+        r.batches(),
         cfg.train,
         run_dir=RunDirectory(out),
         if_exists="resume" if args.resume else "error",
@@ -311,8 +365,11 @@ def run(args: argparse.Namespace) -> int:
         trainer.metadata = {"config": cfg.to_dict()}
         write_json(out / CONFIG, cfg.to_dict())
         n_params = sum(p.numel() for p in r.model.parameters())
+        what = {"score": "", "conditional": "class-conditional ", "classifier": "classifier "}[r.kind]
+        classes = "" if r.kind == "score" else f" ({r.data.n_classes} classes)"
         print(
-            f"training {cfg.model['name']} ({n_params:,} parameters) on {r.data.name} with {r.loss!r}, {r.sde!r}"
+            f"training {what}{cfg.model['name']} ({n_params:,} parameters) on {r.data.name}{classes} with "
+            f"{r.loss!r}, {r.sde!r}"
         )
         result = trainer.fit()
     last = result.history[-1] if result.history else {}

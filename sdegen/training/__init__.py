@@ -1,6 +1,6 @@
 """Training: the :class:`Trainer` loop, its settings, evaluation callbacks and checkpoint files."""
 
-from sdegen.training.callbacks import Callback, HeldOutLoss, HeldOutNLL
+from sdegen.training.callbacks import Callback, HeldOutAccuracy, HeldOutLoss, HeldOutNLL
 from sdegen.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sdegen.training.config import TrainConfig
 from sdegen.training.run_directory import RunDirectory, RunDirectoryBusy
@@ -13,6 +13,7 @@ __all__ = [
     "Callback",
     "HeldOutLoss",
     "HeldOutNLL",
+    "HeldOutAccuracy",
     "CheckpointError",
     "RunDirectory",
     "RunDirectoryBusy",

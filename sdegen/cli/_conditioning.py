@@ -1,0 +1,177 @@
+"""What ``sdegen sample`` conditions on: classes (``--label``, ``--guidance``, ``--classifier``) and
+observed pixels (``--inpaint``), turned into a score function and an observation -- checked against
+the run before any sample is drawn."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sdegen.cli._common import UsageError
+from sdegen.cli._report import class_labels
+from sdegen.cli.registry import MASKS
+from sdegen.cli.run import Run, load_run
+from sdegen.composition import ClassifierFreeGuidance, ClassifierGuidance
+from sdegen.observations import Inpainting
+from sdegen.sde.base import ScoreFn
+
+__all__ = ["Classes", "Inpaint", "classes", "inpaint"]
+
+
+@dataclass
+class Classes:
+    """The score function to sample and the class of each sample (None: unconditional)."""
+
+    score_fn: ScoreFn
+    labels: Tensor | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+
+
+def classes(args: argparse.Namespace, trained: Run, n: int, device: torch.device) -> Classes:
+    """The conditioning of ``--label``, ``--guidance``, ``--classifier`` and ``--classifier-scale``.
+
+    A conditional run samples classifier-free guidance (1 + w) s(t, x, y) - w s(t, x, null) with w
+    from ``--guidance`` (default 0: the conditional model); an unconditional run with a classifier
+    run samples classifier guidance. Without ``--label`` the samples cycle through the classes.
+    """
+    model, given = trained.model, vars(args)
+    has_guidance, has_scale = "guidance" in given, "classifier_scale" in given
+    if has_scale and args.classifier is None:
+        raise UsageError("--classifier-scale is the scale of classifier guidance: add --classifier RUN")
+    if trained.kind == "conditional":
+        if args.classifier is not None:
+            raise UsageError(
+                f"--classifier guides an unconditional run; {args.run_dir} is class-conditional: guide it "
+                f"with --guidance W (classifier-free guidance)"
+            )
+        w = args.guidance if has_guidance else 0.0
+        labels = _labels(args, model.n_classes, n, args.run_dir)
+        score_fn = ClassifierFreeGuidance(model, labels.to(device), w)
+        report = {"labels": _label_report(args), "guidance": w}
+        what = "conditional model" if w == 0 else f"classifier-free guidance w = {w:g}"
+        return Classes(score_fn, labels, report, what)
+    if has_guidance:
+        raise UsageError(
+            f"--guidance is classifier-free guidance, which needs a class-conditional run (`sdegen train "
+            f"--conditional`); {args.run_dir} is unconditional. Guide it with a classifier instead: "
+            f"--label K --classifier RUN (from `sdegen train --classifier`)"
+        )
+    if args.classifier is None:
+        if args.label is not None:
+            raise UsageError(
+                f"--label needs a class-conditional run (`sdegen train --conditional`) or a noise-conditional "
+                f"classifier to guide this unconditional one (--classifier RUN from `sdegen train "
+                f"--classifier`); {args.run_dir} is unconditional"
+            )
+        return Classes(model)
+    clf = _classifier_run(args.classifier, trained, device)
+    scale = args.classifier_scale if has_scale else 1.0
+    labels = _labels(args, clf.model.n_classes, n, args.classifier)
+    score_fn = ClassifierGuidance(model, clf.model, labels.to(device), scale)
+    report = {"labels": _label_report(args), "classifier": str(args.classifier), "classifier_scale": scale}
+    return Classes(score_fn, labels, report, f"classifier guidance, scale {scale:g}")
+
+
+def _labels(args: argparse.Namespace, n_classes: int, n: int, where: object) -> Tensor:
+    if args.label is None:
+        return class_labels(n_classes, n)
+    if not 0 <= args.label < n_classes:
+        raise UsageError(
+            f"--label {args.label} is not a class of {where}: its classes are 0..{n_classes - 1}"
+        )
+    return torch.full((n,), args.label, dtype=torch.int64)
+
+
+def _label_report(args: argparse.Namespace) -> int | str:
+    return args.label if args.label is not None else "every class in turn"
+
+
+def _classifier_run(path: str, trained: Run, device: torch.device) -> Run:
+    """The classifier run at ``path``, checked to classify the noised data of ``trained``."""
+    clf = load_run(Path(path), device)
+    if clf.kind != "classifier":
+        raise UsageError(
+            f"--classifier {path} is not a classifier run (it trains a {clf.kind} model); train one with "
+            f"`sdegen train --classifier`"
+        )
+    if repr(clf.sde) != repr(trained.sde):
+        raise UsageError(
+            f"--classifier {path} was trained on the noised data of {clf.sde!r}, but {trained.config.data['name']} "
+            f"run {trained.sde!r}: p_t(y | x) depends on the SDE; train the classifier with the same --sde options"
+        )
+    if clf.config.data["name"] != trained.config.data["name"]:
+        raise UsageError(
+            f"--classifier {path} classifies {clf.config.data['name']}, but the run models "
+            f"{trained.config.data['name']}"
+        )
+    return clf
+
+
+@dataclass
+class Inpaint:
+    """Inpainting of test images: the observation, its mask, and the original images of the samples."""
+
+    observation: Inpainting
+    mask: Tensor
+    originals: Tensor
+    n_images: int
+    name: str
+
+
+def inpaint(args: argparse.Namespace, trained: Run, n: int) -> Inpaint | None:
+    """``--inpaint MASK``: the first ``--images`` test images, observed where the mask is True.
+
+    MASK is a name of :data:`~sdegen.cli.registry.MASKS` or a ``.pt`` file holding a bool tensor of
+    the image shape ``(C, H, W)`` (or ``(H, W)``, for every channel). Sample i fills in image i mod K.
+    """
+    if args.inpaint is None:
+        if args.images is not None:
+            raise UsageError("--images sets how many test images --inpaint fills in: add --inpaint MASK")
+        return None
+    bundle = trained.data
+    if not bundle.is_image:
+        raise UsageError(f"--inpaint fills in images; {args.run_dir} models 2-D data ({bundle.name})")
+    shape = tuple(bundle.event_shape)
+    if args.inpaint in MASKS:
+        mask, name = MASKS[args.inpaint].factory(shape), args.inpaint
+    else:
+        mask, name = _mask_file(Path(args.inpaint), shape), Path(args.inpaint).stem
+    if bool(mask.all()):
+        raise UsageError(f"--inpaint {args.inpaint} observes every pixel: nothing is left to fill in")
+    if not bool(mask.any()):
+        raise UsageError(f"--inpaint {args.inpaint} observes no pixel: sample without --inpaint instead")
+    k = min(args.images or 8, n, len(bundle.test))
+    pixels = bundle.test.pixels[:k]
+    # The observed values are the pixels' bin centres in model space, as sampling ends there.
+    originals = bundle.test.to_model(pixels, dequantize=False)
+    values = originals[torch.arange(n) % k]
+    return Inpaint(Inpainting(mask, values), mask, originals, k, name)
+
+
+def _mask_file(path: Path, shape: tuple[int, ...]) -> Tensor:
+    if not path.is_file():
+        raise UsageError(
+            f"--inpaint {path}: not one of the masks {sorted(MASKS)} and no such file; give a name or a .pt "
+            f"file holding a bool tensor of the image shape {shape}"
+        )
+    try:
+        mask = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, ... by cause
+        raise UsageError(f"--inpaint {path} is not a torch tensor file ({type(e).__name__})") from None
+    if not torch.is_tensor(mask) or mask.dtype != torch.bool:
+        got = f"a {mask.dtype} tensor" if torch.is_tensor(mask) else type(mask).__name__
+        raise UsageError(f"--inpaint {path} must hold a bool tensor (True where observed); got {got}")
+    if tuple(mask.shape) == shape[-2:]:
+        mask = mask.expand(shape)
+    if tuple(mask.shape) != shape:
+        raise UsageError(
+            f"--inpaint {path} holds a mask of shape {tuple(mask.shape)}, but the run's images have shape "
+            f"{shape}: give a bool tensor of shape {shape} or {shape[-2:]}"
+        )
+    return mask.clone()
