@@ -308,6 +308,8 @@ class ScoreModel(nn.Module):
             self.check_labels(y, x)
         if isinstance(y, int) and not isinstance(y, bool):
             y = torch.full((x.shape[0],), y, dtype=torch.int64, device=x.device)
+        elif torch.is_tensor(y) and y.device.type == "cpu":  # free on the CPU; see check_class_labels
+            y = self.check_labels(y, x)
         return self.net(t, x, y)
 
     def output(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:

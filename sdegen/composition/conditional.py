@@ -83,7 +83,16 @@ def labels_like(y: int | Tensor, x: Tensor, name: str = "y") -> Tensor:
 
 
 def n_classes_of(model: object, n_classes: int | None, who: str, what: str) -> int:
-    """``n_classes`` given explicitly, else the model's attribute; raise naming ``who`` if neither."""
+    """``n_classes`` given explicitly, else the model's attribute; raise naming ``who`` if neither.
+
+    A model whose ``n_classes`` attribute is None (an unconditional
+    :class:`~sdegen.parameterization.ScoreModel`) is refused whatever is passed: it takes no label.
+    """
+    if hasattr(model, "n_classes") and model.n_classes is None:
+        raise TypeError(
+            f"{who} needs {what} to take class labels, but this {type(model).__name__} is unconditional "
+            f"(n_classes=None): build its network with n_classes=C and train it on labelled data"
+        )
     if n_classes is None:
         n_classes = getattr(model, "n_classes", None)
         if n_classes is None:

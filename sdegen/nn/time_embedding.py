@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from sdegen._checks import check_steps
+from sdegen._checks import check_class_labels, check_steps
 
 __all__ = ["GaussianFourierFeatures", "ClassEmbedding"]
 
@@ -66,8 +66,9 @@ def embed_label(
 ) -> Tensor | None:
     """``embedding(y)``, after checking that ``y`` is given exactly when ``owner`` is class-conditional.
 
-    The label's dtype and shape are checked (free); its range is checked where labels enter the
-    library (losses, ``ScoreModel.given``, guidance), not in every network evaluation.
+    The label's dtype and shape are checked, and its range for labels on the CPU (where it costs
+    nothing that matters); on an accelerator reading the range back would synchronise the device
+    at every evaluation, so it is checked where labels enter (losses, ``ScoreModel.given``, guidance).
     """
     name = type(owner).__name__
     if embedding is None:
@@ -86,4 +87,9 @@ def embed_label(
     if not torch.is_tensor(y) or y.dtype != torch.int64 or tuple(y.shape) != (x.shape[0],):
         got = f"dtype {y.dtype}, shape {tuple(y.shape)}" if torch.is_tensor(y) else type(y).__name__
         raise TypeError(f"{name} needs labels y as an int64 tensor of shape [{x.shape[0]}]; got {got}")
+    if y.device.type == "cpu":
+        C = embedding.n_classes
+        check_class_labels(
+            "y", y, x.shape[0], C + 1, meaning=f"labels in 0..{C} (classes 0..{C - 1} and the null label {C})"
+        )
     return embedding(y)
