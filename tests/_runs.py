@@ -12,23 +12,39 @@ from sdegen.cli.run import CONFIG, RunConfig, build_run, sde_section
 from sdegen.training import TrainConfig, Trainer
 
 
-def write_run(out: Path, *, sde: str = "vp", steps: int = 4, hidden: int = 16, lr: float = 1e-3) -> Path:
-    """Train ``steps`` steps of a small MLP on the ring into ``out``, as `sdegen train` would."""
+def write_run(
+    out: Path,
+    *,
+    sde: str = "vp",
+    steps: int = 4,
+    hidden: int = 16,
+    lr: float = 1e-3,
+    kind: str = "score",
+    data: str = "ring",
+    model: str = "mlp",
+    batch_size: int = 32,
+) -> Path:
+    """Train ``steps`` steps of a small network on ``data`` into ``out``, as `sdegen train` would:
+    a score model, a class-conditional one (``kind="conditional"``) or a classifier."""
+    loss = {"name": "cross-entropy" if kind == "classifier" else "dsm", "eps": 1e-5}
+    if kind == "conditional":
+        loss["label_dropout"] = 0.2
     config = RunConfig(
-        data={"name": "ring"},
+        data={"name": data},
         sde=sde_section(sde),
-        model={"name": "mlp", "hidden": hidden, "depth": 1},
+        model={"name": model, "hidden": hidden, "depth": 1},
         parameterization="noise",
-        loss={"name": "dsm", "eps": 1e-5},
-        batch_size=32,
+        loss=loss,
+        batch_size=batch_size,
         train=TrainConfig(
             steps=steps, lr=lr, warmup_steps=1, log_every=2, checkpoint_every=2, progress=False
         ),
         eval={"every": steps, "n": 16},
         seed=0,
+        kind=kind,
     )
     run = build_run(config, torch.device("cpu"))
-    trainer = Trainer(run.model, run.loss, run.data.batches(32, 0), config.train, run_dir=out)
+    trainer = Trainer(run.model, run.loss, run.batches(), config.train, run_dir=out)
     write_json(out / CONFIG, config.to_dict())
     trainer.fit()
     return out
