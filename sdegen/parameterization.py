@@ -255,8 +255,8 @@ class ScoreModel(nn.Module):
         """``y`` (an int or an int64 ``[B]`` tensor) as labels for the batch ``x``, on ``x``'s device.
 
         Raises ``TypeError`` for an unconditional model and ``ValueError`` for a label outside
-        0..C-1 and the null label C (read on the CPU only; see
-        :func:`sdegen._checks.check_class_labels`).
+        0..C-1 and the null label C. The range is read from labels on the CPU only: on an
+        accelerator it would synchronise the device at every step.
         """
         if not self.is_conditional:
             raise TypeError(

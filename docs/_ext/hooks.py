@@ -35,6 +35,7 @@ API_MODULES = (
     "parameterization",
     "nn",
     "training",
+    "classifier",
     "composition",
     "observations",
     "analytic",

@@ -121,7 +121,10 @@ class MLPClassifier(_TimeMLP):
     Args:
         data_shape: shape of one sample, e.g. ``(2,)``.
         n_classes: C, the number of classes.
-        hidden, depth, time_dim, fourier_scale: as :class:`ScoreMLP`.
+        hidden: width of the hidden layers.
+        depth: number of hidden layers.
+        time_dim: number of Fourier features.
+        fourier_scale: std of the Fourier frequencies.
     """
 
     def __init__(
