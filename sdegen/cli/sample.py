@@ -22,6 +22,7 @@ from sdegen.cli._common import (
 from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
+from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
 
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model, levels = trained.data, trained.model, trained.levels
+    check_writable(out)  # before the work: samples that cannot be written would be lost
     name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
     spec = SAMPLERS[name]
     # An NCSN run's annealed Langevin steps through exactly its training levels.
@@ -96,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - start
     x = result.x.detach().cpu()
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(x, out / "samples.pt")
+    atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
         "sampler": name,
         "repr": repr(sampler),
@@ -107,19 +108,19 @@ def run(args: argparse.Namespace) -> int:
         "seconds": seconds,
     }
     title = spec.title
-    if bundle.is_image:
-        figure = _report.image_figure(bundle, x, out / "figures" / f"samples-{name}.png")
-    else:
+    fresh = None
+    if not bundle.is_image:
         fresh = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed + 1))
         report["energy_distance"] = float(energy_distance(x, fresh))
-        figure = _report.scatter_figure({"data": fresh, title: x}, out / "figures" / f"samples-{name}.png")
+    extra = f", energy distance to fresh data {report['energy_distance']:.4g}" if fresh is not None else ""
+    # Printed before the figures and the report are written, so that a failed write loses nothing.
+    print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
+    figure = out / "figures" / f"samples-{name}.png"
+    if bundle.is_image:
+        _report.image_figure(bundle, x, figure)
+    else:
+        _report.scatter_figure({"data": fresh, title: x}, figure)
         _report.trajectory_figure({title: result.trajectory}, out / "figures" / f"trajectories-{name}.png")
     write_json(out / "samples.json", report)
-    extra = (
-        f", energy distance to fresh data {report['energy_distance']:.4g}"
-        if "energy_distance" in report
-        else ""
-    )
-    print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
-    print(f"wrote {out / 'samples.pt'} and {figure}")
+    print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")
     return 0

@@ -15,7 +15,13 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import expand_like
-from sdegen._checks import check_batch_shape, check_generator, check_linear_sde
+from sdegen._checks import (
+    check_batch_shape,
+    check_fits_model,
+    check_generator,
+    check_linear_sde,
+    check_nonempty,
+)
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel, TransitionKernel
 
@@ -51,6 +57,8 @@ class Loss(abc.ABC):
                 f"model must be a ScoreModel(net, sde, parameterization); got {type(model).__name__}"
             )
         check_batch_shape("x0", x0)
+        check_nonempty("x0", x0)
+        check_fits_model("x0", x0, model)
         check_generator(generator, x0, "x0")
         self.check(model, x0)
         per_sample = self.per_sample(model, x0, generator)
