@@ -19,7 +19,10 @@ RUNS = {
     "likelihood.py": (["--quick"], ["exact trace, exact log p_T", "bits/dim (offset 7)"]),
     "engines_directly.py": (["--quick"], ["torchsde euler, 100 steps", "matches p_eps"]),
     "digits.py": (["--quick", "--out", "{tmp}"], ["test bits/dim", "samples:"]),
-    "conditional.py": (["--quick", "--out", "{tmp}"], ["class-conditional figure:", "inpainted figure:", "w = 4"]),
+    "conditional.py": (
+        ["--quick", "--out", "{tmp}"],
+        ["class-conditional figure:", "inpainted figure:", "w = 4"],
+    ),
     "custom_sde/ou.py": (["--quick"], ["ProbabilityFlowSampler", "log-likelihood with the SDE's own prior"]),
 }
 

@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             f"unconditional run with it, `sdegen sample RUN --label K --classifier {run_dir}`"
         )
     bundle, model, levels = trained.data, trained.model, trained.levels
+    check_writable(out)  # before the work: samples that cannot be written would be lost
     name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
     spec = SAMPLERS[name]
     # An NCSN run's annealed Langevin steps through exactly its training levels.
@@ -139,7 +140,6 @@ def run(args: argparse.Namespace) -> int:
     if fill is not None:
         with as_usage_error("sampler for --inpaint"):
             sampler.check_observation()
-    check_writable(out)  # before the work: samples that cannot be written would be lost
     eps = check_end_time(model.sde, trained.end_time(args.eps))
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()

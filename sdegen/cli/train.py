@@ -65,15 +65,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--image-size", type=positive_int, default=32, help="side of folder images after resizing")
     g.add_argument("--channels", type=int, choices=(1, 3), default=3, help="channels of folder images")
     g = p.add_argument_group("model")
-    # Options a preset may set have no argparse default: absent means "the preset's, else the
-    # default named in the help" (_setting).
-    g.add_argument("--sde", default=argparse.SUPPRESS, choices=SDES, help="forward SDE (default: vp)")
+    g.add_argument("--sde", default="vp", choices=SDES, help="forward SDE")
     for opt, sdes in sde_options().values():
         g.add_argument(
             "--" + opt.name.replace("_", "-"),
             type=float,
-            default=argparse.SUPPRESS,
-            help=f"{opt.help} of {'/'.join(sdes)} (default: {opt.default:g})",
+            default=opt.default,
+            help=f"{opt.help} of {'/'.join(sdes)}",
         )
     g.add_argument(
         "--model",
@@ -90,15 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="what the network predicts",
     )
     g = p.add_argument_group("objective")
-    g.add_argument(
-        "--loss", default=argparse.SUPPRESS, choices=LOSSES, help="training objective (default: dsm)"
-    )
-    g.add_argument(
-        "--ncsn-levels",
-        type=positive_int,
-        default=argparse.SUPPRESS,
-        help=f"noise levels L of --loss ncsn (default: {_DEFAULTS['ncsn_levels']})",
-    )
+    g.add_argument("--loss", default="dsm", choices=LOSSES, help="training objective")
+    g.add_argument("--ncsn-levels", type=positive_int, default=10, help="noise levels L of --loss ncsn")
     g.add_argument("--eps", type=positive_float, default=1e-5, help="smallest training time")
     g = p.add_argument_group("classes")
     g.add_argument(
@@ -110,9 +101,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument(
         "--label-dropout",
         type=probability,
-        default=argparse.SUPPRESS,
-        help=f"with --conditional: probability of training on the null label instead of the class, which "
-        f"teaches the unconditional model that classifier-free guidance needs (default: {_DEFAULTS['label_dropout']})",
+        default=0.1,
+        help="with --conditional: probability of training on the null label instead of the class, which "
+        "teaches the unconditional model that classifier-free guidance needs",
     )
     g.add_argument(
         "--classifier",
@@ -153,22 +144,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-# The defaults of the options a preset may set.
-_DEFAULTS = {
-    "sde": "vp",
-    "loss": "dsm",
-    "ncsn_levels": 10,
-    "label_dropout": 0.1,
-    **{opt.name: opt.default for opt, _ in sde_options().values()},
-}
-
-
 def _setting(args: argparse.Namespace, name: str):
-    """An option as given on the command line, else as the ``--preset`` sets it, else its default."""
-    if name in vars(args):
-        return getattr(args, name)
-    preset = PRESETS[args.preset].settings if args.preset else {}
-    return preset.get(name, _DEFAULTS[name])
+    """An option as given on the command line (``args.explicit``), else as ``--preset`` sets it,
+    else its default."""
+    preset = PRESETS[args.preset].settings if getattr(args, "preset", None) else {}
+    if name in preset and name not in getattr(args, "explicit", ()):
+        return preset[name]
+    return getattr(args, name)
 
 
 def _kind(args: argparse.Namespace) -> str:
@@ -178,7 +160,7 @@ def _kind(args: argparse.Namespace) -> str:
             "--conditional and --classifier train different models: a class-conditional score model, or "
             "a classifier to guide an unconditional one; choose one"
         )
-    if "label_dropout" in vars(args) and not args.conditional:
+    if "label_dropout" in getattr(args, "explicit", ()) and not args.conditional:
         raise UsageError(
             "--label-dropout is the label dropout of a class-conditional model: add --conditional"
         )
@@ -195,9 +177,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         **{key: getattr(args, _DATA_OPTIONS[key]) for key in DATASETS[args.data].options},
     }
     loss = _setting(args, "loss")
-    if kind == "classifier" and "loss" not in vars(args):
+    if kind == "classifier" and "loss" not in getattr(args, "explicit", ()):
         loss = "cross-entropy"  # the classifier's objective; a score loss given explicitly is refused
-    extra = {"label_dropout": _setting(args, "label_dropout")} if kind == "conditional" else {}
+    extra = {"label_dropout": args.label_dropout} if kind == "conditional" else {}
     with as_usage_error("training settings"):
         train = TrainConfig(
             steps=args.steps or 5000,
@@ -257,7 +239,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "parameterization": (("parameterization",), False),
     "loss": (("loss", "name"), False),
     "eps": (("loss", "eps"), False),
-    **{dest: (("loss", key), False) for key, dest in _LOSS_OPTIONS.items()},
+    "ncsn_levels": (("loss", "levels"), False),
     "label_dropout": (("loss", "label_dropout"), False),
     # What the run trains: --conditional and --classifier are compared with the run's kind.
     "conditional": (("kind",), False),
@@ -324,6 +306,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     if args.resume:
+        if args.preset:
+            raise UsageError(f"--resume continues the run in {out} with its own settings; drop --preset")
         cfg, changed = resumed_config(args, out)
     else:
         if RunDirectory(out).holds_run() or (out / CONFIG).exists():

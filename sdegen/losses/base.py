@@ -26,6 +26,7 @@ from sdegen._checks import (
 )
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen.sde.coefficients import check_schedule
 
 __all__ = ["Loss", "Reduction", "TimeWeightedLoss", "NoisedBatch", "perturb"]
 
@@ -206,7 +207,7 @@ class TimeWeightedLoss(Loss):
 
     def check(self, model: ScoreModel, x0: Tensor) -> None:
         check_linear_sde(model.sde, type(self).__name__)
-        check_eps(self.eps, model.sde.T)
+        check_schedule(model.sde, check_eps(self.eps, model.sde.T), model.sde.T)
 
     def noised(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> NoisedBatch:
         """Draw t (and its weight) from the weighting, then x_t ~ p_0t(. | x0)."""

@@ -58,7 +58,7 @@ def check_eps(eps: object, T: float) -> float:
     return eps
 
 
-def uniform_times(
+def draw_uniform_times(
     sde: LinearSDE, n: int, eps: float, generator: torch.Generator | None, device, dtype
 ) -> Tensor:
     """t ~ U[eps, T], shape ``[n]``."""
@@ -94,7 +94,7 @@ class SigmaSquaredWeighting(TimeWeighting):
     """
 
     def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
-        t = uniform_times(sde, n, eps, generator, device, dtype)
+        t = draw_uniform_times(sde, n, eps, generator, device, dtype)
         return WeightedTimes(t, sde.sigma(t) ** 2)
 
 
@@ -108,7 +108,7 @@ class UniformWeighting(TimeWeighting):
     """
 
     def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
-        t = uniform_times(sde, n, eps, generator, device, dtype)
+        t = draw_uniform_times(sde, n, eps, generator, device, dtype)
         return WeightedTimes(t, torch.ones_like(t))
 
 
@@ -140,7 +140,7 @@ class LikelihoodWeighting(TimeWeighting):
 
     def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
         if not self.importance_sampling:
-            t = uniform_times(sde, n, eps, generator, device, dtype)
+            t = draw_uniform_times(sde, n, eps, generator, device, dtype)
             return WeightedTimes(t, sde.diffusion_squared(t))
         log_t, cdf = self.cdf_table(sde, eps)
         Z = float(cdf[-1])
