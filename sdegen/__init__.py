@@ -6,6 +6,7 @@ torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to
 
 from sdegen import analytic, composition, metrics, observations
 from sdegen._broadcast import expand_like
+from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
 from sdegen.composition import (
     ClassifierFreeGuidance,
@@ -73,6 +74,7 @@ __all__ = [
     "observations",
     "metrics",
     "expand_like",
+    "SolverError",
     # likelihood
     "log_likelihood",
     "LikelihoodResult",

@@ -19,6 +19,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.run import load_run
+from sdegen.training.files import check_writable
 
 __all__ = ["add_parser", "run"]
 
@@ -45,7 +46,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rtol", type=positive_float, default=1e-5, help="ODE relative tolerance")
     p.add_argument("--atol", type=positive_float, default=1e-5, help="ODE absolute tolerance")
-    p.add_argument("--eps", type=positive_float, default=1e-5, help="start time of the ODE")
+    p.add_argument(
+        "--eps",
+        type=positive_float,
+        default=None,
+        help="start time of the ODE [default: the smallest noise level of an NCSN run, else 1e-5]",
+    )
     p.add_argument("--batch-size", type=positive_int, default=1000, help="points per ODE solve")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     p.set_defaults(run=run)
@@ -57,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
-    check_end_time(model.sde, args.eps)
+    check_writable(out)  # before the work: a result that cannot be written would be lost
+    eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
     d = math.prod(bundle.event_shape)
     exact = args.divergence == "exact" or (args.divergence == "auto" and d <= 16)
     divergence = sdegen.ExactTrace() if exact else sdegen.Hutchinson()
@@ -69,7 +76,10 @@ def run(args: argparse.Namespace) -> int:
         pixels = images.pixels[: min(args.n, len(images))].to(device)
     else:
         points = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed)).to(device)
-        if bundle.distribution.has_density:
+        mixture = getattr(bundle.distribution, "mixture", None)
+        if mixture is not None:  # exactly at eps: the data convolved with the kernel at eps
+            true_nll = -float(mixture.marginal(model.sde, eps).log_prob(points.double()).mean())
+        elif bundle.distribution.has_density:
             true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
     for _ in range(args.repeats):
         x = images.to_model(pixels, g) if bundle.is_image else points
@@ -82,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                 divergence=divergence,
                 rtol=args.rtol,
                 atol=args.atol,
-                eps=args.eps,
+                eps=eps,
                 generator=g,
             )
             logps.append(res.logp.detach())
@@ -95,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     report = {
         "split": args.split if bundle.is_image else "fresh",
         "n": int(x.shape[0]),
+        "eps": eps,
         "repeats": args.repeats,
         "divergence": repr(divergence),
         "nll": sum(nll_per_repeat) / args.repeats,
@@ -110,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if true_nll is not None:
         report["true_nll"] = true_nll
         line += f" (true NLL of the same points {true_nll:.4f} nats)"
-    write_json(out / "nll.json", report)
+    # Printed before it is written, so that a failed write does not lose it.
     print(f"{line}; {report['n']} points x {args.repeats} repeat(s), {nfe} evaluations, {seconds:.1f} s")
+    write_json(out / "nll.json", report)
     print(f"wrote {out / 'nll.json'}")
     return 0

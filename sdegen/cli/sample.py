@@ -22,6 +22,7 @@ from sdegen.cli._common import (
 from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
+from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
 
@@ -35,17 +36,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write the samples [default: RUN]")
-    p.add_argument("--sampler", default="pc", choices=SAMPLERS, help="sampler")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        choices=SAMPLERS,
+        help="sampler [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
+    )
     p.add_argument("--steps", type=positive_int, default=1000, help="time steps of fixed-step samplers")
     p.add_argument(
-        "--snr", type=positive_float, default=0.16, help="signal-to-noise ratio of the Langevin corrector"
+        "--snr",
+        type=positive_float,
+        default=None,
+        help="signal-to-noise ratio of the Langevin steps [default: 0.16, 0.22 for annealed-langevin]",
+    )
+    p.add_argument(
+        "--n-steps-each", type=positive_int, default=100, help="Langevin steps per level of annealed-langevin"
     )
     p.add_argument("--n", type=positive_int, default=1000, help="number of samples")
     p.add_argument(
         "--eps",
         type=positive_float,
         default=None,
-        help="time at which sampling stops [default: the SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
+        help="time at which sampling stops [default: the smallest noise level of an NCSN run, else the "
+        "SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
@@ -56,12 +69,19 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
-    spec = SAMPLERS[args.sampler]
-    with as_usage_error("sampler settings"):
-        sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr))
     trained = load_run(run_dir, device, ema=not args.no_ema)
-    bundle, model = trained.data, trained.model
-    eps = check_end_time(model.sde, args.eps)
+    bundle, model, levels = trained.data, trained.model, trained.levels
+    check_writable(out)  # before the work: samples that cannot be written would be lost
+    name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
+    spec = SAMPLERS[name]
+    # An NCSN run's annealed Langevin steps through exactly its training levels.
+    ts = levels.t if levels is not None and name == "annealed-langevin" and args.eps is None else None
+    options = SamplerOptions(
+        steps=args.steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts
+    )
+    with as_usage_error("sampler settings"):
+        sampler = spec.factory(options)
+    eps = check_end_time(model.sde, trained.end_time(args.eps))
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
     result = sdegen.sample(
@@ -78,10 +98,9 @@ def run(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - start
     x = result.x.detach().cpu()
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(x, out / "samples.pt")
+    atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
-        "sampler": args.sampler,
+        "sampler": name,
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,
@@ -89,23 +108,19 @@ def run(args: argparse.Namespace) -> int:
         "seconds": seconds,
     }
     title = spec.title
-    if bundle.is_image:
-        figure = _report.image_figure(bundle, x, out / "figures" / f"samples-{args.sampler}.png")
-    else:
+    fresh = None
+    if not bundle.is_image:
         fresh = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed + 1))
         report["energy_distance"] = float(energy_distance(x, fresh))
-        figure = _report.scatter_figure(
-            {"data": fresh, title: x}, out / "figures" / f"samples-{args.sampler}.png"
-        )
-        _report.trajectory_figure(
-            {title: result.trajectory}, out / "figures" / f"trajectories-{args.sampler}.png"
-        )
-    write_json(out / "samples.json", report)
-    extra = (
-        f", energy distance to fresh data {report['energy_distance']:.4g}"
-        if "energy_distance" in report
-        else ""
-    )
+    extra = f", energy distance to fresh data {report['energy_distance']:.4g}" if fresh is not None else ""
+    # Printed before the figures and the report are written, so that a failed write loses nothing.
     print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
-    print(f"wrote {out / 'samples.pt'} and {figure}")
+    figure = out / "figures" / f"samples-{name}.png"
+    if bundle.is_image:
+        _report.image_figure(bundle, x, figure)
+    else:
+        _report.scatter_figure({"data": fresh, title: x}, figure)
+        _report.trajectory_figure({title: result.trajectory}, out / "figures" / f"trajectories-{name}.png")
+    write_json(out / "samples.json", report)
+    print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")
     return 0

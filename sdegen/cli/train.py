@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,9 +23,18 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
-from sdegen.cli.run import CHECKPOINT, CONFIG, RunConfig, build_run, read_config
-from sdegen.training import HeldOutLoss, TrainConfig, Trainer
+from sdegen.cli.registry import (
+    AUTO_MODEL,
+    DATASETS,
+    LOSSES,
+    MODELS,
+    PARAMETERIZATIONS,
+    PRESETS,
+    SDES,
+    sde_options,
+)
+from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
+from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 
 __all__ = ["add_parser", "run", "config_from_args"]
 
@@ -37,6 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(config.json, checkpoints/last.pt, metrics.jsonl, figures/).",
     )
     add_common_arguments(p, out="runs/train", out_help="run directory to create (or continue with --resume)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESETS,
+        help="a named set of defaults; options given on the command line win. "
+        + "; ".join(f"{name}: {spec.title}" for name, spec in PRESETS.items()),
+    )
     g = p.add_argument_group("data")
     g.add_argument("--data", default="ring", choices=DATASETS, help="data set")
     g.add_argument("--data-root", default=None, metavar="DIR", help="where mnist/cifar10/folder data live")
@@ -70,6 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("objective")
     g.add_argument("--loss", default="dsm", choices=LOSSES, help="training objective")
+    g.add_argument("--ncsn-levels", type=positive_int, default=10, help="noise levels L of --loss ncsn")
     g.add_argument("--eps", type=positive_float, default=1e-5, help="smallest training time")
     g = p.add_argument_group("optimisation")
     g.add_argument(
@@ -84,22 +102,44 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--warmup", type=nonnegative_int, default=200, help="linear warm-up steps")
     g.add_argument("--grad-clip", type=positive_float, default=1.0, help="global gradient-norm clip")
     g.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the weights")
+    g.add_argument(
+        "--ema-rampup",
+        type=float,
+        default=0.05,
+        help="EMA half-life at most this fraction of the steps so far (0: no ramp-up)",
+    )
     g.add_argument("--log-every", type=positive_int, default=100, help="steps between log records")
     g.add_argument("--eval-every", type=positive_int, default=1000, help="steps between evaluations")
     g.add_argument("--checkpoint-every", type=nonnegative_int, default=1000, help="steps between checkpoints")
     g.add_argument("--n-eval", type=positive_int, default=500, help="held-out points for loss and NLL")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint; of its settings only the optimisation "
+        "schedule (--steps, --lr, --batch-size, ...) may be changed, and a change is recorded in config.json",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 
 
+def _setting(args: argparse.Namespace, name: str):
+    """An option as given on the command line (``args.explicit``), else as ``--preset`` sets it,
+    else its default."""
+    preset = PRESETS[args.preset].settings if getattr(args, "preset", None) else {}
+    if name in preset and name not in getattr(args, "explicit", ()):
+        return preset[name]
+    return getattr(args, name)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The resolved settings of a new run, as stored in ``config.json``."""
-    sde = {"name": args.sde, **{opt.name: getattr(args, opt.name) for opt in SDES[args.sde].options}}
+    sde_name = _setting(args, "sde")
+    sde = {"name": sde_name, **{opt.name: _setting(args, opt.name) for opt in SDES[sde_name].options}}
     data = {
         "name": args.data,
         **{key: getattr(args, _DATA_OPTIONS[key]) for key in DATASETS[args.data].options},
     }
+    loss = _setting(args, "loss")
     with as_usage_error("training settings"):
         train = TrainConfig(
             steps=args.steps or 5000,
@@ -108,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             warmup_steps=args.warmup,
             grad_clip=args.grad_clip,
             ema_decay=args.ema_decay,
+            ema_rampup=args.ema_rampup,
             seed=args.seed,
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
@@ -118,13 +159,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sde=sde,
         model={"name": args.model, "hidden": args.hidden, "depth": args.depth},
         parameterization=args.parameterization,
-        loss={"name": args.loss, "eps": args.eps},
+        loss={
+            "name": loss,
+            "eps": args.eps,
+            **{key: _setting(args, _LOSS_OPTIONS[key]) for key in LOSSES[loss].options},
+        },
         batch_size=args.batch_size,
         train=train,
         eval={"every": args.eval_every, "n": args.n_eval},
         seed=args.seed,
     )
 
+
+# The option behind each key a loss may read from its section.
+_LOSS_OPTIONS = {"levels": "ncsn_levels"}
 
 # The attribute of the parsed arguments behind each data option a data set may read.
 _DATA_OPTIONS = {
@@ -135,47 +183,123 @@ _DATA_OPTIONS = {
 }
 
 
+# Where each option of `sdegen train` is stored in config.json, and whether `--resume` may change it.
+# The others define the run (its data, process, network and objective) and are refused on resume.
+SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "data": (("data", "name"), False),
+    # Where the data live may change (a moved copy); which data set it is may not.
+    **{dest: (("data", key), dest in ("data_root", "download")) for key, dest in _DATA_OPTIONS.items()},
+    "sde": (("sde", "name"), False),
+    **{name: (("sde", name), False) for name in sde_options()},
+    "model": (("model", "name"), False),
+    "hidden": (("model", "hidden"), False),
+    "depth": (("model", "depth"), False),
+    "parameterization": (("parameterization",), False),
+    "loss": (("loss", "name"), False),
+    "eps": (("loss", "eps"), False),
+    "ncsn_levels": (("loss", "levels"), False),
+    "seed": (("seed",), False),
+    "steps": (("train", "steps"), True),
+    "batch_size": (("batch_size",), True),
+    "lr": (("train", "lr"), True),
+    "weight_decay": (("train", "weight_decay"), True),
+    "warmup": (("train", "warmup_steps"), True),
+    "grad_clip": (("train", "grad_clip"), True),
+    "ema_decay": (("train", "ema_decay"), True),
+    "ema_rampup": (("train", "ema_rampup"), True),
+    "log_every": (("train", "log_every"), True),
+    "checkpoint_every": (("train", "checkpoint_every"), True),
+    "eval_every": (("eval", "every"), True),
+    "n_eval": (("eval", "n"), True),
+}
+_MISSING = object()
+
+
+def resumed_config(args: argparse.Namespace, out: Path) -> tuple[RunConfig, dict[str, list[Any]]]:
+    """The run in ``out`` with the options given explicitly on the command line applied, and those
+    changes ``{option: [old, new]}``; a change to a setting that defines the run is refused."""
+    cfg = read_config(out)
+    d = cfg.to_dict()
+    refused, changed = [], {}
+    for dest in sorted(set(getattr(args, "explicit", ())) & set(SETTINGS)):
+        path, resumable = SETTINGS[dest]
+        new, old = getattr(args, dest), _get(d, path)
+        if dest == "model" and new == "auto":
+            new = AUTO_MODEL[cfg.is_image]
+        if new == old:
+            continue
+        option = "--" + dest.replace("_", "-")
+        if not resumable:
+            refused.append(f"{option} {new} (run: {'not set' if old is _MISSING else old})")
+            continue
+        changed[option] = [old, new]
+        section = d
+        for key in path[:-1]:
+            section = section[key]
+        section[path[-1]] = new
+    if refused:
+        raise UsageError(
+            f"--resume cannot change the settings that define the run in {out}: {', '.join(refused)}; "
+            f"drop them to continue it, or start a new run with another --out"
+        )
+    d["train"]["progress"] = not args.no_progress
+    return RunConfig.from_dict(d, source=repr(str(out / CONFIG))), changed
+
+
+def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return _MISSING
+        d = d[key]
+    return d
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     if args.resume:
-        cfg = read_config(out)
-        changes = {"progress": not args.no_progress}
-        if args.steps is not None:
-            changes["steps"] = args.steps
-        cfg = cfg.with_train(**changes)
+        if args.preset:
+            raise UsageError(f"--resume continues the run in {out} with its own settings; drop --preset")
+        cfg, changed = resumed_config(args, out)
     else:
-        if (out / CHECKPOINT).exists():
+        if RunDirectory(out).holds_run() or (out / CONFIG).exists():
             raise UsageError(
                 f"{out} already holds a run; pass --resume to continue it, or choose another --out"
             )
-        cfg = config_from_args(args)
+        cfg, changed = config_from_args(args), {}
     r = build_run(cfg, device)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     held_out = r.data.held_out(cfg.eval["n"], g)
     callbacks = [HeldOutLoss(held_out, every=cfg.eval["every"])]
-    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out)
+    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out, eps=r.end_time(None))
     trainer = Trainer(
         r.model,
         r.loss,
         r.data.batches(cfg.batch_size, cfg.seed),
         cfg.train,
-        run_dir=out,
+        run_dir=RunDirectory(out),
+        if_exists="resume" if args.resume else "error",
         callbacks=callbacks,
         device=device,
-        metadata={"config": cfg.to_dict()},
     )
-    write_json(out / CONFIG, cfg.to_dict())
-    if args.resume:
-        step = trainer.load_checkpoint()
-        if step >= cfg.train.steps:
-            print(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
-            return 0
-    n_params = sum(p.numel() for p in r.model.parameters())
-    print(
-        f"training {cfg.model['name']} ({n_params:,} parameters) on {r.data.name} with {r.loss!r}, {r.sde!r}"
-    )
-    result = trainer.fit()
+    # One writer from here on; nothing in `out` is written before the checkpoint has loaded.
+    with trainer.locked():
+        if args.resume:
+            step = trainer.load_checkpoint()
+            if step >= cfg.train.steps:
+                print(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
+                return 0
+            if changed:
+                cfg = cfg.with_resumed(step, changed)
+                summary = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+                print(f"resuming {out} at step {step} with changed settings: {summary}")
+        trainer.metadata = {"config": cfg.to_dict()}
+        write_json(out / CONFIG, cfg.to_dict())
+        n_params = sum(p.numel() for p in r.model.parameters())
+        print(
+            f"training {cfg.model['name']} ({n_params:,} parameters) on {r.data.name} with {r.loss!r}, {r.sde!r}"
+        )
+        result = trainer.fit()
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
     print(f"step {result.step} in {result.wall_time:.1f} s: {summary}")

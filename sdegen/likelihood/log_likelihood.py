@@ -9,6 +9,13 @@ is a continuous normalizing flow, so by the instantaneous change of variables (C
 It is solved as one ODE for the augmented state [x_t, delta_t], d delta / dt = div f~(t, x_t),
 delta(eps) = 0, by one torchdiffeq call from eps to T, and log p = prior_logp(x_T) + delta(T).
 
+The state is held in float64 whatever the data's dtype; only ``score_fn`` (and its divergence) runs
+in the data's dtype, at the state rounded to it. torchdiffeq returns y(T) by evaluating the step's
+quartic dense-output polynomial at its endpoint, whose coefficients are sums like 16 y_mid - 8 (y0 + y1):
+in float32 that loses tens of ulps of |y|, about 3e-4 nats for delta ~ 70 (measured on VE, d = 16),
+which no tolerance can remove. In float64 the same loss is 1e-13, and the accumulation of delta over
+the steps, the coefficients a(t), g(t)^2 and the error estimate are float64 as well.
+
 With the model's own prior pi instead of the true p_T the result is shifted by the prior mismatch
 at the latent z = x_T: logp - log p_eps(x) = log pi(z) - log p_T(z) (+ the solver error). Since
 p_T / pi = sum_k w_k N_k / pi for a mixture p_T, the shift lies between min_k and max_k of
@@ -19,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -28,12 +34,15 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from sdegen._checks import (
     check_batch_shape,
+    check_fits_model,
     check_generator,
+    check_nonempty,
     check_positive,
     check_real,
     check_score_output,
     check_steps,
 )
+from sdegen._solve import SolveLog, solve_failure
 from sdegen.likelihood.bits_per_dim import Quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
@@ -46,6 +55,9 @@ __all__ = ["log_likelihood", "LikelihoodResult"]
 # needs error control, so only the adaptive torchdiffeq solvers are offered.
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 """The torchdiffeq methods ``log_likelihood`` accepts: adaptive ones, with error control."""
+# Every adaptive solve is bounded (diffrax's default is 4096 steps): a stiff or broken score then
+# fails with the time it reached instead of running without end.
+MAX_STEPS = 10_000
 
 
 class LikelihoodResult(NamedTuple):
@@ -60,16 +72,6 @@ class LikelihoodResult(NamedTuple):
     z: Tensor
     nfe: int
     bpd: Tensor | None
-
-
-@dataclass
-class _EvalLog:
-    """Evaluation count, and the last evaluation and step (kept only to explain a failure)."""
-
-    nfe: int = 0
-    t: Tensor | None = None
-    out: Tensor | None = None
-    step: tuple[Tensor, Tensor] | None = None
 
 
 class _AugmentedFlow(nn.Module):
@@ -88,12 +90,14 @@ class _AugmentedFlow(nn.Module):
         estimator: DivergenceEstimator,
         vectors: Tensor,
         shape: torch.Size,
+        dtype: torch.dtype,
         t_span: tuple[float, float],
     ) -> None:
         super().__init__()
         self.t_span = t_span
         self.sde, self.score_fn, self.estimator, self.vectors = sde, score_fn, estimator, vectors
         self.shape = shape
+        self.dtype = dtype  # the data's: score_fn sees x and t in it, the state may be wider
         self.batch = shape[0]
         self.n = math.prod(shape)
         self.dim = self.n // self.batch
@@ -102,33 +106,38 @@ class _AugmentedFlow(nn.Module):
         self.coefficients = Coefficients(sde)
         self.linear = self.coefficients.linear
         # Plain-object bookkeeping: nn.Module.__setattr__ would cost ~30 us per assignment.
-        self.log = _EvalLog()
+        self.log = SolveLog()
 
     def forward(self, t: Tensor, state: Tensor) -> Tensor:
         self.log.nfe += 1
         # torchdiffeq's initial step-size heuristic probes f at t0 + h0, which can lie past T (or
         # before eps in the adjoint's backward solve); the solution itself never leaves [eps, T].
-        t = t.clamp(*self.t_span)
+        # The score sees t in the data's dtype, and the coefficients are taken at that same time (in
+        # the state's dtype): the field is then exactly f~ at a rounded time, and a(t), g(t)^2 escape
+        # float32's exp(2 t log(sigma_max / sigma_min)), which is off by ~1e-6 relative for VE.
+        t = t.clamp(*self.t_span).to(self.dtype)
         # Grad mode is on only when a graph through the solve is wanted (create_graph=True, or the
         # backward pass of odeint_adjoint); otherwise the VJP's graph is local to this call.
         graph = torch.is_grad_enabled()
         with torch.enable_grad():
-            x = state[: self.n].view(self.shape)
+            x = state[: self.n].view(self.shape).to(self.dtype)
             if not x.requires_grad:
                 x = x.detach().requires_grad_(True)
             tb = t.expand(self.batch)
             score = self.score_fn(tb, x)
             self._check_score(score, x)
-            a, g2 = self.coefficients.at(t)
+            a, g2 = self.coefficients.at(t.to(state.dtype))
             if self.linear:
                 div = self.estimator.trace(score, x, self.vectors, create_graph=graph)
             else:
                 drift = self.coefficients.field(tb, x, score, a, g2, weight=0.5)
                 div = self.estimator.trace(drift, x, self.vectors, create_graph=graph)
+        wide, div = state.dtype, div.to(state.dtype)
         if self.linear:
-            drift = self.coefficients.field(tb, x, score, a, g2, weight=0.5)
+            x_wide = state[: self.n].view(self.shape)
+            drift = self.coefficients.field(tb, x_wide, score.to(wide), a, g2, weight=0.5)
             div = a * self.dim - (0.5 * g2) * div
-        out = torch.cat([drift.reshape(-1), div])
+        out = torch.cat([drift.reshape(-1).to(wide), div])
         self.log.t, self.log.out = t, out  # references only: inspected after a failure
         return out
 
@@ -157,28 +166,8 @@ class _AugmentedFlow(nn.Module):
 
     def failure(self, err: AssertionError, method: str, rtol: float, atol: float) -> Exception:
         """The exception for a torchdiffeq assertion: non-finite values, step underflow, step limit."""
-        log = self.log
-        where = f"after {log.nfe} evaluations ({method}, rtol={rtol:g}, atol={atol:g})"
-        if log.step is not None:
-            t0, dt = (float(v) for v in log.step)
-            # Times are negated inside torchdiffeq when it integrates backwards (adjoint).
-            where = f"in the step from t = {abs(t0):.6g} with dt = {abs(dt):.3g}, " + where
-        if log.t is not None:
-            where = f"at t = {float(log.t):.6g} " + where
-        if log.out is not None and not bool(torch.isfinite(log.out).all()):
-            return FloatingPointError(
-                f"the probability-flow ODE produced NaN or infinity {where}: score_fn returned "
-                f"non-finite values there, or the solution diverged"
-            )
-        if "max_num_steps" in str(err):
-            hint = "raise max_steps, or loosen rtol/atol"
-        else:
-            hint = (
-                "a step-size underflow means the ODE is too stiff for these tolerances (often near "
-                "t = eps: raise eps) or the score is discontinuous or blows up"
-            )
-        return RuntimeError(
-            f"the probability-flow ODE solve failed {where}: torchdiffeq reported '{err}'; {hint}"
+        return solve_failure(
+            err, self.log, what="the probability-flow ODE", method=method, rtol=rtol, atol=atol
         )
 
 
@@ -197,7 +186,7 @@ def log_likelihood(
     adjoint: bool = False,
     bits_per_dim: Quantization | None = None,
     create_graph: bool = False,
-    max_steps: int | None = None,
+    max_steps: int | None = MAX_STEPS,
 ) -> LikelihoodResult:
     """log p_eps(x) = log p_T(x_T) + int_eps^T div f~(t, x_t) dt through the probability-flow ODE.
 
@@ -208,6 +197,9 @@ def log_likelihood(
     Args:
         x: data ``[B, ...]`` (any data shape, any device, float32 or float64), read as a sample of
             p_eps. For bits/dim of discrete data, dequantize it first (:func:`dequantize`).
+            ``score_fn`` and ``prior_logp`` see x's dtype and ``logp``, ``z`` come back in it; the
+            ODE state itself is float64 (on MPS, which has none, x's dtype), so that with float32
+            data the solve's rounding stays below the float32 score's.
         sde: the forward SDE the score model was trained for.
         score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B]``, differentiable in ``x``, with
             samples that do not interact; put networks with dropout or batch statistics in
@@ -227,19 +219,28 @@ def log_likelihood(
         bits_per_dim: a :class:`Quantization` saying how ``x`` was quantized, to also return bpd.
         create_graph: make ``logp`` differentiable w.r.t. ``x`` and the score's parameters (for
             maximum-likelihood training). Off by default: no graph is kept across evaluations.
-        max_steps: raise after this many solver steps (default: no limit).
+        max_steps: raise :class:`~sdegen.SolverError` after this many solver steps (None: no limit).
 
     Returns:
         :class:`LikelihoodResult` ``(logp [B] in nats, z, nfe, bpd or None)``.
 
     Raises:
         FloatingPointError: the ODE produced NaN/inf (with the time t where it happened).
-        RuntimeError: the solver failed (step-size underflow or ``max_steps``), with the time t.
+        SolverError: (a ``RuntimeError``) the solver failed (step-size underflow or ``max_steps``),
+            with the time t it reached.
     """
     check_batch_shape("x", x)
-    if x.shape[0] == 0 or x.numel() == 0:
+    if x.ndim < 2:
         raise ValueError(
-            f"x must hold at least one sample with at least one entry; got shape {tuple(x.shape)}"
+            f"x must have shape [B, ...]: a batch of samples with at least one data dimension; got shape "
+            f"{tuple(x.shape)}. For B one-dimensional points use x.unsqueeze(1), for one sample x.unsqueeze(0)"
+        )
+    check_nonempty("x", x)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"x has dtype {x.dtype}: an exact likelihood needs float32 or float64 (in half precision the "
+            f"solve is off by up to ~1 nat); pass x.float() with a float32 model (autocast inside "
+            f"score_fn is fine)"
         )
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
@@ -271,6 +272,16 @@ def log_likelihood(
             f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
             f"bits_per_dim=Quantization(data_range=(0.0, 1.0), n_bits=8); got {bits_per_dim!r}"
         )
+    if bits_per_dim is not None:
+        lo, hi = bits_per_dim.data_range
+        x_min, x_max = float(x.detach().min()), float(x.detach().max())
+        if x_min < lo or x_max > hi:
+            raise ValueError(
+                f"x lies in [{x_min:.4g}, {x_max:.4g}], outside bits_per_dim.data_range=({lo:g}, {hi:g}), so "
+                f"its bits/dim would be meaningless; scale x into the declared range (and dequantize it) "
+                f"or declare the range it was quantized in"
+            )
+    check_fits_model("x", x, score_fn)
     if max_steps is not None:
         max_steps = check_steps("max_steps", max_steps)
     for name, flag in (("adjoint", adjoint), ("create_graph", create_graph)):
@@ -297,9 +308,12 @@ def log_likelihood(
     check_schedule(sde, eps, sde.T)
 
     vectors = divergence.draw(x.detach(), generator)
-    flow = _AugmentedFlow(sde, score_fn, divergence, vectors, x.shape, (eps, sde.T))
+    flow = _AugmentedFlow(sde, score_fn, divergence, vectors, x.shape, x.dtype, (eps, sde.T))
     B = x.shape[0]
-    state0 = torch.cat([(x if create_graph else x.detach()).reshape(-1), x.new_zeros(B)])
+    # float64 state for data of any dtype (module docstring), unless the device has no float64.
+    wide = x.dtype if x.device.type == "mps" else torch.promote_types(x.dtype, torch.float64)
+    x0 = (x if create_graph else x.detach()).reshape(-1).to(wide)
+    state0 = torch.cat([x0, x0.new_zeros(B)])
     ts = torch.tensor([eps, sde.T], dtype=torch.float64, device=x.device)
     # step_t: end the last step exactly at T (and at eps for the adjoint's backward solve) instead
     # of stepping past it and interpolating, which would evaluate the score outside [eps, T].
@@ -313,13 +327,13 @@ def log_likelihood(
     except AssertionError as err:
         raise flow.failure(err, method, rtol, atol) from err
 
-    z = final[: flow.n].view(x.shape)
     with torch.set_grad_enabled(create_graph):
+        z = final[: flow.n].view(x.shape).to(x.dtype)
         prior = (sde.prior_logp if prior_logp is None else prior_logp)(z)
         if not torch.is_tensor(prior) or prior.shape != (B,):
             got = tuple(prior.shape) if torch.is_tensor(prior) else type(prior).__name__
             raise ValueError(f"prior_logp(z) must return a tensor of shape [B] = [{B}]; got {got}")
-        logp = prior + final[flow.n :]
+        logp = (prior.to(wide) + final[flow.n :]).to(x.dtype)
     if not bool(torch.isfinite(logp).all()):
         raise FloatingPointError(
             f"log-likelihood is non-finite for {int((~torch.isfinite(logp)).sum())} of {B} samples after "
