@@ -188,10 +188,10 @@ def test_replacement_is_exact_for_independent_coordinates_thoroughly(sde_name, m
     [
         lambda: DDPMSampler(300),
         lambda: ReverseSDESampler("srk", 100),
-        lambda: DDIMSampler(100),
-        lambda: UniPCSampler(50),
+        lambda: DDIMSampler(100, eta=1.0),
+        lambda: DPMSolverSDESampler(100),
     ],
-    ids=["ddpm", "sde-srk", "ddim", "unipc"],
+    ids=["ddpm", "sde-srk", "ddim-eta1", "dpm-2m-sde"],
 )
 def test_noisy_projection_is_exact_for_independent_coordinates_thoroughly(sde_name, make):
     _check_replacement(
@@ -515,6 +515,11 @@ def test_bad_observations_are_refused_before_any_work():
         ValueError, match=r"x_T has shape \(4, 2\) but this Inpainting observes data of shape \(3,\)"
     ):
         sdegen.sample(sde, score, (4, 2), DDPMSampler(10), observation=wrong_mask)
+    noisy = Inpainting(torch.tensor([True, False]), torch.zeros(2), noise_std=0.1)
+    with pytest.raises(
+        TypeError, match=r"DDIMSampler\(steps=10, eta=0\) is deterministic, but a noisy observation"
+    ):
+        sdegen.sample(sde, score, (4, 2), DDIMSampler(10), observation=noisy)
     with pytest.raises(TypeError, match="observation must be an sdegen.observations.Observation"):
         DDPMSampler(10)(sde, score, torch.zeros(4, 2), observation=torch.tensor([True, False]))
 

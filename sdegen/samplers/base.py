@@ -79,7 +79,8 @@ class Sampler(abc.ABC):
     ``ObservationProjection`` (``sdegen.samplers._projection``), and passes that to
     ``_sample`` as ``observation=``; the sampler applies it to the state it reaches at every
     grid time (and the base class sets the observed coordinates exactly after ``denoise=True``).
-    Samplers without ``supports_observation`` refuse an observation before any work.
+    Samplers without ``supports_observation`` refuse an observation before any work, and
+    deterministic samplers refuse a noisy one (it must be sampled below its noise level).
     """
 
     stochastic: ClassVar[bool]
@@ -228,6 +229,15 @@ class Sampler(abc.ABC):
             "conditioning on an observation (observation=...)",
             "The noised observation is drawn from the kernel N(alpha(t) x_0, sigma(t)^2 I).",
         )
+        if observation.noise_std > 0 and not self.stochastic:
+            # Below the noise level t* the observed coordinates are left to the sampler, which must
+            # draw from p(x_0 | x_t*); a deterministic flow maps the point x_t* to a single x_0.
+            raise TypeError(
+                f"{self!r} is deterministic, but a noisy observation (noise_std={observation.noise_std:g}) "
+                f"is imposed only down to its noise level and must be sampled below it. Use a stochastic "
+                f"sampler (DDPMSampler, DDIMSampler(eta=1.0), DPMSolverSDESampler, ReverseSDESampler, a "
+                f"PredictorCorrectorSampler), or condition by guidance (ReconstructionGuidance)."
+            )
         observation.check(x_T)
         return ObservationProjection(observation, grid, generator)
 
