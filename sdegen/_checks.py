@@ -194,15 +194,23 @@ def check_score_output(score: object, x: Tensor, name: str = "score_fn") -> None
         )
 
 
-def check_fits_model(name: str, x: Tensor, model: object) -> None:
+def check_fits_model(name: str, x: Tensor, model: object, *, takes_labels: bool = False) -> None:
     """Raise unless ``x`` can go into ``model`` (a ``score_fn`` or a loss's model), before any work.
 
     For an ``nn.Module``: ``x`` must have the dtype and device of its floating parameters, and the
     sample shape its network declares (``data_shape`` of an MLP, ``in_channels`` of a U-Net), so a
-    mismatch is named here instead of surfacing as a matmul error deep inside torch.
+    mismatch is named here instead of surfacing as a matmul error deep inside torch. Unless the
+    caller passes labels (``takes_labels``, a loss or a trainer), a class-conditional model is
+    refused: a sampler or the likelihood calls ``score_fn(t, x)``, which such a model cannot answer.
     """
     if not isinstance(model, torch.nn.Module):
         return
+    if not takes_labels and getattr(model, "is_conditional", False) is True:
+        raise TypeError(
+            f"score_fn is a class-conditional model (n_classes={model.n_classes}), called here as "
+            f"score_fn(t, x) without a label: pass model.given(y) for class y (model.given("
+            f"{model.null_label}) for the unconditional model) or ClassifierFreeGuidance(model, y, w)"
+        )
     param = next((p for p in model.parameters() if p.is_floating_point()), None)
     if param is not None:
         if param.dtype != x.dtype:

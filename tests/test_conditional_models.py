@@ -423,6 +423,8 @@ BAD = [
     ("trainer unconditional, labelled", lambda: _bad_trainer(ScoreModel(_net(), VP), DenoisingScoreMatching(), D.DistributionBatches(DATA, 8, labels=True)), ValueError, "n_classes=3 to train a class-conditional"),
     ("trainer classes mismatch", lambda: _bad_trainer(_model(n_classes=8), DenoisingScoreMatching(), D.DistributionBatches(DATA, 8, labels=True)), ValueError, "data has 3 classes but the model has n_classes=8"),
     ("trainer classifier with dsm", lambda: _bad_trainer(_classifier(), DenoisingScoreMatching(), D.DistributionBatches(DATA, 8, labels=True)), TypeError, "must be a ScoreModel"),
+    ("sampling a conditional model without a label", lambda: sdegen.sample(VP, _model(), (4, 2), sdegen.DDIMSampler(2)), TypeError, "pass model.given(y) for class y"),
+    ("likelihood of a conditional model without a label", lambda: sdegen.log_likelihood(X, VP, _model()), TypeError, "called here as score_fn(t, x) without a label"),
     ("guidance of an unconditional model", lambda: sdegen.composition.ClassifierFreeGuidance(ScoreModel(_net(), VP), 0, 2.0), TypeError, "is unconditional (n_classes=None)"),
     ("guidance label out of range", lambda: sdegen.composition.ClassifierFreeGuidance(_model(), 3, 2.0), ValueError, "y must be a class label in 0..2; got y=3"),
 ]  # fmt: skip

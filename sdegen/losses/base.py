@@ -81,7 +81,7 @@ class Loss(abc.ABC):
         self.check_model(model)
         check_batch_shape("x0", x0)
         check_nonempty("x0", x0)
-        check_fits_model("x0", x0, model)
+        check_fits_model("x0", x0, model, takes_labels=True)
         check_generator(generator, x0, "x0")
         y = self.check_labels(model, x0, y)
         self.check(model, x0)

@@ -330,7 +330,7 @@ class Trainer:
         shape = getattr(self.data, "event_shape", None)
         if shape is not None:
             example = torch.empty((1, *shape), dtype=self.dtype, device=self.device)
-            check_fits_model("data", example, self.model)
+            check_fits_model("data", example, self.model, takes_labels=True)
 
     def evaluate(self, callbacks: Sequence[Callback] | None = None) -> dict[str, float]:
         """Run ``callbacks`` (default: all) on the EMA model; return their merged metrics."""
