@@ -163,6 +163,8 @@ def test_inpaint_digits(tmp_path, capsys):
     torch.save(torch.rand(8, 8, generator=torch.Generator().manual_seed(0)) < 0.5, tmp_path / "mask.pt")
     assert main(["sample", str(run), "--inpaint", str(tmp_path / "mask.pt"), "--n", "4", "--sampler", "ddpm",
                  "--steps", "5", "--out", str(tmp_path / "m")]) == 0  # fmt: skip
+    # Without --label a conditional run fills in each image given its own digit.
+    assert json.loads((tmp_path / "m" / "samples.json").read_text())["labels"] == "each inpainted image's own"
     torch.save(torch.ones(1, 7, 7, dtype=torch.bool), tmp_path / "small.pt")
     _fails_cleanly(capsys, ["sample", str(run), "--inpaint", str(tmp_path / "small.pt"), "--out", str(tmp_path / "x")],
                    "holds a mask of shape (1, 7, 7), but the run's images have shape (1, 8, 8)")  # fmt: skip

@@ -33,12 +33,15 @@ class Classes:
     title: str = ""
 
 
-def classes(args: argparse.Namespace, trained: Run, n: int, device: torch.device) -> Classes:
+def classes(
+    args: argparse.Namespace, trained: Run, n: int, device: torch.device, own_labels: Tensor | None = None
+) -> Classes:
     """The conditioning of ``--label``, ``--guidance``, ``--classifier`` and ``--classifier-scale``.
 
     A conditional run samples classifier-free guidance (1 + w) s(t, x, y) - w s(t, x, null) with w
     from ``--guidance`` (default 0: the conditional model); an unconditional run with a classifier
-    run samples classifier guidance. Without ``--label`` the samples cycle through the classes.
+    run samples classifier guidance. Without ``--label`` each sample has its ``own_labels`` (those
+    of the images it inpaints), or the samples cycle through the classes.
     """
     model, given = trained.model, vars(args)
     has_guidance, has_scale = "guidance" in given, "classifier_scale" in given
@@ -51,9 +54,9 @@ def classes(args: argparse.Namespace, trained: Run, n: int, device: torch.device
                 f"with --guidance W (classifier-free guidance)"
             )
         w = args.guidance if has_guidance else 0.0
-        labels = _labels(args, model.n_classes, n, args.run_dir)
+        labels = _labels(args, model.n_classes, n, args.run_dir, own_labels)
         score_fn = ClassifierFreeGuidance(model, labels.to(device), w)
-        report = {"labels": _label_report(args), "guidance": w}
+        report = {"labels": _label_report(args, own_labels), "guidance": w}
         what = "conditional model" if w == 0 else f"classifier-free guidance w = {w:g}"
         return Classes(score_fn, labels, report, what)
     if has_guidance:
@@ -72,14 +75,24 @@ def classes(args: argparse.Namespace, trained: Run, n: int, device: torch.device
         return Classes(model)
     clf = _classifier_run(args.classifier, trained, device)
     scale = args.classifier_scale if has_scale else 1.0
-    labels = _labels(args, clf.model.n_classes, n, args.classifier)
+    labels = _labels(args, clf.model.n_classes, n, args.classifier, own_labels)
     score_fn = ClassifierGuidance(model, clf.model, labels.to(device), scale)
-    report = {"labels": _label_report(args), "classifier": str(args.classifier), "classifier_scale": scale}
+    report = {
+        "labels": _label_report(args, own_labels),
+        "classifier": str(args.classifier),
+        "classifier_scale": scale,
+    }
     return Classes(score_fn, labels, report, f"classifier guidance, scale {scale:g}")
 
 
-def _labels(args: argparse.Namespace, n_classes: int, n: int, where: object) -> Tensor:
+def _labels(args: argparse.Namespace, n_classes: int, n: int, where: object, own: Tensor | None) -> Tensor:
     if args.label is None:
+        if own is not None:
+            if int(own.max()) >= n_classes:
+                raise UsageError(
+                    f"the images' labels go up to {int(own.max())}, but {where} has {n_classes} classes"
+                )
+            return own
         return class_labels(n_classes, n)
     if not 0 <= args.label < n_classes:
         raise UsageError(
@@ -88,8 +101,10 @@ def _labels(args: argparse.Namespace, n_classes: int, n: int, where: object) -> 
     return torch.full((n,), args.label, dtype=torch.int64)
 
 
-def _label_report(args: argparse.Namespace) -> int | str:
-    return args.label if args.label is not None else "every class in turn"
+def _label_report(args: argparse.Namespace, own: Tensor | None) -> int | str:
+    if args.label is not None:
+        return args.label
+    return "every class in turn" if own is None else "each inpainted image's own"
 
 
 def _classifier_run(path: str, trained: Run, device: torch.device) -> Run:
@@ -115,13 +130,15 @@ def _classifier_run(path: str, trained: Run, device: torch.device) -> Run:
 
 @dataclass
 class Inpaint:
-    """Inpainting of test images: the observation, its mask, and the original images of the samples."""
+    """Inpainting of test images: the observation, its mask, the original images of the samples and
+    the label of each sample's image (None for unlabelled images)."""
 
     observation: Inpainting
     mask: Tensor
     originals: Tensor
     n_images: int
     name: str
+    labels: Tensor | None
 
 
 def inpaint(args: argparse.Namespace, trained: Run, n: int) -> Inpaint | None:
@@ -150,8 +167,9 @@ def inpaint(args: argparse.Namespace, trained: Run, n: int) -> Inpaint | None:
     pixels = bundle.test.pixels[:k]
     # The observed values are the pixels' bin centres in model space, as sampling ends there.
     originals = bundle.test.to_model(pixels, dequantize=False)
-    values = originals[torch.arange(n) % k]
-    return Inpaint(Inpainting(mask, values), mask, originals, k, name)
+    which = torch.arange(n) % k
+    labels = None if bundle.test.labels is None else bundle.test.labels[:k][which]
+    return Inpaint(Inpainting(mask, originals[which]), mask, originals, k, name, labels)
 
 
 def _mask_file(path: Path, shape: tuple[int, ...]) -> Tensor:

@@ -75,7 +75,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--label",
         type=nonnegative_int,
         default=None,
-        help="the class to sample [default: every class in turn] (a conditional run, or with --classifier)",
+        help="the class to sample [default: every class in turn, or with --inpaint each image's own] (a "
+        "conditional run, or with --classifier)",
     )
     g.add_argument(
         "--guidance",
@@ -134,12 +135,12 @@ def run(args: argparse.Namespace) -> int:
     )
     with as_usage_error("sampler settings"):
         sampler = spec.factory(options)
-    with as_usage_error("conditioning"):
-        cond = classes(args, trained, args.n, device)
     fill = inpaint(args, trained, args.n)
     if fill is not None:
         with as_usage_error("sampler for --inpaint"):
             sampler.check_observation()
+    with as_usage_error("conditioning"):
+        cond = classes(args, trained, args.n, device, None if fill is None else fill.labels)
     eps = check_end_time(model.sde, trained.end_time(args.eps))
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
@@ -193,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     if bundle.is_image and fill is not None:
         _inpainting_figure(bundle, fill, x, figure)
     elif bundle.is_image:
-        nrow = None if labels is None or args.label is not None else int(labels.max()) + 1
+        nrow = None if labels is None or args.label is not None else int(model.n_classes or labels.max() + 1)
         _report.image_figure(bundle, x, figure, nrow=nrow)
     else:
         colours = None if labels is None else {"data": labels, title: labels}
