@@ -10,6 +10,11 @@ Run: python examples/conditional.py [--ring-steps 2000] [--digits-steps 3000] [-
 2. A class-conditional U-Net learns scikit-learn's 8x8 digits; test digits whose right half is
    hidden are filled in by replacement (Song et al. 2021, appendix I) given their own label.
    Figure: inpainted.png (rows: originals, observed halves, two completions each).
+
+About 12 minutes on one CPU thread (the U-Net's 3000 steps take most of it); --quick runs in seconds.
+Measured with the defaults: energy distance to the exact p(x | y), averaged over the classes,
+0.006 at w = 0 (99.4 % of the samples in their class), 0.027 at w = 1 and 0.19 at w = 4 (100 %);
+inpainting RMSE 0.47 on the hidden halves against 0.40 for the class's mean digit.
 """
 
 from __future__ import annotations
@@ -119,8 +124,13 @@ def digits_inpainting(args, sde, out: Path) -> Path:
             observation=Inpainting(mask, values),
         ).x
     rmse = float(((x - values)[..., 4:] ** 2).mean().sqrt())
+    # For reference: the mean training digit of the same class, an estimate that ignores the observed
+    # half. A draw from the exact posterior has sqrt(2) times the posterior mean's RMS error.
+    pixels = train_set.to_model(train_set.pixels, dequantize=False)
+    class_mean = torch.stack([pixels[train_set.labels == c].mean(0) for c in range(10)])[labels]
+    ref = float(((class_mean - values)[..., 4:] ** 2).mean().sqrt())
     print(f"  inpainted the right halves of {k} test digits given their labels: RMSE {rmse:.3f} to the originals "
-          f"on [-1, 1] (the data's std is 0.6)")  # fmt: skip
+          f"on [-1, 1]; the class's mean digit: {ref:.3f}")  # fmt: skip
     shown = originals.clone()
     shown[..., 4:] = 0.0  # grey where hidden
     grid = torch.cat([originals, shown, x])
