@@ -120,6 +120,18 @@ def test_exponential_integrators_are_exact_for_point_mass_data(name):
         torch.testing.assert_close(x, flow(eps, x_T), rtol=1e-11, atol=1e-11 * scale)
 
 
+def test_ddim_with_noise_survives_a_step_beyond_float_resolution():
+    """One eta = 1 step over lambda-range 27 (EDM VE from sigma 1e9 to 0.002): e^{-2h} underflows to
+    0 in 1 - e^{-2h}, the step is the exact posterior draw x_eps ~ N(mu, sigma_eps^2) for point-mass data."""
+    sde = EDMVESDE(1e9)
+    mu = torch.tensor([1.5, -0.7], dtype=F64)
+    score, _ = _point_mass(sde, mu)
+    x_T = 1e9 * torch.randn(4000, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    x = sdegen.sample(sde, score, None, DDIMSampler(1, eta=1.0), x_T=x_T, generator=torch.Generator()).x
+    z = (x - mu) / sde.sampling_eps
+    assert float(z.mean(0).abs().max()) < 0.1 and float((z.std(0) - 1).abs().max()) < 0.05
+
+
 # -- the oracle's law at few evaluations -------------------------------------------------------------
 
 RING = GaussianMixture.ring(8, 4.0, 0.5)
