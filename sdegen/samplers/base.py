@@ -61,8 +61,8 @@ class Sampler(abc.ABC):
     ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
     (requirements on the SDE, raised before any work).
 
-    A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its :attr:`grid`:
-    ``steps=N`` gives N steps of its :attr:`default_grid` kind, ``grid=`` any grid (passing both
+    A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its ``grid``:
+    ``steps=N`` gives N steps of its ``default_grid`` kind, ``grid=`` any grid (passing both
     is an error; ``_set_grid`` resolves them).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
@@ -181,7 +181,7 @@ class Sampler(abc.ABC):
         default_steps: int | None,
         ts: Tensor | Sequence[float] | None = None,
     ) -> None:
-        """Set :attr:`grid` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
+        """Set ``grid`` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
 
         ``ts=`` is the older spelling of ``grid=`` with a tensor of times; giving more than one of
         ``steps``, ``grid`` and ``ts`` is a ``ValueError``.
