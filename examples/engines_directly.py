@@ -4,8 +4,10 @@ sde.reverse(score_fn) is an object torchsde.sdeint integrates as it is (in rever
 s = T - t, on a flattened state); sde.probability_flow(score_fn) is a func(t, x) for
 torchdiffeq.odeint. Both are checked here against the exact marginal of a Gaussian mixture.
 
-Run: python examples/engines_directly.py
+Run: python examples/engines_directly.py [--quick]
 """
+
+import sys
 
 import torch
 import torchdiffeq
@@ -13,12 +15,13 @@ import torchsde
 
 import sdegen
 from sdegen.analytic import GaussianMixture
-from sdegen.testing.oracle import compare_with_oracle
+from sdegen.testing.oracle import calibrate, check_samples
 
 sde = sdegen.VPSDE(beta_min=0.1, beta_max=20.0)
 data = GaussianMixture.ring(n=8, radius=4.0, std=0.5)  # p_0: 8 Gaussians on a circle
 score = data.score(sde)  # the exact score of p_t; a trained network goes here
-eps, n = sde.sampling_eps, 2000
+quick = "--quick" in sys.argv[1:]  # the test suite's setting: fewer samples and steps
+eps, n, steps = sde.sampling_eps, (500 if quick else 2000), (100 if quick else 500)
 g = torch.Generator().manual_seed(0)
 # The prior N(0, I); the exact p_T differs from it by alpha(T) = 0.0066 (its modes sit at radius 0.03).
 x_T = sde.prior_sampling((n, 2), generator=g, dtype=torch.float64)
@@ -30,7 +33,7 @@ rsde = sde.reverse(score)
 s = rsde.reversed_times(ts)  # tensor([0., 0.999]); ys[k] below is the state at t = ts[k]
 bm = sdegen.SequentialBrownian(0.0, float(s[-1]), (n, 2), dtype=torch.float64, generator=g)
 with torch.no_grad():
-    ys = torchsde.sdeint(rsde, rsde.flatten(x_T), s, bm=bm, method="euler", dt=float(s[-1]) / 500)
+    ys = torchsde.sdeint(rsde, rsde.flatten(x_T), s, bm=bm, method="euler", dt=float(s[-1]) / steps)
 x_sde = rsde.unflatten(ys[-1])
 
 # The probability-flow ODE through torchdiffeq, which integrates from T down to eps as it is.
@@ -45,7 +48,11 @@ def fmt(v: torch.Tensor) -> str:
 
 truth = data.marginal(sde, eps)  # the exact p_eps
 print(f"{'exact p_eps':26s} mean {fmt(truth.mean())}  covariance {fmt(truth.covariance())}")
-for name, x in [("torchsde euler, 500 steps", x_sde), ("torchdiffeq dopri5", x_ode)]:
-    report = compare_with_oracle(x, truth, generator=g)
+null = calibrate(truth, n)  # the two-sample tests' null distributions, shared by both checks
+failed = False
+for name, x in [(f"torchsde euler, {steps} steps", x_sde), ("torchdiffeq dopri5", x_ode)]:
+    report = check_samples(x, truth, null=null)
     print(f"{name:26s} mean {fmt(x.mean(0))}  covariance {fmt(torch.cov(x.T))}")
-    print(f"{'':26s} {report}: {'matches p_eps' if report.passes() else 'DOES NOT MATCH p_eps'}")
+    print(f"{'':26s} {'matches p_eps' if report else 'DOES NOT MATCH p_eps'}: {report}")
+    failed |= not report
+sys.exit(1 if failed else 0)

@@ -5,8 +5,10 @@ must reproduce the mixture's log-density at t = eps: the exact trace to solver a
 up to its (unbiased) probe noise, and the SDE's N(0, I) prior up to the prior mismatch at the latent.
 Then bits/dim of 8-bit data in [-1, 1], dequantized, with the offset stated (7 bits for [-1, 1]).
 
-Run: python examples/likelihood.py   (about 10 s on a laptop CPU)
+Run: python examples/likelihood.py [--quick]   (about 10 s on a laptop CPU)
 """
+
+import sys
 
 import torch
 
@@ -16,7 +18,8 @@ from sdegen.analytic import GaussianMixture
 sde = sdegen.VPSDE()
 data = GaussianMixture.ring(n=8, radius=0.6, std=0.1)  # lives in [-1, 1]^2
 eps = 1e-5
-x = data.marginal(sde, eps).sample(256, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+n = 32 if "--quick" in sys.argv[1:] else 256  # --quick: the test suite's setting
+x = data.marginal(sde, eps).sample(n, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
 score = data.score(sde)  # the exact score: put your trained network here
 truth = data.marginal(sde, eps).log_prob(x.double())
 p_T = data.marginal(sde, sde.T)

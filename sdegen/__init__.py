@@ -6,6 +6,7 @@ torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to
 
 from sdegen import analytic, metrics
 from sdegen._broadcast import expand_like
+from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
 from sdegen.likelihood import (
     ExactTrace,
@@ -62,6 +63,7 @@ __all__ = [
     "analytic",
     "metrics",
     "expand_like",
+    "SolverError",
     # likelihood
     "log_likelihood",
     "LikelihoodResult",

@@ -104,8 +104,10 @@ def check_shape_tuple(name: str, shape: Sequence[int]) -> tuple[int, ...]:
     if isinstance(shape, int):
         shape = (shape,)
     try:
+        if isinstance(shape, (str, bytes)):
+            raise TypeError
         out = tuple(int(s) for s in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"{name} must be a sequence of ints like (B, d); got {shape!r}") from None
     if len(out) == 0 or any(s <= 0 for s in out):
         raise ValueError(f"{name} must be a non-empty sequence of positive ints like (B, d); got {shape!r}")
@@ -190,3 +192,47 @@ def check_score_output(score: object, x: Tensor, name: str = "score_fn") -> None
             f"{name} must return a tensor shaped and typed like x (shape {tuple(x.shape)}, dtype "
             f"{x.dtype}); got {got}"
         )
+
+
+def check_fits_model(name: str, x: Tensor, model: object) -> None:
+    """Raise unless ``x`` can go into ``model`` (a ``score_fn`` or a loss's model), before any work.
+
+    For an ``nn.Module``: ``x`` must have the dtype and device of its floating parameters, and the
+    sample shape its network declares (``data_shape`` of an MLP, ``in_channels`` of a U-Net), so a
+    mismatch is named here instead of surfacing as a matmul error deep inside torch.
+    """
+    if not isinstance(model, torch.nn.Module):
+        return
+    param = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if param is not None:
+        if param.dtype != x.dtype:
+            raise TypeError(
+                f"{name} has dtype {x.dtype} but the model's parameters are {param.dtype}; convert one "
+                f"of them, e.g. {name}.to({param.dtype}) or model.to({x.dtype})"
+            )
+        if param.device.type != x.device.type:
+            raise ValueError(
+                f"{name} is on {x.device} but the model is on {param.device}; move one of them, e.g. "
+                f"{name}.to({str(param.device)!r})"
+            )
+    net = getattr(model, "net", model)
+    data_shape = getattr(net, "data_shape", None)
+    if data_shape is not None and tuple(x.shape[1:]) != tuple(data_shape):
+        raise ValueError(
+            f"{name} has samples of shape {tuple(x.shape[1:])} (shape {tuple(x.shape)}) but the model's "
+            f"network takes samples of shape {tuple(data_shape)}"
+        )
+    channels = getattr(net, "in_channels", None)
+    if isinstance(channels, int) and (x.ndim != 4 or x.shape[1] != channels):
+        raise ValueError(
+            f"{name} has shape {tuple(x.shape)} but the model's network takes images [B, {channels}, H, W]"
+        )
+
+
+def check_nonempty(name: str, x: Tensor) -> Tensor:
+    """Raise ``ValueError`` unless ``x`` holds at least one sample with at least one entry."""
+    if x.ndim == 0 or x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(
+            f"{name} must hold at least one sample with at least one entry; got shape {tuple(x.shape)}"
+        )
+    return x

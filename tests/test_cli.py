@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _runs import write_run
 
 from sdegen.cli import main
 
@@ -263,8 +264,7 @@ def test_every_registry_entry_is_a_choice_and_a_new_entry_is_one_line(
 
 
 def test_sample_stops_at_the_sdes_own_eps_by_default(ring_run, tmp_path, capsys):
-    ve = tmp_path / "ve"
-    assert main(["train", "--out", str(ve), "--sde", "ve", *TINY, "--steps", "2"]) == 0
+    ve = write_run(tmp_path / "ve", sde="ve", steps=2)
     for run_dir, eps in [(ring_run, 1e-3), (ve, 1e-5)]:
         out = tmp_path / f"s-{run_dir.name}"
         argv = ["sample", str(run_dir), "--sampler", "ddpm" if eps == 1e-3 else "pc", "--steps", "3"]
@@ -287,7 +287,10 @@ def test_sample_stops_at_the_sdes_own_eps_by_default(ring_run, tmp_path, capsys)
         ),
         (["train", "--ema-decay", "1.5"], "invalid training settings: ema_decay must lie in [0, 1)"),
         (["train", "--sde", "ve", "--sigma-min", "-1"], "invalid SDE settings: sigma_min"),
-        (["train", "--weight-decay", "-1"], "invalid training settings: weight_decay must be >= 0"),
+        (
+            ["train", "--weight-decay", "-1"],
+            "invalid training settings: weight_decay must be a finite number >= 0",
+        ),
     ],
 )
 def test_settings_the_library_refuses_are_usage_errors(tmp_path, capsys, argv, match):

@@ -11,12 +11,13 @@ so subclassing ``sdegen.LinearSDE`` with ``alpha`` and ``sigma`` is all it takes
 coefficient a(t) = d log alpha / dt and g(t)^2 = d sigma^2 / dt - 2 a sigma^2 follow by autograd,
 and every sampler, the likelihood and the checks of ``sdegen.testing`` work with it unchanged.
 
-Run: python examples/custom_sde/ou.py        (tests: pytest examples/custom_sde)
+Run: python examples/custom_sde/ou.py [--quick]   (tests: pytest examples/custom_sde)
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import torch
 from torch import Tensor
@@ -59,7 +60,9 @@ def main() -> None:
     from sdegen.testing.marginals import check_marginals
 
     sde = ScheduledOU()
-    print(check_marginals(sde))  # moment ODEs and torchsde forward simulation vs alpha, sigma
+    quick = "--quick" in sys.argv[1:]  # the test suite's setting: fewer paths, samples and steps
+    # Moment ODEs and torchsde forward simulation against alpha and sigma.
+    print(check_marginals(sde, n_paths=2000 if quick else 20000))
 
     data = GaussianMixture.ring(n=6, radius=3.0, std=0.4)
     score = data.score(
@@ -68,18 +71,19 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     eps = 1e-3
     truth = data.marginal(sde, eps)
+    n, steps = (300, 50) if quick else (2000, 500)
     for sampler in [
-        sdegen.ReverseSDESampler("euler", steps=500),
+        sdegen.ReverseSDESampler("euler", steps=steps),
         sdegen.ProbabilityFlowSampler("dopri5"),
         sdegen.PredictorCorrectorSampler(
-            sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=300
+            sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=steps * 3 // 5
         ),
     ]:
-        out = sdegen.sample(sde, score, (2000, 2), sampler, eps=eps, generator=g, dtype=torch.float64)
-        ed = float(sdegen.metrics.energy_distance(out.x, truth.sample(2000, generator=g)))
+        out = sdegen.sample(sde, score, (n, 2), sampler, eps=eps, generator=g, dtype=torch.float64)
+        ed = float(sdegen.metrics.energy_distance(out.x, truth.sample(n, generator=g)))
         print(f"{type(sampler).__name__:28s} NFE {out.nfe:5d}  energy distance to p_eps {ed:.4f}")
 
-    x = data.sample(256, generator=g)
+    x = data.sample(32 if quick else 256, generator=g)
     result = sdegen.log_likelihood(x, sde, score, divergence=sdegen.ExactTrace(), eps=1e-5)
     exact = data.marginal(sde, 1e-5).log_prob(x)
     print(

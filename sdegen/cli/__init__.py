@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import torch
 
 from sdegen.cli import demo, nll, sample, train
-from sdegen.cli._common import Parser, UsageError, apply_threads
-from sdegen.training import CheckpointError
+from sdegen.cli._common import Parser, UsageError, apply_threads, explicit_options
+from sdegen.training import CheckpointError, RunDirectoryBusy
 
 __all__ = ["main", "build_parser"]
 
@@ -36,15 +36,25 @@ def build_parser() -> Parser:
     return parser
 
 
-# Input the user can fix: bad arguments, missing or unusable files (run directories, checkpoints).
-USAGE_ERRORS = (UsageError, FileNotFoundError, NotADirectoryError, CheckpointError)
+# Input the user can fix: bad arguments, missing or unusable files (run directories, checkpoints),
+# a run directory that another process is writing.
+USAGE_ERRORS = (
+    UsageError,
+    FileNotFoundError,
+    FileExistsError,
+    NotADirectoryError,
+    CheckpointError,
+    RunDirectoryBusy,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     command = None
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
+        args.explicit = explicit_options(build_parser(), argv)
         command = args.command
         threads = torch.get_num_threads()
         apply_threads(args.threads)

@@ -6,15 +6,14 @@ import argparse
 import contextlib
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdegen.sde import SDE
+from sdegen.training.files import atomic_write
 
 __all__ = [
     "UsageError",
@@ -26,6 +25,7 @@ __all__ = [
     "positive_float",
     "resolve_device",
     "apply_threads",
+    "explicit_options",
     "check_end_time",
     "write_json",
 ]
@@ -72,6 +72,22 @@ def add_common_arguments(
     g.add_argument(
         "--threads", type=nonnegative_int, default=threads, help="CPU threads for torch (0: torch's default)"
     )
+
+
+def explicit_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> set[str]:
+    """The destinations of the options that ``argv`` gives explicitly (not left at their defaults).
+
+    ``argv`` is parsed again by ``parser`` (which must accept it) with every default suppressed,
+    so only what the command line set remains.
+    """
+    parsers = [parser]
+    for p in parsers:
+        p._defaults.clear()  # set_defaults(run=...)
+        for action in p._actions:
+            action.default = argparse.SUPPRESS
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return set(vars(parser.parse_args(argv)))
 
 
 def apply_threads(n: int) -> None:
@@ -124,16 +140,6 @@ def check_end_time(sde: SDE, eps: float | None) -> float:
 
 
 def write_json(path: Path, value: Any) -> Path:
-    """Write ``value`` as indented JSON, atomically (temp file + os.replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(value, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``value`` as indented JSON, atomically (:func:`sdegen.training.files.atomic_write`)."""
+    text = json.dumps(value, indent=2) + "\n"
+    return atomic_write(path, lambda f: f.write(text.encode()), fsync=False)

@@ -32,7 +32,7 @@ from sdegen.cli.run import CONFIG, Run, RunConfig, build_run, sde_section
 from sdegen.figures import density_on_grid
 from sdegen.metrics import energy_distance
 from sdegen.parameterization import ScoreModel
-from sdegen.training import HeldOutLoss, TrainConfig, Trainer, TrainResult
+from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer, TrainResult
 
 __all__ = ["add_parser", "run"]
 
@@ -71,16 +71,17 @@ def run(args: argparse.Namespace) -> int:
     """Train, then the held-out NLL, the samplers, the figures and the report, each a stage below."""
     wall = time.perf_counter()
     device = resolve_device(args.device)
-    out = Path(args.out)
-    trained = train(args, out, device)
-    nll = held_out_nll(trained)
-    samplers = sample(args, trained, device)
-    figures = draw_figures(args, trained, samplers, out / "figures", device)
-    report = build_report(args, trained, nll, samplers, figures, time.perf_counter() - wall)
-    write_json(out / "report.json", report)
-    print(_table(report))
-    print(f"figures: {', '.join(report['figures'])}")
-    print(f"report: {out / 'report.json'}; total {report['wall_seconds']:.1f} s")
+    out = RunDirectory(args.out)
+    with out.lock():  # the demo is the directory's only writer, and it can write there
+        trained = train(args, out, device)
+        nll = held_out_nll(trained)
+        samplers = sample(args, trained, device)
+        figures = draw_figures(args, trained, samplers, out.path / "figures", device)
+        report = build_report(args, trained, nll, samplers, figures, time.perf_counter() - wall)
+        print(_table(report))  # before writing: a failed write must not lose the result
+        print(f"figures: {', '.join(report['figures'])}")
+        write_json(out.path / "report.json", report)
+    print(f"report: {out.path / 'report.json'}; total {report['wall_seconds']:.1f} s")
     return 0
 
 
@@ -124,7 +125,8 @@ def demo_config(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def train(args: argparse.Namespace, out: Path, device: torch.device) -> Trained:
+def train(args: argparse.Namespace, out: RunDirectory, device: torch.device) -> Trained:
+    """Train on the ring in ``out``, replacing any run there (the demo is meant to be rerun)."""
     cfg = demo_config(args)
     r = build_run(cfg, device)
     held_out = r.data.distribution.sample(args.n_nll, torch.Generator().manual_seed(args.seed + 1)).to(device)
@@ -134,11 +136,12 @@ def train(args: argparse.Namespace, out: Path, device: torch.device) -> Trained:
         r.data.batches(cfg.batch_size, cfg.seed),
         cfg.train,
         run_dir=out,
+        if_exists="overwrite",
         callbacks=[HeldOutLoss(held_out, every=cfg.eval["every"])],
         device=device,
         metadata={"config": cfg.to_dict()},
     )
-    write_json(out / CONFIG, cfg.to_dict())
+    write_json(out.path / CONFIG, cfg.to_dict())
     n_params = sum(p.numel() for p in r.model.parameters())
     print(
         f"sdegen demo: {DATASETS[r.data.name].title}, {r.sde!r}, ScoreMLP 3 x {args.hidden} "
@@ -310,4 +313,4 @@ def _table(r: dict[str, Any]) -> str:
 
 
 def vars_for_json(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k != "run"}
+    return {k: v for k, v in vars(args).items() if k not in ("run", "explicit")}

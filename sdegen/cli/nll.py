@@ -19,6 +19,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.run import load_run
+from sdegen.training.files import check_writable
 
 __all__ = ["add_parser", "run"]
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
+    check_writable(out)  # before the work: a result that cannot be written would be lost
     check_end_time(model.sde, args.eps)
     d = math.prod(bundle.event_shape)
     exact = args.divergence == "exact" or (args.divergence == "auto" and d <= 16)
@@ -110,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if true_nll is not None:
         report["true_nll"] = true_nll
         line += f" (true NLL of the same points {true_nll:.4f} nats)"
-    write_json(out / "nll.json", report)
+    # Printed before it is written, so that a failed write does not lose it.
     print(f"{line}; {report['n']} points x {args.repeats} repeat(s), {nfe} evaluations, {seconds:.1f} s")
+    write_json(out / "nll.json", report)
     print(f"wrote {out / 'nll.json'}")
     return 0

@@ -62,6 +62,8 @@ class RunConfig:
     :data:`~sdegen.cli.registry.DATASETS` and the data options it reads), ``sde`` (a key of
     ``SDES`` and its options), ``model`` (a key of ``MODELS``, ``hidden``, ``depth``) and ``loss``
     (a key of ``LOSSES`` and ``eps``). ``eval`` is ``{"every": steps, "n": held-out points}``.
+    ``resumed`` records each ``--resume`` that changed settings: ``{"step": k, "changed": {option:
+    [old, new]}}``.
     Construction checks every name and key, so a run that was written can be rebuilt.
     """
 
@@ -74,6 +76,7 @@ class RunConfig:
     train: TrainConfig
     eval: dict[str, int]
     seed: int
+    resumed: tuple[dict[str, Any], ...] = ()
     sdegen_version: str = field(default=sdegen.__version__)
 
     def __post_init__(self) -> None:
@@ -115,6 +118,7 @@ class RunConfig:
             "train": self.train.to_dict(),
             "eval": dict(self.eval),
             "seed": self.seed,
+            "resumed": [dict(r) for r in self.resumed],
         }
 
     @classmethod
@@ -123,7 +127,7 @@ class RunConfig:
         naming ``source`` and the key."""
         if not isinstance(d, Mapping):
             raise UsageError(f"{source} must hold a JSON object; got {type(d).__name__}")
-        keys = [f.name for f in dataclasses.fields(cls) if f.name != "sdegen_version"]
+        keys = [f.name for f in dataclasses.fields(cls) if f.name not in ("sdegen_version", "resumed")]
         missing = [k for k in keys if k not in d]
         if missing:
             raise UsageError(f"{source} lacks the setting(s) {missing}; was it written by `sdegen train`?")
@@ -133,6 +137,7 @@ class RunConfig:
             return cls(
                 **{k: d[k] for k in keys if k != "train"},
                 train=train,
+                resumed=tuple(d.get("resumed") or ()),
                 sdegen_version=d.get("sdegen_version", "unknown"),
             )
         except UsageError as e:
@@ -141,6 +146,10 @@ class RunConfig:
     def with_train(self, **changes: Any) -> RunConfig:
         """A copy whose training settings have ``changes`` applied."""
         return dataclasses.replace(self, train=dataclasses.replace(self.train, **changes))
+
+    def with_resumed(self, step: int, changed: Mapping[str, list[Any]]) -> RunConfig:
+        """A copy that records a resume at ``step`` with ``changed`` settings."""
+        return dataclasses.replace(self, resumed=(*self.resumed, {"step": step, "changed": dict(changed)}))
 
     @property
     def is_image(self) -> bool:

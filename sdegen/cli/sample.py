@@ -22,6 +22,7 @@ from sdegen.cli._common import (
 from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
+from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
 
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr))
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
+    check_writable(out)  # before the work: samples that cannot be written would be lost
     eps = check_end_time(model.sde, args.eps)
     g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
@@ -78,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - start
     x = result.x.detach().cpu()
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(x, out / "samples.pt")
+    atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
         "sampler": args.sampler,
         "repr": repr(sampler),
@@ -89,23 +90,21 @@ def run(args: argparse.Namespace) -> int:
         "seconds": seconds,
     }
     title = spec.title
-    if bundle.is_image:
-        figure = _report.image_figure(bundle, x, out / "figures" / f"samples-{args.sampler}.png")
-    else:
+    fresh = None
+    if not bundle.is_image:
         fresh = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed + 1))
         report["energy_distance"] = float(energy_distance(x, fresh))
-        figure = _report.scatter_figure(
-            {"data": fresh, title: x}, out / "figures" / f"samples-{args.sampler}.png"
-        )
+    extra = f", energy distance to fresh data {report['energy_distance']:.4g}" if fresh is not None else ""
+    # Printed before the figures and the report are written, so that a failed write loses nothing.
+    print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
+    figure = out / "figures" / f"samples-{args.sampler}.png"
+    if bundle.is_image:
+        _report.image_figure(bundle, x, figure)
+    else:
+        _report.scatter_figure({"data": fresh, title: x}, figure)
         _report.trajectory_figure(
             {title: result.trajectory}, out / "figures" / f"trajectories-{args.sampler}.png"
         )
     write_json(out / "samples.json", report)
-    extra = (
-        f", energy distance to fresh data {report['energy_distance']:.4g}"
-        if "energy_distance" in report
-        else ""
-    )
-    print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
-    print(f"wrote {out / 'samples.pt'} and {figure}")
+    print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")
     return 0

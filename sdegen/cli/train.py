@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,9 +23,9 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
-from sdegen.cli.run import CHECKPOINT, CONFIG, RunConfig, build_run, read_config
-from sdegen.training import HeldOutLoss, TrainConfig, Trainer
+from sdegen.cli.registry import AUTO_MODEL, DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
+from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
+from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 
 __all__ = ["add_parser", "run", "config_from_args"]
 
@@ -84,11 +85,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--warmup", type=nonnegative_int, default=200, help="linear warm-up steps")
     g.add_argument("--grad-clip", type=positive_float, default=1.0, help="global gradient-norm clip")
     g.add_argument("--ema-decay", type=float, default=0.999, help="EMA decay of the weights")
+    g.add_argument(
+        "--ema-rampup",
+        type=float,
+        default=0.05,
+        help="EMA half-life at most this fraction of the steps so far (0: no ramp-up)",
+    )
     g.add_argument("--log-every", type=positive_int, default=100, help="steps between log records")
     g.add_argument("--eval-every", type=positive_int, default=1000, help="steps between evaluations")
     g.add_argument("--checkpoint-every", type=nonnegative_int, default=1000, help="steps between checkpoints")
     g.add_argument("--n-eval", type=positive_int, default=500, help="held-out points for loss and NLL")
-    g.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint; of its settings only the optimisation "
+        "schedule (--steps, --lr, --batch-size, ...) may be changed, and a change is recorded in config.json",
+    )
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 
@@ -108,6 +120,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             warmup_steps=args.warmup,
             grad_clip=args.grad_clip,
             ema_decay=args.ema_decay,
+            ema_rampup=args.ema_rampup,
             seed=args.seed,
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
@@ -135,21 +148,87 @@ _DATA_OPTIONS = {
 }
 
 
+# Where each option of `sdegen train` is stored in config.json, and whether `--resume` may change it.
+# The others define the run (its data, process, network and objective) and are refused on resume.
+SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "data": (("data", "name"), False),
+    # Where the data live may change (a moved copy); which data set it is may not.
+    **{dest: (("data", key), dest in ("data_root", "download")) for key, dest in _DATA_OPTIONS.items()},
+    "sde": (("sde", "name"), False),
+    **{name: (("sde", name), False) for name in sde_options()},
+    "model": (("model", "name"), False),
+    "hidden": (("model", "hidden"), False),
+    "depth": (("model", "depth"), False),
+    "parameterization": (("parameterization",), False),
+    "loss": (("loss", "name"), False),
+    "eps": (("loss", "eps"), False),
+    "seed": (("seed",), False),
+    "steps": (("train", "steps"), True),
+    "batch_size": (("batch_size",), True),
+    "lr": (("train", "lr"), True),
+    "weight_decay": (("train", "weight_decay"), True),
+    "warmup": (("train", "warmup_steps"), True),
+    "grad_clip": (("train", "grad_clip"), True),
+    "ema_decay": (("train", "ema_decay"), True),
+    "ema_rampup": (("train", "ema_rampup"), True),
+    "log_every": (("train", "log_every"), True),
+    "checkpoint_every": (("train", "checkpoint_every"), True),
+    "eval_every": (("eval", "every"), True),
+    "n_eval": (("eval", "n"), True),
+}
+_MISSING = object()
+
+
+def resumed_config(args: argparse.Namespace, out: Path) -> tuple[RunConfig, dict[str, list[Any]]]:
+    """The run in ``out`` with the options given explicitly on the command line applied, and those
+    changes ``{option: [old, new]}``; a change to a setting that defines the run is refused."""
+    cfg = read_config(out)
+    d = cfg.to_dict()
+    refused, changed = [], {}
+    for dest in sorted(set(getattr(args, "explicit", ())) & set(SETTINGS)):
+        path, resumable = SETTINGS[dest]
+        new, old = getattr(args, dest), _get(d, path)
+        if dest == "model" and new == "auto":
+            new = AUTO_MODEL[cfg.is_image]
+        if new == old:
+            continue
+        option = "--" + dest.replace("_", "-")
+        if not resumable:
+            refused.append(f"{option} {new} (run: {'not set' if old is _MISSING else old})")
+            continue
+        changed[option] = [old, new]
+        section = d
+        for key in path[:-1]:
+            section = section[key]
+        section[path[-1]] = new
+    if refused:
+        raise UsageError(
+            f"--resume cannot change the settings that define the run in {out}: {', '.join(refused)}; "
+            f"drop them to continue it, or start a new run with another --out"
+        )
+    d["train"]["progress"] = not args.no_progress
+    return RunConfig.from_dict(d, source=repr(str(out / CONFIG))), changed
+
+
+def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return _MISSING
+        d = d[key]
+    return d
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     out = Path(args.out)
     if args.resume:
-        cfg = read_config(out)
-        changes = {"progress": not args.no_progress}
-        if args.steps is not None:
-            changes["steps"] = args.steps
-        cfg = cfg.with_train(**changes)
+        cfg, changed = resumed_config(args, out)
     else:
-        if (out / CHECKPOINT).exists():
+        if RunDirectory(out).holds_run() or (out / CONFIG).exists():
             raise UsageError(
                 f"{out} already holds a run; pass --resume to continue it, or choose another --out"
             )
-        cfg = config_from_args(args)
+        cfg, changed = config_from_args(args), {}
     r = build_run(cfg, device)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     held_out = r.data.held_out(cfg.eval["n"], g)
@@ -160,22 +239,29 @@ def run(args: argparse.Namespace) -> int:
         r.loss,
         r.data.batches(cfg.batch_size, cfg.seed),
         cfg.train,
-        run_dir=out,
+        run_dir=RunDirectory(out),
+        if_exists="resume" if args.resume else "error",
         callbacks=callbacks,
         device=device,
-        metadata={"config": cfg.to_dict()},
     )
-    write_json(out / CONFIG, cfg.to_dict())
-    if args.resume:
-        step = trainer.load_checkpoint()
-        if step >= cfg.train.steps:
-            print(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
-            return 0
-    n_params = sum(p.numel() for p in r.model.parameters())
-    print(
-        f"training {cfg.model['name']} ({n_params:,} parameters) on {r.data.name} with {r.loss!r}, {r.sde!r}"
-    )
-    result = trainer.fit()
+    # One writer from here on; nothing in `out` is written before the checkpoint has loaded.
+    with trainer.locked():
+        if args.resume:
+            step = trainer.load_checkpoint()
+            if step >= cfg.train.steps:
+                print(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
+                return 0
+            if changed:
+                cfg = cfg.with_resumed(step, changed)
+                summary = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
+                print(f"resuming {out} at step {step} with changed settings: {summary}")
+        trainer.metadata = {"config": cfg.to_dict()}
+        write_json(out / CONFIG, cfg.to_dict())
+        n_params = sum(p.numel() for p in r.model.parameters())
+        print(
+            f"training {cfg.model['name']} ({n_params:,} parameters) on {r.data.name} with {r.loss!r}, {r.sde!r}"
+        )
+        result = trainer.fit()
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
     print(f"step {result.step} in {result.wall_time:.1f} s: {summary}")

@@ -37,8 +37,14 @@ def _check_split(split: str) -> bool:
 def _open(cls, name: str, root: str | Path, train: bool, download: bool):
     try:
         return cls(str(root), train=train, download=download)
-    except RuntimeError as e:
+    except (OSError, RuntimeError) as e:
         if download:
+            # Offline, torchvision raises URLError (CIFAR-10) or RuntimeError (MNIST's mirrors).
+            raise ConnectionError(
+                f"could not download {name} into {str(root)!r} ({' '.join(str(e).split()) or type(e).__name__}); "
+                f"check the network connection, or fetch it elsewhere and point root at the copy"
+            ) from e
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
             raise
         raise FileNotFoundError(
             f"{name} not found under {str(root)!r} ({e}); pass download=True "

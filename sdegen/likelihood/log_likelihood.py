@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -35,12 +34,15 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from sdegen._checks import (
     check_batch_shape,
+    check_fits_model,
     check_generator,
+    check_nonempty,
     check_positive,
     check_real,
     check_score_output,
     check_steps,
 )
+from sdegen._solve import SolveLog, solve_failure
 from sdegen.likelihood.bits_per_dim import Quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
@@ -53,6 +55,9 @@ __all__ = ["log_likelihood", "LikelihoodResult"]
 # needs error control, so only the adaptive torchdiffeq solvers are offered.
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 """The torchdiffeq methods ``log_likelihood`` accepts: adaptive ones, with error control."""
+# Every adaptive solve is bounded (diffrax's default is 4096 steps): a stiff or broken score then
+# fails with the time it reached instead of running without end.
+MAX_STEPS = 10_000
 
 
 class LikelihoodResult(NamedTuple):
@@ -67,16 +72,6 @@ class LikelihoodResult(NamedTuple):
     z: Tensor
     nfe: int
     bpd: Tensor | None
-
-
-@dataclass
-class _EvalLog:
-    """Evaluation count, and the last evaluation and step (kept only to explain a failure)."""
-
-    nfe: int = 0
-    t: Tensor | None = None
-    out: Tensor | None = None
-    step: tuple[Tensor, Tensor] | None = None
 
 
 class _AugmentedFlow(nn.Module):
@@ -111,7 +106,7 @@ class _AugmentedFlow(nn.Module):
         self.coefficients = Coefficients(sde)
         self.linear = self.coefficients.linear
         # Plain-object bookkeeping: nn.Module.__setattr__ would cost ~30 us per assignment.
-        self.log = _EvalLog()
+        self.log = SolveLog()
 
     def forward(self, t: Tensor, state: Tensor) -> Tensor:
         self.log.nfe += 1
@@ -171,28 +166,8 @@ class _AugmentedFlow(nn.Module):
 
     def failure(self, err: AssertionError, method: str, rtol: float, atol: float) -> Exception:
         """The exception for a torchdiffeq assertion: non-finite values, step underflow, step limit."""
-        log = self.log
-        where = f"after {log.nfe} evaluations ({method}, rtol={rtol:g}, atol={atol:g})"
-        if log.step is not None:
-            t0, dt = (float(v) for v in log.step)
-            # Times are negated inside torchdiffeq when it integrates backwards (adjoint).
-            where = f"in the step from t = {abs(t0):.6g} with dt = {abs(dt):.3g}, " + where
-        if log.t is not None:
-            where = f"at t = {float(log.t):.6g} " + where
-        if log.out is not None and not bool(torch.isfinite(log.out).all()):
-            return FloatingPointError(
-                f"the probability-flow ODE produced NaN or infinity {where}: score_fn returned "
-                f"non-finite values there, or the solution diverged"
-            )
-        if "max_num_steps" in str(err):
-            hint = "raise max_steps, or loosen rtol/atol"
-        else:
-            hint = (
-                "a step-size underflow means the ODE is too stiff for these tolerances (often near "
-                "t = eps: raise eps) or the score is discontinuous or blows up"
-            )
-        return RuntimeError(
-            f"the probability-flow ODE solve failed {where}: torchdiffeq reported '{err}'; {hint}"
+        return solve_failure(
+            err, self.log, what="the probability-flow ODE", method=method, rtol=rtol, atol=atol
         )
 
 
@@ -211,7 +186,7 @@ def log_likelihood(
     adjoint: bool = False,
     bits_per_dim: Quantization | None = None,
     create_graph: bool = False,
-    max_steps: int | None = None,
+    max_steps: int | None = MAX_STEPS,
 ) -> LikelihoodResult:
     """log p_eps(x) = log p_T(x_T) + int_eps^T div f~(t, x_t) dt through the probability-flow ODE.
 
@@ -244,19 +219,28 @@ def log_likelihood(
         bits_per_dim: a :class:`Quantization` saying how ``x`` was quantized, to also return bpd.
         create_graph: make ``logp`` differentiable w.r.t. ``x`` and the score's parameters (for
             maximum-likelihood training). Off by default: no graph is kept across evaluations.
-        max_steps: raise after this many solver steps (default: no limit).
+        max_steps: raise :class:`~sdegen.SolverError` after this many solver steps (None: no limit).
 
     Returns:
         :class:`LikelihoodResult` ``(logp [B] in nats, z, nfe, bpd or None)``.
 
     Raises:
         FloatingPointError: the ODE produced NaN/inf (with the time t where it happened).
-        RuntimeError: the solver failed (step-size underflow or ``max_steps``), with the time t.
+        SolverError: (a ``RuntimeError``) the solver failed (step-size underflow or ``max_steps``),
+            with the time t it reached.
     """
     check_batch_shape("x", x)
-    if x.shape[0] == 0 or x.numel() == 0:
+    if x.ndim < 2:
         raise ValueError(
-            f"x must hold at least one sample with at least one entry; got shape {tuple(x.shape)}"
+            f"x must have shape [B, ...]: a batch of samples with at least one data dimension; got shape "
+            f"{tuple(x.shape)}. For B one-dimensional points use x.unsqueeze(1), for one sample x.unsqueeze(0)"
+        )
+    check_nonempty("x", x)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"x has dtype {x.dtype}: an exact likelihood needs float32 or float64 (in half precision the "
+            f"solve is off by up to ~1 nat); pass x.float() with a float32 model (autocast inside "
+            f"score_fn is fine)"
         )
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
@@ -288,6 +272,16 @@ def log_likelihood(
             f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
             f"bits_per_dim=Quantization(data_range=(0.0, 1.0), n_bits=8); got {bits_per_dim!r}"
         )
+    if bits_per_dim is not None:
+        lo, hi = bits_per_dim.data_range
+        x_min, x_max = float(x.detach().min()), float(x.detach().max())
+        if x_min < lo or x_max > hi:
+            raise ValueError(
+                f"x lies in [{x_min:.4g}, {x_max:.4g}], outside bits_per_dim.data_range=({lo:g}, {hi:g}), so "
+                f"its bits/dim would be meaningless; scale x into the declared range (and dequantize it) "
+                f"or declare the range it was quantized in"
+            )
+    check_fits_model("x", x, score_fn)
     if max_steps is not None:
         max_steps = check_steps("max_steps", max_steps)
     for name, flag in (("adjoint", adjoint), ("create_graph", create_graph)):

@@ -12,8 +12,10 @@ from torch import Tensor
 from sdegen._checks import (
     check_batch_shape,
     check_finite,
+    check_fits_model,
     check_generator,
     check_linear_sde,
+    check_nonempty,
     check_positive,
     check_steps,
 )
@@ -220,5 +222,7 @@ def _check_arguments(
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
     check_batch_shape("x_T", x_T, min_ndim=1)
+    check_nonempty("x_T", x_T)
+    check_fits_model("x_T", x_T, score_fn)
     check_generator(generator, x_T, "x_T")
     return sde, x_T, resolve_eps(sde, eps)

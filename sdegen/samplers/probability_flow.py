@@ -9,7 +9,8 @@ import torch
 import torchdiffeq
 from torch import Tensor
 
-from sdegen._checks import check_positive
+from sdegen._checks import check_positive, check_steps
+from sdegen._solve import LoggedField, solve_failure
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import TimeGrid, uniform_times
@@ -28,6 +29,8 @@ class _Method(NamedTuple):
 
 # Trajectory resolution of adaptive solvers when ``steps`` is not given.
 _DEFAULT_OUTPUTS = 100
+# The default bound on adaptive steps, as for the likelihood's solve.
+MAX_STEPS = 10_000
 
 
 class ProbabilityFlowSampler(Sampler):
@@ -66,6 +69,9 @@ class ProbabilityFlowSampler(Sampler):
             the steps of a fixed-grid method, the output times of an adaptive one. Samples are
             taken at its last time.
         ts: the same as ``grid=ts`` (custom decreasing times in [eps, T]).
+        max_steps: bound on the steps of an adaptive method; a solve that needs more (a stiff
+            score) raises :class:`~sdegen.SolverError` with the time it reached, as does a
+            step-size underflow. None: no bound.
     """
 
     stochastic: ClassVar[bool] = False
@@ -96,6 +102,7 @@ class ProbabilityFlowSampler(Sampler):
         *,
         grid: TimeGrid | Tensor | Sequence[float] | None = None,
         ts: Tensor | Sequence[float] | None = None,
+        max_steps: int | None = MAX_STEPS,
     ) -> None:
         if method not in self.METHODS:
             raise ValueError(
@@ -109,6 +116,7 @@ class ProbabilityFlowSampler(Sampler):
                 f"method={method!r} is a fixed-grid method: pass steps=N (or grid=...) to "
                 f"ProbabilityFlowSampler, e.g. ProbabilityFlowSampler({method!r}, steps=100)"
             )
+        self.max_steps = None if max_steps is None else check_steps("max_steps", max_steps)
 
     def __repr__(self) -> str:
         if self.METHODS[self.method].adaptive:
@@ -140,20 +148,31 @@ class ProbabilityFlowSampler(Sampler):
     ) -> SamplePath:
         ts = grid.ts
         ode = ProbabilityFlowODE(grid.sde, score)
+        field = LoggedField(ode)
         adaptive = self.METHODS[self.method].adaptive
         t = ts if (return_trajectory or not adaptive) else ts[[0, -1]]
         if adaptive:
             # Adaptive solvers step past the last output time and interpolate back; a last step
             # that ends exactly at ts[-1] never leaves [eps, T].
             options = {"step_t": ts[-1:]}
-            xs = torchdiffeq.odeint(
-                ode, x, t, method=self.method, rtol=self.rtol, atol=self.atol, options=options
-            )
+            if self.max_steps is not None:
+                options["max_num_steps"] = self.max_steps
+            xs = self._solve(field, x, t, rtol=self.rtol, atol=self.atol, options=options)
         else:
             if x.device.type == "cpu":
                 ode.tabulate(ts, x.dtype)  # stage times on the grid skip the coefficient functions
             # torchdiffeq's Adams methods raise their order up to 12 as history accumulates; fix it
             # at the declared 4 (explicit_adams costs 1 evaluation per step after 2 rk4 steps).
             options = {"max_order": 4} if self.method.endswith("adams") else None
-            xs = torchdiffeq.odeint(ode, x, t, method=self.method, options=options)
+            xs = self._solve(field, x, t, options=options)
         return SamplePath(xs[-1], xs if return_trajectory else None, ts)
+
+    def _solve(self, field: LoggedField, x: Tensor, t: Tensor, **kwargs: object) -> Tensor:
+        try:
+            return torchdiffeq.odeint(field, x, t, method=self.method, **kwargs)
+        except AssertionError as err:
+            adaptive = self.METHODS[self.method].adaptive
+            tolerances = {"rtol": self.rtol, "atol": self.atol} if adaptive else {}
+            raise solve_failure(
+                err, field.log, what="the probability-flow ODE", method=self.method, **tolerances
+            ) from err

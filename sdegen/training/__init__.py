@@ -3,6 +3,7 @@
 from sdegen.training.callbacks import Callback, HeldOutLoss, HeldOutNLL
 from sdegen.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sdegen.training.config import TrainConfig
+from sdegen.training.run_directory import RunDirectory, RunDirectoryBusy
 from sdegen.training.trainer import Trainer, TrainResult
 
 __all__ = [
@@ -13,6 +14,8 @@ __all__ = [
     "HeldOutLoss",
     "HeldOutNLL",
     "CheckpointError",
+    "RunDirectory",
+    "RunDirectoryBusy",
     "save_checkpoint",
     "load_checkpoint",
     "load_weights",

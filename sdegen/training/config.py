@@ -6,7 +6,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig"]
+__all__ = ["TrainConfig", "RESUMABLE"]
+
+# Settings a resumed run may change (the loaded optimizer and schedule are updated to them); any
+# other difference between a checkpoint and its trainer is refused, except the schedule of logs
+# and checkpoints (steps, log_every, checkpoint_every, progress), which has no state.
+RESUMABLE = ("lr", "betas", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "ema_rampup")
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,13 @@ class TrainConfig:
         warmup_steps: the learning rate rises linearly from lr / warmup_steps to lr over these steps
             (Goyal et al. 2017), then stays constant, as in score_sde.
         grad_clip: clip the global gradient norm to this value (None: no clipping).
-        ema_decay: decay of the exponential moving average of the weights (0: the EMA is the model).
+        ema_decay: decay of the exponential moving average of the weights (0: the EMA is the model),
+            reached once the ramp-up below allows it.
+        ema_rampup: EMA ramp-up (EDM's ``ema_rampup_ratio``; Karras et al. 2022, training loop): the
+            EMA's half-life is at most this fraction of the steps taken so far, so the decay at
+            update k is min(ema_decay, 0.5 ** (1 / (ema_rampup * k))) and a short run's EMA
+            averages its recent weights rather than its initialisation. 0 turns the ramp off
+            (constant decay from the second update on).
         seed: seeds the trainer's generator, the only source of randomness in training.
         log_every: steps between log lines (mean loss, learning rate, gradient norm).
         checkpoint_every: steps between checkpoints (0: only at the end).
@@ -35,6 +46,7 @@ class TrainConfig:
     warmup_steps: int = 500
     grad_clip: float | None = 1.0
     ema_decay: float = 0.999
+    ema_rampup: float = 0.05
     seed: int = 0
     log_every: int = 100
     checkpoint_every: int = 1000
@@ -45,18 +57,36 @@ class TrainConfig:
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup_steps", "checkpoint_every", "seed"):
             _check_int(name, getattr(self, name), minimum=0)
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not (_is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a finite number > 0; got lr={self.lr!r}")
         if self.grad_clip is not None and not (
-            isinstance(self.grad_clip, (int, float)) and math.isfinite(self.grad_clip) and self.grad_clip > 0
+            _is_real(self.grad_clip) and math.isfinite(self.grad_clip) and self.grad_clip > 0
         ):
             raise ValueError(f"grad_clip must be > 0 or None; got grad_clip={self.grad_clip!r}")
-        if not (isinstance(self.ema_decay, (int, float)) and 0.0 <= self.ema_decay < 1.0):
+        if not (_is_real(self.ema_decay) and 0.0 <= self.ema_decay < 1.0):
             raise ValueError(f"ema_decay must lie in [0, 1); got ema_decay={self.ema_decay!r}")
-        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
-            raise ValueError(f"weight_decay must be >= 0; got weight_decay={self.weight_decay!r}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas must be two numbers in [0, 1); got betas={self.betas!r}")
+        if not (_is_real(self.ema_rampup) and 0.0 <= self.ema_rampup < math.inf):
+            raise ValueError(f"ema_rampup must be a finite number >= 0; got ema_rampup={self.ema_rampup!r}")
+        if not (_is_real(self.weight_decay) and 0.0 <= self.weight_decay < math.inf):
+            raise ValueError(
+                f"weight_decay must be a finite number >= 0; got weight_decay={self.weight_decay!r}"
+            )
+        betas = self.betas
+        if not (
+            isinstance(betas, (tuple, list))
+            and len(betas) == 2
+            and all(_is_real(b) and 0.0 <= b < 1.0 for b in betas)
+        ):
+            raise ValueError(f"betas must be two numbers in [0, 1); got betas={betas!r}")
+        object.__setattr__(self, "betas", tuple(betas))
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress must be a bool; got progress={self.progress!r}")
+
+    def ema_decay_at(self, k: int) -> float:
+        """The EMA decay of update ``k`` (1-based): min(ema_decay, 0.5 ** (1 / (ema_rampup * k)))."""
+        if self.ema_rampup == 0:
+            return self.ema_decay
+        return min(self.ema_decay, 0.5 ** (1.0 / (self.ema_rampup * k)))
 
     def to_dict(self) -> dict:
         """The settings as JSON-compatible values."""
@@ -67,13 +97,18 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``TypeError`` naming them."""
+        if not isinstance(d, dict):
+            raise TypeError(f"TrainConfig.from_dict needs a dict; got {type(d).__name__}")
         unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
-            raise TypeError(f"unknown TrainConfig fields {unknown}")
-        d = dict(d)
-        if "betas" in d:
-            d["betas"] = tuple(d["betas"])
+            raise TypeError(
+                f"unknown TrainConfig fields {unknown}; known: {[f.name for f in dataclasses.fields(cls)]}"
+            )
         return cls(**d)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:

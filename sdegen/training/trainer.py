@@ -5,34 +5,44 @@ the model, its EMA, the optimizer, the learning-rate schedule, the step count an
 single ``torch.Generator`` from which all training randomness (batches, times, noise) is drawn.
 Batches are addressed by step (:mod:`sdegen.data.batches`), so on CPU k steps, a checkpoint, a
 fresh process resuming it and n - k more steps give bit-for-bit the weights of n straight steps.
+
+With a ``run_dir`` the trainer is that directory's only writer while it trains, saves or loads (a
+lock: :mod:`sdegen.training.run_directory`), and it refuses a directory that already holds a run
+unless told what to do with it (``if_exists="resume"`` or ``"overwrite"``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
+from sdegen._checks import check_fits_model
 from sdegen.data.batches import BatchSource
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
 from sdegen.training.callbacks import Callback
 from sdegen.training.checkpoint import (
     CheckpointError,
+    check_configuration,
     check_state_dict_matches,
+    describe,
     load_checkpoint,
     save_checkpoint,
 )
-from sdegen.training.config import TrainConfig
+from sdegen.training.config import RESUMABLE, TrainConfig
+from sdegen.training.files import atomic_write
+from sdegen.training.run_directory import RunDirectory
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -61,16 +71,22 @@ class Trainer:
         data: where training batches come from.
         config: optimisation settings.
         run_dir: if given, checkpoints go to ``run_dir/checkpoints/last.pt`` and log records to
-            ``run_dir/metrics.jsonl`` (one JSON object per line).
+            ``run_dir/metrics.jsonl`` (one JSON object per line). Pass a
+            :class:`~sdegen.training.RunDirectory` to share its lock with the caller (who may hold
+            it around more than training, e.g. writing reports).
+        if_exists: what to do if ``run_dir`` already holds a run (a checkpoint or a metrics log):
+            ``"error"`` (default) raises ``FileExistsError``; ``"resume"`` continues it (:meth:`fit`
+            first loads its checkpoint, if any); ``"overwrite"`` replaces it (its checkpoint and
+            log are removed when :meth:`fit` starts).
         callbacks: periodic evaluations (held-out loss, NLL, figures), each run every
             ``callback.every`` steps and at the end, on the EMA model.
         device: where to train (default: the model's device).
         metadata: JSON-compatible values stored in every checkpoint (e.g. how to rebuild the model).
 
-    The EMA is torch's :class:`~torch.optim.swa_utils.AveragedModel` with
-    ``get_ema_multi_avg_fn(ema_decay)``, updated after every optimizer step (buffers included).
-    Dropout draws from torch's global generator, so exact resumption holds for networks without
-    it (the default).
+    The EMA is torch's :class:`~torch.optim.swa_utils.AveragedModel` (buffers included), updated
+    after every optimizer step with the decay of :meth:`TrainConfig.ema_decay_at`, which ramps up
+    so that a short run's EMA is not its initialisation. Dropout draws from torch's global
+    generator, so exact resumption holds for networks without it (the default).
     """
 
     def __init__(
@@ -80,7 +96,8 @@ class Trainer:
         data: BatchSource,
         config: TrainConfig | None = None,
         *,
-        run_dir: str | Path | None = None,
+        run_dir: str | Path | RunDirectory | None = None,
+        if_exists: Literal["error", "resume", "overwrite"] = "error",
         callbacks: Sequence[Callback] = (),
         device: torch.device | str | None = None,
         metadata: dict[str, Any] | None = None,
@@ -93,39 +110,137 @@ class Trainer:
             raise TypeError(
                 f"data must be a BatchSource (DistributionBatches, DatasetBatches); got {type(data).__name__}"
             )
+        if config is not None and not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances; got {type(cb).__name__}")
+        if if_exists not in ("error", "resume", "overwrite"):
+            raise ValueError(
+                f"if_exists must be 'error', 'resume' or 'overwrite'; got if_exists={if_exists!r}"
+            )
+        if metadata is not None:
+            try:
+                json.dumps(metadata)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"metadata must hold JSON-compatible values only; {e}") from None
         self.config = config or TrainConfig()
         first = next(model.parameters(), None)
         if first is None:
             raise ValueError("model has no parameters to train")
-        self.device = torch.device(device) if device is not None else first.device
+        try:
+            self.device = torch.device(device) if device is not None else first.device
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"device must be a torch device such as 'cpu' or 'cuda'; got device={device!r}"
+            ) from None
         self.dtype = first.dtype
         self.model = model.to(self.device)
         self.loss, self.data, self.callbacks = loss, data, list(callbacks)
-        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self._check_data_fits_model()
+        if run_dir is None or isinstance(run_dir, RunDirectory):
+            self.run = run_dir
+        elif isinstance(run_dir, (str, Path)):
+            self.run = RunDirectory(run_dir)
+        else:
+            raise TypeError(f"run_dir must be a path, a RunDirectory or None; got {type(run_dir).__name__}")
+        self.run_dir = None if self.run is None else self.run.path
+        self.if_exists = if_exists
         self.metadata = dict(metadata or {})
+        if self.run is not None and if_exists == "error" and self.run.holds_run():
+            raise FileExistsError(
+                f"{str(self.run_dir)!r} already holds a run ({self._existing()}); pass "
+                f"if_exists='resume' to continue it or if_exists='overwrite' to replace it, or use "
+                f"another run_dir"
+            )
+        # Whether the files in run_dir are this trainer's: written or loaded by it. Until then
+        # fit() checks, under the lock, that no other run appeared there in the meantime.
+        self._owns_run = self.run is None
 
         cfg = self.config
         self.optimizer = torch.optim.AdamW(
             model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
-        warmup = cfg.warmup_steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
-        )
-        self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.ema = AveragedModel(model, multi_avg_fn=self._ema_update, use_buffers=True)
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        # Settings changed on resuming: [{"step": k, "changed": {name: [old, new]}}], kept in
+        # every later checkpoint.
+        self.setting_changes: list[dict[str, Any]] = []
         self._grad_norm = torch.tensor(math.nan)
+        self._saved_step: int | None = None  # of the last checkpoint in run_dir, for error messages
+
+    def _lr_factor(self, step: int) -> float:
+        """Linear warm-up: lr * min(1, (step + 1) / warmup_steps)."""
+        warmup = self.config.warmup_steps
+        return min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
+
+    @torch.no_grad()
+    def _ema_update(self, ema: list[Tensor], current: list[Tensor], _: Tensor) -> None:
+        # Called by AveragedModel from the second update on (the first copies the weights), before
+        # self.step is incremented: this is update number self.step + 1.
+        decay = self.config.ema_decay_at(self.step + 1)
+        if ema and (torch.is_floating_point(ema[0]) or torch.is_complex(ema[0])):
+            torch._foreach_lerp_(ema, current, 1.0 - decay)
+        else:
+            for e, c in zip(ema, current, strict=True):
+                e.copy_(e * decay + c * (1.0 - decay))
+
+    def _existing(self) -> str:
+        parts = []
+        if self.run.checkpoint.is_file():
+            parts.append(str(self.run.checkpoint.relative_to(self.run.path)))
+        if self.run.metrics.is_file():
+            parts.append(self.run.metrics.name)
+        return ", ".join(parts) or "nothing"
 
     # -- the models --------------------------------------------------------------------------------
     @property
     def ema_model(self) -> ScoreModel:
         """The exponential moving average of the model: the one to sample and evaluate."""
         return self.ema.module
+
+    @property
+    def configuration(self) -> dict[str, str]:
+        """What produced this trainer's checkpoints: SDE, network, parameterisation and loss."""
+        return describe(self.model, self.loss)
+
+    # -- the run directory -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run directory for the block (a no-op without one): the trainer writes only
+        inside such a block, and :meth:`fit`, :meth:`save_checkpoint` and :meth:`load_checkpoint`
+        take it themselves. Raises :class:`~sdegen.training.RunDirectoryBusy` if another writer
+        holds it."""
+        if self.run is None:
+            yield
+            return
+        with self.run.lock():
+            yield
+
+    def _claim_run(self) -> None:
+        """Under the lock, before the first write: resume, replace or refuse what is there."""
+        if self._owns_run:
+            return
+        if self.if_exists == "resume":
+            if self.run.checkpoint.is_file():
+                if self.step > 0:  # loading now would throw away the steps taken
+                    raise FileExistsError(
+                        f"{str(self.run_dir)!r} holds a run to resume, but this trainer has taken "
+                        f"{self.step} steps without loading it; call load_checkpoint() before training"
+                    )
+                self.load_checkpoint()
+        elif self.if_exists == "overwrite":
+            self.run.checkpoint.unlink(missing_ok=True)
+            self.run.metrics.unlink(missing_ok=True)
+        elif self.run.holds_run():
+            raise FileExistsError(
+                f"{str(self.run_dir)!r} now holds a run written by someone else ({self._existing()}); "
+                f"pass if_exists='resume' or 'overwrite', or use another run_dir"
+            )
+        self._owns_run = True
 
     # -- training ----------------------------------------------------------------------------------
     def train_step(self) -> Tensor:
@@ -147,47 +262,59 @@ class Trainer:
     def fit(self, steps: int | None = None) -> TrainResult:
         """Train until ``self.step == steps`` (default ``config.steps``); log, evaluate, checkpoint.
 
-        Raises ``FloatingPointError`` naming the steps if the loss becomes NaN or infinite.
+        With a run directory, holds its lock throughout. Raises ``FloatingPointError`` naming the
+        steps if the loss becomes NaN or infinite.
         """
         cfg = self.config
-        target = cfg.steps if steps is None else int(steps)
-        if target < self.step:
-            raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
-        start = time.perf_counter()
-        self._truncate_log()  # records past this step belong to a run being redone or replaced
-        bar = _progress(target, self.step, cfg.progress)
-        loss_sum, n_summed, first_summed = None, 0, self.step + 1
-        try:
-            while self.step < target:
-                loss = self.train_step()
-                loss_sum = loss if loss_sum is None else loss_sum + loss
-                n_summed += 1
-                bar.update(1)
-                last = self.step == target
-                record: dict[str, float] = {}
-                if self.step % cfg.log_every == 0 or last:
-                    mean = float(loss_sum) / n_summed
-                    if not math.isfinite(mean):
-                        raise FloatingPointError(
-                            f"training loss is {mean} over steps {first_summed}..{self.step}; lower lr, "
-                            f"raise eps, or enable grad_clip"
-                        )
-                    lr = self.scheduler.get_last_lr()[0]
-                    record.update(loss=mean, lr=lr, grad_norm=float(self._grad_norm))
-                    bar.set_postfix(loss=f"{mean:.4g}")
-                    loss_sum, n_summed, first_summed = None, 0, self.step + 1
-                due = [cb for cb in self.callbacks if self.step % cb.every == 0 or last]
-                if due:
-                    record.update(self.evaluate(due))
-                if record:
-                    self._log({"step": self.step, **record})
-                if self.run_dir is not None and (
-                    last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
-                ):
-                    self.save_checkpoint()
-        finally:
-            bar.close()
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
+            raise TypeError(f"steps must be an int or None; got {steps!r}")
+        with self.locked():
+            self._claim_run()
+            target = cfg.steps if steps is None else steps
+            if target < self.step:
+                raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
+            start = time.perf_counter()
+            self._truncate_log()  # records past this step belong to a run being redone or replaced
+            bar = _progress(target, self.step, cfg.progress)
+            loss_sum, n_summed, first_summed = None, 0, self.step + 1
+            try:
+                while self.step < target:
+                    loss = self.train_step()
+                    loss_sum = loss if loss_sum is None else loss_sum + loss
+                    n_summed += 1
+                    bar.update(1)
+                    last = self.step == target
+                    record: dict[str, float] = {}
+                    if self.step % cfg.log_every == 0 or last:
+                        mean = float(loss_sum) / n_summed
+                        if not math.isfinite(mean):
+                            raise FloatingPointError(
+                                f"training loss is {mean} over steps {first_summed}..{self.step}; lower lr, "
+                                f"raise eps, or enable grad_clip"
+                            )
+                        lr = self.scheduler.get_last_lr()[0]
+                        record.update(loss=mean, lr=lr, grad_norm=float(self._grad_norm))
+                        bar.set_postfix(loss=f"{mean:.4g}")
+                        loss_sum, n_summed, first_summed = None, 0, self.step + 1
+                    due = [cb for cb in self.callbacks if self.step % cb.every == 0 or last]
+                    if due:
+                        record.update(self.evaluate(due))
+                    if record:
+                        self._log({"step": self.step, **record})
+                    if self.run_dir is not None and (
+                        last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                    ):
+                        self.save_checkpoint()
+            finally:
+                bar.close()
         return TrainResult(self.step, list(self.history), time.perf_counter() - start)
+
+    def _check_data_fits_model(self) -> None:
+        """Data that do not fit the network fail here, with their shapes, not deep inside torch."""
+        shape = getattr(self.data, "event_shape", None)
+        if shape is not None:
+            example = torch.empty((1, *shape), dtype=self.dtype, device=self.device)
+            check_fits_model("data", example, self.model)
 
     def evaluate(self, callbacks: Sequence[Callback] | None = None) -> dict[str, float]:
         """Run ``callbacks`` (default: all) on the EMA model; return their merged metrics."""
@@ -201,14 +328,22 @@ class Trainer:
         self.history.append(record)
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            try:
+                with open(self.run.metrics, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            except OSError as e:
+                last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+                raise OSError(
+                    e.errno,
+                    f"could not append to {str(self.run.metrics)!r}: {e.strerror or e}; training stopped at "
+                    f"step {self.step} (last checkpoint: {last})",
+                ) from e
 
     # -- checkpoints -------------------------------------------------------------------------------
     @property
     def checkpoint_path(self) -> Path | None:
         """``run_dir/checkpoints/last.pt``, or None without a run directory."""
-        return None if self.run_dir is None else self.run_dir / "checkpoints" / "last.pt"
+        return None if self.run is None else self.run.checkpoint
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly."""
@@ -221,28 +356,59 @@ class Trainer:
             "generator": self.generator.get_state(),
             "generator_device": self.generator.device.type,
             "config": self.config.to_dict(),
+            "setting_changes": self.setting_changes,
             "metadata": self.metadata,
         }
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write :meth:`state_dict` atomically to ``path`` (default :attr:`checkpoint_path`)."""
-        path = path if path is not None else self.checkpoint_path
-        if path is None:
+        """Write :meth:`state_dict` atomically to ``path`` (default :attr:`checkpoint_path`), with its
+        checksum and :attr:`configuration`. Temporary files of interrupted saves are removed."""
+        if path is None and self.checkpoint_path is None:
             raise ValueError("save_checkpoint needs a path when the trainer has no run_dir")
-        return save_checkpoint(path, self.state_dict())
+        with self.locked() if path is None else contextlib.nullcontext():
+            if path is None:
+                self._claim_run()
+            target = path if path is not None else self.checkpoint_path
+            written = save_checkpoint(target, self.state_dict(), configuration=self.configuration)
+        if path is None:
+            self._saved_step = self.step
+        return written
 
     def load_checkpoint(self, path: str | Path | None = None) -> int:
         """Restore the state saved at ``path`` (default :attr:`checkpoint_path`); return its step.
 
-        The file is read with ``weights_only=True`` and checked against this trainer before anything
-        is changed: a corrupt or mismatched checkpoint raises :class:`CheckpointError` and leaves
-        the trainer (and the file) as they were. Records after the checkpoint's step are dropped
-        from ``metrics.jsonl``, so a resumed run's log has no duplicates.
+        The file is read with ``weights_only=True``, its checksum verified and its contents checked
+        against this trainer before anything is changed: a corrupt or mismatched checkpoint (other
+        network, SDE or SDE parameters, parameterisation, loss, seed) raises
+        :class:`CheckpointError` naming what differs, and leaves the trainer and every file as they
+        were. Optimisation settings of this trainer's config that differ from the checkpoint's
+        (``lr``, ``betas``, ``weight_decay``, ``warmup_steps``, ``grad_clip``, ``ema_decay``,
+        ``ema_rampup``) are applied from here on and recorded in ``setting_changes``. Records
+        after the checkpoint's step are dropped from ``metrics.jsonl``, so a resumed run's log has
+        no duplicates.
         """
-        path = path if path is not None else self.checkpoint_path
-        if path is None:
+        if path is None and self.checkpoint_path is None:
             raise ValueError("load_checkpoint needs a path when the trainer has no run_dir")
-        state = load_checkpoint(path, map_location=self.device)
+        own_run = path is None
+        path = Path(path) if path is not None else self.checkpoint_path
+        with self.locked() if own_run else contextlib.nullcontext():
+            state = load_checkpoint(path, map_location=self.device)
+            changes = self._check_checkpoint(path, state)
+            self._restore(state)
+            if changes:
+                self.setting_changes.append({"step": self.step, "changed": changes})
+                self._apply_settings()
+            if own_run:
+                self._owns_run = True
+                self._saved_step = self.step
+            self.history = [r for r in self.history if r.get("step", 0) <= self.step]
+            if self._owns_run:
+                self._truncate_log()
+        return self.step
+
+    def _check_checkpoint(self, path: Path, state: dict[str, Any]) -> dict[str, list[Any]]:
+        """Raise :class:`CheckpointError` unless ``state`` fits this trainer; return the changed
+        optimisation settings ``{name: [checkpoint's, this trainer's]}``."""
         required = ("step", "model", "ema", "optimizer", "scheduler", "generator")
         missing = [k for k in required if k not in state]
         if missing:
@@ -255,7 +421,26 @@ class Trainer:
             raise CheckpointError(
                 f"checkpoint {str(path)!r} optimizer state is for a different parameter set"
             )
+        check_configuration(path, state.get("configuration"), self.configuration)
+        try:
+            saved = TrainConfig.from_dict(state.get("config") or {})
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds unreadable training settings ({e})"
+            ) from None
+        if saved.seed != self.config.seed:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was trained with seed {saved.seed}, this trainer has seed "
+                f"{self.config.seed}; the random stream continues from the checkpoint, so resume with "
+                f"seed={saved.seed}"
+            )
+        return {
+            name: [_plain(getattr(saved, name)), _plain(getattr(self.config, name))]
+            for name in RESUMABLE
+            if getattr(saved, name) != getattr(self.config, name)
+        }
 
+    def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -267,16 +452,26 @@ class Trainer:
                 f"checkpoint was written with a {state.get('generator_device')} generator and is resumed on "
                 f"{self.generator.device.type}; the random stream restarts from seed + step, so the run "
                 f"continues correctly but not bit-for-bit",
-                stacklevel=2,
+                stacklevel=3,
             )
             self.generator.manual_seed(self.config.seed + int(state["step"]))
         self.step = int(state["step"])
-        self.history = [r for r in self.history if r.get("step", 0) <= self.step]
-        self._truncate_log()
-        return self.step
+        self.setting_changes = list(state.get("setting_changes") or [])
+
+    def _apply_settings(self) -> None:
+        """Make the optimizer and schedule follow this trainer's config after loading a checkpoint
+        written with other optimisation settings (the loaded state carries the old ones)."""
+        cfg = self.config
+        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
+        factor = self._lr_factor(self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group.update(
+                initial_lr=cfg.lr, lr=cfg.lr * factor, betas=cfg.betas, weight_decay=cfg.weight_decay
+            )
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def _truncate_log(self) -> None:
-        log = None if self.run_dir is None else self.run_dir / "metrics.jsonl"
+        log = None if self.run is None else self.run.metrics
         if log is None or not log.is_file():
             return
         kept = []
@@ -286,8 +481,14 @@ class Trainer:
                     kept.append(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
-        log.write_text("".join(line + "\n" for line in kept))
+        text = "".join(line + "\n" for line in kept)
+        if text != log.read_text():
+            atomic_write(log, lambda f: f.write(text.encode()), fsync=False)
         self.history = [json.loads(line) for line in kept]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _progress(total: int, initial: int, enabled: bool):

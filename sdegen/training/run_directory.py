@@ -1,0 +1,109 @@
+"""A run directory and its single writer.
+
+A run directory holds one training run: ``checkpoints/last.pt`` and ``metrics.jsonl`` (and, from
+the command line, ``config.json`` and figures). Only one writer may hold it at a time: writing
+takes an exclusive, non-blocking lock on ``.lock`` (``filelock``, an OS lock that the kernel drops
+when its process dies, so a killed run never leaves a stale lock), and a second writer is refused
+with :class:`RunDirectoryBusy`, naming the process that holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import filelock
+
+from sdegen.training.files import check_writable
+
+__all__ = ["RunDirectory", "RunDirectoryBusy"]
+
+
+class RunDirectoryBusy(RuntimeError):
+    """Another writer holds the run directory."""
+
+
+class RunDirectory:
+    """``path`` as a run directory: where its files are, whether it holds a run, and its lock.
+
+    :meth:`lock` is re-entrant for the same object: nested ``with rd.lock():`` blocks hold one
+    OS lock, released when the outermost block ends.
+    """
+
+    LOCK = ".lock"
+    OWNER = ".lock.owner"  # who holds the lock: read only to explain a refusal
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock: filelock.BaseFileLock | None = None
+        self._depth = 0
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoints" / "last.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    def holds_run(self) -> bool:
+        """True if a run was written here: a checkpoint, or a non-empty metrics log."""
+        return self.checkpoint.is_file() or (self.metrics.is_file() and self.metrics.stat().st_size > 0)
+
+    @property
+    def locked(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._depth > 0
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunDirectory]:
+        """Hold the run directory's lock for the block; raise :class:`RunDirectoryBusy` at once if
+        another writer holds it, or ``OSError`` if the directory cannot be written."""
+        if self._depth == 0:
+            self._acquire()
+        self._depth += 1
+        try:
+            yield self
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._release()
+
+    def _acquire(self) -> None:
+        check_writable(self.path)
+        lock = filelock.FileLock(self.path / self.LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise RunDirectoryBusy(
+                f"run directory {str(self.path)!r} is in use by another writer ({self._owner()}); wait "
+                f"for it to finish, or use another directory"
+            ) from None
+        self._lock = lock
+        owner = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        with contextlib.suppress(OSError):  # only used to explain a refusal
+            (self.path / self.OWNER).write_text(json.dumps(owner))
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _owner(self) -> str:
+        try:
+            owner = json.loads((self.path / self.OWNER).read_text())
+            return f"process {owner['pid']} on {owner['host']}, since {owner['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
