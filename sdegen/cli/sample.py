@@ -11,6 +11,7 @@ import torch
 import sdegen
 from sdegen.cli import _report
 from sdegen.cli._common import (
+    UsageError,
     add_common_arguments,
     as_usage_error,
     check_end_time,
@@ -19,7 +20,7 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import SAMPLERS, SamplerOptions
+from sdegen.cli.registry import GRIDS, SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
 
@@ -36,7 +37,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write the samples [default: RUN]")
     p.add_argument("--sampler", default="pc", choices=SAMPLERS, help="sampler")
-    p.add_argument("--steps", type=positive_int, default=1000, help="time steps of fixed-step samplers")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=1000,
+        help="time steps of fixed-step samplers (10-20 suit the few-step samplers ddim, dpmpp-*, unipc, edm-*)",
+    )
+    p.add_argument(
+        "--grid",
+        default="default",
+        choices=GRIDS,
+        help="time grid of fixed-step samplers: uniform in t, uniform in log-SNR, Karras (rho = 7), or the "
+        "sampler's own (uniform for reverse-sde, pc, ddpm; logsnr for ddim, dpmpp-*, unipc; karras for edm-*)",
+    )
     p.add_argument(
         "--snr", type=positive_float, default=0.16, help="signal-to-noise ratio of the Langevin corrector"
     )
@@ -45,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--eps",
         type=positive_float,
         default=None,
-        help="time at which sampling stops [default: the SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
+        help="time at which sampling stops [default: the SDE's sampling_eps: 1e-3 for vp, subvp and cosine, "
+        "1e-5 for ve, 0.002 for edm]",
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
@@ -57,8 +71,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
     spec = SAMPLERS[args.sampler]
+    if args.grid != "default" and not spec.fixed_steps:
+        raise UsageError(
+            f"--grid {args.grid} applies to fixed-step samplers; --sampler {args.sampler} is adaptive"
+        )
     with as_usage_error("sampler settings"):
-        sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr))
+        sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr, grid=args.grid))
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
     eps = check_end_time(model.sde, args.eps)
@@ -82,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     torch.save(x, out / "samples.pt")
     report = {
         "sampler": args.sampler,
+        "grid": args.grid,
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,
