@@ -400,49 +400,48 @@ def table(setting: Setting, nfes: list[int], specs: list) -> str:
 
 def targets(settings: list[Setting], specs: list) -> str:
     """The issue's targets on the ring, VE and VP alike: at NFE 10 an energy distance <= 0.004, at
-    NFE 20 within 0.0005 of the converged value. The issue's absolute numbers (exact-vs-exact
-    0.0011-0.0015, converged 0.0020 at n = 5000) are on the V-statistic scale, so the NFE 10 target
-    is read there; the NFE 20 target is a difference, the same on both scales to O(1/n^2).
+    NFE 20 within 0.0005 of the converged value (the ED of the dopri5 point set from the same x_T).
 
-    One row per sampler, on its best grid at NFE 10 for that SDE.
+    One row per sampler, each cell on that sampler's best grid at that NFE. The energy distance is
+    sdegen.metrics' (the scale on which the issue's k-diffusion sample_lms value at NFE 10, 0.0040,
+    reproduces here); its null spread at n = 5000 is ~0.0017, so the NFE 10 cell also gives the
+    draw-independent gap to the converged value, and the issue's 0.004 is about converged + 0.002.
     """
     ring = {s.sde_name: s for s in settings if s.problem == "ring" and s.sde_name in ("VE", "VP")}
     if not ring:
         return ""
     names = list(ring)
-    lines = [
-        "| sampler | "
-        + " | ".join(
-            f"{k}: grid | {k}: ED(V) NFE 10 <= 4.0 | {k}: NFE 20 minus converged, within 0.5" for k in names
-        )
-        + " |",
-        "|---|" + "---|---:|---:|" * len(names),
-    ]
+    head = " | ".join(f"{k}: NFE 10, ED <= 4.0 (gap) | {k}: NFE 20, ED - conv within 0.5" for k in names)
+    lines = [f"| sampler | {head} |", "|---|" + "---:|---:|" * len(names)]
+    miss = " **miss**"
     for spec in specs:
         row = [spec.name]
         for k in names:
             s = ring[k]
-            at10 = [(s.cells[(spec.name, g, 10)], g) for g in spec.grids if (spec.name, g, 10) in s.cells]
-            ok = [(c.ed_v, g) for c, g in at10 if not c.status and c.nfe == 10]
-            if not ok:
-                row += ["-", "-", "-"]
-                continue
-            ed_v, grid = min(ok)
-            c20 = s.cells.get((spec.name, grid, 20))
-            mark = lambda good: "" if good else " **miss**"  # noqa: E731
-            row += [grid, f"{1e3 * ed_v:.2f}{mark(ed_v <= 0.004)}"]
-            if c20 is None or c20.status or c20.nfe != 20:
-                row.append("-")
-            else:
-                gap = c20.ed - s.converged_ed
-                row.append(f"{1e3 * gap:+.2f}{mark(abs(gap) <= 0.0005)}")
+            for nfe in (10, 20):
+                ok = [
+                    (s.cells[(spec.name, g, nfe)].ed, g)
+                    for g in spec.grids
+                    if (spec.name, g, nfe) in s.cells
+                    and not s.cells[(spec.name, g, nfe)].status
+                    and s.cells[(spec.name, g, nfe)].nfe == nfe
+                ]
+                if not ok:
+                    row.append("-")
+                    continue
+                ed, grid = min(ok, key=lambda v: v[0] if nfe == 10 else abs(v[0] - s.converged_ed))
+                gap = ed - s.converged_ed
+                if nfe == 10:
+                    row.append(f"{1e3 * ed:.2f} ({1e3 * gap:+.2f}) {grid}{'' if ed <= 0.004 else miss}")
+                else:
+                    row.append(f"{1e3 * gap:+.2f} {grid}{'' if abs(gap) <= 0.0005 else miss}")
         lines.append("| " + " | ".join(row) + " |")
     conv = ", ".join(
-        f"{k}: converged ED {1e3 * s.converged_ed:.2f} (V {1e3 * s.converged_ed_v:.2f}), null "
-        f"{1e3 * s.null_ed[0]:.2f} +- {1e3 * s.null_ed[1]:.2f} (V {1e3 * s.null_ed_v[0]:.2f})"
+        f"{k}: converged {1e3 * s.converged_ed:.2f}, exact-vs-exact null {1e3 * s.null_ed[0]:.2f} +- "
+        f"{1e3 * s.null_ed[1]:.2f}"
         for k, s in ring.items()
     )
-    return "All values x 1e-3. " + conv + ".\n\n" + "\n".join(lines)
+    return "Energy distances x 1e-3. " + conv + ".\n\n" + "\n".join(lines)
 
 
 def main() -> None:

@@ -66,6 +66,8 @@ def test_checking_every_evaluation_is_available_and_reads_once_per_evaluation(co
     counts = []
     for every in (None, 1):
         count_host_reads["n"] = 0
-        sdegen.sample(sde, gaussian_score(sde, 1.0, 0.5), None, DDPMSampler(30), x_T=x_T, check_finite_every=every)
+        sdegen.sample(
+            sde, gaussian_score(sde, 1.0, 0.5), None, DDPMSampler(30), x_T=x_T, check_finite_every=every
+        )
         counts.append(count_host_reads["n"])
     assert counts[1] - counts[0] >= 29  # one read per evaluation instead of one at the end
