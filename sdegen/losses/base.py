@@ -14,6 +14,7 @@ from sdegen.parameterization import ScoreModel
 __all__ = ["Loss", "Reduction"]
 
 Reduction = Literal["mean", "sum", "none"]
+"""How a loss reduces its per-sample values over the batch."""
 _REDUCTIONS = ("mean", "sum", "none")
 
 

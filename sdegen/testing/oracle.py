@@ -13,6 +13,7 @@ from sdegen._checks import check_batch_shape, check_positive
 from sdegen.analytic import GaussianMixture
 from sdegen.metrics import energy_distance, mmd
 from sdegen.testing.result import CheckResult
+from sdegen.testing.seeds import derived_seed, stream
 from sdegen.testing.two_sample import NullDistribution, calibrate_null, two_sample_test
 
 __all__ = ["OracleNulls", "calibrate", "check_moments", "check_samples"]
@@ -36,12 +37,23 @@ def _local_mmd(target: GaussianMixture):
 def calibrate(target: GaussianMixture, n: int, *, seed: int = 0, n_null: int = 40) -> OracleNulls:
     """Calibrate both two-sample statistics of :func:`check_samples` for ``n`` samples of ``target``.
 
-    Compute once per (target, n) and pass as ``null=`` when checking many samplers.
+    Compute once per (target, n) and pass as ``null=`` when checking many samplers. Each null has
+    its own random stream derived from ``seed`` (``sdegen.testing.seeds``), so
+    ``check_samples(..., seed=s)`` computes exactly ``calibrate(..., seed=s)`` when not given one,
+    and its reference samples never reuse the nulls' draws.
     """
     reference = lambda m, g: target.sample(m, generator=g)  # noqa: E731
     return OracleNulls(
-        calibrate_null(reference, n, statistic=energy_distance, n_null=n_null, seed=seed),
-        calibrate_null(reference, n, statistic=_local_mmd(target), n_null=n_null, seed=seed + 1),
+        calibrate_null(
+            reference, n, statistic=energy_distance, n_null=n_null, seed=derived_seed(seed, "energy null")
+        ),
+        calibrate_null(
+            reference,
+            n,
+            statistic=_local_mmd(target),
+            n_null=n_null,
+            seed=derived_seed(seed, "local MMD null"),
+        ),
     )
 
 
@@ -57,7 +69,8 @@ def check_moments(
 
     Standard errors come from the target: sqrt(C_jj / n) for each mean coordinate, and
     sqrt(Var[(x_j - m_j)(x_k - m_k)] / n) for each covariance entry, the variance estimated from
-    ``n_moments`` exact samples (``seed``). Each z is about N(0, 1) for exact samples; the
+    ``n_moments`` exact samples (the stream ``"moments"`` of ``seed``). Each z is about N(0, 1) for
+    exact samples; the
     statistic is the largest |z|.
     """
     check_batch_shape("samples", samples)
@@ -70,7 +83,7 @@ def check_moments(
         return CheckResult.from_statistic("moments", math.inf, z_tolerance, "samples contain NaN or inf")
     mean, cov = target.mean().reshape(-1), target.covariance()
     z_mean = float(((x.mean(0) - mean).abs() / (cov.diagonal() / n).sqrt()).max())
-    big = target.sample(n_moments, generator=torch.Generator().manual_seed(seed)).reshape(n_moments, -1)
+    big = target.sample(n_moments, generator=stream(seed, "moments")).reshape(n_moments, -1)
     centred = big - mean
     se_cov = ((centred[:, :, None] * centred[:, None, :]).var(0) / n).sqrt()
     z_cov = float(((torch.cov(x.T).reshape(cov.shape) - cov).abs() / se_cov).max())
@@ -97,7 +110,8 @@ def check_samples(
 ) -> CheckResult:
     """Check that ``samples`` [n, *event_shape] are draws from ``target``.
 
-    Three parts, each deterministic for a given ``seed``:
+    Three parts, each deterministic for a given ``seed`` and each drawing from its own random stream
+    derived from it (``sdegen.testing.seeds``), so that no two parts share draws:
 
     * the mean and covariance (:func:`check_moments`, |z| <= ``z_tolerance``);
     * the energy distance, sensitive to global shape: scale, location, mode weights;
@@ -110,7 +124,7 @@ def check_samples(
     check_batch_shape("samples", samples)
     n = samples.shape[0]
     if null is None:
-        null = calibrate(target, n, seed=seed + 1)
+        null = calibrate(target, n, seed=seed)
     reference = lambda m, g: target.sample(m, generator=g)  # noqa: E731
     return CheckResult.all_of(
         name,
@@ -122,7 +136,7 @@ def check_samples(
                 statistic=energy_distance,
                 null=null.energy,
                 z_tolerance=two_sample_z,
-                seed=seed + 2,
+                seed=derived_seed(seed, "energy reference"),
                 name="energy distance",
             ),
             two_sample_test(
@@ -131,7 +145,7 @@ def check_samples(
                 statistic=_local_mmd(target),
                 null=null.local_mmd,
                 z_tolerance=two_sample_z,
-                seed=seed + 3,
+                seed=derived_seed(seed, "local MMD reference"),
                 name="local MMD",
             ),
         ],

@@ -12,6 +12,7 @@ from torch import Tensor
 from sdegen._checks import check_batch_shape, check_positive, check_steps
 from sdegen.metrics import energy_distance
 from sdegen.testing.result import CheckResult
+from sdegen.testing.seeds import derived_seed, stream
 
 __all__ = ["NullDistribution", "calibrate_null", "two_sample_test"]
 
@@ -85,7 +86,8 @@ def two_sample_test(
     passing when z <= ``z_tolerance``. The null has a heavy right tail (n D is a weighted sum of
     centred chi-square(1) variables): for a 2-D mixture at n = 1000, 0.6 % of 1000 null replicates
     exceeded z = 4 and 0.1 % exceeded z = 6, none z = 8; hence the default 6. Seeded draws make
-    the verdict deterministic.
+    the verdict deterministic: the reference sample and the null (when calibrated here) come from
+    two independent streams of ``seed`` (``sdegen.testing.seeds``).
     """
     check_batch_shape("samples", samples)
     n = samples.shape[0]
@@ -93,14 +95,15 @@ def two_sample_test(
     name = name or _statistic_name(statistic)
     if not bool(torch.isfinite(samples).all()):
         return CheckResult.from_statistic(name, math.inf, z_tolerance, "samples contain NaN or inf")
-    g = torch.Generator().manual_seed(seed)
-    ref = sample_reference(n, g)
+    ref = sample_reference(n, stream(seed, "reference"))
     if tuple(ref.shape) != tuple(samples.shape):
         raise ValueError(
             f"sample_reference(n, generator) must return shape {tuple(samples.shape)}; got {tuple(ref.shape)}"
         )
     if null is None:
-        null = calibrate_null(sample_reference, n, statistic=statistic, n_null=n_null, seed=seed + 1)
+        null = calibrate_null(
+            sample_reference, n, statistic=statistic, n_null=n_null, seed=derived_seed(seed, "null")
+        )
     elif null.n != n:
         raise ValueError(f"null was calibrated for n={null.n} samples; got {n}")
     observed = float(statistic(samples.double(), ref.to(device=samples.device, dtype=torch.float64)))
