@@ -63,7 +63,7 @@ class Sampler(abc.ABC):
 
     A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its :attr:`grid`:
     ``steps=N`` gives N steps of its :attr:`default_grid` kind, ``grid=`` any grid (passing both
-    is an error; :meth:`_set_grid` resolves them).
+    is an error; ``_set_grid`` resolves them).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
     schemes, global order for ODE schemes; None where the method is not a time discretisation)
