@@ -73,10 +73,10 @@ class Sampler(abc.ABC):
     """
 
     stochastic: ClassVar[bool]
-    #: the kind of grid ``steps=N`` means
     default_grid: ClassVar[type[TimeGrid]] = UniformGrid
-    #: the time grid; None where the sampler places its own times (adaptive solvers)
+    """The kind of grid ``steps=N`` means."""
     grid: TimeGrid | None = None
+    """The time grid; None where the sampler places its own times (adaptive solvers)."""
     #: How often the score's finiteness is read back to the host by default: ``None`` once at the
     #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
     #: synchronise anyway, or that would step on with NaN for ever).
