@@ -65,9 +65,9 @@ class Sampler(abc.ABC):
     ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
     (requirements on the SDE, raised before any work).
 
-    A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its :attr:`grid`:
-    ``steps=N`` gives N steps of its :attr:`default_grid` kind, ``grid=`` any grid (passing both
-    is an error; :meth:`_set_grid` resolves them).
+    A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its ``grid``:
+    ``steps=N`` gives N steps of its ``default_grid`` kind, ``grid=`` any grid (passing both
+    is an error; ``_set_grid`` resolves them).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
     schemes, global order for ODE schemes; None where the method is not a time discretisation),
@@ -84,10 +84,10 @@ class Sampler(abc.ABC):
     """
 
     stochastic: ClassVar[bool]
-    #: the kind of grid ``steps=N`` means
     default_grid: ClassVar[type[TimeGrid]] = UniformGrid
-    #: the time grid; None where the sampler places its own times (adaptive solvers)
+    """The kind of grid ``steps=N`` means."""
     grid: TimeGrid | None = None
+    """The time grid; None where the sampler places its own times (adaptive solvers)."""
     #: How often the score's finiteness is read back to the host by default: ``None`` once at the
     #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
     #: synchronise anyway, or that would step on with NaN for ever).
@@ -249,7 +249,7 @@ class Sampler(abc.ABC):
         default_steps: int | None,
         ts: Tensor | Sequence[float] | None = None,
     ) -> None:
-        """Set :attr:`grid` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
+        """Set ``grid`` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
 
         ``ts=`` is the older spelling of ``grid=`` with a tensor of times; giving more than one of
         ``steps``, ``grid`` and ``ts`` is a ``ValueError``.

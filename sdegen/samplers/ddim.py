@@ -92,7 +92,7 @@ class DDIMSampler(DenoiserSampler):
                 x = torch.add(x * (sigma[i + 1] / sigma[i]), x0, alpha=-alpha[i + 1] * math.expm1(-h))
             else:
                 c2 = self.eta**2 * -math.expm1(-2 * h)  # (c / sigma_{i+1})^2
-                log_k = 0.5 * math.log1p(-c2)
+                log_k = 0.5 * math.log1p(-c2) if c2 < 1.0 else -math.inf  # k = 0 once e^{-2h} underflows
                 x = torch.add(
                     x * (sigma[i + 1] / sigma[i] * math.exp(log_k)),
                     x0,

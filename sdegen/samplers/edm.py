@@ -117,7 +117,8 @@ class EDMStochasticSampler(DenoiserSampler):
         grid: any :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
         s_churn: total churn S_churn >= 0, required (EDM's ImageNet-64 setting: 40, with
             s_tmin=0.05, s_tmax=50, s_noise=1.003).
-        s_tmin, s_tmax: the range of noise levels sigma/alpha that are churned (default: all).
+        s_tmin: the lowest noise level sigma/alpha that is churned (default 0).
+        s_tmax: the highest noise level sigma/alpha that is churned (default: all).
         s_noise: the scale S_noise of the added noise (slightly above 1 offsets a denoiser's bias).
     """
 

@@ -45,7 +45,7 @@ F64 = torch.float64
 class TimeGrid(abc.ABC):
     """N + 1 strictly decreasing times from T (or a custom start) down to the sampler's end time.
 
-    Subclasses implement :meth:`_times`; :meth:`times` validates the result.
+    Subclasses implement ``_times``; :meth:`times` validates the result.
 
     Attributes:
         steps: N, the number of intervals.
