@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[all]"
 	touch $(STAMP)
 
+# One pytest worker per core (pytest-xdist); every test is independent and seeds its own generators.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -m "slow or not slow" --hypothesis-profile=thorough
+	$(PY) -m pytest -q -n 2 -m "slow or not slow" --hypothesis-profile=thorough
 
 demo: $(STAMP)
 	$(VENV)/bin/sdegen demo --out runs/demo
