@@ -10,12 +10,12 @@ from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time
 from sdegen._checks import check_steps
-from sdegen.nn.time_embedding import ClassEmbedding, GaussianFourierFeatures, embed_label
+from sdegen.nn.time_embedding import ClassConditional, ClassEmbedding, GaussianFourierFeatures, embed_label
 
 __all__ = ["ScoreMLP", "MLPClassifier"]
 
 
-class _TimeMLP(nn.Module):
+class _TimeMLP(ClassConditional, nn.Module):
     """h_0 = x;  h_{l+1} = SiLU(W_l h_l + V_l e);  out = W_L h_L, with e = e(t) (+ the label's embedding).
 
     The trunk shared by :class:`ScoreMLP` and :class:`MLPClassifier`; ``out_features`` sets the
@@ -46,16 +46,6 @@ class _TimeMLP(nn.Module):
         # Registered only when conditional, so that an unconditional network's parameters (and its
         # checkpoints) are those it always had.
         self.label_embed = None if n_classes is None else ClassEmbedding(n_classes, time_dim)
-
-    @property
-    def n_classes(self) -> int | None:
-        """C for a class-conditional network, else None."""
-        return None if self.label_embed is None else self.label_embed.n_classes
-
-    @property
-    def null_label(self) -> int | None:
-        """C, the label of the unconditional model, for a class-conditional network; else None."""
-        return None if self.label_embed is None else self.label_embed.null_label
 
     def _features(self, t: Tensor | float, x: Tensor, y: Tensor | None) -> Tensor:
         emb = self.time_embed(batch_time(t, x))

@@ -61,6 +61,26 @@ class ClassEmbedding(nn.Module):
         return self.table(y)
 
 
+class ClassConditional:
+    """What a network with an optional :class:`ClassEmbedding` ``label_embed`` says about its labels.
+
+    Mixed into :class:`~sdegen.nn.ScoreMLP` and :class:`~sdegen.nn.UNet`: ``n_classes`` and
+    ``null_label`` are None for an unconditional network.
+    """
+
+    label_embed: ClassEmbedding | None
+
+    @property
+    def n_classes(self) -> int | None:
+        """C for a class-conditional network, else None."""
+        return None if self.label_embed is None else self.label_embed.n_classes
+
+    @property
+    def null_label(self) -> int | None:
+        """C, the label of the unconditional model, for a class-conditional network; else None."""
+        return None if self.label_embed is None else self.label_embed.null_label
+
+
 def embed_label(
     owner: nn.Module, embedding: ClassEmbedding | None, y: Tensor | None, x: Tensor
 ) -> Tensor | None:

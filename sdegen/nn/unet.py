@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time
 from sdegen._checks import check_steps
-from sdegen.nn.time_embedding import ClassEmbedding, GaussianFourierFeatures, embed_label
+from sdegen.nn.time_embedding import ClassConditional, ClassEmbedding, GaussianFourierFeatures, embed_label
 
 __all__ = ["UNet", "UNetClassifier", "UNetConfig", "UNET_SIZES"]
 
@@ -94,7 +94,7 @@ class SelfAttention(nn.Module):
         return x + self.proj(rearrange(out, "b 1 (h w) c -> b c h w", h=h, w=w))
 
 
-class UNet(nn.Module):
+class UNet(ClassConditional, nn.Module):
     """U-Net ``(t, x[, y]) -> [B, C, H, W]`` for images ``x`` of shape ``[B, C, H, W]``.
 
     Build with a config or a named size: ``UNet(1, config=UNET_SIZES["small"])`` or
@@ -128,16 +128,6 @@ class UNet(nn.Module):
         self.out = nn.Conv2d(c, in_channels, 3, padding=1)
         # Registered only when conditional: an unconditional U-Net keeps its parameters and checkpoints.
         self.label_embed = None if n_classes is None else ClassEmbedding(n_classes, cfg.time_dim)
-
-    @property
-    def n_classes(self) -> int | None:
-        """K for a class-conditional network, else None."""
-        return None if self.label_embed is None else self.label_embed.n_classes
-
-    @property
-    def null_label(self) -> int | None:
-        """K, the label of the unconditional model, for a class-conditional network; else None."""
-        return None if self.label_embed is None else self.label_embed.null_label
 
     @classmethod
     def from_size(cls, size: str, in_channels: int, *, n_classes: int | None = None) -> UNet:
