@@ -342,11 +342,7 @@ class ScoreModel(nn.Module):
         return self.parameterization.to_noise(self._net(tb, x, y), x, self.kernel(tb))
 
     def _require_kernel(self, what: str) -> None:
-        if not isinstance(self.sde, LinearSDE):
-            raise TypeError(
-                f"ScoreModel.{what} needs the Gaussian kernel N(alpha x0, sigma^2 I) of a LinearSDE; "
-                f"{type(self.sde).__name__} has none"
-            )
+        check_linear_sde(self.sde, f"ScoreModel.{what}")
 
     def extra_repr(self) -> str:
         classes = "" if self.n_classes is None else f", n_classes={self.n_classes}"
