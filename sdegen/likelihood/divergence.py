@@ -28,6 +28,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_steps
 
 __all__ = ["DivergenceEstimator", "Hutchinson", "ExactTrace"]
@@ -104,8 +105,8 @@ class Hutchinson(DivergenceEstimator):
     def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         shape = (self.n_probes, *x.shape)
         if self.probe == "gaussian":
-            return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
-        v = torch.randint(0, 2, shape, generator=generator, device=x.device, dtype=x.dtype)
+            return random.randn(shape, generator, device=x.device, dtype=x.dtype, batch_dim=1)
+        v = random.randint(0, 2, shape, generator, device=x.device, dtype=x.dtype, batch_dim=1)
         return v.mul_(2).sub_(1)
 
     def trace(self, out: Tensor, x: Tensor, vectors: Tensor, *, create_graph: bool = False) -> Tensor:

@@ -20,6 +20,7 @@ from sdegen._checks import (
     check_positive,
     check_steps,
 )
+from sdegen.random import RandomSource
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.denoise import tweedie_denoise
 from sdegen.samplers.grid import uniform_times
@@ -102,7 +103,7 @@ class Sampler(abc.ABC):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
     ) -> SamplePath:
         """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations."""
@@ -114,7 +115,7 @@ class Sampler(abc.ABC):
         x_T: Tensor,
         *,
         eps: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
         return_trajectory: bool = False,
         progress: bool = False,
         denoise: bool = False,
@@ -127,7 +128,9 @@ class Sampler(abc.ABC):
             score_fn: ``(t [B], x [B, ...]) -> [B, ...]``, the score of p_t.
             x_T: ``[B, ...]`` initial states; the samples have its shape, dtype and device.
             eps: end time (default ``sde.sampling_eps``).
-            generator: the source of all randomness (on ``x_T``'s device).
+            generator: the source of all randomness (on ``x_T``'s device): a ``torch.Generator``,
+                or a :class:`~sdegen.random.PerSampleGenerator` with one seed per sample, which makes
+                sample i depend on seed i only, whatever the batch it is drawn in.
             return_trajectory: also return the states at every time of the grid.
             progress: show a tqdm progress bar.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).

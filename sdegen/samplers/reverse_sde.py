@@ -10,6 +10,7 @@ from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
 from sdegen.brownian import SequentialBrownian
+from sdegen.random import BatchGenerator
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.sde.coefficients import CoefficientGrid
@@ -41,8 +42,10 @@ class ReverseSDESampler(Sampler):
     Integrates :class:`~sdegen.sde.reverse.ReverseTimeSDE` from t = T to eps with ``steps``
     uniform steps of any torchsde method valid for additive noise. Fixed-step methods draw their
     Brownian increments from :class:`~sdegen.brownian.SequentialBrownian`, which costs one
-    ``normal_`` per step; ``adaptive=True`` and log_ode (which needs the Levy area) use
-    ``torchsde.BrownianInterval`` seeded from ``generator``.
+    ``normal_`` per step and takes a :class:`~sdegen.random.PerSampleGenerator` (per-sample seeds);
+    ``adaptive=True`` and log_ode (which needs the Levy area) use ``torchsde.BrownianInterval``
+    seeded from ``generator``, which draws the whole batch's path from one seed and so refuses
+    per-sample seeds.
 
     | method          | NFE/step | weak order | notes                                     |
     |-----------------|----------|------------|-------------------------------------------|
@@ -130,6 +133,13 @@ class ReverseSDESampler(Sampler):
                 start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
             )
         else:
+            if isinstance(generator, BatchGenerator):
+                raise ValueError(
+                    f"{self!r} cannot draw per-sample noise from a {type(generator).__name__}: "
+                    f"{'adaptive stepping' if self.adaptive else 'log_ode'} needs torchsde's BrownianInterval, "
+                    f"which draws the whole batch's Brownian path from one seed. Use fixed steps with another "
+                    f"method (e.g. ReverseSDESampler('euler')), or a torch.Generator"
+                )
             entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
             bm = torchsde.BrownianInterval(
                 start,
