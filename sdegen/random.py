@@ -26,7 +26,6 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import torch
 from torch import Tensor
@@ -65,7 +64,7 @@ class BatchGenerator(abc.ABC):
             )
 
 
-RandomSource = Union[torch.Generator, BatchGenerator, None]
+RandomSource = torch.Generator | BatchGenerator | None
 """What ``generator=`` accepts throughout sdegen."""
 
 
@@ -77,9 +76,7 @@ class _Draw:
 
 
 def _normal(device, dtype) -> _Draw:
-    return _Draw(
-        ("normal", dtype), lambda s, g: torch.randn(s, generator=g, device=device, dtype=dtype)
-    )
+    return _Draw(("normal", dtype), lambda s, g: torch.randn(s, generator=g, device=device, dtype=dtype))
 
 
 def randn(

@@ -1,4 +1,13 @@
-"""``sdegen nll``: log-likelihood (and bits/dim for images) of a data split, averaged over repeats."""
+"""``sdegen nll``: log-likelihood (and bits/dim for images) of a data split, averaged over repeats.
+
+Every (repeat, example) pair has its own seed, derived from ``--seed``, the repeat and the
+example's index, from which its dequantization noise and divergence probes are drawn
+(:class:`~sdegen.random.PerSampleGenerator`). The pairs are solved in fixed chunks of
+``--batch-size`` by global index (:func:`sdegen.distributed.map_chunks`); under ``torchrun
+--nproc_per_node=N`` the chunks are shared out over the processes, which meet only to gather the
+per-example results on process 0, which writes them. The per-example log-likelihoods are then
+bit-identical for any number of processes at the same ``--batch-size``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from pathlib import Path
 import torch
 
 import sdegen
+from sdegen import distributed
 from sdegen.cli._common import (
     add_common_arguments,
     check_end_time,
@@ -19,9 +29,12 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.run import load_run
-from sdegen.training.files import check_writable
+from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.training.files import atomic_write, check_writable
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "PER_EXAMPLE"]
+
+PER_EXAMPLE = "nll_per_example.pt"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Exact negative log-likelihood through the probability-flow ODE of a split of the run's "
         "data (bits/dim for images, from uniformly dequantized pixels), averaged over repeats of the "
         "dequantization noise and divergence probes. 2-D sets draw fresh points from --seed; where the "
-        "density is known its true NLL on the same points is printed beside the model's. Writes nll.json.",
+        "density is known its true NLL on the same points is printed beside the model's. Writes nll.json "
+        f"and the per-example log-likelihoods {PER_EXAMPLE}. Under torchrun the examples are split "
+        "over the processes, with the same per-example results.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write nll.json [default: RUN]")
@@ -47,73 +62,109 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rtol", type=positive_float, default=1e-5, help="ODE relative tolerance")
     p.add_argument("--atol", type=positive_float, default=1e-5, help="ODE absolute tolerance")
     p.add_argument("--eps", type=positive_float, default=1e-5, help="start time of the ODE")
-    p.add_argument("--batch-size", type=positive_int, default=1000, help="points per ODE solve")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=1000,
+        help="examples per ODE solve: the fixed chunks by global index (results depend on it at the "
+        "level of the tolerances, since a solve's steps are shared by its chunk)",
+    )
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (slow first call)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    world = distributed.init(device)
+    device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
-    check_writable(out)  # before the work: a result that cannot be written would be lost
+    # Before the work: a result that cannot be written would be lost.
+    world.run(lambda: check_writable(out), where="main")
     check_end_time(model.sde, args.eps)
+    if args.compile:
+        model.net.compile()
     d = math.prod(bundle.event_shape)
     exact = args.divergence == "exact" or (args.divergence == "auto" and d <= 16)
     divergence = sdegen.ExactTrace() if exact else sdegen.Hutchinson()
-    g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
-    nll_per_repeat, bpd_per_repeat, true_nll, nfe = [], [], None, 0
+    true_nll = None
     if bundle.is_image:
         images = bundle.test if args.split == "test" else bundle.train
         pixels = images.pixels[: min(args.n, len(images))].to(device)
+        n = pixels.shape[0]
     else:
         points = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed)).to(device)
+        n = points.shape[0]
         if bundle.distribution.has_density:
             true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
-    for _ in range(args.repeats):
-        x = images.to_model(pixels, g) if bundle.is_image else points
-        logps = []
-        for chunk in x.split(args.batch_size):
-            res = sdegen.log_likelihood(
-                chunk,
-                model.sde,
-                model,
-                divergence=divergence,
-                rtol=args.rtol,
-                atol=args.atol,
-                eps=args.eps,
-                generator=g,
-            )
-            logps.append(res.logp.detach())
-            nfe += res.nfe
-        logp = torch.cat(logps)
-        nll_per_repeat.append(-float(logp.mean()))
-        if bundle.is_image:
-            bpd_per_repeat.append(float(images.bits_per_dim(logp).mean()))
-    seconds = time.perf_counter() - start
+
+    def solve(begin: int, end: int) -> dict:
+        # Work item j is example j % n in repeat j // n; each has its own stream.
+        j = torch.arange(begin, end)
+        example, repeat = (j % n).tolist(), (j // n).tolist()
+        g = PerSampleGenerator(
+            [derive_seed(args.seed, r, i) for r, i in zip(repeat, example, strict=True)], device
+        )
+        x = images.to_model(pixels[example], g) if bundle.is_image else points[example]
+        res = sdegen.log_likelihood(
+            x,
+            model.sde,
+            model,
+            divergence=divergence,
+            rtol=args.rtol,
+            atol=args.atol,
+            eps=args.eps,
+            generator=g,
+        )
+        return {"logp": res.logp.detach(), "nfe": res.nfe}
+
+    gathered = distributed.map_chunks(solve, n * args.repeats, args.batch_size, world=world)
+    if not world.is_main:
+        world.barrier()  # until process 0 has written
+        return 0
+    try:
+        report = _report(args, gathered, n, divergence, bundle, images if bundle.is_image else None)
+        report["seconds"] = time.perf_counter() - start
+        report["processes"] = world.size
+        line = f"NLL {report['nll']:.4f} nats"
+        if "bits_per_dim" in report:
+            line += f", {report['bits_per_dim']:.4f} bits/dim"
+        if true_nll is not None:
+            report["true_nll"] = true_nll
+            line += f" (true NLL of the same points {true_nll:.4f} nats)"
+        # Printed before it is written, so that a failed write does not lose it.
+        print(
+            f"{line}; {n} points x {args.repeats} repeat(s), {report['nfe']} evaluations, "
+            f"{report['seconds']:.1f} s" + (f" on {world.size} processes" if world.distributed else "")
+        )
+        logp = gathered["logp"].view(args.repeats, n)
+        atomic_write(out / PER_EXAMPLE, lambda f: torch.save({"logp": logp}, f))
+        write_json(out / "nll.json", report)
+        print(f"wrote {out / 'nll.json'} and {out / PER_EXAMPLE}")
+    finally:
+        world.barrier()
+    return 0
+
+
+def _report(args, gathered, n, divergence, bundle, images) -> dict:
+    logp = gathered["logp"].view(args.repeats, n)
+    nll_per_repeat = (-logp.double().mean(dim=1)).tolist()
     report = {
         "split": args.split if bundle.is_image else "fresh",
-        "n": int(x.shape[0]),
+        "n": n,
         "repeats": args.repeats,
         "divergence": repr(divergence),
+        "batch_size": args.batch_size,
         "nll": sum(nll_per_repeat) / args.repeats,
         "nll_per_repeat": nll_per_repeat,
-        "nfe": nfe,
-        "seconds": seconds,
+        "nfe": gathered["nfe"],
     }
-    line = f"NLL {report['nll']:.4f} nats"
-    if bpd_per_repeat:
-        report["bits_per_dim"] = sum(bpd_per_repeat) / args.repeats
-        report["bits_per_dim_per_repeat"] = bpd_per_repeat
-        line += f", {report['bits_per_dim']:.4f} bits/dim"
-    if true_nll is not None:
-        report["true_nll"] = true_nll
-        line += f" (true NLL of the same points {true_nll:.4f} nats)"
-    # Printed before it is written, so that a failed write does not lose it.
-    print(f"{line}; {report['n']} points x {args.repeats} repeat(s), {nfe} evaluations, {seconds:.1f} s")
-    write_json(out / "nll.json", report)
-    print(f"wrote {out / 'nll.json'}")
-    return 0
+    if images is not None:
+        bpd = [float(images.bits_per_dim(row).mean()) for row in logp]
+        report["bits_per_dim"] = sum(bpd) / args.repeats
+        report["bits_per_dim_per_repeat"] = bpd
+    return report

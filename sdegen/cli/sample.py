@@ -1,4 +1,10 @@
-"""``sdegen sample``: draw samples from a trained run with a chosen sampler."""
+"""``sdegen sample``: draw samples from a trained run with a chosen sampler.
+
+Sample i is drawn from its own seed, derived from ``--seed`` and i
+(:class:`~sdegen.random.PerSampleGenerator`), in fixed chunks of ``--batch-size`` by index
+(:func:`sdegen.distributed.map_chunks`); under ``torchrun --nproc_per_node=N`` the chunks are shared
+out over the processes and gathered on process 0, which writes, with the same samples bit for bit.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from pathlib import Path
 import torch
 
 import sdegen
+from sdegen import distributed
 from sdegen.cli import _report
 from sdegen.cli._common import (
     add_common_arguments,
@@ -22,6 +29,7 @@ from sdegen.cli._common import (
 from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
+from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
@@ -43,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n", type=positive_int, default=1000, help="number of samples")
     p.add_argument(
+        "--batch-size", type=positive_int, default=1000, help="samples per call of the sampler (fixed chunks)"
+    )
+    p.add_argument(
         "--eps",
         type=positive_float,
         default=None,
@@ -50,11 +61,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (slow first call)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    world = distributed.init(device)
+    device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
     spec = SAMPLERS[args.sampler]
@@ -62,32 +76,55 @@ def run(args: argparse.Namespace) -> int:
         sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr))
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
-    check_writable(out)  # before the work: samples that cannot be written would be lost
+    # Before the work: samples that cannot be written would be lost.
+    world.run(lambda: check_writable(out), where="main")
     eps = check_end_time(model.sde, args.eps)
-    g = torch.Generator(device).manual_seed(args.seed)
+    if args.compile:
+        model.net.compile()
     start = time.perf_counter()
-    result = sdegen.sample(
-        model.sde,
-        model,
-        (args.n, *bundle.event_shape),
-        sampler,
-        eps=eps,
-        generator=g,
-        device=device,
-        return_trajectory=not bundle.is_image,
-        progress=True,
-        denoise=args.denoise,
-    )
-    seconds = time.perf_counter() - start
-    x = result.x.detach().cpu()
+
+    def draw(begin: int, end: int) -> dict:
+        g = PerSampleGenerator([derive_seed(args.seed, i) for i in range(begin, end)], device)
+        result = sdegen.sample(
+            model.sde,
+            model,
+            (end - begin, *bundle.event_shape),
+            sampler,
+            eps=eps,
+            generator=g,
+            device=device,
+            return_trajectory=not bundle.is_image,
+            progress=world.is_main,
+            denoise=args.denoise,
+        )
+        out = {"x": result.x, "nfe": result.nfe}
+        if result.trajectory is not None:
+            out["trajectory"] = result.trajectory.transpose(0, 1)  # samples first, for the gather
+        return out
+
+    gathered = distributed.map_chunks(draw, args.n, args.batch_size, world=world)
+    if not world.is_main:
+        world.barrier()  # until process 0 has written
+        return 0
+    try:
+        _write(args, out, sampler, spec, bundle, gathered, eps, time.perf_counter() - start, world)
+    finally:
+        world.barrier()
+    return 0
+
+
+def _write(args, out, sampler, spec, bundle, gathered, eps, seconds, world) -> None:
+    x = gathered["x"]
+    trajectory = gathered["trajectory"].transpose(0, 1) if "trajectory" in gathered else None
     atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
         "sampler": args.sampler,
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,
-        "nfe": result.nfe,
+        "nfe": gathered["nfe"],
         "seconds": seconds,
+        "processes": world.size,
     }
     title = spec.title
     fresh = None
@@ -96,15 +133,12 @@ def run(args: argparse.Namespace) -> int:
         report["energy_distance"] = float(energy_distance(x, fresh))
     extra = f", energy distance to fresh data {report['energy_distance']:.4g}" if fresh is not None else ""
     # Printed before the figures and the report are written, so that a failed write loses nothing.
-    print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
+    print(f"{title}: {args.n} samples, {report['nfe']} score evaluations, {seconds:.1f} s{extra}")
     figure = out / "figures" / f"samples-{args.sampler}.png"
     if bundle.is_image:
         _report.image_figure(bundle, x, figure)
     else:
         _report.scatter_figure({"data": fresh, title: x}, figure)
-        _report.trajectory_figure(
-            {title: result.trajectory}, out / "figures" / f"trajectories-{args.sampler}.png"
-        )
+        _report.trajectory_figure({title: trajectory}, out / "figures" / f"trajectories-{args.sampler}.png")
     write_json(out / "samples.json", report)
     print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")
-    return 0

@@ -5,6 +5,11 @@ visited in epochs, each a permutation drawn from a generator seeded by ``(seed, 
 ``step`` is a function of ``step`` alone and needs no saved iterator state; randomness within a
 batch (fresh samples, dequantization noise) comes from the trainer's generator, whose state the
 checkpoint keeps.
+
+A training step's batch is global: with several processes (or accumulated micro-batches) each
+takes its ``rows`` of it, and those rows are exactly the rows of the undivided batch, random numbers
+included (every process draws the randomness of the whole batch from the same stream and keeps its
+rows), so training does not depend on how the batch is split.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from torch import Tensor
 from sdegen._checks import check_steps
 from sdegen.data.images import ImageData
 from sdegen.data.toy import ToyDistribution
+from sdegen.random import GlobalBatchGenerator
 
 __all__ = ["BatchSource", "DistributionBatches", "DatasetBatches"]
 
@@ -35,8 +41,19 @@ class BatchSource(abc.ABC):
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        rows: tuple[int, int] | None = None,
     ) -> Tensor:
-        """The batch for training step ``step`` (0-based)."""
+        """The batch for training step ``step`` (0-based), or its rows ``start:stop`` (``rows``)."""
+
+    def _rows(self, rows: tuple[int, int] | None) -> tuple[int, int]:
+        if rows is None:
+            return 0, self.batch_size
+        start, stop = rows
+        if not 0 <= start < stop <= self.batch_size:
+            raise ValueError(
+                f"rows must lie in [0, batch_size={self.batch_size}] with start < stop; got {rows}"
+            )
+        return start, stop
 
 
 class DistributionBatches(BatchSource):
@@ -49,8 +66,11 @@ class DistributionBatches(BatchSource):
         self.batch_size = check_steps("batch_size", batch_size)
         self.event_shape = distribution.event_shape
 
-    def batch(self, step, generator=None, *, device=None, dtype=torch.float32) -> Tensor:
-        return self.distribution.sample(self.batch_size, generator, device=device, dtype=dtype)
+    def batch(self, step, generator=None, *, device=None, dtype=torch.float32, rows=None) -> Tensor:
+        start, stop = self._rows(rows)
+        # The whole batch is drawn (fresh samples are cheap) and the rows kept.
+        x = self.distribution.sample(self.batch_size, generator, device=device, dtype=dtype)
+        return x if (start, stop) == (0, self.batch_size) else x[start:stop]
 
 
 class DatasetBatches(BatchSource):
@@ -94,9 +114,13 @@ class DatasetBatches(BatchSource):
             self._epoch = (epoch, torch.randperm(len(self.data), generator=g))
         return self._epoch[1][position * self.batch_size : (position + 1) * self.batch_size]
 
-    def batch(self, step, generator=None, *, device=None, dtype=torch.float32) -> Tensor:
-        idx = self.indices(step)
+    def batch(self, step, generator=None, *, device=None, dtype=torch.float32, rows=None) -> Tensor:
+        start, stop = self._rows(rows)
+        idx = self.indices(step)[start:stop]
         if isinstance(self.data, ImageData):
             pixels = self.data.pixels[idx].to(device)
+            # The dequantization noise of the rows is theirs in the whole batch's draw.
+            if generator is None or isinstance(generator, torch.Generator):
+                generator = GlobalBatchGenerator(generator, self.batch_size).rows(start, stop)
             return self.data.to_model(pixels, generator, dequantize=self.dequantize, dtype=dtype)
         return self.data[idx].to(device=device, dtype=dtype)

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_fits_model, check_nonempty
+from sdegen._checks import check_batch_shape, check_fits_model, check_generator, check_nonempty
 from sdegen.parameterization import ScoreModel
 
 __all__ = ["Loss", "Reduction"]
@@ -42,11 +42,7 @@ class Loss(abc.ABC):
         check_batch_shape("x0", x0)
         check_nonempty("x0", x0)
         check_fits_model("x0", x0, model)
-        if generator is not None and generator.device.type != x0.device.type:
-            raise ValueError(
-                f"generator must live on x0's device; got a {generator.device.type} generator for x0 on "
-                f"{x0.device}. Create it with torch.Generator(device=x0.device)."
-            )
+        check_generator(generator, x0, "x0")
         per_sample = self.per_sample(model, x0, generator)
         if self.reduction == "mean":
             return per_sample.mean()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._broadcast import expand_like
 from sdegen._checks import check_steps
 from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
@@ -59,10 +60,10 @@ class DDPMLoss(Loss):
 
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         schedule = self.schedule(model, x0.device, x0.dtype)
-        i = torch.randint(0, self.steps, (x0.shape[0],), generator=generator, device=x0.device)
+        i = random.randint(0, self.steps, (x0.shape[0],), generator, device=x0.device)
         abar = schedule.alphas_cumprod[i]
         kernel = TransitionKernel(abar.sqrt(), (1 - abar).sqrt())
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
         x_t = expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise
         residual = model.output(schedule.t[i], x_t) - model.parameterization.target(x0, noise, kernel)
         return sum_over_data_dims(residual**2)

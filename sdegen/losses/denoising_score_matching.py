@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._broadcast import expand_like
 from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
@@ -62,7 +63,7 @@ class DenoisingScoreMatching(Loss):
         t, weight = self.weighting.sample(
             sde, x0.shape[0], eps=eps, generator=generator, device=x0.device, dtype=x0.dtype
         )
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
         kernel = TransitionKernel.of(sde, t)
         x_t = expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise
         param = model.parameterization

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._broadcast import expand_like
 from sdegen._checks import check_steps
 from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
@@ -66,10 +67,12 @@ class SlicedScoreMatching(Loss):
             f"n_projections={self.n_projections}, variance_reduced={self.variance_reduced}, eps={self.eps:g})"
         )
 
-    def _projections(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _projections(self, like: Tensor, generator: random.RandomSource) -> Tensor:
+        # [P, B, ...]: the batch is dimension 1, so a per-row generator serves each sample its own.
+        kw = dict(device=like.device, batch_dim=1)
         if self.projection == "gaussian":
-            return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
-        bits = torch.randint(0, 2, like.shape, generator=generator, device=like.device)
+            return random.randn(like.shape, generator, dtype=like.dtype, **kw)
+        bits = random.randint(0, 2, like.shape, generator, **kw)
         return bits.to(like.dtype) * 2 - 1
 
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -79,13 +82,13 @@ class SlicedScoreMatching(Loss):
         t, weight = self.weighting.sample(
             sde, B, eps=eps, generator=generator, device=x0.device, dtype=x0.dtype
         )
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
         kernel = TransitionKernel.of(sde, t)
         x_t = expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise
         # Each sample is repeated once per projection: [P * B, ...], projection-major.
         x_rep = x_t.detach().repeat((P,) + (1,) * (x0.ndim - 1))
         t_rep = t.repeat(P)
-        v = self._projections(x_rep, generator)
+        v = self._projections(x_rep.view(P, *x0.shape), generator).reshape(x_rep.shape)
         training = torch.is_grad_enabled()
         with torch.enable_grad():
             x_rep.requires_grad_(True)
