@@ -72,3 +72,14 @@ def test_checking_every_evaluation_is_available_and_reads_once_per_evaluation(co
         )
         counts.append(count_host_reads["n"])
     assert counts[1] - counts[0] >= 29  # one read per evaluation instead of one at the end
+
+
+def test_the_progress_bar_reads_no_times_back(count_host_reads):
+    sde = SDES["VP"]
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    counts = []
+    for steps in (5, 40):
+        count_host_reads["n"] = 0
+        sdegen.sample(sde, gaussian_score(sde, 1.0, 0.5), None, DDPMSampler(steps), x_T=x_T, progress=True)
+        counts.append(count_host_reads["n"])
+    assert counts[0] == counts[1], counts

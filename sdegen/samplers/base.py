@@ -149,7 +149,12 @@ class Sampler(abc.ABC):
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
         score = ScoreEvaluator(
-            score_fn, T=sde.T, t_end=grid.t[-1], progress=progress, check_every=check_finite_every
+            score_fn,
+            T=sde.T,
+            t_end=grid.t[-1],
+            progress=progress,
+            check_every=check_finite_every,
+            times=grid.t,
         )
         try:
             with torch.no_grad():
