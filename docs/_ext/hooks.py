@@ -39,6 +39,8 @@ API_MODULES = (
     "testing",
     "metrics",
     "data",
+    "random",
+    "distributed",
 )
 
 
