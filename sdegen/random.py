@@ -178,9 +178,10 @@ def derive_seed(seed: int, *keys: int) -> int:
 
 # -- one stream per sample ------------------------------------------------------------------------
 # Normal numbers are drawn per sample in blocks and served from them, so that a sampler step costs
-# one slice instead of one generator call per sample. The block holds this many numbers (at least
-# one draw): a function of the draw's size alone, never of the batch, so that a sample's numbers do
-# not depend on the batch it is drawn in.
+# one slice instead of one generator call per sample. The k-th block of a dtype holds 2^k draws (a
+# short-lived generator wastes little), at most 256 draws or 65,536 numbers (but at least one
+# draw): a function of the sequence of draw sizes alone, never of the batch, so that a sample's
+# numbers do not depend on the batch it is drawn in.
 _BLOCK_NUMBERS = 1 << 16
 _BLOCK_DRAWS = 256
 
@@ -192,9 +193,9 @@ class PerSampleGenerator(BatchGenerator):
     A draw of shape ``[B, ...]`` gives row i from generator i, so the results of a sampler or a
     likelihood that draws through this generator do not depend on which other samples share the
     batch, nor on how a set of seeds is split into batches or across processes. Normal numbers are
-    drawn per sample in blocks of up to 65,536 (at most 256 draws ahead), so each draw costs one
-    slice rather than ``B`` generator calls: a sample's numbers are then those of its own stream in
-    blocks, which depend on the sizes of the draws, never on the batch.
+    drawn per sample in blocks that double from one draw up to 256 draws or 65,536 numbers, so a
+    long run's draw costs one slice rather than ``B`` generator calls: a sample's numbers are then
+    those of its own stream in blocks, which depend on the sizes of the draws, never on the batch.
 
     Args:
         seeds: one non-negative integer seed per sample (e.g. ``range(n)``, or
@@ -219,7 +220,8 @@ class PerSampleGenerator(BatchGenerator):
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.batch_size = len(seeds)
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in seeds]
-        # Per dtype: a [B, K] block of normal numbers and how many of its columns were served.
+        # Per dtype: a [B, K] block of normal numbers, how many of its columns were served, and how
+        # many blocks were drawn.
         self._blocks: dict[torch.dtype, list] = {}
 
     def __repr__(self) -> str:
@@ -242,8 +244,9 @@ class PerSampleGenerator(BatchGenerator):
         dtype = draw.key[1]
         block = self._blocks.get(dtype)
         if block is None or block[1] + n > block[0].shape[1]:
-            size = n * max(1, min(_BLOCK_DRAWS, _BLOCK_NUMBERS // max(n, 1)))
-            block = [torch.stack([draw.make((size,), g) for g in self.generators]), 0]
+            k = 0 if block is None else block[2] + 1
+            draws = min(2**k, _BLOCK_DRAWS, max(1, _BLOCK_NUMBERS // max(n, 1)))
+            block = [torch.stack([draw.make((n * draws,), g) for g in self.generators]), 0, k]
             self._blocks[dtype] = block
         out = block[0][:, block[1] : block[1] + n]
         block[1] += n

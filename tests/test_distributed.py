@@ -224,3 +224,37 @@ def test_two_process_samples_are_bit_identical_to_one_process(evaluated):
     two = torch.load(evaluated / "two" / "samples.pt", weights_only=True)
     assert one.shape == (10, 2)
     assert torch.equal(one, two)
+
+
+@pytest.mark.slow
+def test_a_compiled_network_samples_and_trains_like_the_eager_one(tmp_path, monkeypatch):
+    """torch.compile (off by default; slow to compile, so not in the default suite) changes nothing
+    but round-off: in sampling, in the likelihood's forward + VJP, and in training."""
+    monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "1")
+    import sdegen
+    from sdegen.random import PerSampleGenerator
+
+    write_run(tmp_path / "run", steps=1)
+    eager = _one_process_trainer(tmp_path / "run")
+    eager.fit(3)
+    config = read_config(tmp_path / "run")
+    run = build_run(config, torch.device("cpu"))
+    train = TrainConfig(**{**config.train.to_dict(), "compile": True})
+    compiled = Trainer(run.model, run.loss, run.data.batches(config.batch_size, config.seed), train)
+    compiled.fit(3)
+    _assert_round_off_equal(eager.model.state_dict(), compiled.model.state_dict(), "model")
+    model = eager.model.eval()
+    sde = model.sde
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for name in ("eager", "compiled"):
+        if name == "compiled":
+            model.net.compile()
+        out[name] = (
+            sdegen.sample(
+                sde, model, (64, 2), sdegen.DDPMSampler(20), generator=PerSampleGenerator(range(64))
+            ).x,
+            sdegen.log_likelihood(x, sde, model, generator=PerSampleGenerator(range(64))).logp,
+        )
+    for a, b in zip(out["eager"], out["compiled"], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

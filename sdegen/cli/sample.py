@@ -97,10 +97,10 @@ def run(args: argparse.Namespace) -> int:
             progress=world.is_main,
             denoise=args.denoise,
         )
-        out = {"x": result.x, "nfe": result.nfe}
+        chunk = {"x": result.x, "nfe": result.nfe}
         if result.trajectory is not None:
-            out["trajectory"] = result.trajectory.transpose(0, 1)  # samples first, for the gather
-        return out
+            chunk["trajectory"] = result.trajectory.transpose(0, 1)  # samples first, for the gather
+        return chunk
 
     gathered = distributed.map_chunks(draw, args.n, args.batch_size, world=world)
     if not world.is_main:
