@@ -21,7 +21,16 @@ from sdegen import data as D
 from sdegen.analytic import GaussianMixture
 from sdegen.cli import main
 from sdegen.likelihood import ExactTrace, Hutchinson, Quantization, bits_per_dim, dequantize
-from sdegen.losses import DDPMLoss, DenoisingScoreMatching, LikelihoodWeighting, SlicedScoreMatching
+from sdegen.losses import (
+    DDPMLoss,
+    DenoisingScoreMatching,
+    ExplicitScoreMatching,
+    ImplicitScoreMatching,
+    LikelihoodWeighting,
+    NCSNLevels,
+    NCSNLoss,
+    SlicedScoreMatching,
+)
 from sdegen.nn import ScoreMLP, UNet
 from sdegen.parameterization import NoisePrediction, ScoreModel
 from sdegen.samplers import (
@@ -390,6 +399,25 @@ API = [
         ValueError,
         "x0 has samples of shape (5,)",
     ),
+    Case("esm-target", lambda: ExplicitScoreMatching("oracle"), TypeError, "target_score"),
+    Case(
+        "esm-target-shape",
+        lambda: ExplicitScoreMatching(lambda t, x: x[:, :1])(MODEL, X),
+        ValueError,
+        "target_score(t, x) must return a tensor shaped and typed like x",
+    ),
+    Case("ism-divergence", lambda: ImplicitScoreMatching(divergence="exact"), TypeError, "divergence"),
+    Case(
+        "ism-exact-above-max-dim",
+        lambda: ImplicitScoreMatching()(
+            ScoreModel(ScoreMLP(200, hidden=4, depth=1), VP, NoisePrediction()), torch.zeros(2, 200)
+        ),
+        ValueError,
+        "max_dim",
+    ),
+    Case("ncsn-levels", lambda: NCSNLoss(levels=1), ValueError, "levels"),
+    Case("ncsn-levels-float", lambda: NCSNLevels(2.5), TypeError, "levels"),
+    Case("ncsn-on-vp", lambda: NCSNLoss()(MODEL, X), TypeError, "VESDE"),
     Case(
         "ddpm-loss-on-ve",
         lambda: DDPMLoss(steps=10)(ScoreModel(ScoreMLP(2, hidden=4, depth=1), sdegen.VESDE()), X),

@@ -2,6 +2,7 @@
 errors with exit code 2 for bad arguments and missing files."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +85,9 @@ def test_train_writes_a_run_directory_and_resumes(tmp_path, capsys):
             "--device",
         ),
         (["train", "--device", "gpu0"], "--device 'gpu0' is not a torch device"),
+        (["train", "--loss", "ncsn"], "invalid loss settings: NCSN's noise levels are those of a VESDE"),
+        (["train", "--data", "moons", "--loss", "esm"], "--loss esm regresses onto the exact score"),
+        (["train", "--preset", "ncsn", "--ncsn-levels", "1"], "invalid loss settings: levels must be >= 2"),
         (["train", "--resume", "--out", "{tmp}/none"], "config.json' does not exist"),
         (["sample", "{tmp}/none"], "config.json' does not exist"),
         (["nll", "{tmp}/none"], "config.json' does not exist"),
@@ -146,6 +150,48 @@ def test_nll_reports_the_model_and_the_true_nll(ring_run, tmp_path, capsys):
     # The true NLL of these points is the mixture's: about 3.5 nats for the ring.
     assert 3.0 < report["true_nll"] < 4.2 and report["nll"] > report["true_nll"] - 0.5
     assert "true NLL of the same points" in capsys.readouterr().out
+
+
+def test_ncsn_preset_trains_on_the_ve_levels_and_samples_and_evaluates_there(tmp_path, capsys):
+    out = tmp_path / "ncsn"
+    # The preset sets the SDE, its sigmas, the loss and its levels; options given explicitly win.
+    assert main(["train", "--preset", "ncsn", "--sigma-max", "5", "--out", str(out), *TINY]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["sde"] == {"name": "ve", "sigma_min": 0.01, "sigma_max": 5.0}
+    assert cfg["loss"] == {"name": "ncsn", "eps": 1e-5, "levels": 10}
+    # NCSN's smallest level lies at t = T log(2) / (2 log(sigma_max / sigma_min)); sampling (annealed
+    # Langevin on the training levels by default) and the likelihood stop there.
+    tau = math.log(2) / (2 * math.log(5.0 / 0.01))
+    s = tmp_path / "s"
+    assert main(["sample", str(out), "--n", "16", "--n-steps-each", "2", "--out", str(s)]) == 0
+    report = json.loads((s / "samples.json").read_text())
+    assert report["sampler"] == "annealed-langevin" and report["eps"] == pytest.approx(tau, rel=1e-12)
+    assert "ts=<10 times>, n_steps_each=2, snr=0.22" in report["repr"] and report["nfe"] == 9 * 2
+    assert main(["nll", str(out), "--n", "16", "--rtol", "1e-3", "--atol", "1e-3", "--out", str(s)]) == 0
+    assert json.loads((s / "nll.json").read_text())["eps"] == pytest.approx(tau, rel=1e-12)
+    capsys.readouterr()
+
+
+def test_the_new_loss_names_build_the_score_matching_family():
+    from sdegen.cli.registry import DATASETS, LOSSES, LossOptions
+    from sdegen.losses import ExplicitScoreMatching, ImplicitScoreMatching, NCSNLoss
+    from sdegen.nn import ScoreMLP
+    from sdegen.parameterization import ScoreModel
+    from sdegen.sde import VESDE
+
+    sde, ring = VESDE(0.01, 10.0), DATASETS["ring"].factory({"name": "ring"})
+    built = {
+        name: LOSSES[name].factory(LossOptions(1e-5, sde, ring, {"name": name, "eps": 1e-5, "levels": 7}))
+        for name in ("esm", "ism", "ism-hutchinson", "ncsn")
+    }
+    assert isinstance(built["esm"], ExplicitScoreMatching)
+    assert "ExactTrace" in repr(built["ism"]) and "Hutchinson" in repr(built["ism-hutchinson"])
+    assert isinstance(built["ism"], ImplicitScoreMatching) and built["ncsn"].levels.levels == 7
+    assert isinstance(built["ncsn"], NCSNLoss)
+    model = ScoreModel(ScoreMLP((2,), hidden=8, depth=1), sde)
+    x0 = ring.distribution.sample(16, torch.Generator().manual_seed(0))
+    for loss in built.values():
+        assert torch.isfinite(loss(model, x0, generator=torch.Generator().manual_seed(1)))
 
 
 def test_image_run_writes_a_grid_and_bits_per_dim(tmp_path, capsys):

@@ -11,6 +11,8 @@ import sdegen
 from sdegen import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.likelihood import ExactTrace
+from sdegen.losses import DenoisingScoreMatching
+from sdegen.parameterization import ScoreModel, ScorePrediction
 from sdegen.sde.coefficients import CoefficientGrid, Coefficients, check_schedule
 
 # -- the override trap ------------------------------------------------------------------------
@@ -170,6 +172,16 @@ class NoisyStart(LinearSDE):
         return torch.sqrt(0.01 + t)
 
 
+class _CountingNet(torch.nn.Module):
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def forward(self, t, x):
+        self.calls.append(1)
+        return -x
+
+
 @pytest.mark.parametrize(
     "sde, match",
     [
@@ -194,6 +206,7 @@ def test_an_invalid_schedule_is_refused_at_every_entry_point_before_any_work(sde
         lambda: sdegen.log_likelihood(x, sde, score, divergence=ExactTrace()),
         lambda: sde.reverse(score),
         lambda: sde.probability_flow(score),
+        lambda: DenoisingScoreMatching(eps=1e-3)(ScoreModel(_CountingNet(calls), sde, ScorePrediction()), x),
     ]
     for call in entry_points:
         with pytest.raises(ValueError, match=match):

@@ -52,13 +52,19 @@ def image_figure(bundle: DataBundle, x: Tensor, path: Path) -> Path:
     return figures.image_grid(bundle.train.to_unit_interval(x), path)
 
 
-def model_density(sde: LinearSDE, score_fn, limits: Limits, resolution: int, device: torch.device) -> Tensor:
+def model_density(
+    sde: LinearSDE, score_fn, limits: Limits, resolution: int, device: torch.device, eps: float = 1e-5
+) -> Tensor:
     """log p_eps of the model on a grid, by the probability-flow ODE with the exact divergence.
 
     rtol = atol = 1e-4: a picture needs less accuracy than a reported NLL (1e-5 there).
     """
     return figures.density_on_grid(
-        lambda p: sdegen.log_likelihood(p, sde, score_fn, divergence=ExactTrace(), rtol=1e-4, atol=1e-4).logp,
+        lambda p: (
+            sdegen.log_likelihood(
+                p, sde, score_fn, divergence=ExactTrace(), rtol=1e-4, atol=1e-4, eps=eps
+            ).logp
+        ),
         limits,
         resolution,
         device=device,
@@ -71,10 +77,18 @@ class RunFigures(Callback):
     2-D data, the model's density heat map ``density.png`` beside the true one where it is known."""
 
     def __init__(
-        self, every: int, bundle: DataBundle, out: Path, *, n: int, sampler_name: str, seed: int
+        self,
+        every: int,
+        bundle: DataBundle,
+        out: Path,
+        *,
+        n: int,
+        sampler_name: str,
+        seed: int,
+        eps: float | None = None,
     ) -> None:
         super().__init__(every)
-        self.bundle, self.out, self.n, self.seed = bundle, out, n, seed
+        self.bundle, self.out, self.n, self.seed, self.eps = bundle, out, n, seed, eps
         self.sampler = SAMPLERS[sampler_name].factory(SamplerOptions(steps=500))
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:
@@ -85,6 +99,7 @@ class RunFigures(Callback):
             model,
             (self.n, *bundle.event_shape),
             self.sampler,
+            eps=self.eps,
             generator=g,
             device=trainer.device,
             dtype=trainer.dtype,
@@ -106,7 +121,8 @@ class RunFigures(Callback):
             {"probability-flow ODE": result.trajectory}, fig_dir / "trajectories.png", limits=limits
         )
         if last:
-            panels = {"model density": model_density(model.sde, model, limits, 48, trainer.device)}
+            eps = 1e-5 if self.eps is None else self.eps
+            panels = {"model density": model_density(model.sde, model, limits, 48, trainer.device, eps)}
             if bundle.distribution.has_density:
                 panels = {
                     "true density": figures.density_on_grid(bundle.distribution.log_prob, limits, 48),
@@ -116,9 +132,12 @@ class RunFigures(Callback):
         return {}
 
 
-def evaluation_callbacks(cfg: RunConfig, bundle: DataBundle, held_out: Tensor, out: Path) -> list[Callback]:
+def evaluation_callbacks(
+    cfg: RunConfig, bundle: DataBundle, held_out: Tensor, out: Path, *, eps: float | None = None
+) -> list[Callback]:
     """Held-out NLL (exact divergence for d <= 16, Hutchinson otherwise; bits/dim for images) and
-    figures, every ``cfg.eval["every"]`` steps."""
+    figures, every ``cfg.eval["every"]`` steps, at ``eps`` (default: 1e-5 for the NLL, the SDE's
+    sampling_eps for the figures)."""
     every = cfg.eval["every"]
     d = math.prod(bundle.event_shape)
     nll = HeldOutNLL(
@@ -127,6 +146,7 @@ def evaluation_callbacks(cfg: RunConfig, bundle: DataBundle, held_out: Tensor, o
         divergence=ExactTrace() if d <= 16 else Hutchinson(),
         bits_per_dim=bundle.test.bits_per_dim if bundle.is_image else None,
         seed=cfg.seed,
+        eps=1e-5 if eps is None else eps,
     )
     n = 64 if bundle.is_image else 1000
-    return [nll, RunFigures(every, bundle, out, n=n, sampler_name="ode", seed=cfg.seed)]
+    return [nll, RunFigures(every, bundle, out, n=n, sampler_name="ode", seed=cfg.seed, eps=eps)]

@@ -61,7 +61,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--rtol", type=positive_float, default=1e-5, help="ODE relative tolerance")
     p.add_argument("--atol", type=positive_float, default=1e-5, help="ODE absolute tolerance")
-    p.add_argument("--eps", type=positive_float, default=1e-5, help="start time of the ODE")
+    p.add_argument(
+        "--eps",
+        type=positive_float,
+        default=None,
+        help="start time of the ODE [default: the smallest noise level of an NCSN run, else 1e-5]",
+    )
     p.add_argument(
         "--batch-size",
         type=positive_int,
@@ -84,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     bundle, model = trained.data, trained.model
     # Before the work: a result that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
-    check_end_time(model.sde, args.eps)
+    eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
     if args.compile:
         model.net.compile()
     d = math.prod(bundle.event_shape)
@@ -99,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         points = bundle.distribution.sample(args.n, torch.Generator().manual_seed(args.seed)).to(device)
         n = points.shape[0]
-        if bundle.distribution.has_density:
+        mixture = getattr(bundle.distribution, "mixture", None)
+        if mixture is not None:  # exactly at eps: the data convolved with the kernel at eps
+            true_nll = -float(mixture.marginal(model.sde, eps).log_prob(points.double()).mean())
+        elif bundle.distribution.has_density:
             true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
 
     def solve(begin: int, end: int) -> dict:
@@ -117,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             divergence=divergence,
             rtol=args.rtol,
             atol=args.atol,
-            eps=args.eps,
+            eps=eps,
             generator=g,
         )
         return {"logp": res.logp.detach(), "nfe": res.nfe}
@@ -128,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         report = _report(args, gathered, n, divergence, bundle, images if bundle.is_image else None)
+        report["eps"] = eps
         report["seconds"] = time.perf_counter() - start
         report["processes"] = world.size
         line = f"NLL {report['nll']:.4f} nats"

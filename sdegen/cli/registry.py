@@ -20,12 +20,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from torch import Tensor
+
 from sdegen import data as D
 from sdegen import samplers as S
 from sdegen.cli import _data
 from sdegen.cli._common import UsageError
 from sdegen.cli._data import DataBundle
-from sdegen.losses import DDPMLoss, DenoisingScoreMatching, LikelihoodWeighting, Loss, SlicedScoreMatching
+from sdegen.likelihood import Hutchinson
+from sdegen.losses import (
+    DDPMLoss,
+    DenoisingScoreMatching,
+    ExplicitScoreMatching,
+    ImplicitScoreMatching,
+    LikelihoodWeighting,
+    Loss,
+    NCSNLoss,
+    SlicedScoreMatching,
+)
 from sdegen.nn import UNET_SIZES, ScoreMLP, UNet
 from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
 from sdegen.sde import VESDE, VPSDE, LinearSDE, SubVPSDE
@@ -36,6 +48,7 @@ __all__ = [
     "SDESpec",
     "ModelSpec",
     "ParameterizationSpec",
+    "LossOptions",
     "LossSpec",
     "SamplerOptions",
     "SamplerSpec",
@@ -45,6 +58,8 @@ __all__ = [
     "PARAMETERIZATIONS",
     "LOSSES",
     "SAMPLERS",
+    "PresetSpec",
+    "PRESETS",
     "lookup",
     "sde_options",
 ]
@@ -155,27 +170,70 @@ PARAMETERIZATIONS: dict[str, ParameterizationSpec] = {
 
 # -- training objectives -----------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LossSpec:
-    """A training objective: ``factory(eps=smallest training time)``."""
+class LossOptions:
+    """What a loss factory may read: the smallest training time, the run's SDE and data, and the
+    loss section of ``config.json`` (whose extra keys are ``LossSpec.options``)."""
 
-    factory: Callable[..., Loss]
+    eps: float
+    sde: LinearSDE
+    data: DataBundle
+    settings: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A training objective: ``factory(LossOptions)``; ``options`` names the keys of its
+    ``config.json`` section beyond ``eps``, each an option of ``sdegen train``."""
+
+    factory: Callable[[LossOptions], Loss]
     title: str
+    options: tuple[str, ...] = ()
+
+
+def _exact_score(o: LossOptions):
+    mixture = getattr(o.data.distribution, "mixture", None)
+    if mixture is None:
+        raise UsageError(
+            f"--loss esm regresses onto the exact score, known only for the Gaussian-mixture data sets "
+            f"(ring, grid); {o.data.name} has none. Use --loss dsm or ism."
+        )
+    return mixture.score(o.sde)
+
+
+def _ncsn(o: LossOptions) -> NCSNLoss:
+    loss = NCSNLoss(o.settings["levels"])
+    loss.levels.of(o.sde)  # refuses an SDE other than VE now, not at the first training step
+    return loss
 
 
 LOSSES: dict[str, LossSpec] = {
-    "dsm": LossSpec(lambda eps: DenoisingScoreMatching(eps=eps), "DSM with lambda = sigma^2"),
+    "dsm": LossSpec(lambda o: DenoisingScoreMatching(eps=o.eps), "DSM with lambda = sigma^2"),
     "dsm-likelihood": LossSpec(
-        lambda eps: DenoisingScoreMatching(LikelihoodWeighting(), eps=eps), "DSM with lambda = g^2"
+        lambda o: DenoisingScoreMatching(LikelihoodWeighting(), eps=o.eps), "DSM with lambda = g^2"
     ),
     "dsm-likelihood-is": LossSpec(
-        lambda eps: DenoisingScoreMatching(LikelihoodWeighting(importance_sampling=True), eps=eps),
+        lambda o: DenoisingScoreMatching(LikelihoodWeighting(importance_sampling=True), eps=o.eps),
         "DSM with lambda = g^2, importance-sampled times",
     ),
-    "ssm": LossSpec(lambda eps: SlicedScoreMatching(eps=eps), "sliced score matching"),
+    "ssm": LossSpec(lambda o: SlicedScoreMatching(eps=o.eps), "sliced score matching"),
     "ssm-vr": LossSpec(
-        lambda eps: SlicedScoreMatching(variance_reduced=True, eps=eps), "sliced score matching (VR)"
+        lambda o: SlicedScoreMatching(variance_reduced=True, eps=o.eps), "sliced score matching (VR)"
     ),
-    "ddpm": LossSpec(lambda eps: DDPMLoss(steps=1000), "DDPM L_simple, 1000 steps"),
+    "esm": LossSpec(
+        lambda o: ExplicitScoreMatching(_exact_score(o), eps=o.eps),
+        "explicit score matching against the data's exact score",
+    ),
+    "ism": LossSpec(lambda o: ImplicitScoreMatching(eps=o.eps), "implicit score matching, exact divergence"),
+    "ism-hutchinson": LossSpec(
+        lambda o: ImplicitScoreMatching(divergence=Hutchinson(), eps=o.eps),
+        "implicit score matching, Hutchinson divergence",
+    ),
+    "ncsn": LossSpec(
+        _ncsn,
+        "NCSN: sigma_i^2-weighted DSM on geometric VE levels",
+        options=("levels",),
+    ),
+    "ddpm": LossSpec(lambda o: DDPMLoss(steps=1000), "DDPM L_simple, 1000 steps"),
 }
 
 
@@ -186,17 +244,23 @@ class SamplerOptions:
 
     steps: int = 1000
     snr: float = 0.16
+    #: Langevin steps per noise level of annealed Langevin dynamics
+    n_steps_each: int = 100
+    #: a decreasing time grid of the run (NCSN's noise levels) for samplers that step through levels
+    ts: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
     """A sampler: ``factory(SamplerOptions)``; ``title`` for reports, ``short_title`` for figure
-    panels; ``fixed_steps``: it takes ``--steps`` (an adaptive solver does not)."""
+    panels; ``fixed_steps``: it takes ``--steps`` (an adaptive solver does not); ``snr``: its
+    default ``--snr``."""
 
     factory: Callable[[SamplerOptions], S.Sampler]
     title: str
     short_title: str
     fixed_steps: bool = True
+    snr: float = 0.16
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
@@ -219,6 +283,36 @@ SAMPLERS: dict[str, SamplerSpec] = {
         "predictor-corrector",
     ),
     "ddpm": SamplerSpec(lambda o: S.DDPMSampler(steps=o.steps), "DDPM ancestral", "DDPM"),
+    # NCSN's Alg. 1 (Song and Ermon 2019) on an NCSN run's own noise levels (``ts``), else on
+    # ``steps`` uniform times; snr 0.22 is the paper's epsilon = 2e-5 at sigma_L = 0.01.
+    "annealed-langevin": SamplerSpec(
+        lambda o: S.AnnealedLangevinSampler(o.steps, n_steps_each=o.n_steps_each, snr=o.snr, ts=o.ts),
+        "annealed Langevin dynamics (NCSN)",
+        "annealed Langevin",
+        snr=0.22,
+    ),
+}
+
+
+# -- presets of `sdegen train` -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class PresetSpec:
+    """Values of ``sdegen train`` options (by their argparse names) that ``--preset`` applies to
+    every such option not given on the command line."""
+
+    settings: Mapping[str, Any]
+    title: str
+
+
+PRESETS: dict[str, PresetSpec] = {
+    # Song and Ermon 2019: L = 10 geometric levels, the largest about the largest distance between
+    # data points (Song and Ermon 2020, technique 1: about 10 for the 2-D sets, 17 for the digits).
+    # `sdegen sample` then defaults to annealed Langevin on the run's levels, and `sample` and `nll`
+    # stop at the smallest level.
+    "ncsn": PresetSpec(
+        {"sde": "ve", "sigma_min": 0.01, "sigma_max": 10.0, "loss": "ncsn", "ncsn_levels": 10},
+        "NCSN: VE SDE, 10 geometric levels from 10 to 0.01, annealed Langevin",
+    ),
 }
 
 

@@ -32,9 +32,10 @@ from sdegen.cli.registry import (
     MODELS,
     PARAMETERIZATIONS,
     SDES,
+    LossOptions,
     lookup,
 )
-from sdegen.losses import Loss
+from sdegen.losses import Loss, NCSNLevels, NoiseLevels
 from sdegen.parameterization import ScoreModel
 from sdegen.sde import LinearSDE
 from sdegen.training import TrainConfig, load_weights
@@ -61,9 +62,9 @@ class RunConfig:
     Each named section is ``{"name": <registry key>, **that entry's settings}``: ``data`` (a key of
     :data:`~sdegen.cli.registry.DATASETS` and the data options it reads), ``sde`` (a key of
     ``SDES`` and its options), ``model`` (a key of ``MODELS``, ``hidden``, ``depth``) and ``loss``
-    (a key of ``LOSSES`` and ``eps``). ``eval`` is ``{"every": steps, "n": held-out points}``.
-    ``resumed`` records each ``--resume`` that changed settings: ``{"step": k, "changed": {option:
-    [old, new]}}``.
+    (a key of ``LOSSES``, ``eps`` and the loss's options, e.g. ``levels`` for ``ncsn``). ``eval`` is
+    ``{"every": steps, "n": held-out points}``. ``resumed`` records each ``--resume`` that changed
+    settings: ``{"step": k, "changed": {option: [old, new]}}``.
     Construction checks every name and key, so a run that was written can be rebuilt.
     """
 
@@ -97,8 +98,9 @@ class RunConfig:
         for key in ("hidden", "depth"):
             _require(self.model, "model", key)
         lookup(PARAMETERIZATIONS, self.parameterization, "parameterization")
-        lookup(LOSSES, _require(self.loss, "loss", "name"), "loss")
-        _require(self.loss, "loss", "eps")
+        loss = lookup(LOSSES, _require(self.loss, "loss", "name"), "loss")
+        for key in ("eps", *loss.options):
+            _require(self.loss, "loss", key)
         for key in ("every", "n"):
             _require(self.eval, "eval", key)
         if not isinstance(self.train, TrainConfig):
@@ -181,6 +183,20 @@ class Run:
     model: ScoreModel
     loss: Loss
 
+    @property
+    def levels(self) -> NoiseLevels | None:
+        """The noise levels (in float64) of a run trained on NCSN's discrete levels, else None."""
+        weighting = getattr(self.loss, "weighting", None)
+        if not isinstance(weighting, NCSNLevels):
+            return None
+        return weighting.of(self.sde, dtype=torch.float64)
+
+    def end_time(self, eps: float | None) -> float | None:
+        """``eps`` if given, else where the model's training stops: NCSN's smallest level (below it
+        the network was never trained), or None for a model trained down to the SDE's eps."""
+        levels = self.levels
+        return eps if eps is not None or levels is None else float(levels.t[-1])
+
 
 def read_config(run_dir: str | Path) -> RunConfig:
     """The :class:`RunConfig` in ``run_dir/config.json``."""
@@ -202,7 +218,7 @@ def build_run(config: RunConfig, device: torch.device) -> Run:
     with as_usage_error("SDE settings"):
         sde = SDES[config.sde["name"]].factory(**{k: v for k, v in config.sde.items() if k != "name"})
     with as_usage_error("loss settings"):
-        loss = LOSSES[config.loss["name"]].factory(eps=config.loss["eps"])
+        loss = LOSSES[config.loss["name"]].factory(LossOptions(config.loss["eps"], sde, bundle, config.loss))
     # Parameter initialisation draws from torch's global generator; fork it so the caller's
     # random state is left as it was.
     with torch.random.fork_rng(devices=[]), as_usage_error("model settings"):

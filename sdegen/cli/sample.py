@@ -44,10 +44,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write the samples [default: RUN]")
-    p.add_argument("--sampler", default="pc", choices=SAMPLERS, help="sampler")
+    p.add_argument(
+        "--sampler",
+        default=None,
+        choices=SAMPLERS,
+        help="sampler [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
+    )
     p.add_argument("--steps", type=positive_int, default=1000, help="time steps of fixed-step samplers")
     p.add_argument(
-        "--snr", type=positive_float, default=0.16, help="signal-to-noise ratio of the Langevin corrector"
+        "--snr",
+        type=positive_float,
+        default=None,
+        help="signal-to-noise ratio of the Langevin steps [default: 0.16, 0.22 for annealed-langevin]",
+    )
+    p.add_argument(
+        "--n-steps-each", type=positive_int, default=100, help="Langevin steps per level of annealed-langevin"
     )
     p.add_argument("--n", type=positive_int, default=1000, help="number of samples")
     p.add_argument(
@@ -57,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--eps",
         type=positive_float,
         default=None,
-        help="time at which sampling stops [default: the SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
+        help="time at which sampling stops [default: the smallest noise level of an NCSN run, else the "
+        "SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
@@ -71,14 +83,20 @@ def run(args: argparse.Namespace) -> int:
     device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
-    spec = SAMPLERS[args.sampler]
-    with as_usage_error("sampler settings"):
-        sampler = spec.factory(SamplerOptions(steps=args.steps, snr=args.snr))
     trained = load_run(run_dir, device, ema=not args.no_ema)
-    bundle, model = trained.data, trained.model
+    bundle, model, levels = trained.data, trained.model, trained.levels
     # Before the work: samples that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
-    eps = check_end_time(model.sde, args.eps)
+    name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
+    spec = SAMPLERS[name]
+    # An NCSN run's annealed Langevin steps through exactly its training levels.
+    ts = levels.t if levels is not None and name == "annealed-langevin" and args.eps is None else None
+    options = SamplerOptions(
+        steps=args.steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts
+    )
+    with as_usage_error("sampler settings"):
+        sampler = spec.factory(options)
+    eps = check_end_time(model.sde, trained.end_time(args.eps))
     if args.compile:
         model.net.compile()
     start = time.perf_counter()
@@ -107,18 +125,18 @@ def run(args: argparse.Namespace) -> int:
         world.barrier()  # until process 0 has written
         return 0
     try:
-        _write(args, out, sampler, spec, bundle, gathered, eps, time.perf_counter() - start, world)
+        _write(args, out, name, sampler, spec, bundle, gathered, eps, time.perf_counter() - start, world)
     finally:
         world.barrier()
     return 0
 
 
-def _write(args, out, sampler, spec, bundle, gathered, eps, seconds, world) -> None:
+def _write(args, out, name, sampler, spec, bundle, gathered, eps, seconds, world) -> None:
     x = gathered["x"]
     trajectory = gathered["trajectory"].transpose(0, 1) if "trajectory" in gathered else None
     atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
-        "sampler": args.sampler,
+        "sampler": name,
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,
@@ -134,11 +152,11 @@ def _write(args, out, sampler, spec, bundle, gathered, eps, seconds, world) -> N
     extra = f", energy distance to fresh data {report['energy_distance']:.4g}" if fresh is not None else ""
     # Printed before the figures and the report are written, so that a failed write loses nothing.
     print(f"{title}: {args.n} samples, {report['nfe']} score evaluations, {seconds:.1f} s{extra}")
-    figure = out / "figures" / f"samples-{args.sampler}.png"
+    figure = out / "figures" / f"samples-{name}.png"
     if bundle.is_image:
         _report.image_figure(bundle, x, figure)
     else:
         _report.scatter_figure({"data": fresh, title: x}, figure)
-        _report.trajectory_figure({title: trajectory}, out / "figures" / f"trajectories-{args.sampler}.png")
+        _report.trajectory_figure({title: trajectory}, out / "figures" / f"trajectories-{name}.png")
     write_json(out / "samples.json", report)
     print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")

@@ -28,7 +28,16 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import AUTO_MODEL, DATASETS, LOSSES, MODELS, PARAMETERIZATIONS, SDES, sde_options
+from sdegen.cli.registry import (
+    AUTO_MODEL,
+    DATASETS,
+    LOSSES,
+    MODELS,
+    PARAMETERIZATIONS,
+    PRESETS,
+    SDES,
+    sde_options,
+)
 from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 from sdegen.training.config import PRECISIONS
@@ -44,6 +53,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(config.json, checkpoints/last.pt, metrics.jsonl, figures/).",
     )
     add_common_arguments(p, out="runs/train", out_help="run directory to create (or continue with --resume)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=PRESETS,
+        help="a named set of defaults; options given on the command line win. "
+        + "; ".join(f"{name}: {spec.title}" for name, spec in PRESETS.items()),
+    )
     g = p.add_argument_group("data")
     g.add_argument("--data", default="ring", choices=DATASETS, help="data set")
     g.add_argument("--data-root", default=None, metavar="DIR", help="where mnist/cifar10/folder data live")
@@ -77,6 +93,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     g = p.add_argument_group("objective")
     g.add_argument("--loss", default="dsm", choices=LOSSES, help="training objective")
+    g.add_argument("--ncsn-levels", type=positive_int, default=10, help="noise levels L of --loss ncsn")
     g.add_argument("--eps", type=positive_float, default=1e-5, help="smallest training time")
     g = p.add_argument_group("optimisation")
     g.add_argument(
@@ -126,13 +143,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _setting(args: argparse.Namespace, name: str):
+    """An option as given on the command line (``args.explicit``), else as ``--preset`` sets it,
+    else its default."""
+    preset = PRESETS[args.preset].settings if getattr(args, "preset", None) else {}
+    if name in preset and name not in getattr(args, "explicit", ()):
+        return preset[name]
+    return getattr(args, name)
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The resolved settings of a new run, as stored in ``config.json``."""
-    sde = {"name": args.sde, **{opt.name: getattr(args, opt.name) for opt in SDES[args.sde].options}}
+    sde_name = _setting(args, "sde")
+    sde = {"name": sde_name, **{opt.name: _setting(args, opt.name) for opt in SDES[sde_name].options}}
     data = {
         "name": args.data,
         **{key: getattr(args, _DATA_OPTIONS[key]) for key in DATASETS[args.data].options},
     }
+    loss = _setting(args, "loss")
     with as_usage_error("training settings"):
         train = TrainConfig(
             steps=args.steps or 5000,
@@ -155,13 +183,20 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         sde=sde,
         model={"name": args.model, "hidden": args.hidden, "depth": args.depth},
         parameterization=args.parameterization,
-        loss={"name": args.loss, "eps": args.eps},
+        loss={
+            "name": loss,
+            "eps": args.eps,
+            **{key: _setting(args, _LOSS_OPTIONS[key]) for key in LOSSES[loss].options},
+        },
         batch_size=args.batch_size,
         train=train,
         eval={"every": args.eval_every, "n": args.n_eval},
         seed=args.seed,
     )
 
+
+# The option behind each key a loss may read from its section.
+_LOSS_OPTIONS = {"levels": "ncsn_levels"}
 
 # The attribute of the parsed arguments behind each data option a data set may read.
 _DATA_OPTIONS = {
@@ -186,6 +221,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "parameterization": (("parameterization",), False),
     "loss": (("loss", "name"), False),
     "eps": (("loss", "eps"), False),
+    "ncsn_levels": (("loss", "levels"), False),
     "seed": (("seed",), False),
     "steps": (("train", "steps"), True),
     "batch_size": (("batch_size",), True),
@@ -250,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
     world = distributed.init(device)
     device = world.device(device)
     out = Path(args.out)
+    if args.resume and args.preset:
+        raise UsageError(f"--resume continues the run in {out} with its own settings; drop --preset")
 
     def settings() -> tuple[RunConfig, dict[str, list[Any]]]:
         if args.resume:
@@ -273,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(cfg.seed + 1)
     held_out = r.data.held_out(cfg.eval["n"], g)
     callbacks = [HeldOutLoss(held_out, every=cfg.eval["every"])]
-    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out)
+    callbacks += _report.evaluation_callbacks(cfg, r.data, held_out, out, eps=r.end_time(None))
     trainer = Trainer(
         r.model,
         r.loss,

@@ -43,11 +43,18 @@ class DivergenceEstimator(abc.ABC):
 
     exact: ClassVar[bool]
 
+    def check(self, x: Tensor) -> None:
+        """Raise ``ValueError`` if the estimator cannot be used on data shaped like ``x`` ``[B, ...]``.
+
+        Cheap and free of side effects, so callers run it before drawing or computing anything.
+        """
+        return None  # usable at any size unless a subclass says otherwise
+
     @abc.abstractmethod
     def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The vectors held fixed for one solve at data ``x`` of shape ``[B, ...]``: ``[K, B, ...]``.
 
-        Raises ``ValueError`` if the estimator cannot be used at this size.
+        Raises ``ValueError`` if the estimator cannot be used at this size (see :meth:`check`).
         """
 
     @abc.abstractmethod
@@ -103,6 +110,8 @@ class Hutchinson(DivergenceEstimator):
         return f"Hutchinson(probe={self.probe!r}, n_probes={self.n_probes})"
 
     def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        # The one place where probes are drawn: the likelihood, sliced and implicit score matching
+        # all take theirs from here.
         shape = (self.n_probes, *x.shape)
         if self.probe == "gaussian":
             return random.randn(shape, generator, device=x.device, dtype=x.dtype, batch_dim=1)
@@ -142,15 +151,19 @@ class ExactTrace(DivergenceEstimator):
     def __repr__(self) -> str:
         return f"ExactTrace(max_dim={self.max_dim})"
 
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        B, event = x.shape[0], tuple(x.shape[1:])
-        D = math.prod(event)
+    def check(self, x: Tensor) -> None:
+        D = math.prod(x.shape[1:])
         if D > self.max_dim:
             raise ValueError(
                 f"ExactTrace costs one vector-Jacobian product per dimension and D times the memory of "
                 f"one; got D = {D} > max_dim = {self.max_dim}. Use Hutchinson() for high dimensions, or "
                 f"ExactTrace(max_dim={D}) to accept the cost."
             )
+
+    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        self.check(x)
+        B, event = x.shape[0], tuple(x.shape[1:])
+        D = math.prod(event)
         basis = torch.eye(D, device=x.device, dtype=x.dtype).reshape(D, 1, *event)
         return basis.expand(D, B, *event)
 

@@ -6,10 +6,10 @@ import torch
 from torch import Tensor
 
 from sdegen import random
-from sdegen._broadcast import expand_like
-from sdegen._checks import check_steps
-from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
+from sdegen._checks import check_score_output, check_steps
+from sdegen.losses.base import Loss, Reduction, perturb, sum_over_data_dims
 from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen.random import RandomSource
 from sdegen.sde.base import LinearSDE
 from sdegen.sde.vp import DDPMSchedule
 
@@ -58,12 +58,13 @@ class DDPMLoss(Loss):
         self._schedule = (model.sde, device, dtype, schedule)
         return schedule
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         schedule = self.schedule(model, x0.device, x0.dtype)
         i = random.randint(0, self.steps, (x0.shape[0],), generator, device=x0.device)
         abar = schedule.alphas_cumprod[i]
         kernel = TransitionKernel(abar.sqrt(), (1 - abar).sqrt())
-        noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
-        x_t = expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise
-        residual = model.output(schedule.t[i], x_t) - model.parameterization.target(x0, noise, kernel)
+        x_t, noise = perturb(kernel, x0, generator)
+        output = model.output(schedule.t[i], x_t)
+        check_score_output(output, x_t, "model.net(t, x)")
+        residual = output - model.parameterization.target(x0, noise, kernel)
         return sum_over_data_dims(residual**2)

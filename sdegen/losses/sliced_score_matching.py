@@ -7,20 +7,19 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sdegen import random
-from sdegen._broadcast import expand_like
-from sdegen._checks import check_steps
-from sdegen.losses.base import Loss, Reduction, sum_over_data_dims
-from sdegen.losses.denoising_score_matching import require_linear_sde
-from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
-from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen._checks import check_score_output, check_steps
+from sdegen.likelihood.divergence import Hutchinson
+from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
+from sdegen.losses.weighting import TimeWeighting
+from sdegen.parameterization import ScoreModel
+from sdegen.random import RandomSource
 
 __all__ = ["SlicedScoreMatching"]
 
 _PROJECTIONS = ("rademacher", "gaussian")
 
 
-class SlicedScoreMatching(Loss):
+class SlicedScoreMatching(TimeWeightedLoss):
     """E_t E_{x_t} E_v [ lambda(t) ( v^T grad_x s_theta(t, x_t) v + 1/2 (v^T s_theta(t, x_t))^2 ) ].
 
     Song, Garg, Shi and Ermon 2019, "Sliced score matching", eq. 7, applied to the marginals
@@ -30,8 +29,13 @@ class SlicedScoreMatching(Loss):
     only samples of p_t are available. With ``variance_reduced=True`` the second term is
     replaced by its expectation over v, 1/2 ||s_theta||^2 (SSM-VR, their eq. 8).
 
-    ``v`` has independent Rademacher (default) or standard normal entries; ``n_projections``
-    projections per sample are averaged. The Jacobian term needs one extra backward pass
+    The paper's factor 1/2 is kept, so in expectation this loss is half of
+    :class:`ImplicitScoreMatching`; SSM-VR is exactly half of ``ImplicitScoreMatching`` with a
+    :class:`~sdegen.likelihood.Hutchinson` divergence of the same probes.
+
+    ``v`` has independent Rademacher (default) or standard normal entries, drawn by
+    :class:`~sdegen.likelihood.Hutchinson` (the likelihood's probes); ``n_projections`` projections
+    per sample are averaged over one network evaluation, with one vector-Jacobian product each
     (``create_graph`` while gradients are enabled, so the loss can be trained on).
 
     Args:
@@ -53,13 +57,13 @@ class SlicedScoreMatching(Loss):
         eps: float = 1e-5,
         reduction: Reduction = "mean",
     ) -> None:
-        super().__init__(reduction)
-        weighting = resolve_weighting(weighting)
+        super().__init__(weighting, eps=eps, reduction=reduction)
         if projection not in _PROJECTIONS:
             raise ValueError(f"projection must be one of {_PROJECTIONS}; got projection={projection!r}")
-        self.weighting, self.projection, self.eps = weighting, projection, eps
+        self.projection = projection
         self.n_projections = check_steps("n_projections", n_projections)
         self.variance_reduced = bool(variance_reduced)
+        self.probes = Hutchinson(projection, self.n_projections)
 
     def __repr__(self) -> str:
         return (
@@ -67,39 +71,20 @@ class SlicedScoreMatching(Loss):
             f"n_projections={self.n_projections}, variance_reduced={self.variance_reduced}, eps={self.eps:g})"
         )
 
-    def _projections(self, like: Tensor, generator: random.RandomSource) -> Tensor:
-        # [P, B, ...]: the batch is dimension 1, so a per-row generator serves each sample its own.
-        kw = dict(device=like.device, batch_dim=1)
-        if self.projection == "gaussian":
-            return random.randn(like.shape, generator, dtype=like.dtype, **kw)
-        bits = random.randint(0, 2, like.shape, generator, **kw)
-        return bits.to(like.dtype) * 2 - 1
-
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
-        sde = require_linear_sde(model, "SlicedScoreMatching")
-        eps = check_eps(self.eps, sde.T)
-        B, P = x0.shape[0], self.n_projections
-        t, weight = self.weighting.sample(
-            sde, B, eps=eps, generator=generator, device=x0.device, dtype=x0.dtype
-        )
-        noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
-        kernel = TransitionKernel.of(sde, t)
-        x_t = expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise
-        # Each sample is repeated once per projection: [P * B, ...], projection-major.
-        x_rep = x_t.detach().repeat((P,) + (1,) * (x0.ndim - 1))
-        t_rep = t.repeat(P)
-        v = self._projections(x_rep.view(P, *x0.shape), generator).reshape(x_rep.shape)
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
+        b = self.noised(model, x0, generator)
+        v = self.probes.draw(b.x_t, generator)  # [P, B, ...]
         training = torch.is_grad_enabled()
         with torch.enable_grad():
-            x_rep.requires_grad_(True)
-            score = model(t_rep, x_rep)
-            v_score = sum_over_data_dims(score * v)
-            (jvp,) = torch.autograd.grad(v_score.sum(), x_rep, create_graph=training)
-            v_jac_v = sum_over_data_dims(jvp * v)
+            x = b.x_t.detach().requires_grad_(True)
+            score = model(b.t, x)
+            check_score_output(score, x, "model(t, x)")
+            # (1/P) sum_k v_k^T J v_k, one vector-Jacobian product per projection.
+            v_jac_v = self.probes.trace(score, x, v, create_graph=training)
             if self.variance_reduced:
                 second = 0.5 * sum_over_data_dims(score**2)
             else:
-                second = 0.5 * v_score**2
-            per = (v_jac_v + second).reshape(P, B).mean(dim=0)
-        per = weight * per
+                v_score = (v * score).flatten(2).sum(2)  # [P, B]
+                second = 0.5 * (v_score**2).mean(dim=0)
+            per = b.weight * (v_jac_v + second)
         return per if training else per.detach()

@@ -1,11 +1,13 @@
 """Time weightings lambda(t) of score-matching losses, with the distribution t is drawn from.
 
-Every weighting returns times and per-sample weights ``w`` whose product with a per-time loss
-L(t) estimates the same quantity, the time average
+A weighting is a measure mu on [eps, T]: it returns times and per-sample weights ``w`` whose
+product with a per-time loss L(t) is an unbiased estimate of int L dmu. The continuous weightings
+here estimate the same kind of quantity, the time average
 
     J = 1 / (T - eps) int_eps^T lambda(t) L(t) dt,
 
 so that importance sampling changes only the variance of the estimate, never its value.
+:class:`~sdegen.losses.NCSNLevels` puts mass sigma_i^2 / L on each of NCSN's L noise levels.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen._checks import check_real, check_steps
+from sdegen.random import RandomSource
 from sdegen.sde.base import LinearSDE
 
 __all__ = [
@@ -56,9 +59,7 @@ def check_eps(eps: object, T: float) -> float:
     return eps
 
 
-def uniform_times(
-    sde: LinearSDE, n: int, eps: float, generator: torch.Generator | None, device, dtype
-) -> Tensor:
+def draw_uniform_times(sde: LinearSDE, n: int, eps: float, generator: RandomSource, device, dtype) -> Tensor:
     """t ~ U[eps, T], shape ``[n]``."""
     u = random.rand((n,), generator, device=device, dtype=dtype)
     return eps + (sde.T - eps) * u
@@ -74,7 +75,7 @@ class TimeWeighting(abc.ABC):
         n: int,
         *,
         eps: float,
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> WeightedTimes:
@@ -92,7 +93,7 @@ class SigmaSquaredWeighting(TimeWeighting):
     """
 
     def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
-        t = uniform_times(sde, n, eps, generator, device, dtype)
+        t = draw_uniform_times(sde, n, eps, generator, device, dtype)
         return WeightedTimes(t, sde.sigma(t) ** 2)
 
 
@@ -124,7 +125,7 @@ class LikelihoodWeighting(TimeWeighting):
 
     def sample(self, sde, n, *, eps, generator=None, device=None, dtype=None) -> WeightedTimes:
         if not self.importance_sampling:
-            t = uniform_times(sde, n, eps, generator, device, dtype)
+            t = draw_uniform_times(sde, n, eps, generator, device, dtype)
             return WeightedTimes(t, sde.diffusion_squared(t))
         log_t, cdf = self.cdf_table(sde, eps)
         Z = float(cdf[-1])

@@ -203,12 +203,7 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._objective = DistributedDataParallel(self._objective, device_ids=ids)
-        precision = getattr(torch, cfg.precision)
-        self._autocast = (
-            (lambda: torch.autocast(self.device.type, dtype=precision))
-            if precision != torch.float32
-            else contextlib.nullcontext
-        )
+        self._precision = getattr(torch, cfg.precision)
         # float16 needs its gradients scaled against underflow; bfloat16 has float32's range. The
         # scale starts at 2^10 rather than torch's 2^16, at which gradients of order one overflow
         # float16 and the first steps are skipped; it grows from there when gradients are small.
@@ -344,7 +339,7 @@ class Trainer:
             last = m == A - 1
             no_sync = getattr(self._objective, "no_sync", contextlib.nullcontext)
             with contextlib.nullcontext() if last else no_sync():
-                with self._autocast():
+                with self._network_precision():
                     loss = self._objective(x0[m * micro : (m + 1) * micro], draws.rows(start, start + micro))
                 scaled = loss if scale == 1.0 else loss * scale
                 (scaled if self.scaler is None else self.scaler.scale(scaled)).backward()
@@ -363,6 +358,21 @@ class Trainer:
         self.ema.update_parameters(self.model)
         self.step += 1
         return total if share == 1.0 else total * share
+
+    @contextlib.contextmanager
+    def _network_precision(self) -> Iterator[None]:
+        """Autocast for the network in ``config.precision``; its output is cast back to the data's
+        dtype, so the loss is computed (and checked) in float32."""
+        if self._precision == torch.float32:
+            yield
+            return
+        net = getattr(self.model, "net", self.model)
+        hook = net.register_forward_hook(lambda module, args, out: out.to(args[-1].dtype))
+        try:
+            with torch.autocast(self.device.type, dtype=self._precision):
+                yield
+        finally:
+            hook.remove()
 
     def fit(self, steps: int | None = None) -> TrainResult:
         """Train until ``self.step == steps`` (default ``config.steps``); log, evaluate, checkpoint.
