@@ -80,6 +80,19 @@ class Parameterization(abc.ABC):
     def score_scale(self, kernel: TransitionKernel) -> Tensor:
         """d score / d output, shape ``[B]``: ``to_score`` is ``score_scale * output + c(x)``."""
 
+    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        """x0_hat = (x + sigma^2 score) / alpha implied by ``output`` (Tweedie's formula).
+
+        Subclasses whose output is closer to x0_hat than the score override this with the direct
+        map, so that no precision is lost in a round trip through the score.
+        """
+        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
+        return (x + s * s * self.to_score(output, x, kernel)) / a
+
+    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        """eps_hat = -sigma score implied by ``output``; overridden with direct maps like :meth:`to_data`."""
+        return -expand_like(kernel.sigma, x) * self.to_score(output, x, kernel)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -129,6 +142,13 @@ class NoisePrediction(Parameterization):
     def score_scale(self, kernel: TransitionKernel) -> Tensor:
         return -1.0 / kernel.sigma
 
+    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
+        return (x - s * output) / a
+
+    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        return output
+
 
 class DataPrediction(Parameterization):
     """The network outputs the denoised x0_hat: score = (alpha(t) x0_hat - x) / sigma(t)^2.
@@ -151,6 +171,13 @@ class DataPrediction(Parameterization):
     def score_scale(self, kernel: TransitionKernel) -> Tensor:
         return kernel.alpha / kernel.sigma**2
 
+    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        return output
+
+    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
+        return (x - a * output) / s
+
 
 class ScoreModel(nn.Module):
     """A network, an SDE and a parameterisation, as a score function ``forward(t, x)``.
@@ -158,6 +185,11 @@ class ScoreModel(nn.Module):
     ``ScoreModel(net, sde, NoisePrediction())(t, x) = -net(t, x) / sigma(t)``. The module owns
     ``net`` (so ``state_dict``, ``.to`` and EMA work on it) and is itself a
     ``score_fn(t, x)`` for :func:`sdegen.sample` and :func:`sdegen.log_likelihood`.
+
+    It also implements the denoiser protocol of ``sdegen.samplers.denoise``:
+    :meth:`data_prediction` and :meth:`noise_prediction` map the network's output straight to
+    x0_hat and eps_hat (for :class:`DataPrediction` the output itself), so the few-step samplers
+    use an x0- or noise-predicting network without a round trip through the score.
 
     Args:
         net: any module ``net(t, x)`` returning a tensor shaped like ``x``.
@@ -201,6 +233,27 @@ class ScoreModel(nn.Module):
         out = self.net(tb, x)
         kernel = self.kernel(tb) if self.parameterization.needs_kernel else None
         return self.parameterization.to_score(out, x, kernel)
+
+    def data_prediction(self, t: float | Tensor, x: Tensor) -> Tensor:
+        """x0_hat(t, x) = E[x_0 | x_t = x] from the network's output without passing through the score."""
+        check_batch_shape("x", x)
+        self._require_kernel("data_prediction")
+        tb = batch_time(t, x)
+        return self.parameterization.to_data(self.net(tb, x), x, self.kernel(tb))
+
+    def noise_prediction(self, t: float | Tensor, x: Tensor) -> Tensor:
+        """eps_hat(t, x) = E[z | x_t = x] from the network's output without passing through the score."""
+        check_batch_shape("x", x)
+        self._require_kernel("noise_prediction")
+        tb = batch_time(t, x)
+        return self.parameterization.to_noise(self.net(tb, x), x, self.kernel(tb))
+
+    def _require_kernel(self, what: str) -> None:
+        if not isinstance(self.sde, LinearSDE):
+            raise TypeError(
+                f"ScoreModel.{what} needs the Gaussian kernel N(alpha x0, sigma^2 I) of a LinearSDE; "
+                f"{type(self.sde).__name__} has none"
+            )
 
     def extra_repr(self) -> str:
         return f"sde={self.sde!r}, parameterization={self.parameterization!r}"

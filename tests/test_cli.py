@@ -142,6 +142,56 @@ def test_sample_writes_samples_a_figure_and_a_report(ring_run, tmp_path, capsys,
     assert "energy distance to fresh data" in capsys.readouterr().out
 
 
+# (sampler, grid, score evaluations at --steps 4): one per family end to end; every entry below.
+FEW_STEP = [("dpmpp-2m", "karras", 4), ("dpmpp-2s", "uniform", 8), ("edm-heun", "default", 8)]
+
+
+@pytest.mark.parametrize("sampler, grid, nfe", FEW_STEP, ids=[f"{s}-{g}" for s, g, _ in FEW_STEP])
+def test_few_step_samplers_take_steps_and_a_grid(ring_run, tmp_path, sampler, grid, nfe):
+    argv = ["sample", str(ring_run), "--sampler", sampler, "--steps", "4", "--grid", grid, "--n", "50"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "samples.json").read_text())
+    assert report["nfe"] == nfe and report["grid"] == grid and "steps=4" in report["repr"]
+    x = torch.load(tmp_path / "samples.pt", weights_only=True)
+    assert x.shape == (50, 2) and torch.isfinite(x).all()
+
+
+@pytest.mark.parametrize("grid", ["default", "uniform", "logsnr", "karras"])
+def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
+    from sdegen.cli import registry
+    from sdegen.samplers import KarrasGrid, LogSNRGrid, UniformGrid
+
+    kinds = {"uniform": UniformGrid, "logsnr": LogSNRGrid, "karras": KarrasGrid}
+    for name, spec in registry.SAMPLERS.items():
+        if not spec.fixed_steps:
+            continue
+        sampler = spec.factory(registry.SamplerOptions(steps=4, grid=grid))
+        assert sampler.steps == 4, name
+        if grid != "default":
+            assert type(sampler.grid) is kinds[grid], (name, sampler.grid)
+
+
+def test_a_grid_for_an_adaptive_sampler_is_a_usage_error(ring_run, capsys):
+    _fails_cleanly(
+        capsys, ["sample", str(ring_run), "--sampler", "ode", "--grid", "karras"], "--grid karras applies to"
+    )
+
+
+def test_edm_and_cosine_sdes_are_choices_that_train_and_sample(tmp_path):
+    from sdegen.cli.registry import SDES
+
+    assert SDES["cosine"].factory(cosine_s=0.01).s == 0.01
+    run_dir = tmp_path / "edm"
+    argv = ["train", "--out", str(run_dir), "--sde", "edm", "--sigma-max", "5", *TINY, "--steps", "2"]
+    assert main([*argv, "--n-eval", "16"]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["sde"] == {"name": "edm", "sigma_max": 5.0}
+    out = tmp_path / "samples"
+    argv = ["sample", str(run_dir), "--sampler", "dpmpp-2m", "--steps", "5", "--n", "16", "--out", str(out)]
+    assert main(argv) == 0
+    report = json.loads((out / "samples.json").read_text())
+    assert report["eps"] == 0.002 and report["nfe"] == 5  # EDM's sigma_min, the SDE's own eps
+
+
 def test_nll_reports_the_model_and_the_true_nll(ring_run, tmp_path, capsys):
     argv = ["nll", str(ring_run), "--n", "64", "--rtol", "1e-3", "--atol", "1e-3", "--out", str(tmp_path)]
     assert main(argv) == 0
@@ -166,7 +216,8 @@ def test_ncsn_preset_trains_on_the_ve_levels_and_samples_and_evaluates_there(tmp
     assert main(["sample", str(out), "--n", "16", "--n-steps-each", "2", "--out", str(s)]) == 0
     report = json.loads((s / "samples.json").read_text())
     assert report["sampler"] == "annealed-langevin" and report["eps"] == pytest.approx(tau, rel=1e-12)
-    assert "ts=<10 times>, n_steps_each=2, snr=0.22" in report["repr"] and report["nfe"] == 9 * 2
+    assert "CustomGrid(<10 times from 1 to " in report["repr"] and report["nfe"] == 9 * 2
+    assert "n_steps_each=2, snr=0.22" in report["repr"]
     assert main(["nll", str(out), "--n", "16", "--rtol", "1e-3", "--atol", "1e-3", "--out", str(s)]) == 0
     assert json.loads((s / "nll.json").read_text())["eps"] == pytest.approx(tau, rel=1e-12)
     capsys.readouterr()
@@ -251,10 +302,12 @@ def test_demo_runs_end_to_end_with_tiny_settings(tmp_path, capsys):
         "reverse SDE",
         "probability-flow ODE",
         "predictor-corrector",
+        "DPM-Solver++(2M), 10 steps",
     ):
         assert phrase in text
     report = json.loads((out / "report.json").read_text())
-    assert set(report["samplers"]) == {"reverse-sde", "ode", "pc"}
+    assert set(report["samplers"]) == {"reverse-sde", "ode", "pc", "dpmpp-2m-10", "dpmpp-2m-20"}
+    assert [report["samplers"][f"dpmpp-2m-{k}"]["nfe"] for k in (10, 20)] == [10, 20]
     assert all(row["energy_distance"] == row["energy_distance"] for row in report["samplers"].values())
     assert report["nll"]["points"] == 50 and set(report["nll"]["true_nats"]) == {"mean", "se"}
     for name in ("samples.png", "trajectories.png", "density.png"):

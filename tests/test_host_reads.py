@@ -12,10 +12,17 @@ from _oracle_data import SDES, gaussian_score
 import sdegen
 from sdegen import (
     AnnealedLangevinSampler,
+    DDIMSampler,
     DDPMSampler,
+    DPMSolverMultistepSampler,
+    DPMSolverSDESampler,
+    DPMSolverSinglestepSampler,
+    EDMHeunSampler,
+    EDMStochasticSampler,
     LangevinCorrector,
     PredictorCorrectorSampler,
     ReverseDiffusion,
+    UniPCSampler,
 )
 from sdegen.random import PerSampleGenerator
 
@@ -42,8 +49,26 @@ def count_host_reads(monkeypatch):
         DDPMSampler,
         lambda steps: PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), steps),
         lambda steps: AnnealedLangevinSampler(steps, n_steps_each=2),
+        lambda steps: DDIMSampler(steps, eta=0.5),
+        lambda steps: DPMSolverMultistepSampler(steps, order=3),
+        DPMSolverSinglestepSampler,
+        DPMSolverSDESampler,
+        EDMHeunSampler,
+        lambda steps: EDMStochasticSampler(steps, s_churn=10.0),
+        UniPCSampler,
     ],
-    ids=["ddpm", "pc-langevin", "annealed-langevin"],
+    ids=[
+        "ddpm",
+        "pc-langevin",
+        "annealed-langevin",
+        "ddim",
+        "dpm-3m",
+        "dpm-2s",
+        "dpm-sde",
+        "edm-heun",
+        "edm-churn",
+        "unipc",
+    ],
 )
 @pytest.mark.parametrize("per_sample", [False, True], ids=["generator", "per-sample-seeds"])
 def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, per_sample, count_host_reads):
@@ -58,7 +83,9 @@ def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, per_sampl
         counts.append(count_host_reads["n"])
         assert out.nfe >= steps
     assert counts[0] == counts[1], counts
-    assert counts[1] < 20, counts
+    assert counts[1] < 40, (
+        counts
+    )  # the grid set-up: one or two CoefficientGrids (2S and EDM churn tabulate their stages)
 
 
 def test_checking_every_evaluation_is_available_and_reads_once_per_evaluation(count_host_reads):

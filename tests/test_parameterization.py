@@ -57,6 +57,26 @@ def test_to_score_is_affine_with_slope_score_scale_and_inverted_by_from_score(pa
     torch.testing.assert_close(ds, param.score_scale(kernel)[:, None] * v, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.parametrize("param", PARAMETERIZATIONS, ids=repr)
+@given(sde=sst.linear_sdes(), seed=st.integers(0, 2**16))
+def test_data_and_noise_predictions_are_tweedies_formula_of_the_score(param, sde, seed):
+    """to_data = (x + sigma^2 score) / alpha and to_noise = -sigma score, computed without the score
+    where the output already is one of them (then exactly the output)."""
+    _, _, _, kernel, x_t = _draw(sde, seed)
+    out = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=F64)
+    a, s = kernel.alpha[:, None], kernel.sigma[:, None]
+    score = param.to_score(out, x_t, kernel)
+    atol = 1e-8 + 1e-14 / float(kernel.alpha.min())
+    torch.testing.assert_close(
+        param.to_data(out, x_t, kernel), (x_t + s * s * score) / a, rtol=1e-8, atol=atol
+    )
+    torch.testing.assert_close(param.to_noise(out, x_t, kernel), -s * score, rtol=1e-8, atol=1e-8)
+    if isinstance(param, DataPrediction):
+        assert param.to_data(out, x_t, kernel) is out
+    if isinstance(param, NoisePrediction):
+        assert param.to_noise(out, x_t, kernel) is out
+
+
 class OracleNet(nn.Module):
     """Outputs, in the parameterisation's units, the exact score of a Gaussian mixture."""
 

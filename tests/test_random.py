@@ -13,7 +13,10 @@ from sdegen import (
     AncestralSampling,
     AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
+    DDIMSampler,
     DDPMSampler,
+    DPMSolverSDESampler,
+    EDMStochasticSampler,
     EulerMaruyama,
     ExactTrace,
     Hutchinson,
@@ -41,6 +44,9 @@ STOCHASTIC = [
     ),
     ("pc-ancestral", lambda: PredictorCorrectorSampler(AncestralSampling(), NoneCorrector(), 10)),
     ("annealed-langevin", lambda: AnnealedLangevinSampler(5, n_steps_each=2)),
+    ("ddim-eta", lambda: DDIMSampler(10, eta=0.5)),
+    ("dpm-solver-sde", lambda: DPMSolverSDESampler(10)),
+    ("edm-churn", lambda: EDMStochasticSampler(10, s_churn=10.0)),
     *[
         (f"reverse-sde-{m}", lambda m=m: ReverseSDESampler(m, 10))
         for m in ReverseSDESampler.METHODS

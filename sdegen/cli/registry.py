@@ -40,7 +40,7 @@ from sdegen.losses import (
 )
 from sdegen.nn import UNET_SIZES, ScoreMLP, UNet
 from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
-from sdegen.sde import VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 
 __all__ = [
     "Option",
@@ -52,6 +52,7 @@ __all__ = [
     "LossSpec",
     "SamplerOptions",
     "SamplerSpec",
+    "GridSpec",
     "DATASETS",
     "SDES",
     "MODELS",
@@ -60,6 +61,7 @@ __all__ = [
     "SAMPLERS",
     "PresetSpec",
     "PRESETS",
+    "GRIDS",
     "lookup",
     "sde_options",
 ]
@@ -121,14 +123,19 @@ class SDESpec:
 
 
 _BETA = (Option("beta_min", 0.1, "beta(0)"), Option("beta_max", 20.0, "beta(T)"))
+_SIGMA_MAX = Option("sigma_max", 50.0, "sigma_max (for edm also the end time T)")
 SDES: dict[str, SDESpec] = {
     "vp": SDESpec(VPSDE, "variance-preserving SDE", _BETA),
     "subvp": SDESpec(SubVPSDE, "sub-variance-preserving SDE", _BETA),
-    "ve": SDESpec(
-        VESDE,
-        "variance-exploding SDE",
-        (Option("sigma_min", 0.01, "sigma_min"), Option("sigma_max", 50.0, "sigma_max")),
+    "ve": SDESpec(VESDE, "variance-exploding SDE", (Option("sigma_min", 0.01, "sigma_min"), _SIGMA_MAX)),
+    # The cosine schedule keeps its clip at beta = 999 / T (improved DDPM's); its own beta_max would
+    # collide with the linear schedules' option of that name.
+    "cosine": SDESpec(
+        lambda cosine_s: CosineVPSDE(s=cosine_s),
+        "cosine VP SDE (improved DDPM)",
+        (Option("cosine_s", 0.008, "offset s of the cosine schedule"),),
     ),
+    "edm": SDESpec(EDMVESDE, "EDM's VE SDE, sigma(t) = t", (_SIGMA_MAX,)),
 }
 
 
@@ -237,10 +244,28 @@ LOSSES: dict[str, LossSpec] = {
 }
 
 
+# -- time grids --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GridSpec:
+    """A kind of time grid: ``factory(steps)``; ``None`` means each sampler's own default kind."""
+
+    factory: Callable[[int], S.TimeGrid] | None
+    title: str
+
+
+GRIDS: dict[str, GridSpec] = {
+    "default": GridSpec(None, "the sampler's default grid"),
+    "uniform": GridSpec(S.UniformGrid, "uniform in t"),
+    "logsnr": GridSpec(S.LogSNRGrid, "uniform in log-SNR lambda"),
+    "karras": GridSpec(S.KarrasGrid, "Karras et al. (rho = 7)"),
+}
+
+
 # -- samplers ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SamplerOptions:
-    """The sampler settings of ``sdegen sample``, passed to every sampler factory."""
+    """The sampler settings of ``sdegen sample``, passed to every sampler factory: ``steps`` steps of
+    the grid named ``grid`` (a key of :data:`GRIDS`)."""
 
     steps: int = 1000
     snr: float = 0.16
@@ -248,13 +273,22 @@ class SamplerOptions:
     n_steps_each: int = 100
     #: a decreasing time grid of the run (NCSN's noise levels) for samplers that step through levels
     ts: Tensor | None = None
+    grid: str = "default"
+
+    def grid_arguments(self) -> dict[str, Any]:
+        """The run's own times ``ts=`` when given; else ``steps=`` for the sampler's default kind of
+        grid, or ``grid=`` with that many steps."""
+        if self.ts is not None:
+            return {"ts": self.ts}
+        factory = lookup(GRIDS, self.grid, "grid").factory
+        return {"steps": self.steps} if factory is None else {"grid": factory(self.steps)}
 
 
 @dataclass(frozen=True)
 class SamplerSpec:
     """A sampler: ``factory(SamplerOptions)``; ``title`` for reports, ``short_title`` for figure
-    panels; ``fixed_steps``: it takes ``--steps`` (an adaptive solver does not); ``snr``: its
-    default ``--snr``."""
+    panels; ``fixed_steps``: it takes ``--steps`` and ``--grid`` (an adaptive solver does not);
+    ``snr``: its default ``--snr``."""
 
     factory: Callable[[SamplerOptions], S.Sampler]
     title: str
@@ -265,7 +299,7 @@ class SamplerSpec:
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "reverse-sde": SamplerSpec(
-        lambda o: S.ReverseSDESampler(method="euler", steps=o.steps),
+        lambda o: S.ReverseSDESampler(method="euler", **o.grid_arguments()),
         "reverse SDE (Euler-Maruyama)",
         "reverse SDE",
     ),
@@ -277,16 +311,41 @@ SAMPLERS: dict[str, SamplerSpec] = {
     ),
     "pc": SamplerSpec(
         lambda o: S.PredictorCorrectorSampler(
-            S.ReverseDiffusion(), S.LangevinCorrector(snr=o.snr), steps=o.steps
+            S.ReverseDiffusion(), S.LangevinCorrector(snr=o.snr), **o.grid_arguments()
         ),
         "predictor-corrector (RD + Langevin)",
         "predictor-corrector",
     ),
-    "ddpm": SamplerSpec(lambda o: S.DDPMSampler(steps=o.steps), "DDPM ancestral", "DDPM"),
+    "ddpm": SamplerSpec(lambda o: S.DDPMSampler(**o.grid_arguments()), "DDPM ancestral", "DDPM"),
+    # Few-step samplers, in lambda against x0_hat (default grid: log-SNR; Karras for the EDM two).
+    "ddim": SamplerSpec(lambda o: S.DDIMSampler(**o.grid_arguments()), "DDIM (eta = 0)", "DDIM"),
+    "dpmpp-2m": SamplerSpec(
+        lambda o: S.DPMSolverMultistepSampler(order=2, **o.grid_arguments()), "DPM-Solver++(2M)", "DPM++ 2M"
+    ),
+    "dpmpp-3m": SamplerSpec(
+        lambda o: S.DPMSolverMultistepSampler(order=3, **o.grid_arguments()), "DPM-Solver++(3M)", "DPM++ 3M"
+    ),
+    "dpmpp-2s": SamplerSpec(
+        lambda o: S.DPMSolverSinglestepSampler(**o.grid_arguments()), "DPM-Solver++(2S)", "DPM++ 2S"
+    ),
+    "dpmpp-2m-sde": SamplerSpec(
+        lambda o: S.DPMSolverSDESampler(**o.grid_arguments()), "DPM-Solver++(2M) SDE", "DPM++ 2M SDE"
+    ),
+    "unipc": SamplerSpec(lambda o: S.UniPCSampler(**o.grid_arguments()), "UniPC (bh2, order 2)", "UniPC"),
+    "edm-heun": SamplerSpec(
+        lambda o: S.EDMHeunSampler(**o.grid_arguments()), "EDM Heun (Karras et al. Alg. 1)", "EDM Heun"
+    ),
+    "edm-churn": SamplerSpec(
+        lambda o: S.EDMStochasticSampler(
+            s_churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003, **o.grid_arguments()
+        ),
+        "EDM stochastic (Alg. 2, ImageNet-64 churn)",
+        "EDM churn",
+    ),
     # NCSN's Alg. 1 (Song and Ermon 2019) on an NCSN run's own noise levels (``ts``), else on
-    # ``steps`` uniform times; snr 0.22 is the paper's epsilon = 2e-5 at sigma_L = 0.01.
+    # its grid (geometric in sigma/alpha by default); snr 0.22 is the paper's epsilon = 2e-5 at sigma_L = 0.01.
     "annealed-langevin": SamplerSpec(
-        lambda o: S.AnnealedLangevinSampler(o.steps, n_steps_each=o.n_steps_each, snr=o.snr, ts=o.ts),
+        lambda o: S.AnnealedLangevinSampler(n_steps_each=o.n_steps_each, snr=o.snr, **o.grid_arguments()),
         "annealed Langevin dynamics (NCSN)",
         "annealed Langevin",
         snr=0.22,

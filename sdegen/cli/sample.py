@@ -18,6 +18,7 @@ import sdegen
 from sdegen import distributed
 from sdegen.cli import _report
 from sdegen.cli._common import (
+    UsageError,
     add_common_arguments,
     as_usage_error,
     check_end_time,
@@ -26,7 +27,7 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import SAMPLERS, SamplerOptions
+from sdegen.cli.registry import GRIDS, SAMPLERS, SamplerOptions
 from sdegen.cli.run import load_run
 from sdegen.metrics import energy_distance
 from sdegen.random import PerSampleGenerator, derive_seed
@@ -50,7 +51,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=SAMPLERS,
         help="sampler [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
     )
-    p.add_argument("--steps", type=positive_int, default=1000, help="time steps of fixed-step samplers")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=1000,
+        help="time steps of fixed-step samplers (10-20 suit the few-step samplers ddim, dpmpp-*, unipc, edm-*)",
+    )
+    p.add_argument(
+        "--grid",
+        default="default",
+        choices=GRIDS,
+        help="time grid of fixed-step samplers: uniform in t, uniform in log-SNR, Karras (rho = 7), or the "
+        "sampler's own (uniform for reverse-sde, pc, ddpm; logsnr for ddim, dpmpp-*, unipc; karras for edm-*; "
+        "geometric levels for annealed-langevin)",
+    )
     p.add_argument(
         "--snr",
         type=positive_float,
@@ -69,7 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_float,
         default=None,
         help="time at which sampling stops [default: the smallest noise level of an NCSN run, else the "
-        "SDE's sampling_eps, 1e-3 for vp/subvp, 1e-5 for ve]",
+        "SDE's sampling_eps: 1e-3 for vp, subvp and cosine, 1e-5 for ve, 0.002 for edm]",
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
@@ -83,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
     device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
+    if args.sampler is not None and args.grid != "default" and not SAMPLERS[args.sampler].fixed_steps:
+        raise UsageError(
+            f"--grid {args.grid} applies to fixed-step samplers; --sampler {args.sampler} is adaptive"
+        )
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model, levels = trained.data, trained.model, trained.levels
     # Before the work: samples that cannot be written would be lost.
@@ -92,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     # An NCSN run's annealed Langevin steps through exactly its training levels.
     ts = levels.t if levels is not None and name == "annealed-langevin" and args.eps is None else None
     options = SamplerOptions(
-        steps=args.steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts
+        steps=args.steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts, grid=args.grid
     )
     with as_usage_error("sampler settings"):
         sampler = spec.factory(options)
@@ -137,6 +155,7 @@ def _write(args, out, name, sampler, spec, bundle, gathered, eps, seconds, world
     atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
         "sampler": name,
+        "grid": args.grid,
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen._checks import check_steps
+from sdegen.random import RandomSource
 
 __all__ = ["DivergenceEstimator", "Hutchinson", "ExactTrace"]
 
@@ -51,7 +52,7 @@ class DivergenceEstimator(abc.ABC):
         return None  # usable at any size unless a subclass says otherwise
 
     @abc.abstractmethod
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, x: Tensor, generator: RandomSource = None) -> Tensor:
         """The vectors held fixed for one solve at data ``x`` of shape ``[B, ...]``: ``[K, B, ...]``.
 
         Raises ``ValueError`` if the estimator cannot be used at this size (see :meth:`check`).
@@ -109,7 +110,7 @@ class Hutchinson(DivergenceEstimator):
     def __repr__(self) -> str:
         return f"Hutchinson(probe={self.probe!r}, n_probes={self.n_probes})"
 
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, x: Tensor, generator: RandomSource = None) -> Tensor:
         # The one place where probes are drawn: the likelihood, sliced and implicit score matching
         # all take theirs from here.
         shape = (self.n_probes, *x.shape)
@@ -160,7 +161,7 @@ class ExactTrace(DivergenceEstimator):
                 f"ExactTrace(max_dim={D}) to accept the cost."
             )
 
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, x: Tensor, generator: RandomSource = None) -> Tensor:
         self.check(x)
         B, event = x.shape[0], tuple(x.shape[1:])
         D = math.prod(event)

@@ -1,5 +1,11 @@
 """Samplers: from the prior p_T (or any x_T) to samples of p_eps, given a score function.
 
+Few-step samplers (10-50 evaluations) work on any linear SDE through the denoiser x0_hat and the
+log-SNR lambda: :class:`DDIMSampler`, :class:`DPMSolverMultistepSampler` (2M, 3M),
+:class:`DPMSolverSinglestepSampler` (2S), :class:`DPMSolverSDESampler`, :class:`EDMHeunSampler`,
+:class:`EDMStochasticSampler` and :class:`UniPCSampler`. Every grid sampler takes a time grid
+(:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`).
+
 ``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them. The reverse-time SDE and the
 probability-flow ODE are also available as objects for torchsde and torchdiffeq
 (``sde.reverse(score_fn)``, ``sde.probability_flow(score_fn)``).
@@ -13,8 +19,14 @@ from sdegen.samplers.correctors import (
     LangevinCorrector,
     NoneCorrector,
 )
+from sdegen.samplers.ddim import DDIMSampler
 from sdegen.samplers.ddpm import DDPMSampler
 from sdegen.samplers.denoise import tweedie_denoise
+from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
+from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
+from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
+from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
+from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import (
     AncestralSampling,
@@ -26,6 +38,7 @@ from sdegen.samplers.predictors import (
 from sdegen.samplers.probability_flow import ProbabilityFlowSampler
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.samplers.sampling import sample
+from sdegen.samplers.unipc import UniPCSampler
 
 __all__ = [
     "sample",
@@ -36,6 +49,18 @@ __all__ = [
     "PredictorCorrectorSampler",
     "DDPMSampler",
     "AnnealedLangevinSampler",
+    "DDIMSampler",
+    "DPMSolverMultistepSampler",
+    "DPMSolverSinglestepSampler",
+    "DPMSolverSDESampler",
+    "EDMHeunSampler",
+    "EDMStochasticSampler",
+    "UniPCSampler",
+    "TimeGrid",
+    "UniformGrid",
+    "LogSNRGrid",
+    "KarrasGrid",
+    "CustomGrid",
     "Predictor",
     "EulerMaruyama",
     "ReverseDiffusion",

@@ -26,6 +26,12 @@ class ScoreEvaluator:
     the sampler finishes), instead of one per evaluation, which would serialise a GPU's launch
     queue. With ``check_every=1`` the test runs on every evaluation and counts the bad entries
     exactly (solvers that synchronise anyway, torchsde's and torchdiffeq's loops, use that).
+
+    :meth:`data_prediction` is the denoiser view x0_hat(t, x) that the few-step samplers use. It
+    follows the protocol of :mod:`sdegen.samplers.denoise`: a ``score_fn`` that offers
+    ``data_prediction(t, x)`` (or else ``noise_prediction(t, x)``) is asked for it directly,
+    without the round trip through the score; one call is one evaluation either way, counted and
+    checked like a score.
     """
 
     def __init__(
@@ -50,17 +56,35 @@ class ScoreEvaluator:
         self._bar = _progress_bar(T - t_end) if progress else None
         # Per unchecked evaluation: the device-side sum of its score, its time (a view) and step.
         self._sums: list[Tensor] = []
-        self._where: list[tuple[Tensor, int | None]] = []
+        self._where: list[tuple[Tensor, int | None, str]] = []
+        self._data = _method(score_fn, "data_prediction")
+        self._noise = None if self._data is not None else _method(score_fn, "noise_prediction")
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
-        out = self.score_fn(t, x)
+        return self._counted(self.score_fn(t, x), t, x, "score_fn")
+
+    def data_prediction(self, t: float, x: Tensor, alpha: float, sigma: float) -> Tensor:
+        """x0_hat = E[x_0 | x_t = x] at the time ``t`` where the kernel is N(alpha x_0, sigma^2 I).
+
+        The score function's own ``data_prediction`` when it has one; else (x - sigma eps_hat) /
+        alpha from its ``noise_prediction``; else Tweedie's formula (x + sigma^2 score) / alpha.
+        """
+        tb = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+        if self._data is not None:
+            return self._counted(self._data(tb, x), tb, x, "score_fn.data_prediction")
+        if self._noise is not None:
+            eps = self._counted(self._noise(tb, x), tb, x, "score_fn.noise_prediction")
+            return torch.add(x, eps, alpha=-sigma) / alpha
+        return torch.add(x, self(tb, x), alpha=sigma * sigma) / alpha
+
+    def _counted(self, out: Tensor, t: Tensor, x: Tensor, name: str) -> Tensor:
         self.nfe += 1
-        check_score_output(out, x)
+        check_score_output(out, x, name)
         if self.check_every == 1:
-            self._check_now(out, t)
+            self._check_now(out, t, name)
         else:
             self._sums.append(out.sum(dtype=_accumulation_dtype(out.dtype)))
-            self._where.append((t.reshape(-1)[:1], self.step))
+            self._where.append((t.reshape(-1)[:1], self.step, name))
             if self.check_every is not None and len(self._sums) >= self.check_every:
                 self.raise_if_nonfinite()
         if self._bar is not None:
@@ -73,13 +97,13 @@ class ScoreEvaluator:
             self._bar.set_postfix_str(f"nfe={self.nfe}", refresh=False)
         return out
 
-    def _check_now(self, out: Tensor, t: Tensor) -> None:
+    def _check_now(self, out: Tensor, t: Tensor, name: str) -> None:
         # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
         # that merely overflows is told apart by the exact count.
         if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):
             n_bad = int((~torch.isfinite(out)).sum())
             if n_bad:
-                self._fail(f"{n_bad} non-finite value(s)", t.reshape(-1)[:1], self.step, self.nfe)
+                self._fail(name, f"{n_bad} non-finite value(s)", t.reshape(-1)[:1], self.step, self.nfe)
 
     def raise_if_nonfinite(self) -> None:
         """Raise ``FloatingPointError`` for the first non-finite score since the last check."""
@@ -89,21 +113,26 @@ class ScoreEvaluator:
         first_nfe = self.nfe - len(self._sums) + 1
         if bool(bad.any()):  # the one host read per check
             k = int(bad.nonzero()[0])
-            t, step = self._where[k]
-            self._fail("non-finite value(s)", t, step, first_nfe + k)
+            t, step, name = self._where[k]
+            self._fail(name, "non-finite value(s)", t, step, first_nfe + k)
         self._sums.clear()
         self._where.clear()
 
-    def _fail(self, what: str, t: Tensor, step: int | None, nfe: int) -> None:
+    def _fail(self, name: str, what: str, t: Tensor, step: int | None, nfe: int) -> None:
         where = f"step {step}, " if step is not None else ""
         raise FloatingPointError(
-            f"score_fn returned {what} at t={float(t):.6g} ({where}score evaluation {nfe}); sampling stopped"
+            f"{name} returned {what} at t={float(t):.6g} ({where}score evaluation {nfe}); sampling stopped"
         )
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _method(score_fn: object, name: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    method = getattr(score_fn, name, None)
+    return method if callable(method) else None
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype | None:

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from sdegen._checks import check_steps
 from sdegen.samplers.correctors import AnnealedLangevinCorrector
+from sdegen.samplers.grid import LogSNRGrid, TimeGrid
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import Predictor
 from sdegen.sde.coefficients import CoefficientGrid
@@ -57,28 +58,39 @@ class AnnealedLangevinSampler(PredictorCorrectorSampler):
     and the step in x is the same a_i. Without the rescaling, steps of size sigma(t)^2 could not
     stretch p_t by the factor 1 / alpha(t) it grows by as t decreases.
 
+    The levels are geometric in the noise level sigma(t)/alpha(t) by default (a
+    :class:`~sdegen.samplers.grid.LogSNRGrid`), as NCSN's sigma_1 > ... > sigma_L are: levels
+    uniform in t leave most of them at high noise on VP, whose sigma/alpha falls fastest near
+    t = 0, and end with a jump (from sigma/alpha 0.045 to 0.01 for VP(0.1, 20) with 100 levels)
+    that Langevin steps sized for the last level cannot cross, leaving visible noise.
+
     It is :class:`PredictorCorrectorSampler` with the rescaling as predictor and
     :class:`AnnealedLangevinCorrector`; ``n_steps_each`` score evaluations per level.
 
     Args:
-        steps: the number of noise levels N.
+        steps: the number of noise levels N (default 100), geometric in sigma/alpha.
         n_steps_each: Langevin steps per level (Alg. 1's T).
         snr: the step-size ratio above.
-        ts: a custom decreasing grid instead of ``steps`` (its first time is not a level).
+        grid: a :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``
+            (its first time is not a level), e.g. ``UniformGrid(100)`` for levels uniform in t.
+        ts: the same as ``grid=ts``.
     """
+
+    default_grid = LogSNRGrid
+    default_steps = 100
 
     def __init__(
         self,
-        steps: int = 100,
+        steps: int | None = None,
         n_steps_each: int = 10,
         snr: float = 0.16,
         *,
+        grid: TimeGrid | Tensor | Sequence[float] | None = None,
         ts: Tensor | Sequence[float] | None = None,
     ) -> None:
         check_steps("n_steps_each", n_steps_each)
-        super().__init__(_NextLevel(), _NCSNLangevin(snr, n_steps_each), steps, ts=ts)
+        super().__init__(_NextLevel(), _NCSNLangevin(snr, n_steps_each), steps, grid=grid, ts=ts)
         self.n_steps_each, self.snr = n_steps_each, self.corrector.snr
 
     def __repr__(self) -> str:
-        grid = f"ts=<{len(self.ts)} times>" if self.ts is not None else f"steps={self.steps}"
-        return f"AnnealedLangevinSampler({grid}, n_steps_each={self.n_steps_each}, snr={self.snr:g})"
+        return f"AnnealedLangevinSampler({self._grid_repr()}, n_steps_each={self.n_steps_each}, snr={self.snr:g})"

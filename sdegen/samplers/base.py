@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-import math
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
@@ -11,7 +11,6 @@ from torch import Tensor
 
 from sdegen._checks import (
     check_batch_shape,
-    check_decreasing_times,
     check_finite,
     check_fits_model,
     check_generator,
@@ -22,8 +21,7 @@ from sdegen._checks import (
 )
 from sdegen.random import RandomSource
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.denoise import tweedie_denoise
-from sdegen.samplers.grid import uniform_times
+from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -66,17 +64,29 @@ class Sampler(abc.ABC):
     ``_sample`` (the method itself) and may override :meth:`time_grid` and :meth:`check`
     (requirements on the SDE, raised before any work).
 
+    A grid sampler steps through a :class:`~sdegen.samplers.grid.TimeGrid`, its ``grid``:
+    ``steps=N`` gives N steps of its ``default_grid`` kind, ``grid=`` any grid (passing both
+    is an error; ``_set_grid`` resolves them).
+
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
     schemes, global order for ODE schemes; None where the method is not a time discretisation)
     and ``nfe_per_step`` (None where it varies).
     """
 
     stochastic: ClassVar[bool]
-    steps: int | None = None
+    default_grid: ClassVar[type[TimeGrid]] = UniformGrid
+    """The kind of grid ``steps=N`` means."""
+    grid: TimeGrid | None = None
+    """The time grid; None where the sampler places its own times (adaptive solvers)."""
     #: How often the score's finiteness is read back to the host by default: ``None`` once at the
     #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
     #: synchronise anyway, or that would step on with NaN for ever).
     check_finite_every: ClassVar[int | None] = None
+
+    @property
+    def steps(self) -> int | None:
+        """N, the number of steps of the grid (None without one)."""
+        return None if self.grid is None else self.grid.steps
 
     @property
     @abc.abstractmethod
@@ -90,7 +100,7 @@ class Sampler(abc.ABC):
 
     def time_grid(self, sde: SDE, eps: float) -> Tensor:
         """The decreasing float64 times T = t_0 > ... > t_N = eps the sampler steps through."""
-        return uniform_times(sde.T, eps, self.steps)
+        return self.grid.times(sde, eps)
 
     def check(self, grid: CoefficientGrid) -> None:
         """Raise before any work if the SDE lacks what this sampler needs (default: nothing)."""
@@ -164,7 +174,7 @@ class Sampler(abc.ABC):
                 x = path.x
                 if denoise:
                     score.step = None
-                    x = tweedie_denoise(sde, score, grid.t[-1], x)
+                    x = score.data_prediction(grid.t[-1], x, grid.alpha[-1], grid.sigma[-1])
                 score.raise_if_nonfinite()
         finally:
             score.close()
@@ -173,17 +183,35 @@ class Sampler(abc.ABC):
             return SampleResult(x, score.nfe, None, None)
         return SampleResult(x, score.nfe, path.trajectory, path.ts)
 
-    @staticmethod
-    def _check_user_grid(ts: object) -> Tensor | None:
-        """Validate a custom grid's form when the sampler is built (its range once the SDE is known)."""
-        if ts is None:
-            return None
-        return check_decreasing_times("ts", ts, math.inf, lower=-math.inf).detach().to("cpu", torch.float64)
+    def _set_grid(
+        self,
+        steps: int | None,
+        grid: TimeGrid | Tensor | Sequence[float] | None,
+        *,
+        default_steps: int | None,
+        ts: Tensor | Sequence[float] | None = None,
+    ) -> None:
+        """Set ``grid`` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
 
-    def _user_grid(self, ts: Tensor | None, sde: SDE, eps: float) -> Tensor | None:
-        if ts is None:
-            return None
-        return check_decreasing_times("ts", ts, sde.T, lower=eps)
+        ``ts=`` is the older spelling of ``grid=`` with a tensor of times; giving more than one of
+        ``steps``, ``grid`` and ``ts`` is a ``ValueError``.
+        """
+        if ts is not None and grid is not None:
+            raise ValueError("pass grid=... or ts=..., not both (ts=ts is the same as grid=CustomGrid(ts))")
+        name = "ts" if ts is not None else "grid"
+        self.grid = resolve_grid(
+            steps,
+            grid if ts is None else ts,
+            default=self.default_grid,
+            default_steps=default_steps,
+            grid_name=name,
+        )
+
+    def _grid_repr(self) -> str:
+        """``steps=N`` for the default kind of grid, else ``grid=...``."""
+        if type(self.grid) is self.default_grid:
+            return f"steps={self.steps}"
+        return f"grid={self.grid!r}"
 
 
 def resolve_eps(sde: SDE, eps: float | None) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor
 
 from sdegen.samplers.correctors import NoneCorrector
+from sdegen.samplers.grid import TimeGrid
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import AncestralSampling
 
@@ -27,13 +28,25 @@ class DDPMSampler(PredictorCorrectorSampler):
     It is :class:`AncestralSampling` with ``posterior_variance=False`` and no corrector, and runs
     on any linear SDE (for VE it is the same update with beta_i = sigma_i^2 - sigma_{i+1}^2).
     One score evaluation per step.
+
+    Args:
+        steps: N uniform steps (default 1000).
+        grid: a :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
+        ts: the same as ``grid=ts``.
     """
 
     _noise_in_last_step = False
 
-    def __init__(self, steps: int = 1000, *, ts: Tensor | Sequence[float] | None = None) -> None:
-        super().__init__(AncestralSampling(posterior_variance=False), NoneCorrector(), steps, ts=ts)
+    def __init__(
+        self,
+        steps: int | None = None,
+        *,
+        grid: TimeGrid | Tensor | Sequence[float] | None = None,
+        ts: Tensor | Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(
+            AncestralSampling(posterior_variance=False), NoneCorrector(), steps, grid=grid, ts=ts
+        )
 
     def __repr__(self) -> str:
-        grid = f"ts=<{len(self.ts)} times>" if self.ts is not None else f"steps={self.steps}"
-        return f"DDPMSampler({grid})"
+        return f"DDPMSampler({self._grid_repr()})"

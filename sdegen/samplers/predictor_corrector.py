@@ -9,13 +9,12 @@ import torch
 from torch import Tensor
 
 from sdegen import random
-from sdegen._checks import check_steps
 from sdegen.random import RandomSource
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.correctors import Corrector
+from sdegen.samplers.grid import TimeGrid
 from sdegen.samplers.predictors import Predictor
-from sdegen.sde.base import SDE
 from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["PredictorCorrectorSampler"]
@@ -50,20 +49,24 @@ class PredictorCorrectorSampler(Sampler):
     Args:
         predictor: e.g. :class:`EulerMaruyama`, :class:`ReverseDiffusion`, :class:`AncestralSampling`.
         corrector: e.g. :class:`LangevinCorrector`, :class:`AnnealedLangevinCorrector`.
-        steps: N, the number of predictor steps on a uniform grid.
-        ts: a custom decreasing time grid instead of ``steps`` (float64 recommended); it must
-            lie in [eps, T], and the samples are taken at ``ts[-1]``.
+        steps: N, the number of predictor steps on a uniform grid (default 1000).
+        grid: a :class:`~sdegen.samplers.grid.TimeGrid` (e.g. ``LogSNRGrid(100)``) or decreasing
+            times in [eps, T] instead of ``steps``; the samples are taken at its last time.
+        ts: the same as ``grid=ts``.
     """
 
     # DDPM (Ho et al. 2020, Alg. 2) adds no noise in its last step.
     _noise_in_last_step: ClassVar[bool] = True
+    #: N when neither ``steps`` nor a grid is given
+    default_steps: ClassVar[int] = 1000
 
     def __init__(
         self,
         predictor: Predictor,
         corrector: Corrector,
-        steps: int = 1000,
+        steps: int | None = None,
         *,
+        grid: TimeGrid | Tensor | Sequence[float] | None = None,
         ts: Tensor | Sequence[float] | None = None,
     ) -> None:
         if not isinstance(predictor, Predictor):
@@ -79,12 +82,10 @@ class PredictorCorrectorSampler(Sampler):
                 "predictor and corrector are both None (NonePredictor(), NoneCorrector()): nothing would move"
             )
         self.predictor, self.corrector = predictor, corrector
-        self.steps = check_steps("steps", steps)
-        self.ts = self._check_user_grid(ts)
+        self._set_grid(steps, grid, default_steps=self.default_steps, ts=ts)
 
     def __repr__(self) -> str:
-        grid = f"ts=<{len(self.ts)} times>" if self.ts is not None else f"steps={self.steps}"
-        return f"{type(self).__name__}({self.predictor!r}, {self.corrector!r}, {grid})"
+        return f"{type(self).__name__}({self.predictor!r}, {self.corrector!r}, {self._grid_repr()})"
 
     @property
     def stochastic(self) -> bool:  # type: ignore[override]
@@ -98,10 +99,6 @@ class PredictorCorrectorSampler(Sampler):
     def nfe_per_step(self) -> int:
         return self.predictor.nfe_per_step + self.corrector.nfe_per_step
 
-    def time_grid(self, sde: SDE, eps: float) -> Tensor:
-        user = self._user_grid(self.ts, sde, eps)
-        return user if user is not None else super().time_grid(sde, eps)
-
     def check(self, grid: CoefficientGrid) -> None:
         self.predictor.check(grid)
         self.corrector.check(grid)
@@ -112,7 +109,7 @@ class PredictorCorrectorSampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
     ) -> SamplePath:
         noise = _Noise(x, generator)

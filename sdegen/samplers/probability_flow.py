@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
-import torch
 import torchdiffeq
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
 from sdegen._solve import LoggedField, solve_failure
+from sdegen.random import RandomSource
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
-from sdegen.samplers.grid import uniform_times
+from sdegen.samplers.grid import TimeGrid, uniform_times
 from sdegen.sde.base import SDE
 from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.probability_flow import ProbabilityFlowODE
@@ -37,9 +37,13 @@ class ProbabilityFlowSampler(Sampler):
     """The probability-flow ODE dx/dt = f - 1/2 g^2 score (Song et al. 2021, eq. 13) solved by torchdiffeq.
 
     Deterministic: the same x_T always gives the same sample. Adaptive methods (dopri5, ...) choose
-    their own steps to meet ``rtol``/``atol``, and ``steps`` only sets the resolution of the
-    returned trajectory (100 intervals by default); fixed-grid methods (euler, rk4, ...) take
-    exactly ``steps`` uniform steps, or the steps of ``ts``.
+    their own steps to meet ``rtol``/``atol``, and the grid only sets the times of the returned
+    trajectory (100 uniform intervals by default); fixed-grid methods (euler, rk4, ...) take
+    exactly the steps of the grid: ``steps`` uniform steps, or those of ``grid``.
+
+    Fixed-step Runge-Kutta in t is a poor few-step solver for VE, whose probability-flow ODE is
+    stiff in t (linear rate ~ log(sigma_max / sigma_min)); the exponential integrators
+    (:class:`DPMSolverMultistepSampler`, :class:`DDIMSampler`) integrate the linear part exactly.
 
     | method          | NFE/step | order | adaptive |
     |-----------------|----------|-------|----------|
@@ -59,9 +63,12 @@ class ProbabilityFlowSampler(Sampler):
         method: a torchdiffeq method from the table.
         rtol: relative tolerance of adaptive methods.
         atol: absolute tolerance of adaptive methods.
-        steps: number of steps of a fixed-grid method (required for those, unless ``ts`` is given).
-        ts: a custom decreasing grid in [eps, T] instead of ``steps``: the steps of a fixed-grid
-            method, the output times of an adaptive one. Samples are taken at ``ts[-1]``.
+        steps: number of uniform steps of a fixed-grid method (required for those, unless ``grid``
+            is given).
+        grid: a :class:`~sdegen.samplers.grid.TimeGrid` (or decreasing times) instead of ``steps``:
+            the steps of a fixed-grid method, the output times of an adaptive one. Samples are
+            taken at its last time.
+        ts: the same as ``grid=ts`` (custom decreasing times in [eps, T]).
         max_steps: bound on the steps of an adaptive method; a solve that needs more (a stiff
             score) raises :class:`~sdegen.SolverError` with the time it reached, as does a
             step-size underflow. None: no bound.
@@ -93,6 +100,7 @@ class ProbabilityFlowSampler(Sampler):
         atol: float = 1e-5,
         steps: int | None = None,
         *,
+        grid: TimeGrid | Tensor | Sequence[float] | None = None,
         ts: Tensor | Sequence[float] | None = None,
         max_steps: int | None = MAX_STEPS,
     ) -> None:
@@ -102,20 +110,19 @@ class ProbabilityFlowSampler(Sampler):
             )
         self.method = method
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
-        self.steps = None if steps is None else check_steps("steps", steps)
-        if not self.METHODS[method].adaptive and steps is None and ts is None:
+        self._set_grid(steps, grid, default_steps=None, ts=ts)
+        if not self.METHODS[method].adaptive and self.grid is None:
             raise ValueError(
-                f"method={method!r} is a fixed-grid method: pass steps=N (or ts=...) to "
+                f"method={method!r} is a fixed-grid method: pass steps=N (or grid=...) to "
                 f"ProbabilityFlowSampler, e.g. ProbabilityFlowSampler({method!r}, steps=100)"
             )
-        self.ts = self._check_user_grid(ts)
         self.max_steps = None if max_steps is None else check_steps("max_steps", max_steps)
 
     def __repr__(self) -> str:
         if self.METHODS[self.method].adaptive:
-            return f"ProbabilityFlowSampler(method={self.method!r}, rtol={self.rtol:g}, atol={self.atol:g})"
-        grid = f"ts=<{len(self.ts)} times>" if self.ts is not None else f"steps={self.steps}"
-        return f"ProbabilityFlowSampler(method={self.method!r}, {grid})"
+            outputs = "" if self.grid is None else f", {self._grid_repr()}"
+            return f"ProbabilityFlowSampler(method={self.method!r}, rtol={self.rtol:g}, atol={self.atol:g}{outputs})"
+        return f"ProbabilityFlowSampler(method={self.method!r}, {self._grid_repr()})"
 
     @property
     def order(self) -> float:
@@ -126,10 +133,9 @@ class ProbabilityFlowSampler(Sampler):
         return self.METHODS[self.method].nfe_per_step
 
     def time_grid(self, sde: SDE, eps: float) -> Tensor:
-        user = self._user_grid(self.ts, sde, eps)
-        if user is not None:
-            return user
-        return uniform_times(sde.T, eps, self.steps or _DEFAULT_OUTPUTS)
+        if self.grid is None:
+            return uniform_times(sde.T, eps, _DEFAULT_OUTPUTS)
+        return self.grid.times(sde, eps)
 
     def _sample(
         self,
@@ -137,7 +143,7 @@ class ProbabilityFlowSampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
     ) -> SamplePath:
         ts = grid.ts

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
 import torch
 import torchsde
 from torch import Tensor
 
-from sdegen._checks import check_positive, check_steps
+from sdegen._checks import check_positive
 from sdegen.brownian import SequentialBrownian
-from sdegen.random import BatchGenerator
+from sdegen.random import BatchGenerator, RandomSource
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers.grid import TimeGrid, UniformGrid
 from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -40,7 +42,10 @@ class ReverseSDESampler(Sampler):
     """The reverse-time SDE (Song et al. 2021, eq. 6) solved by ``torchsde.sdeint``.
 
     Integrates :class:`~sdegen.sde.reverse.ReverseTimeSDE` from t = T to eps with ``steps``
-    uniform steps of any torchsde method valid for additive noise. Fixed-step methods draw their
+    uniform steps of any torchsde method valid for additive noise, or with the steps of ``grid``
+    (one torchsde call per step, since torchsde's fixed-step loop steps uniformly and interpolates
+    at output times; reversible_heun, which carries state from step to step, needs uniform
+    steps). With ``adaptive=True`` the grid gives the output times. Fixed-step methods draw their
     Brownian increments from :class:`~sdegen.brownian.SequentialBrownian`, which costs one
     ``normal_`` per step and takes a :class:`~sdegen.random.PerSampleGenerator` (per-sample seeds);
     ``adaptive=True`` and log_ode (which needs the Levy area) use ``torchsde.BrownianInterval``
@@ -59,7 +64,8 @@ class ReverseSDESampler(Sampler):
 
     Args:
         method: a torchsde method name from the table.
-        steps: number of steps (the initial step count with ``adaptive=True``).
+        steps: number of uniform steps (default 1000; the initial step count with ``adaptive=True``).
+        grid: a :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
         adaptive: torchsde's adaptive step-size control (then ``rtol``, ``atol`` apply).
     """
 
@@ -81,8 +87,9 @@ class ReverseSDESampler(Sampler):
     def __init__(
         self,
         method: str = "euler",
-        steps: int = 1000,
+        steps: int | None = None,
         *,
+        grid: TimeGrid | Tensor | Sequence[float] | None = None,
         adaptive: bool = False,
         rtol: float = 1e-5,
         atol: float = 1e-4,
@@ -92,13 +99,18 @@ class ReverseSDESampler(Sampler):
                 f"method must be one of the torchsde methods {sorted(self.METHODS)}; got method={method!r}"
             )
         self.method = method
-        self.steps = check_steps("steps", steps)
+        self._set_grid(steps, grid, default_steps=1000)
         self.adaptive = bool(adaptive)
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
+        if method == "reversible_heun" and not self.adaptive and not isinstance(self.grid, UniformGrid):
+            raise ValueError(
+                f"method='reversible_heun' carries its state from step to step and needs uniform steps; "
+                f"got grid={self.grid!r}. Pass steps=N, or choose another method."
+            )
 
     def __repr__(self) -> str:
         extra = f", adaptive=True, rtol={self.rtol:g}, atol={self.atol:g}" if self.adaptive else ""
-        return f"ReverseSDESampler(method={self.method!r}, steps={self.steps}{extra})"
+        return f"ReverseSDESampler(method={self.method!r}, {self._grid_repr()}{extra})"
 
     @property
     def order(self) -> float:
@@ -114,7 +126,7 @@ class ReverseSDESampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
     ) -> SamplePath:
         spec = self.METHODS[self.method]
@@ -125,9 +137,10 @@ class ReverseSDESampler(Sampler):
         y0 = rsde.flatten(x)
         s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
         start, end = float(s[0]), float(s[-1])
+        uniform = isinstance(self.grid, UniformGrid)
         # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
         # the last step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
-        dt = (end - start) / self.steps * (1 + 1e-9)
+        dt = (end - start) / grid.steps * (1 + 1e-9)
         if spec.sequential_brownian and not self.adaptive:
             bm = SequentialBrownian(
                 start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
@@ -151,19 +164,19 @@ class ReverseSDESampler(Sampler):
                 dt=dt,
                 levy_area_approximation="space-time" if spec.sequential_brownian else "foster",
             )
-        if not self.adaptive:
-            rsde.tabulate(_step_starts(start, end, dt, self.steps))
-        s_out = s if return_trajectory else s[[0, -1]]
-        ys = torchsde.sdeint(
-            rsde,
-            y0,
-            s_out,
-            bm=bm,
-            method=self.method,
-            dt=dt,
-            adaptive=self.adaptive,
-            rtol=self.rtol,
-            atol=self.atol,
-        )
+        solve = dict(bm=bm, method=self.method, adaptive=self.adaptive, rtol=self.rtol, atol=self.atol)
+        if self.adaptive or uniform:
+            if not self.adaptive:
+                rsde.tabulate(_step_starts(start, end, dt, grid.steps))
+            s_out = s if return_trajectory else s[[0, -1]]
+            ys = torchsde.sdeint(rsde, y0, s_out, dt=dt, **solve)
+        else:
+            # One call per step: torchsde's own loop would step uniformly and interpolate.
+            rsde.tabulate(s)
+            ys = [y0]
+            for k in range(grid.steps):
+                h = float(s[k + 1] - s[k]) * (1 + 1e-9)
+                ys.append(torchsde.sdeint(rsde, ys[-1], s[k : k + 2], dt=h, **solve)[-1])
+            ys = torch.stack(ys) if return_trajectory else torch.stack([ys[0], ys[-1]])
         path = rsde.unflatten(ys)
         return SamplePath(path[-1], path if return_trajectory else None, ts)

@@ -1,6 +1,9 @@
-"""Forward SDEs: the protocol, the linear-drift base, and the three SDEs of Song et al. (2021)."""
+"""Forward SDEs: the protocol, the linear-drift base, the three SDEs of Song et al. (2021), the cosine
+VP schedule of improved DDPM and EDM's sigma(t) = t VE."""
 
 from sdegen.sde.base import SDE, LinearSDE
+from sdegen.sde.cosine_vp import CosineVPSDE
+from sdegen.sde.edm_ve import EDMVESDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 from sdegen.sde.subvp import SubVPSDE
@@ -13,6 +16,8 @@ __all__ = [
     "VPSDE",
     "SubVPSDE",
     "VESDE",
+    "CosineVPSDE",
+    "EDMVESDE",
     "DDPMSchedule",
     "SMLDSchedule",
     "ReverseTimeSDE",

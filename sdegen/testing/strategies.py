@@ -21,12 +21,14 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 import torch
 
 from sdegen.analytic import GaussianMixture
-from sdegen.sde import SDE, VESDE, VPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 
 __all__ = [
     "vp_sdes",
     "subvp_sdes",
     "ve_sdes",
+    "cosine_vp_sdes",
+    "edm_ve_sdes",
     "linear_sdes",
     "times",
     "gaussian_mixtures",
@@ -68,9 +70,26 @@ def ve_sdes() -> st.SearchStrategy[VESDE]:
     return st.builds(lambda s, T: VESDE(s[0], s[1], T=T), pairs, _terminal_times())
 
 
+def cosine_vp_sdes() -> st.SearchStrategy[CosineVPSDE]:
+    """Cosine VP SDEs with s in [1e-3, 0.1], T in [0.25, 4] and beta_max T in [50, 5000] (or the default)."""
+    return st.builds(
+        lambda s, b, T: CosineVPSDE(s, None if b is None else b / T, T=T),
+        st.one_of(st.just(0.008), st.floats(1e-3, 0.1)),
+        st.one_of(st.none(), st.floats(50.0, 5000.0)),
+        _terminal_times(),
+    )
+
+
+def edm_ve_sdes() -> st.SearchStrategy[EDMVESDE]:
+    """EDM's sigma(t) = t VE SDEs with sigma_max = T in [1, 200]: EDM's 80, 10, or any."""
+    # Two preset values, not one: shrinking prefers the shortest choice sequence, and a single preset
+    # would make EDMVESDE(80) shorter than VPSDE(0.1, 20), the counterexample linear_sdes() shrinks to.
+    return st.builds(EDMVESDE, st.one_of(st.sampled_from([80.0, 10.0]), st.floats(1.0, 200.0)))
+
+
 def linear_sdes() -> st.SearchStrategy[LinearSDE]:
-    """Any of the three built-in SDEs of Song et al. (2021)."""
-    return st.one_of(vp_sdes(), subvp_sdes(), ve_sdes())
+    """Any built-in linear SDE: the three of Song et al. (2021), the cosine VP and EDM's VE."""
+    return st.one_of(vp_sdes(), subvp_sdes(), ve_sdes(), cosine_vp_sdes(), edm_ve_sdes())
 
 
 def times(sde: SDE, eps: float = 0.0) -> st.SearchStrategy[float]:

@@ -1,0 +1,77 @@
+"""What the few-step samplers share: a time grid, a LinearSDE, and the denoiser x0_hat.
+
+Every few-step sampler (DDIM, DPM-Solver++, EDM, UniPC) is written in the noise level of a
+linear SDE, lambda = log(alpha/sigma) or sigma/alpha = exp(-lambda), against the data prediction
+x0_hat(t, x) (see :mod:`sdegen.samplers.denoise`). For any kernel N(alpha x_0, sigma^2 I) the
+probability-flow ODE is then
+
+    d(x / sigma) / d lambda = e^lambda x0_hat,                    (Lu et al. 2022b, eq. 9)
+    d(x / alpha) / d(sigma/alpha) = (x / alpha - x0_hat) / (sigma/alpha),   (Karras et al. 2022, eq. 4)
+
+with no assumption alpha^2 + sigma^2 = 1. This base class resolves ``steps``/``grid``, refuses a
+non-linear SDE before any work, and evaluates x0_hat at grid times or at extra times (the
+intermediate stages of singlestep and stochastic methods) with the coefficients of the one
+:class:`~sdegen.sde.coefficients.CoefficientGrid`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from sdegen._checks import check_linear_sde
+from sdegen.samplers._score import ScoreEvaluator
+from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers.grid import LogSNRGrid, TimeGrid
+from sdegen.sde.coefficients import CoefficientGrid
+
+__all__ = ["DenoiserSampler", "Trajectory"]
+
+
+class DenoiserSampler(Sampler):
+    """Base of the samplers written against x0_hat on a :class:`~sdegen.sde.LinearSDE`."""
+
+    stochastic: ClassVar[bool] = False
+    default_grid: ClassVar[type[TimeGrid]] = LogSNRGrid
+    #: N when neither ``steps`` nor ``grid`` is given (the reference implementation's default)
+    default_steps: ClassVar[int] = 20
+
+    def __init__(self, steps: int | None, grid: TimeGrid | Tensor | Sequence[float] | None) -> None:
+        self._set_grid(steps, grid, default_steps=self.default_steps)
+
+    def check(self, grid: CoefficientGrid) -> None:
+        check_linear_sde(
+            grid.sde,
+            f"{type(self).__name__}",
+            "Use ProbabilityFlowSampler or ReverseSDESampler for a general SDE.",
+        )
+
+    @staticmethod
+    def denoised(grid: CoefficientGrid, i: int, x: Tensor, score: ScoreEvaluator) -> Tensor:
+        """x0_hat(t_i, x) at the i-th time of ``grid`` (one evaluation)."""
+        return score.data_prediction(grid.t[i], x, grid.alpha[i], grid.sigma[i])
+
+    @staticmethod
+    def times_at_log_snr(grid: CoefficientGrid, lam: Sequence[float]) -> CoefficientGrid:
+        """The coefficients at the times where lambda(t) takes the values ``lam``: t = t(lambda)."""
+        t = grid.sde.inverse_log_snr(torch.tensor(lam, dtype=torch.float64))
+        return CoefficientGrid(grid.sde, t)
+
+
+class Trajectory:
+    """The states a sampler passes through at its grid times, kept only when asked for."""
+
+    def __init__(self, x: Tensor, keep: bool) -> None:
+        self._states = [x] if keep else None
+
+    def append(self, x: Tensor) -> None:
+        if self._states is not None:
+            self._states.append(x)
+
+    def path(self, x: Tensor, grid: CoefficientGrid) -> SamplePath:
+        """The :class:`SamplePath` ending at ``x``."""
+        states = None if self._states is None else torch.stack(self._states)
+        return SamplePath(x, states, grid.ts)
