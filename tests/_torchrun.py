@@ -2,7 +2,8 @@
 
 Run as a worker, this file runs each command line of ``SDEGEN_TEST_COMMANDS`` (a JSON list of
 argument lists, passed in the environment because torchrun would parse options after the script)
-through ``sdegen.cli.main`` in order, in every process, and exits with the first non-zero status. With
+through ``sdegen.cli.main`` in order, in every process, printing ``command K exited with S`` after
+each, and exits with the first non-zero status. With
 ``SDEGEN_TEST_KILL_RANK=r`` and ``SDEGEN_TEST_KILL_STEP=k`` in the environment, process r kills
 itself (SIGKILL, as the OOM killer would) when its trainer is about to take step k + 1.
 """
@@ -78,11 +79,11 @@ def _main() -> int:
     torch.set_num_threads(1)
     from sdegen.cli import main
 
-    for command in json.loads(os.environ["SDEGEN_TEST_COMMANDS"]):
-        status = main(command)
-        if status:
-            return status
-    return 0
+    statuses = []
+    for k, command in enumerate(json.loads(os.environ["SDEGEN_TEST_COMMANDS"])):
+        statuses.append(main(command))
+        print(f"command {k} exited with {statuses[-1]}", flush=True)
+    return next((s for s in statuses if s), 0)
 
 
 if __name__ == "__main__":

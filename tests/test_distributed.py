@@ -64,12 +64,15 @@ def launched(tmp_path_factory):
     6-step `sdegen train` into ``killed/`` whose process 1 is killed after step 4."""
     root = tmp_path_factory.mktemp("launched")
     write_run(root / "run")
-    statuses, outputs = launch(
-        [*_on(NLL, root), "--out", root / "two"],
-        [*_on(SAMPLE, root), "--out", root / "two"],
-        [*TRAIN, "--out", root / "killed"],
-        env={"SDEGEN_TEST_KILL_RANK": "1", "SDEGEN_TEST_KILL_STEP": str(KILLED_AT)},
-    )
+    # Another writer (this process) holds "busy": process 0 cannot lock it, process 1 must not wait.
+    with RunDirectory(root / "busy").lock():
+        statuses, outputs = launch(
+            [*_on(NLL, root), "--out", root / "two"],
+            [*_on(SAMPLE, root), "--out", root / "two"],
+            [*TRAIN, "--out", root / "busy"],
+            [*TRAIN, "--out", root / "killed"],
+            env={"SDEGEN_TEST_KILL_RANK": "1", "SDEGEN_TEST_KILL_STEP": str(KILLED_AT)},
+        )
     return root, statuses, outputs
 
 
@@ -102,11 +105,22 @@ def _assert_round_off_equal(a: dict, b: dict, what: str) -> None:
             assert torch.equal(a[k], b[k]), f"{what}.{k} differs"
 
 
+def test_a_failure_on_one_process_stops_every_process(launched):
+    """Process 0 cannot take the run directory's lock: it reports that, and process 1, which would
+    otherwise wait for it in the next collective, stops with its error."""
+    root, _, outputs = launched
+    assert "command 2 exited with 2" in outputs[0], outputs[0]
+    assert "is in use by another writer" in outputs[0]
+    assert "command 2 exited with 1" in outputs[1], outputs[1]
+    assert "RankFailed: process 0 of 2 failed: RunDirectoryBusy" in outputs[1]
+    assert not (root / "busy" / "checkpoints").exists()
+
+
 def test_a_killed_process_stops_the_run_and_leaves_its_checkpoint_intact(killed_run):
     out, statuses, outputs = killed_run
     assert statuses[1] == -9, outputs[1]
     # Process 0 fails with the command's one-line error instead of hanging in a collective.
-    assert statuses[0] == 1, outputs[0]
+    assert "command 3 exited with 1" in outputs[0], outputs[0]
     assert "sdegen train: failed:" in outputs[0]
     state = load_checkpoint(out / "checkpoints" / "last.pt")  # verifies the checksum
     assert state["step"] == 3 and state["world_size"] == 2
@@ -152,6 +166,15 @@ def test_gradient_accumulation_takes_the_undivided_step(accumulation, tmp_path):
     split.fit(3)
     _assert_round_off_equal(plain.model.state_dict(), split.model.state_dict(), "model")
     assert torch.equal(plain.generator.get_state(), split.generator.get_state())
+
+
+def test_bad_distributed_settings_are_refused():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="half")
+    with pytest.raises(ValueError, match="grad_accumulation must be >= 1"):
+        TrainConfig(grad_accumulation=0)
+    with pytest.raises(TypeError, match="compile must be a bool"):
+        TrainConfig(compile="yes")
 
 
 def test_the_global_batch_must_split_evenly_over_micro_batches(tmp_path):
@@ -205,7 +228,8 @@ def test_half_precision_autocast_trains_near_float32_and_resumes(precision, tmp_
 def evaluated(launched):
     """`sdegen nll` and `sdegen sample` of the same run on 1 process, into ``one/``."""
     root, statuses, outputs = launched
-    assert "wrote" in outputs[0] and "samples.pt" in outputs[0], outputs[0]
+    for k in (0, 1):
+        assert "command 0 exited with 0" in outputs[k] and "command 1 exited with 0" in outputs[k], outputs[k]
     for command in (NLL, SAMPLE):
         assert main([*_on(command, root), "--out", str(root / "one")]) == 0
     return root
