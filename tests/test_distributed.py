@@ -15,6 +15,7 @@ Gradient accumulation and autocast are checked in this process.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -138,6 +139,12 @@ def test_two_processes_train_like_one_with_the_same_global_batch(killed_run):
     _assert_round_off_equal(one.ema.state_dict(), two["ema"], "ema")
     # Every process drew the global batch's random numbers from the one stream: it advanced alike.
     assert torch.equal(one.generator.get_state(), two["generator"])
+    # The logged loss is the global batch's mean, and the gradient norm the global gradient's.
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    for mine, theirs in zip(one.history, logged[:3], strict=True):
+        assert mine["step"] == theirs["step"]
+        for key in ("loss", "grad_norm", "lr"):
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-5), key
 
 
 def test_a_two_process_checkpoint_resumes_on_one_process(killed_run, tmp_path):
