@@ -4,10 +4,16 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-from sdegen import analytic, metrics
+from sdegen import analytic, composition, metrics, observations
 from sdegen._broadcast import expand_like
 from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
+from sdegen.composition import (
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    ProductOfExperts,
+    ReconstructionGuidance,
+)
 from sdegen.likelihood import (
     ExactTrace,
     Hutchinson,
@@ -17,6 +23,7 @@ from sdegen.likelihood import (
     dequantize,
     log_likelihood,
 )
+from sdegen.observations import Colorization, Inpainting, LinearObservation, Observation
 from sdegen.samplers import (
     AncestralSampling,
     AnnealedLangevinCorrector,
@@ -30,9 +37,11 @@ from sdegen.samplers import (
     EDMHeunSampler,
     EDMStochasticSampler,
     EulerMaruyama,
+    HMCCorrector,
     KarrasGrid,
     LangevinCorrector,
     LogSNRGrid,
+    MALACorrector,
     NoneCorrector,
     NonePredictor,
     PredictorCorrectorSampler,
@@ -61,6 +70,8 @@ __all__ = [
     "CosineVPSDE",
     "EDMVESDE",
     "analytic",
+    "composition",
+    "observations",
     "metrics",
     "expand_like",
     "SolverError",
@@ -100,7 +111,18 @@ __all__ = [
     "LangevinCorrector",
     "AnnealedLangevinCorrector",
     "NoneCorrector",
+    "MALACorrector",
+    "HMCCorrector",
     "ReverseTimeSDE",
     "ProbabilityFlowODE",
+    # conditional and composed generation
+    "ClassifierGuidance",
+    "ClassifierFreeGuidance",
+    "ProductOfExperts",
+    "ReconstructionGuidance",
+    "Observation",
+    "Inpainting",
+    "Colorization",
+    "LinearObservation",
     "SequentialBrownian",
 ]

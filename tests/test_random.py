@@ -21,6 +21,7 @@ from sdegen import (
     ExactTrace,
     Hutchinson,
     LangevinCorrector,
+    MALACorrector,
     NoneCorrector,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
@@ -31,6 +32,18 @@ from sdegen import random as R
 from sdegen.distributed import World, fixed_chunks, map_chunks
 
 SEEDS = list(range(1000, 1012))
+
+
+def _gaussian_log_density(mean: float = 1.0, std: float = 0.5):
+    """log p_t(x) up to a constant for data N(mean, std^2 I) under the VP SDE (MALA's target)."""
+    sde = SDES["VP"]
+
+    def log_density(t, x):
+        alpha, sigma = sde.alpha(t.double()).to(x)[:, None], sde.sigma(t.double()).to(x)[:, None]
+        return -((x - alpha * mean) ** 2 / (2 * (alpha**2 * std**2 + sigma**2))).sum(1)
+
+    return log_density
+
 
 STOCHASTIC = [
     ("ddpm", lambda: DDPMSampler(20)),
@@ -44,6 +57,10 @@ STOCHASTIC = [
     ),
     ("pc-ancestral", lambda: PredictorCorrectorSampler(AncestralSampling(), NoneCorrector(), 10)),
     ("annealed-langevin", lambda: AnnealedLangevinSampler(5, n_steps_each=2)),
+    (
+        "pc-mala",
+        lambda: PredictorCorrectorSampler(ReverseDiffusion(), MALACorrector(_gaussian_log_density()), 10),
+    ),
     ("ddim-eta", lambda: DDIMSampler(10, eta=0.5)),
     ("dpm-solver-sde", lambda: DPMSolverSDESampler(10)),
     ("edm-churn", lambda: EDMStochasticSampler(10, s_churn=10.0)),

@@ -35,6 +35,8 @@ API_MODULES = (
     "parameterization",
     "nn",
     "training",
+    "composition",
+    "observations",
     "analytic",
     "testing",
     "metrics",

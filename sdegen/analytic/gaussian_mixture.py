@@ -11,12 +11,22 @@ and its score is the posterior-weighted sum of the component scores,
 
 With Sigma_k = U_k diag(lambda_k) U_k^T computed once, C_k(t) = U_k diag(alpha^2 lambda_k + sigma^2)
 U_k^T, so both are exact and cost O(K d^2) per sample for a different t in every row.
+
+Components may carry class labels. Then, with r_k(x) the posterior component probabilities of p_t,
+
+    p_t(y | x) = sum_{k: label_k = y} r_k(x),       grad log p_t(x | y) = sum_k r_k(x | y) C_k^{-1} (alpha mu_k - x),
+
+with r_k(x | y) the same probabilities among the components of class y: the exact noisy classifier
+and the exact class-conditional score at every t. Conditioning on a linear Gaussian observation
+(:meth:`GaussianMixture.condition`) and the product of two mixtures (:meth:`GaussianMixture.product`)
+are again mixtures, in closed form.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -30,6 +40,9 @@ from sdegen._checks import (
     check_time,
 )
 from sdegen.sde.base import LinearSDE, ScoreFn
+
+if TYPE_CHECKING:
+    from sdegen.observations.base import Observation
 
 __all__ = ["GaussianMixture"]
 
@@ -54,6 +67,8 @@ class GaussianMixture:
             ``[K]`` (isotropic variance per component) or a single float (shared isotropic variance).
         event_shape: the shape of one sample, ``(d,)`` by default; any shape with ``d`` elements,
             e.g. ``(1, 4, 4)``, so that the oracle can stand in for image data.
+        labels: ``[K]`` class labels of the components, ints in 0..C-1 with every class present,
+            or None (unlabelled). A labelled mixture is the joint p(x, y) = sum_{k: label_k = y} w_k N_k(x).
 
     All parameters are stored in float64; inputs of any floating dtype are evaluated in float64 and
     returned in their own dtype (float64 in, float64 out).
@@ -66,6 +81,7 @@ class GaussianMixture:
         covariances: Tensor | Sequence | float,
         *,
         event_shape: Sequence[int] | None = None,
+        labels: Tensor | Sequence[int] | None = None,
     ) -> None:
         w = _as_float64("weights", weights)
         mu = _as_float64("means", means)
@@ -102,6 +118,8 @@ class GaussianMixture:
             )
         self.weights, self.means, self.covariances = w, mu, cov
         self.event_shape = event_shape
+        #: ``[K]`` int64 class labels of the components, or None
+        self.labels = None if labels is None else _check_labels(labels, K)
         self._evals, self._evecs = evals, evecs
         self._on_device: dict[torch.device, tuple[Tensor, ...]] = {}
 
@@ -158,8 +176,16 @@ class GaussianMixture:
         """The number of components K."""
         return self.means.shape[0]
 
+    @property
+    def n_classes(self) -> int | None:
+        """C, the number of classes of a labelled mixture (labels 0..C-1), else None."""
+        return None if self.labels is None else int(self.labels.max()) + 1
+
     def __repr__(self) -> str:
-        return f"GaussianMixture(K={self.n_components}, d={self.dim}, event_shape={self.event_shape})"
+        classes = "" if self.labels is None else f", classes={self.n_classes}"
+        return (
+            f"GaussianMixture(K={self.n_components}, d={self.dim}, event_shape={self.event_shape}{classes})"
+        )
 
     def mean(self) -> Tensor:
         """E[x] = sum_k w_k mu_k, shape ``event_shape``."""
@@ -190,27 +216,30 @@ class GaussianMixture:
             )
         return x.reshape(x.shape[0], -1).double()
 
-    def _log_prob_and_score(
-        self, x: Tensor, alpha: Tensor, sigma: Tensor, want_score: bool
-    ) -> tuple[Tensor, Tensor | None]:
-        """log p and grad log p of sum_k w_k N(alpha mu_k, alpha^2 Sigma_k + sigma^2 I) at ``x`` [B, d].
-
-        ``alpha`` and ``sigma`` are float64 tensors of shape ``[B]`` (or 0-d).
-        """
-        log_w, mu, lam, U = self._params(x.device)
+    def _components(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """log w_k N(x; alpha mu_k, C_k) ``[B, K]`` and C_k^{-1} (x - alpha mu_k) in the eigenbasis of
+        Sigma_k ``[B, K, d]``, for ``x`` [B, d] and float64 ``alpha``, ``sigma`` of shape [B] (or 0-d)."""
+        log_w, mu, lam, _ = self._params(x.device)
         a = alpha.reshape(-1, 1, 1)
         s = sigma.reshape(-1, 1, 1)
         diff = x[:, None, :] - a * mu[None]  # [B, K, d]
-        y = torch.einsum("bkd,kde->bke", diff, U)  # coordinates in each component's eigenbasis
+        y = torch.einsum("bkd,kde->bke", diff, self._params(x.device)[3])  # eigenbasis coordinates
         var = a * a * lam[None] + s * s  # [B, K, d]
         log_comp = -0.5 * ((y * y / var).sum(-1) + var.log().sum(-1) + self.dim * math.log(2 * math.pi))
-        log_joint = log_w[None] + log_comp
-        log_p = torch.logsumexp(log_joint, dim=1)
-        if not want_score:
-            return log_p, None
+        return log_w[None] + log_comp, y / var
+
+    def _score(self, log_joint: Tensor, whitened: Tensor, x: Tensor) -> Tensor:
+        """sum_k r_k C_k^{-1} (alpha mu_k - x) with r = softmax(log_joint) over the components."""
         resp = torch.softmax(log_joint, dim=1)  # posterior component probabilities r_k(x)
-        score = -torch.einsum("bke,kde,bk->bd", y / var, U, resp)
-        return log_p, score
+        return -torch.einsum("bke,kde,bk->bd", whitened, self._params(x.device)[3], resp)
+
+    def _log_prob_and_score(
+        self, x: Tensor, alpha: Tensor, sigma: Tensor, want_score: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """log p and grad log p of sum_k w_k N(alpha mu_k, alpha^2 Sigma_k + sigma^2 I) at ``x`` [B, d]."""
+        log_joint, whitened = self._components(x, alpha, sigma)
+        log_p = torch.logsumexp(log_joint, dim=1)
+        return log_p, (self._score(log_joint, whitened, x) if want_score else None)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """log p(x) for ``x`` of shape ``[B, *event_shape]``: shape ``[B]``, in ``x``'s dtype."""
@@ -223,6 +252,15 @@ class GaussianMixture:
         flat = self._flatten(x)
         one = torch.ones((), dtype=torch.float64, device=x.device)
         return self._log_prob_and_score(flat, one, 0 * one, want_score=True)[1].reshape(x.shape).to(x.dtype)
+
+    def responsibilities(self, x: Tensor) -> Tensor:
+        """r_k(x) = w_k N_k(x) / p(x), the posterior probability of each component, float64 ``[B, K]``.
+
+        Averaged over samples, an estimate of the component weights the samples were drawn with.
+        """
+        flat = self._flatten(x)
+        one = torch.ones((), dtype=torch.float64, device=x.device)
+        return torch.softmax(self._components(flat, one, 0 * one)[0], dim=1)
 
     def sample(
         self,
@@ -252,7 +290,9 @@ class GaussianMixture:
         tt = torch.tensor(t, dtype=torch.float64)
         a, s = sde.alpha(tt), sde.sigma(tt)
         cov = a**2 * self.covariances + s**2 * torch.eye(self.dim, dtype=torch.float64)
-        return GaussianMixture(self.weights, a * self.means, cov, event_shape=self.event_shape)
+        return GaussianMixture(
+            self.weights, a * self.means, cov, event_shape=self.event_shape, labels=self.labels
+        )
 
     def _coefficients(self, sde: LinearSDE, t: float | Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
         check_time(t, sde.T, x.shape[0])
@@ -285,6 +325,273 @@ class GaussianMixture:
             return self._log_prob_and_score(flat, a, s, want_score=False)[0].to(x.dtype)
 
         return log_prob_fn
+
+    # -- classes --------------------------------------------------------------------------------
+    def _require_labels(self, who: str) -> Tensor:
+        if self.labels is None:
+            raise ValueError(
+                f"{who} needs a labelled mixture; build it with GaussianMixture(..., labels=[...]) "
+                f"giving each component's class"
+            )
+        return self.labels
+
+    def class_prior(self) -> Tensor:
+        """p(y) = sum_{k: label_k = y} w_k, float64 ``[C]``."""
+        labels = self._require_labels("class_prior()")
+        return torch.zeros(self.n_classes, dtype=torch.float64).index_add_(0, labels, self.weights)
+
+    def class_conditional(self, y: int) -> GaussianMixture:
+        """p(x | y): the components of class ``y`` with their weights renormalised."""
+        labels = self._require_labels("class_conditional(y)")
+        y = _check_class("y", y, self.n_classes)
+        keep = labels == y
+        w = self.weights[keep]
+        return GaussianMixture(
+            w / w.sum(),
+            self.means[keep],
+            self.covariances[keep],
+            event_shape=self.event_shape,
+            labels=torch.zeros(int(keep.sum()), dtype=torch.int64),
+        )
+
+    def classifier(self, sde: LinearSDE) -> MixtureClassifier:
+        """The exact noisy classifier ``(t, x) -> log p_t(y | x)``, ``[B, C]``, under ``sde``.
+
+        log p_t(y | x) = logsumexp_{k: label_k = y} log w_k N_k,t(x) - log p_t(x) (Bayes' rule on the
+        marginals): normalised log-probabilities, i.e. logits whose softmax is p_t(y | x). The
+        result is differentiable in x, so grad_x log p_t(y | x) is exact by autograd; it has
+        ``n_classes``, as :class:`~sdegen.composition.ClassifierGuidance` expects of a classifier.
+        """
+        self._require_labels("classifier(sde)")
+        _check_linear(sde)
+        return MixtureClassifier(self, sde)
+
+    def conditional_score(self, sde: LinearSDE) -> MixtureConditionalScore:
+        """The exact class-conditional score ``(t, x, y) -> grad_x log p_t(x | y)`` under ``sde``.
+
+        ``y`` is an int or an int64 ``[B]`` tensor of labels in 0..C; the null label C
+        (``.null_label``) gives the unconditional score grad_x log p_t(x). This is the conditional
+        score model :class:`~sdegen.composition.ClassifierFreeGuidance` takes, made exact.
+        """
+        self._require_labels("conditional_score(sde)")
+        _check_linear(sde)
+        return MixtureConditionalScore(self, sde)
+
+    def _class_log_joint(self, flat: Tensor, alpha: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(log w_k N_k [B, K], whitened [B, K, d], log of the class indicator [K, C])."""
+        log_joint, whitened = self._components(flat, alpha, sigma)
+        onehot = torch.nn.functional.one_hot(self.labels, self.n_classes).to(flat.device, torch.float64)
+        return log_joint, whitened, onehot.log()
+
+    # -- conditionals and products --------------------------------------------------------------
+    def condition(self, observation: Observation) -> GaussianMixture:
+        """The exact conditional of the data given one linear Gaussian observation y = A x + s n.
+
+        In the observation's orthonormal coordinates (u = V^T x + s_j n', see
+        :class:`~sdegen.observations.Observation`) each component is updated by the Gaussian
+        conditioning formulas (the Schur complement; Bishop 2006, eq. 2.113-2.117):
+
+            S_k = V^T Sigma_k V + diag(s_j^2),   K_k = Sigma_k V S_k^{-1},
+            mu_k | u = mu_k + K_k (u - V^T mu_k),   Sigma_k | u = Sigma_k - K_k V^T Sigma_k,
+            w_k | u  propto  w_k N(u; V^T mu_k, S_k).
+
+        The result is the law of the *free coordinates* F x (``observation.free_coordinates(x)``):
+        for an exact observation the coordinates it leaves unobserved (the missing entries of an
+        inpainting), for a noisy one all of x. Labels are kept.
+        """
+        from sdegen.observations.base import Observation
+
+        if not isinstance(observation, Observation):
+            raise TypeError(
+                f"observation must be an sdegen.observations.Observation (Inpainting, Colorization, "
+                f"LinearObservation); got {type(observation).__name__}"
+            )
+        if observation.dim != self.dim:
+            raise ValueError(
+                f"observation observes data of shape {observation.event_shape} ({observation.dim} "
+                f"elements) but this mixture has d = {self.dim}"
+            )
+        V = observation.basis()  # [r, d]
+        u = observation.observed_values()  # [r]
+        s2 = observation.coordinate_std**2
+        F = observation.free_basis()  # [f, d]
+        SigV = self.covariances @ V.T  # [K, d, r]
+        S = V @ SigV + torch.diag_embed(s2).expand(self.n_components, -1, -1)  # [K, r, r]
+        L = torch.linalg.cholesky(S)
+        resid = u[None] - self.means @ V.T  # [K, r]
+        gain_t = torch.cholesky_solve(SigV.transpose(-1, -2), L)  # S^{-1} V^T Sigma: [K, r, d]
+        means = self.means + torch.einsum("krd,kr->kd", gain_t, resid)
+        covs = self.covariances - SigV @ gain_t
+        white = torch.linalg.solve_triangular(L, resid[..., None], upper=False)[..., 0]
+        log_norm = (
+            -0.5 * (white * white).sum(-1)
+            - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            - 0.5 * V.shape[0] * math.log(2 * math.pi)
+        )
+        weights = torch.softmax(self.weights.log() + log_norm, dim=0)
+        free_cov = F @ covs @ F.T
+        return GaussianMixture(
+            weights,
+            means @ F.T,
+            0.5 * (free_cov + free_cov.transpose(-1, -2)),
+            labels=self.labels,
+        )
+
+    def product(self, other: GaussianMixture) -> GaussianMixture:
+        """The normalised product p(x) q(x) / Z of two mixtures on the same space, a mixture of K1 K2 components.
+
+        N(mu_i, Sigma_i) N(m_j, T_j) = N(mu_i; m_j, Sigma_i + T_j) N(c_ij, C_ij) with
+        C_ij = Sigma_i - Sigma_i (Sigma_i + T_j)^{-1} Sigma_i and
+        c_ij = mu_i + Sigma_i (Sigma_i + T_j)^{-1} (m_j - mu_i) (Petersen and Pedersen, "The Matrix
+        Cookbook", sec. 8.1.8), so the weights are w_i v_j N(mu_i; m_j, Sigma_i + T_j) / Z. This
+        is the target of a product of experts (Hinton 2002; Du et al. 2023, sec. 3).
+        """
+        if not isinstance(other, GaussianMixture):
+            raise TypeError(f"other must be a GaussianMixture; got {type(other).__name__}")
+        if other.event_shape != self.event_shape:
+            raise ValueError(
+                f"the mixtures must live on the same space; got event shapes {self.event_shape} and "
+                f"{other.event_shape}"
+            )
+        K1, K2, d = self.n_components, other.n_components, self.dim
+        Sig = self.covariances[:, None].expand(K1, K2, d, d)
+        total = Sig + other.covariances[None]
+        L = torch.linalg.cholesky(total)
+        diff = other.means[None] - self.means[:, None]  # m_j - mu_i: [K1, K2, d]
+        solved = torch.cholesky_solve(diff[..., None], L)[..., 0]  # (Sigma_i + T_j)^{-1} (m_j - mu_i)
+        means = self.means[:, None] + torch.einsum("ijde,ije->ijd", Sig, solved)
+        covs = Sig - Sig @ torch.cholesky_solve(Sig, L)
+        white = torch.linalg.solve_triangular(L, diff[..., None], upper=False)[..., 0]
+        log_norm = (
+            -0.5 * (white * white).sum(-1)
+            - L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+            - 0.5 * d * math.log(2 * math.pi)
+        )
+        log_w = self.weights.log()[:, None] + other.weights.log()[None] + log_norm
+        weights = torch.softmax(log_w.reshape(-1), dim=0)
+        covs = covs.reshape(K1 * K2, d, d)
+        return GaussianMixture(
+            weights,
+            means.reshape(K1 * K2, d),
+            0.5 * (covs + covs.transpose(-1, -2)),
+            event_shape=self.event_shape,
+        )
+
+
+class MixtureClassifier:
+    """The exact noisy classifier of a labelled :class:`GaussianMixture`: ``(t, x) -> log p_t(y | x)`` ``[B, C]``."""
+
+    def __init__(self, mixture: GaussianMixture, sde: LinearSDE) -> None:
+        self.mixture, self.sde = mixture, sde
+        #: C, the number of classes
+        self.n_classes: int = mixture.n_classes
+
+    def __repr__(self) -> str:
+        return f"MixtureClassifier({self.mixture!r}, {self.sde!r})"
+
+    def __call__(self, t: float | Tensor, x: Tensor) -> Tensor:
+        m = self.mixture
+        flat = m._flatten(x)
+        a, s = m._coefficients(self.sde, t, x)
+        log_joint, _, log_onehot = m._class_log_joint(flat, a, s)
+        log_class = torch.logsumexp(log_joint[:, :, None] + log_onehot[None], dim=1)  # [B, C]
+        return (log_class - torch.logsumexp(log_joint, dim=1, keepdim=True)).to(x.dtype)
+
+    def log_prob_gradient(self, t: float | Tensor, x: Tensor, y: int | Tensor) -> Tensor:
+        """grad_x log p_t(y | x) in closed form, shaped like ``x``.
+
+        sum_k (r_k(x | y) - r_k(x)) C_k^{-1} (alpha mu_k - x): the class-conditional score minus the
+        unconditional one (Bayes' rule), with the posterior component probabilities r.
+        """
+        m = self.mixture
+        flat = m._flatten(x)
+        labels = _check_label_batch(y, x.shape[0], self.n_classes, x.device)
+        a, s = m._coefficients(self.sde, t, x)
+        log_joint, whitened, log_onehot = m._class_log_joint(flat, a, s)
+        mask = log_onehot.T[labels]  # [B, K]: 0 for the components of class y_b, -inf otherwise
+        out = m._score(log_joint + mask, whitened, flat) - m._score(log_joint, whitened, flat)
+        return out.reshape(x.shape).to(x.dtype)
+
+
+class MixtureConditionalScore:
+    """The exact class-conditional score of a labelled :class:`GaussianMixture`: ``(t, x, y) -> grad log p_t(x | y)``.
+
+    Labels run over 0..C-1; the null label C stands for "no label" and gives the unconditional score.
+    """
+
+    def __init__(self, mixture: GaussianMixture, sde: LinearSDE) -> None:
+        self.mixture, self.sde = mixture, sde
+        #: C, the number of classes
+        self.n_classes: int = mixture.n_classes
+        #: the label meaning "unconditional"
+        self.null_label: int = mixture.n_classes
+
+    def __repr__(self) -> str:
+        return f"MixtureConditionalScore({self.mixture!r}, {self.sde!r})"
+
+    def __call__(self, t: float | Tensor, x: Tensor, y: int | Tensor) -> Tensor:
+        m = self.mixture
+        flat = m._flatten(x)
+        labels = _check_label_batch(y, x.shape[0], self.n_classes + 1, x.device)
+        a, s = m._coefficients(self.sde, t, x)
+        log_joint, whitened, log_onehot = m._class_log_joint(flat, a, s)
+        # log 1[label_k = y_b] [B, K], with every component allowed for the null label (row C)
+        no_label = torch.zeros(1, m.n_components, dtype=torch.float64, device=x.device)
+        mask = torch.cat([log_onehot.T, no_label])[labels]
+        return m._score(log_joint + mask, whitened, flat).reshape(x.shape).to(x.dtype)
+
+
+def _check_labels(labels: object, K: int) -> Tensor:
+    if torch.is_tensor(labels):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
+        out = labels.detach().to("cpu", torch.int64)
+    else:
+        try:
+            values = list(labels)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(f"labels must be a sequence of ints; got {labels!r}") from None
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise TypeError(f"labels must be ints; got {values!r}")
+        out = torch.tensor(values, dtype=torch.int64)
+    if out.shape != (K,):
+        raise ValueError(
+            f"labels must have shape [K] = [{K}] (one per component); got shape {tuple(out.shape)}"
+        )
+    if bool((out < 0).any()):
+        raise ValueError(f"labels must be >= 0; got labels={out.tolist()}")
+    missing = sorted(set(range(int(out.max()) + 1)) - set(out.tolist()))
+    if missing:
+        raise ValueError(
+            f"labels must use every class 0..C-1; class(es) {missing} have no component in labels={out.tolist()}"
+        )
+    return out
+
+
+def _check_class(name: str, y: object, n_classes: int) -> int:
+    if torch.is_tensor(y) and y.numel() == 1 and not y.is_floating_point():
+        y = int(y)
+    if isinstance(y, bool) or not isinstance(y, int):
+        raise TypeError(f"{name} must be an int class label; got {y!r}")
+    if not 0 <= y < n_classes:
+        raise ValueError(f"{name} must be a class label in 0..{n_classes - 1}; got {name}={y}")
+    return y
+
+
+def _check_label_batch(y: object, batch: int, n_labels: int, device: torch.device) -> Tensor:
+    """``y`` (an int or an int ``[B]`` tensor of labels in 0..n_labels-1) as an int64 ``[B]`` tensor."""
+    if torch.is_tensor(y):
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"y must hold integer labels; got dtype {y.dtype}")
+        if y.ndim == 0:
+            y = y.expand(batch)
+        if y.shape != (batch,):
+            raise ValueError(f"y must be an int or have shape [B] = [{batch}]; got shape {tuple(y.shape)}")
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_labels:
+            raise ValueError(f"labels y must lie in 0..{n_labels - 1}; got a label {lo if lo < 0 else hi}")
+        return y.to(device, torch.int64)
+    return torch.full((batch,), _check_class("y", y, n_labels), dtype=torch.int64, device=device)
 
 
 def _check_linear(sde: object) -> None:

@@ -27,6 +27,7 @@ from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
 from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
+from sdegen.samplers.metropolis import HMCCorrector, MALACorrector
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import (
     AncestralSampling,
@@ -70,5 +71,7 @@ __all__ = [
     "LangevinCorrector",
     "AnnealedLangevinCorrector",
     "NoneCorrector",
+    "MALACorrector",
+    "HMCCorrector",
     "tweedie_denoise",
 ]

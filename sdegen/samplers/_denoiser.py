@@ -32,9 +32,15 @@ __all__ = ["DenoiserSampler", "Trajectory"]
 
 
 class DenoiserSampler(Sampler):
-    """Base of the samplers written against x0_hat on a :class:`~sdegen.sde.LinearSDE`."""
+    """Base of the samplers written against x0_hat on a :class:`~sdegen.sde.LinearSDE`.
+
+    All of them condition on an observation (``observation=``) by projecting the state they reach
+    at every grid time; the multistep methods (DPM-Solver++ 2M/3M and SDE, UniPC) keep the x0_hat
+    of their history as evaluated before the projection, as inpainting pipelines do.
+    """
 
     stochastic: ClassVar[bool] = False
+    supports_observation: ClassVar[bool] = True
     default_grid: ClassVar[type[TimeGrid]] = LogSNRGrid
     #: N when neither ``steps`` nor ``grid`` is given (the reference implementation's default)
     default_steps: ClassVar[int] = 20

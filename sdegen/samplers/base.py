@@ -19,7 +19,9 @@ from sdegen._checks import (
     check_positive,
     check_steps,
 )
+from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
 from sdegen.sde.base import SDE, ScoreFn
@@ -69,8 +71,17 @@ class Sampler(abc.ABC):
     is an error; ``_set_grid`` resolves them).
 
     Capabilities are attributes: ``stochastic`` (draws noise), ``order`` (weak order for SDE
-    schemes, global order for ODE schemes; None where the method is not a time discretisation)
-    and ``nfe_per_step`` (None where it varies).
+    schemes, global order for ODE schemes; None where the method is not a time discretisation),
+    ``nfe_per_step`` (None where it varies) and ``supports_observation``.
+
+    Conditioning on an observation (``observation=``, an :class:`~sdegen.observations.Observation`)
+    is one mechanism for every sampler that steps on a grid of its own: the base class checks the
+    observation against ``x_T`` and the SDE, binds it to the grid as an
+    ``ObservationProjection`` (``sdegen.samplers._projection``), and passes that to
+    ``_sample`` as ``observation=``; the sampler applies it to the state it reaches at every
+    grid time (and the base class sets the observed coordinates exactly after ``denoise=True``).
+    Samplers without ``supports_observation`` refuse an observation before any work, and
+    deterministic samplers refuse a noisy one (it must be sampled below its noise level).
     """
 
     stochastic: ClassVar[bool]
@@ -87,6 +98,9 @@ class Sampler(abc.ABC):
     def steps(self) -> int | None:
         """N, the number of steps of the grid (None without one)."""
         return None if self.grid is None else self.grid.steps
+
+    #: whether ``_sample`` takes ``observation=`` (conditioning by projection on its grid)
+    supports_observation: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -106,6 +120,18 @@ class Sampler(abc.ABC):
         """Raise before any work if the SDE lacks what this sampler needs (default: nothing)."""
         return None
 
+    def check_observation(self) -> None:
+        """Raise ``TypeError`` before any work unless this sampler can condition on an observation."""
+        if not self.supports_observation:
+            raise TypeError(
+                f"{self!r} cannot condition on an observation: it does not declare supports_observation "
+                f"(a sampler that steps through a grid of its own and imposes the observation there). Use "
+                f"a grid sampler (PredictorCorrectorSampler, DDPMSampler, AnnealedLangevinSampler, DDIM, "
+                f"DPM-Solver, EDM, UniPC, ReverseSDESampler with fixed steps, ProbabilityFlowSampler with a "
+                f"one-step fixed-grid method), or condition by guidance with "
+                f"sdegen.composition.ReconstructionGuidance, which works with every sampler."
+            )
+
     @abc.abstractmethod
     def _sample(
         self,
@@ -116,7 +142,11 @@ class Sampler(abc.ABC):
         generator: RandomSource,
         return_trajectory: bool,
     ) -> SamplePath:
-        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations."""
+        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
+
+        A sampler with ``supports_observation`` also takes ``observation``, an
+        ``ObservationProjection`` (passed only when the caller conditions): it applies ``x = observation(i, x)`` to its state at every grid time t_i.
+        """
 
     def __call__(
         self,
@@ -130,6 +160,7 @@ class Sampler(abc.ABC):
         progress: bool = False,
         denoise: bool = False,
         check_finite_every: int | None = None,
+        observation: Observation | None = None,
     ) -> SampleResult:
         """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
 
@@ -148,6 +179,9 @@ class Sampler(abc.ABC):
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
                 once at the end, so a GPU is never synchronised while sampling). A non-finite score
                 raises ``FloatingPointError`` naming its first time and evaluation either way.
+            observation: condition on it by projection at every grid time (see the class
+                docstring and :mod:`sdegen.observations`); needs ``supports_observation`` and a
+                LinearSDE.
         """
         sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
         if check_finite_every is None:
@@ -158,6 +192,9 @@ class Sampler(abc.ABC):
         self.check(grid)
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
+        extra = {}
+        if observation is not None:
+            extra["observation"] = projection = self._bind_observation(observation, grid, x_T, generator)
         score = ScoreEvaluator(
             score_fn,
             T=sde.T,
@@ -169,12 +206,14 @@ class Sampler(abc.ABC):
         try:
             with torch.no_grad():
                 path = self._sample(
-                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory
+                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory, **extra
                 )
                 x = path.x
                 if denoise:
                     score.step = None
                     x = score.data_prediction(grid.t[-1], x, grid.alpha[-1], grid.sigma[-1])
+                    if observation is not None:
+                        x = projection.exact(x)
                 score.raise_if_nonfinite()
         finally:
             score.close()
@@ -182,6 +221,33 @@ class Sampler(abc.ABC):
         if not return_trajectory:
             return SampleResult(x, score.nfe, None, None)
         return SampleResult(x, score.nfe, path.trajectory, path.ts)
+
+    def _bind_observation(
+        self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: RandomSource
+    ) -> ObservationProjection:
+        """Validate ``observation`` for this sampler, SDE and ``x_T``, and bind it to the grid."""
+        if not isinstance(observation, Observation):
+            raise TypeError(
+                f"observation must be an sdegen.observations.Observation (Inpainting, Colorization, "
+                f"LinearObservation); got {type(observation).__name__}"
+            )
+        self.check_observation()
+        check_linear_sde(
+            grid.sde,
+            "conditioning on an observation (observation=...)",
+            "The noised observation is drawn from the kernel N(alpha(t) x_0, sigma(t)^2 I).",
+        )
+        if observation.noise_std > 0 and not self.stochastic:
+            # Below the noise level t* the observed coordinates are left to the sampler, which must
+            # draw from p(x_0 | x_t*); a deterministic flow maps the point x_t* to a single x_0.
+            raise TypeError(
+                f"{self!r} is deterministic, but a noisy observation (noise_std={observation.noise_std:g}) "
+                f"is imposed only down to its noise level and must be sampled below it. Use a stochastic "
+                f"sampler (DDPMSampler, DDIMSampler(eta=1.0), DPMSolverSDESampler, ReverseSDESampler, a "
+                f"PredictorCorrectorSampler), or condition by guidance (ReconstructionGuidance)."
+            )
+        observation.check(x_T)
+        return ObservationProjection(observation, grid, generator)
 
     def _set_grid(
         self,

@@ -12,6 +12,7 @@ from sdegen import random
 from sdegen._checks import check_real
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath
 from sdegen.samplers.grid import TimeGrid
@@ -79,8 +80,11 @@ class DDIMSampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         for i in range(grid.steps):
             score.step = i
@@ -98,5 +102,7 @@ class DDIMSampler(DenoiserSampler):
                 )
                 z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
                 x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(c2))
+            if observation is not None:
+                x = observation(i + 1, x)
             path.append(x)
         return path.path(x, grid)

@@ -11,6 +11,7 @@ from torch import Tensor
 from sdegen._checks import check_steps
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath
 from sdegen.samplers.grid import TimeGrid
@@ -105,8 +106,11 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, t_{i-2}
         for i in range(grid.steps):
@@ -130,5 +134,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
                 phi_2 = phi_1 / h + 1.0
                 phi_3 = phi_2 / h - 0.5
                 x = x + (alpha[i + 1] * phi_2) * D1 - (alpha[i + 1] * phi_3) * D2
+            if observation is not None:
+                x = observation(i + 1, x)
             path.append(x)
         return path.path(x, grid)

@@ -11,6 +11,7 @@ from torch import Tensor
 from sdegen import random
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath
 from sdegen.samplers.dpm_solver_multistep import multistep_order
@@ -70,8 +71,11 @@ class DPMSolverSDESampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}
         for i in range(grid.steps):
@@ -87,5 +91,7 @@ class DPMSolverSDESampler(DenoiserSampler):
             z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
             x = torch.add(x * (sigma[i + 1] / sigma[i] * math.exp(-h)), x0, alpha=alpha[i + 1] * one_minus)
             x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(one_minus))
+            if observation is not None:
+                x = observation(i + 1, x)
             path.append(x)
         return path.path(x, grid)

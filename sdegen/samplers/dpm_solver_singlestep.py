@@ -10,6 +10,7 @@ from torch import Tensor
 
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath
 from sdegen.samplers.grid import TimeGrid
@@ -58,9 +59,12 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam, r = grid.alpha, grid.sigma, grid.log_snr, self.r
         mid = self.times_at_log_snr(grid, [lam[i] + r * (lam[i + 1] - lam[i]) for i in range(grid.steps)])
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         for i in range(grid.steps):
             score.step = i
@@ -70,5 +74,7 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
             x0_mid = self.denoised(mid, i, u, score)
             D = torch.add(x0 * (1 - 0.5 / r), x0_mid, alpha=0.5 / r)
             x = torch.add(x * (sigma[i + 1] / sigma[i]), D, alpha=-alpha[i + 1] * math.expm1(-h))
+            if observation is not None:
+                x = observation(i + 1, x)
             path.append(x)
         return path.path(x, grid)

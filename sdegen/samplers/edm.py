@@ -13,6 +13,7 @@ from sdegen import random
 from sdegen._checks import check_real
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath
 from sdegen.samplers.grid import KarrasGrid, TimeGrid
@@ -76,8 +77,11 @@ class EDMHeunSampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         x_hat = x / alpha[0]
         for i in range(grid.steps):
@@ -86,6 +90,8 @@ class EDMHeunSampler(DenoiserSampler):
             x_hat = _heun_step(
                 x_hat, s[i], s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
             )
+            if observation is not None:
+                x_hat = observation(i + 1, alpha[i + 1] * x_hat) / alpha[i + 1]
             path.append(alpha[i + 1] * x_hat)
         return path.path(alpha[-1] * x_hat, grid)
 
@@ -161,6 +167,7 @@ class EDMStochasticSampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
         N = grid.steps
@@ -173,6 +180,8 @@ class EDMStochasticSampler(DenoiserSampler):
         churned = self.times_at_log_snr(
             grid, [lam - math.log1p(g) for lam, g in zip(grid.log_snr[:N], gamma, strict=True)]
         )
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         x_hat = x / alpha[0]
         for i in range(N):
@@ -186,5 +195,7 @@ class EDMStochasticSampler(DenoiserSampler):
             x_hat = _heun_step(
                 x_hat, s_hat, s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
             )
+            if observation is not None:
+                x_hat = observation(i + 1, alpha[i + 1] * x_hat) / alpha[i + 1]
             path.append(alpha[i + 1] * x_hat)
         return path.path(alpha[-1] * x_hat, grid)

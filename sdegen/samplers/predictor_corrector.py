@@ -10,6 +10,7 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen.random import RandomSource
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.correctors import Corrector
@@ -46,6 +47,10 @@ class PredictorCorrectorSampler(Sampler):
     followed here, runs it after, so the final samples are corrected at eps.) The DDPM and
     annealed Langevin samplers are this loop with fixed parts.
 
+    With ``observation=`` the observed coordinates are replaced by the noised observation at t_0
+    and after the predictor and the corrector of every step (score_sde's inpainting and
+    colorization update functions, Song et al. 2021, appendix I).
+
     Args:
         predictor: e.g. :class:`EulerMaruyama`, :class:`ReverseDiffusion`, :class:`AncestralSampling`.
         corrector: e.g. :class:`LangevinCorrector`, :class:`AnnealedLangevinCorrector`.
@@ -57,6 +62,7 @@ class PredictorCorrectorSampler(Sampler):
 
     # DDPM (Ho et al. 2020, Alg. 2) adds no noise in its last step.
     _noise_in_last_step: ClassVar[bool] = True
+    supports_observation = True
     #: N when neither ``steps`` nor a grid is given
     default_steps: ClassVar[int] = 1000
 
@@ -111,16 +117,24 @@ class PredictorCorrectorSampler(Sampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         noise = _Noise(x, generator)
         predictor, corrector = self.predictor, self.corrector
+        corrects = corrector.nfe_per_step > 0
+        if observation is not None:
+            x = observation(0, x)
         path = [x] if return_trajectory else None
         last = grid.steps - 1
         for i in range(grid.steps):
             score.step = i
             noisy = predictor.stochastic and (i < last or self._noise_in_last_step)
             x = predictor.update(grid, i, x, score, noise() if noisy else None)
+            if observation is not None:
+                x = observation(i + 1, x)
             x = corrector.update(grid, i + 1, x, score, noise)
+            if observation is not None and corrects:
+                x = observation(i + 1, x)
             if path is not None:
                 path.append(x)
         return SamplePath(x, None if path is None else torch.stack(path), grid.ts)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
+import torch
 import torchdiffeq
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
 from sdegen._solve import LoggedField, solve_failure
 from sdegen.random import RandomSource
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import TimeGrid, uniform_times
@@ -58,6 +60,11 @@ class ProbabilityFlowSampler(Sampler):
     | bosh3           | 3        | 3     | yes      |
     | fehlberg2       | 2        | 2     | yes      |
     | adaptive_heun   | 2        | 2     | yes      |
+
+    With ``observation=`` (fixed-grid one-step methods: not adaptive, not Adams) each step is one
+    ``odeint`` call over one interval of the grid, and the observed coordinates are replaced by
+    the noised observation between them: the replacement method on a deterministic sampler,
+    whose only randomness is then the noise of the replaced coordinates.
 
     Args:
         method: a torchdiffeq method from the table.
@@ -132,6 +139,19 @@ class ProbabilityFlowSampler(Sampler):
     def nfe_per_step(self) -> int | None:
         return self.METHODS[self.method].nfe_per_step
 
+    @property
+    def supports_observation(self) -> bool:  # type: ignore[override]
+        return not self.METHODS[self.method].adaptive and not self.method.endswith("adams")
+
+    def check_observation(self) -> None:
+        if not self.supports_observation:
+            why = "chooses its own steps" if self.METHODS[self.method].adaptive else "is a multistep method"
+            raise TypeError(
+                f"{self!r} cannot condition on an observation: method={self.method!r} {why}, and the "
+                f"observation is imposed after every step of a fixed grid. Use a one-step fixed-grid "
+                f"method (euler, midpoint, heun2, heun3, rk4) with steps=N, or a stochastic grid sampler."
+            )
+
     def time_grid(self, sde: SDE, eps: float) -> Tensor:
         if self.grid is None:
             return uniform_times(sde.T, eps, _DEFAULT_OUTPUTS)
@@ -145,10 +165,22 @@ class ProbabilityFlowSampler(Sampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         ts = grid.ts
         ode = ProbabilityFlowODE(grid.sde, score)
         field = LoggedField(ode)
+        if observation is not None:
+            if x.device.type == "cpu":
+                ode.tabulate(ts, x.dtype)
+            x = observation(0, x)
+            path = [x] if return_trajectory else None
+            for i in range(grid.steps):
+                score.step = i
+                x = observation(i + 1, self._solve(field, x, ts[i : i + 2])[-1])
+                if path is not None:
+                    path.append(x)
+            return SamplePath(x, None if path is None else torch.stack(path), ts)
         adaptive = self.METHODS[self.method].adaptive
         t = ts if (return_trajectory or not adaptive) else ts[[0, -1]]
         if adaptive:

@@ -12,6 +12,7 @@ from torch import Tensor
 from sdegen._checks import check_positive
 from sdegen.brownian import SequentialBrownian
 from sdegen.random import BatchGenerator, RandomSource
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import TimeGrid, UniformGrid
@@ -61,6 +62,11 @@ class ReverseSDESampler(Sampler):
     | euler_heun      | 1        | 1          | Stratonovich                              |
     | reversible_heun | 1        | 1          | weakly damped: needs many steps here      |
     | log_ode         | 2        | 1          | BrownianInterval with Levy area [B, D, D] |
+
+    With ``observation=`` (fixed steps only) each step is one ``sdeint`` call over one interval of
+    the grid, and the observed coordinates are replaced between them; the result has the law of
+    the same method with the projection after every step (reversible_heun restarts its
+    auxiliary state at every step).
 
     Args:
         method: a torchsde method name from the table.
@@ -117,6 +123,18 @@ class ReverseSDESampler(Sampler):
         return self.METHODS[self.method].weak_order
 
     @property
+    def supports_observation(self) -> bool:  # type: ignore[override]
+        return not self.adaptive
+
+    def check_observation(self) -> None:
+        if self.adaptive:
+            raise TypeError(
+                f"{self!r} cannot condition on an observation: adaptive=True chooses its own steps, and "
+                f"the observation is imposed on a fixed grid. Use ReverseSDESampler({self.method!r}, "
+                f"steps=N) or a PredictorCorrectorSampler."
+            )
+
+    @property
     def nfe_per_step(self) -> int | None:
         return None if self.adaptive else self.METHODS[self.method].nfe_per_step
 
@@ -128,14 +146,17 @@ class ReverseSDESampler(Sampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         spec = self.METHODS[self.method]
         ts = grid.ts
         rsde = ReverseTimeSDE(
             grid.sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
         )
-        y0 = rsde.flatten(x)
         s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
+        if observation is not None:
+            return self._sample_projected(rsde, s, grid, score, x, generator, return_trajectory, observation)
+        y0 = rsde.flatten(x)
         start, end = float(s[0]), float(s[-1])
         uniform = isinstance(self.grid, UniformGrid)
         # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
@@ -146,14 +167,7 @@ class ReverseSDESampler(Sampler):
                 start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
             )
         else:
-            if isinstance(generator, BatchGenerator):
-                raise ValueError(
-                    f"{self!r} cannot draw per-sample noise from a {type(generator).__name__}: "
-                    f"{'adaptive stepping' if self.adaptive else 'log_ode'} needs torchsde's BrownianInterval, "
-                    f"which draws the whole batch's Brownian path from one seed. Use fixed steps with another "
-                    f"method (e.g. ReverseSDESampler('euler')), or a torch.Generator"
-                )
-            entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+            entropy = self._entropy(generator, x)
             bm = torchsde.BrownianInterval(
                 start,
                 end,
@@ -180,3 +194,51 @@ class ReverseSDESampler(Sampler):
             ys = torch.stack(ys) if return_trajectory else torch.stack([ys[0], ys[-1]])
         path = rsde.unflatten(ys)
         return SamplePath(path[-1], path if return_trajectory else None, ts)
+
+    def _entropy(self, generator: RandomSource, x: Tensor) -> int:
+        """The seed of a torchsde BrownianInterval, drawn from ``generator``."""
+        if isinstance(generator, BatchGenerator):
+            raise ValueError(
+                f"{self!r} cannot draw per-sample noise from a {type(generator).__name__}: "
+                f"{'adaptive stepping' if self.adaptive else 'log_ode'} needs torchsde's BrownianInterval, "
+                f"which draws the whole batch's Brownian path from one seed. Use fixed steps with another "
+                f"method (e.g. ReverseSDESampler('euler')), or a torch.Generator"
+            )
+        return int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+
+    def _sample_projected(
+        self,
+        rsde: ReverseTimeSDE,
+        s: Tensor,
+        grid: CoefficientGrid,
+        score: ScoreEvaluator,
+        x: Tensor,
+        generator: RandomSource,
+        return_trajectory: bool,
+        observation: ObservationProjection,
+    ) -> SamplePath:
+        """One sdeint call per grid interval (exactly one step each), the projection after each."""
+        spec = self.METHODS[self.method]
+        rsde.tabulate(s[:-1])  # every step starts at a grid time
+        x = observation(0, x)
+        path = [x] if return_trajectory else None
+        for i in range(grid.steps):
+            score.step = i
+            start, end = float(s[i]), float(s[i + 1])
+            y = rsde.flatten(x)
+            if spec.sequential_brownian:
+                bm = SequentialBrownian(
+                    start, end, y.shape, dtype=y.dtype, device=y.device, generator=generator
+                )
+            else:
+                entropy = self._entropy(generator, x)
+                bm = torchsde.BrownianInterval(
+                    start, end, size=y.shape, dtype=y.dtype, device=y.device, entropy=entropy,
+                    levy_area_approximation="foster",
+                )  # fmt: skip
+            dt = (end - start) * (1 + 1e-9)  # one step, clipped to the interval's end
+            y = torchsde.sdeint(rsde, y, s[i : i + 2], bm=bm, method=self.method, dt=dt)[-1]
+            x = observation(i + 1, rsde.unflatten(y))
+            if path is not None:
+                path.append(x)
+        return SamplePath(x, None if path is None else torch.stack(path), grid.ts)

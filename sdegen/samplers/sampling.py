@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_generator, check_shape_tuple, check_tensor
+from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
 from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
 from sdegen.samplers.reverse_sde import ReverseSDESampler
@@ -31,6 +32,7 @@ def sample(
     progress: bool = False,
     denoise: bool = False,
     check_finite_every: int | None = None,
+    observation: Observation | None = None,
 ) -> SampleResult:
     """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
 
@@ -63,6 +65,9 @@ def sample(
         denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
         check_finite_every: read the score's finiteness back to the host every this many evaluations
             (default: the sampler's own; once at the end for sdegen's own loops).
+        observation: an :class:`~sdegen.observations.Observation` (e.g. ``Inpainting(mask, values)``)
+            to condition on by projection at every step of a grid sampler (see
+            :class:`~sdegen.samplers.base.Sampler`); other samplers refuse it before any work.
 
     Returns:
         :class:`~sdegen.samplers.base.SampleResult` with ``x``, ``nfe``, ``trajectory``, ``ts``.
@@ -76,6 +81,8 @@ def sample(
     if not isinstance(sde, SDE):
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
     check_generator(generator)
+    if observation is not None:
+        sampler.check_observation()  # before drawing the prior
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
@@ -108,4 +115,5 @@ def sample(
         progress=progress,
         denoise=denoise,
         check_finite_every=check_finite_every,
+        observation=observation,
     )

@@ -12,6 +12,7 @@ from torch import Tensor
 from sdegen._checks import check_steps
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath
 from sdegen.samplers.dpm_solver_multistep import multistep_order
@@ -106,8 +107,11 @@ class UniPCSampler(DenoiserSampler):
         *,
         generator: RandomSource,
         return_trajectory: bool,
+        observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
+        if observation is not None:
+            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         score.step = 0
         D = [self.denoised(grid, 0, x, score)]  # x0_hat at t_i, t_{i-1}, ...
@@ -130,5 +134,7 @@ class UniPCSampler(DenoiserSampler):
                 for rho, d in zip(rho_c[:-1], D1, strict=True):
                     x = torch.add(x, d, alpha=-alpha[i + 1] * B_h * rho)
                 D = [D_next, *D[: self._p - 1]]
+            if observation is not None:
+                x = observation(i + 1, x)
             path.append(x)
         return path.path(x, grid)
