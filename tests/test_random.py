@@ -267,3 +267,27 @@ def test_deterministic_samplers_accept_per_sample_generators():
         x_T=R.randn((3, 2), R.PerSampleGenerator(range(3))),
     )
     assert torch.equal(out.x, ref.x)
+
+
+@pytest.mark.parametrize("source", ["distribution", "images"])
+def test_the_rows_of_a_global_batch_are_those_of_the_undivided_batch(source):
+    """What process r of N trains on is rows r G/N .. (r+1) G/N of the one-process batch, dequantization
+    noise included, and the trainer's stream advances alike."""
+    from sdegen import data as D
+
+    if source == "distribution":
+        batches = D.DistributionBatches(D.ring(), 8)
+    else:
+        pixels = torch.randint(
+            0, 256, (20, 1, 4, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8
+        )
+        batches = D.DatasetBatches(D.ImageData(pixels), 8, seed=1)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    whole = batches.batch(3, g1)
+    parts = []
+    for rows in [(0, 4), (4, 8)]:
+        g = torch.Generator().manual_seed(5)
+        parts.append(batches.batch(3, g, rows=rows))
+        g2 = g
+    assert torch.equal(torch.cat(parts), whole)
+    assert torch.equal(g1.get_state(), g2.get_state())
