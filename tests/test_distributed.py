@@ -122,7 +122,11 @@ def test_a_killed_process_stops_the_run_and_leaves_its_checkpoint_intact(killed_
     assert statuses[1] == -9, outputs[1]
     # Process 0 fails with the command's one-line error instead of hanging in a collective.
     assert "command 3 exited with 1" in outputs[0], outputs[0]
-    assert "sdegen train: failed:" in outputs[0]
+    assert (
+        "sdegen train: failed: RankFailed: another process of the run stopped while this one was at step 4"
+        in outputs[0]
+    )
+    assert "the last checkpoint (step 3) is intact" in outputs[0]
     state = load_checkpoint(out / "checkpoints" / "last.pt")  # verifies the checksum
     assert state["step"] == 3 and state["world_size"] == 2
     assert not stale_temporaries(out / "checkpoints" / "last.pt")

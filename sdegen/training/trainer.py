@@ -422,6 +422,16 @@ class Trainer:
                         last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
                     ):
                         self.save_checkpoint()
+            except RuntimeError as e:
+                if not (self.world.distributed and _lost_a_process(e)):
+                    raise
+                last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+                first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise distributed.RankFailed(
+                    f"another process of the run stopped while this one was at step {self.step} "
+                    f"({first_line}); the last checkpoint ({last}) is intact: resume the run from it, "
+                    f"on any number of processes"
+                ) from e
             finally:
                 bar.close()
         return TrainResult(self.step, list(self.history), time.perf_counter() - start)
@@ -620,6 +630,16 @@ class Trainer:
         if self.world.is_main and text != log.read_text():
             atomic_write(log, lambda f: f.write(text.encode()), fsync=False)
         self.history = [json.loads(line) for line in kept]
+
+
+def _lost_a_process(error: RuntimeError) -> bool:
+    """Whether a collective failed because a peer process went away (gloo's and NCCL's errors)."""
+    import torch.distributed as dist
+
+    text = str(error)
+    return isinstance(error, getattr(dist, "DistError", ())) or any(
+        word in text for word in ("gloo", "NCCL", "Connection reset", "Connection closed")
+    )
 
 
 def _plain(value: Any) -> Any:
