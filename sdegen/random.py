@@ -42,6 +42,7 @@ __all__ = [
     "derive_seed",
     "generator_device",
     "check_generator",
+    "check_whole_batch_generator",
 ]
 
 
@@ -320,6 +321,17 @@ class _Rows(BatchGenerator):
                 f"draw {k + 1} was {made}: every part of a batch must make the same sequence of draws"
             )
         return full.narrow(batch_dim, self.start, self.batch_size)
+
+
+def check_whole_batch_generator(generator: object) -> None:
+    """Raise ``TypeError`` unless ``generator`` is None or a ``torch.Generator``: for what draws a whole
+    set at once (data sets, oracles), where per-sample streams do not apply."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None; got {type(generator).__name__}. Data sets and "
+            f"oracles draw a whole set from one stream; per-sample seeds apply to samplers, likelihoods "
+            f"and losses"
+        )
 
 
 def check_generator(generator: object, like: Tensor | None = None, like_name: str = "") -> None:

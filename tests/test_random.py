@@ -158,6 +158,9 @@ def test_a_per_sample_generator_must_have_one_seed_per_sample():
         R.PerSampleGenerator([])
     with pytest.raises(TypeError, match="seeds must be a sequence of ints"):
         R.PerSampleGenerator("123")
+    # Data sets and oracles draw a whole set from one stream, and say so.
+    with pytest.raises(TypeError, match="per-sample seeds apply to samplers, likelihoods and losses"):
+        MIXTURE.sample(4, generator=R.PerSampleGenerator(range(4)))
 
 
 def test_per_sample_draws_are_each_seeds_own_stream():

@@ -39,6 +39,7 @@ from sdegen._checks import (
     check_steps,
     check_time,
 )
+from sdegen.random import check_whole_batch_generator
 from sdegen.sde.base import LinearSDE, ScoreFn
 
 if TYPE_CHECKING:
@@ -272,6 +273,7 @@ class GaussianMixture:
     ) -> Tensor:
         """``n`` independent samples, shape ``[n, *event_shape]``: pick k ~ w, then mu_k + U_k lambda_k^(1/2) z."""
         n = check_steps("n", n)
+        check_whole_batch_generator(generator)
         if generator is not None and device is None:
             device = generator.device
         device = torch.device(device) if device is not None else torch.device("cpu")
