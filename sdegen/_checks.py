@@ -168,16 +168,11 @@ def check_linear_sde(sde: object, who: str, instead: str = "") -> None:
 
 
 def check_generator(generator: object, like: Tensor | None = None, like_name: str = "") -> None:
-    """Raise unless ``generator`` is None or a ``torch.Generator`` (on the device of ``like``, if given)."""
-    if generator is None:
-        return
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None; got {type(generator).__name__}")
-    if like is not None and generator.device.type != like.device.type:
-        raise ValueError(
-            f"generator is on {generator.device} but {like_name} is on {like.device}; create it with "
-            f"torch.Generator(device={str(like.device)!r})"
-        )
+    """Raise unless ``generator`` is None, a ``torch.Generator`` or an :class:`sdegen.random.BatchGenerator`
+    (on the device of ``like`` and, for a batch generator, with one entry per sample of ``like``)."""
+    from sdegen.random import check_generator as check
+
+    check(generator, like, like_name)
 
 
 def check_score_output(score: object, x: Tensor, name: str = "score_fn") -> None:

@@ -9,7 +9,9 @@ import torch
 import torchsde
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_real, check_shape_tuple
+from sdegen.random import RandomSource
 
 __all__ = ["SequentialBrownian"]
 
@@ -46,7 +48,8 @@ class SequentialBrownian(torchsde.BaseBrownian):
         size: shape of one increment, ``(B, D)`` for torchsde.
         dtype: of the increments.
         device: of the increments.
-        generator: the source of randomness (``None`` uses torch's global generator).
+        generator: the source of randomness (``None`` uses torch's global generator); a
+            :class:`~sdegen.random.PerSampleGenerator` draws row i of every increment from sample i's stream.
     """
 
     def __init__(
@@ -57,7 +60,7 @@ class SequentialBrownian(torchsde.BaseBrownian):
         *,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
     ) -> None:
         super().__init__()
         t0, t1 = check_real("t0", t0), check_real("t1", t1)
@@ -103,7 +106,7 @@ class SequentialBrownian(torchsde.BaseBrownian):
 
     def _normal(self, std: float) -> Tensor:
         out = torch.empty(self._shape, dtype=self._dtype, device=self._device)
-        return out.normal_(0.0, std, generator=self._generator)
+        return random.normal_(out, self._generator, std=std)
 
     def __call__(
         self,

@@ -24,6 +24,7 @@ from sdegen import (
     ReverseDiffusion,
     UniPCSampler,
 )
+from sdegen.random import PerSampleGenerator
 
 _READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 
@@ -69,16 +70,16 @@ def count_host_reads(monkeypatch):
         "unipc",
     ],
 )
-def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, count_host_reads):
+@pytest.mark.parametrize("per_sample", [False, True], ids=["generator", "per-sample-seeds"])
+def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, per_sample, count_host_reads):
     sde = SDES["VP"]
     score = gaussian_score(sde, 1.0, 0.5)  # reads nothing back itself (the oracle's score checks t)
     counts = []
     for steps in (5, 40):
         x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+        generator = PerSampleGenerator(range(16)) if per_sample else torch.Generator().manual_seed(1)
         count_host_reads["n"] = 0
-        out = sdegen.sample(
-            sde, score, None, make(steps), x_T=x_T, generator=torch.Generator().manual_seed(1)
-        )
+        out = sdegen.sample(sde, score, None, make(steps), x_T=x_T, generator=generator)
         counts.append(count_host_reads["n"])
         assert out.nfe >= steps
     assert counts[0] == counts[1], counts
@@ -98,3 +99,14 @@ def test_checking_every_evaluation_is_available_and_reads_once_per_evaluation(co
         )
         counts.append(count_host_reads["n"])
     assert counts[1] - counts[0] >= 29  # one read per evaluation instead of one at the end
+
+
+def test_the_progress_bar_reads_no_times_back(count_host_reads):
+    sde = SDES["VP"]
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    counts = []
+    for steps in (5, 40):
+        count_host_reads["n"] = 0
+        sdegen.sample(sde, gaussian_score(sde, 1.0, 0.5), None, DDPMSampler(steps), x_T=x_T, progress=True)
+        counts.append(count_host_reads["n"])
+    assert counts[0] == counts[1], counts

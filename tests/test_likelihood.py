@@ -63,11 +63,12 @@ class _FixedProbes(Hutchinson):
 # -- exactness against the oracle ------------------------------------------------------------------
 @pytest.mark.parametrize("d", [1, 2, 16])
 @pytest.mark.parametrize("sde", SDES, ids=SDE_IDS)
-def test_exact_trace_recovers_the_oracle_log_density(sde, d):
+def test_exact_trace_recovers_the_oracle_log_density(sde, d, device):
     """|logp - log p_eps(x)| <= 1e-3 nats with the exact score, exact trace and exact log p_T."""
     gm = _mixture(d)
-    x = _data(gm, sde, 8)
+    x = _data(gm, sde, 8).to(device)
     res = _exact(gm, sde, x)
+    assert res.logp.device.type == device.type
     expected = gm.marginal(sde, EPS).log_prob(x)
     assert res.logp.shape == (8,) and res.logp.dtype == F64 and res.z.shape == x.shape
     assert (res.logp - expected).abs().max() <= 1e-3

@@ -78,11 +78,14 @@ class Case:
         self.x_T = MIXTURE.marginal(sde, sde.T).sample(n, generator=self.generator)
         self.null = null(name, n)
 
-    def check(self, sampler):
-        out = sdegen.sample(
-            self.sde, MIXTURE.score(self.sde), None, sampler, x_T=self.x_T, generator=self.generator
-        )
-        report = check_samples(out.x, self.oracle, null=self.null, seed=self.seed, z_tolerance=Z)
+    def check(self, sampler, device=None):
+        x_T, generator = self.x_T, self.generator
+        device = device or torch.device("cpu")
+        if device.type != "cpu":
+            x_T, generator = x_T.to(device), torch.Generator(device).manual_seed(self.seed)
+        out = sdegen.sample(self.sde, MIXTURE.score(self.sde), None, sampler, x_T=x_T, generator=generator)
+        assert out.x.device.type == device.type
+        report = check_samples(out.x.cpu(), self.oracle, null=self.null, seed=self.seed, z_tolerance=Z)
         assert report, f"{sampler!r}:\n{report}"
         return out
 
@@ -93,9 +96,9 @@ def case(request):
 
 
 @pytest.mark.parametrize("make", [m for _, m in SAMPLERS], ids=[i for i, _ in SAMPLERS])
-def test_sampler_reproduces_the_oracle(case, make):
+def test_sampler_reproduces_the_oracle(case, make, device):
     sampler = make()
-    out = case.check(sampler)
+    out = case.check(sampler, device)
     if sampler.nfe_per_step is not None:
         assert out.nfe == sampler.steps * sampler.nfe_per_step
 

@@ -42,6 +42,8 @@ API_MODULES = (
     "testing",
     "metrics",
     "data",
+    "random",
+    "distributed",
 )
 
 

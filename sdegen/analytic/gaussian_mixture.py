@@ -39,6 +39,7 @@ from sdegen._checks import (
     check_steps,
     check_time,
 )
+from sdegen.random import check_whole_batch_generator
 from sdegen.sde.base import LinearSDE, ScoreFn
 
 if TYPE_CHECKING:
@@ -293,6 +294,7 @@ class GaussianMixture:
     ) -> tuple[Tensor, Tensor]:
         """Pick k ~ w, then mu_k + U_k lambda_k^(1/2) z: float64 samples and their components ``[n]``."""
         n = check_steps("n", n)
+        check_whole_batch_generator(generator)
         if generator is not None and device is None:
             device = generator.device
         device = torch.device(device) if device is not None else torch.device("cpu")

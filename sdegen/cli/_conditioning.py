@@ -1,10 +1,16 @@
 """What ``sdegen sample`` conditions on: classes (``--label``, ``--guidance``, ``--classifier``) and
 observed pixels (``--inpaint``), turned into a score function and an observation -- checked against
-the run before any sample is drawn."""
+the run before any sample is drawn.
+
+Both are per sample (sample i's class, the image sample i fills in), and are served for the samples
+``begin:end`` of a chunk (:meth:`Classes.score_fn`, :meth:`Inpaint.observation`), so that samples
+drawn in fixed chunks, on any number of processes, are conditioned as in one batch.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,12 +31,17 @@ __all__ = ["Classes", "Inpaint", "classes", "inpaint"]
 
 @dataclass
 class Classes:
-    """The score function to sample and the class of each sample (None: unconditional)."""
+    """How to score the samples (``guided(labels)``, or the model itself for ``labels`` None) and the
+    class of each sample (None: unconditional)."""
 
-    score_fn: ScoreFn
+    guided: Callable[[Tensor | None], ScoreFn]
     labels: Tensor | None = None
     report: dict[str, Any] = field(default_factory=dict)
     title: str = ""
+
+    def score_fn(self, begin: int, end: int) -> ScoreFn:
+        """The score function of the samples ``begin:end`` (guided to their own classes)."""
+        return self.guided(None if self.labels is None else self.labels[begin:end])
 
 
 def classes(
@@ -55,10 +66,14 @@ def classes(
             )
         w = args.guidance if has_guidance else 0.0
         labels = _labels(args, model.n_classes, n, args.run_dir, own_labels)
-        score_fn = ClassifierFreeGuidance(model, labels.to(device), w)
+
+        def guided(y: Tensor) -> ScoreFn:
+            return ClassifierFreeGuidance(model, y.to(device), w)
+
+        guided(labels)  # checked now, before any sample is drawn
         report = {"labels": _label_report(args, own_labels), "guidance": w}
         what = "conditional model" if w == 0 else f"classifier-free guidance w = {w:g}"
-        return Classes(score_fn, labels, report, what)
+        return Classes(guided, labels, report, what)
     if has_guidance:
         raise UsageError(
             f"--guidance is classifier-free guidance, which needs a class-conditional run (`sdegen train "
@@ -72,17 +87,21 @@ def classes(
                 f"classifier to guide this unconditional one (--classifier RUN from `sdegen train "
                 f"--classifier`); {args.run_dir} is unconditional"
             )
-        return Classes(model)
+        return Classes(lambda _: model)
     clf = _classifier_run(args.classifier, trained, device)
     scale = args.classifier_scale if has_scale else 1.0
     labels = _labels(args, clf.model.n_classes, n, args.classifier, own_labels)
-    score_fn = ClassifierGuidance(model, clf.model, labels.to(device), scale)
+
+    def guided(y: Tensor) -> ScoreFn:
+        return ClassifierGuidance(model, clf.model, y.to(device), scale)
+
+    guided(labels)  # checked now, before any sample is drawn
     report = {
         "labels": _label_report(args, own_labels),
         "classifier": str(args.classifier),
         "classifier_scale": scale,
     }
-    return Classes(score_fn, labels, report, f"classifier guidance, scale {scale:g}")
+    return Classes(guided, labels, report, f"classifier guidance, scale {scale:g}")
 
 
 def _labels(args: argparse.Namespace, n_classes: int, n: int, where: object, own: Tensor | None) -> Tensor:
@@ -130,15 +149,19 @@ def _classifier_run(path: str, trained: Run, device: torch.device) -> Run:
 
 @dataclass
 class Inpaint:
-    """Inpainting of test images: the observation, its mask, the original images of the samples and
-    the label of each sample's image (None for unlabelled images)."""
+    """Inpainting of test images: the mask, the ``n_images`` original images (sample i fills in image
+    i mod ``n_images``) and the label of each sample's image (None for unlabelled images)."""
 
-    observation: Inpainting
     mask: Tensor
     originals: Tensor
     n_images: int
     name: str
     labels: Tensor | None
+
+    def observation(self, begin: int, end: int) -> Inpainting:
+        """What the samples ``begin:end`` observe: their images where the mask is True."""
+        which = torch.arange(begin, end) % self.n_images
+        return Inpainting(self.mask, self.originals[which])
 
 
 def inpaint(args: argparse.Namespace, trained: Run, n: int) -> Inpaint | None:
@@ -169,7 +192,9 @@ def inpaint(args: argparse.Namespace, trained: Run, n: int) -> Inpaint | None:
     originals = bundle.test.to_model(pixels, dequantize=False)
     which = torch.arange(n) % k
     labels = None if bundle.test.labels is None else bundle.test.labels[:k][which]
-    return Inpaint(Inpainting(mask, originals[which]), mask, originals, k, name, labels)
+    fill = Inpaint(mask, originals, k, name, labels)
+    fill.observation(0, n)  # checked now, before any sample is drawn
+    return fill
 
 
 def _mask_file(path: Path, shape: tuple[int, ...]) -> Tensor:

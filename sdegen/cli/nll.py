@@ -1,4 +1,17 @@
-"""``sdegen nll``: log-likelihood (and bits/dim for images) of a data split, averaged over repeats."""
+"""``sdegen nll``: log-likelihood (and bits/dim for images) of a data split, averaged over repeats.
+
+Every (repeat, example) pair has its own seed, derived from ``--seed``, the repeat and the
+example's index, from which its dequantization noise and divergence probes are drawn
+(:class:`~sdegen.random.PerSampleGenerator`). The pairs are solved in fixed chunks of
+``--batch-size`` by global index (:func:`sdegen.distributed.map_chunks`); under ``torchrun
+--nproc_per_node=N`` the chunks are shared out over the processes, which meet only to gather the
+per-example results on process 0, which writes them. The per-example log-likelihoods are then
+bit-identical for any number of processes at the same ``--batch-size``.
+
+A class-conditional run is evaluated as -log p(x | y) with each example's own label (the model
+given that example's label, in whatever chunk it is solved), or with ``--unconditional`` as
+-log p(x) of its unconditional half (the null label).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +23,7 @@ from pathlib import Path
 import torch
 
 import sdegen
+from sdegen import distributed
 from sdegen.cli._common import (
     UsageError,
     add_common_arguments,
@@ -20,9 +34,12 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.run import load_run
-from sdegen.training.files import check_writable
+from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.training.files import atomic_write, check_writable
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "PER_EXAMPLE"]
+
+PER_EXAMPLE = "nll_per_example.pt"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +49,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Exact negative log-likelihood through the probability-flow ODE of a split of the run's "
         "data (bits/dim for images, from uniformly dequantized pixels), averaged over repeats of the "
         "dequantization noise and divergence probes. 2-D sets draw fresh points from --seed; where the "
-        "density is known its true NLL on the same points is printed beside the model's. Writes nll.json.",
+        "density is known its true NLL on the same points is printed beside the model's. Writes nll.json "
+        f"and the per-example log-likelihoods {PER_EXAMPLE}. Under torchrun the examples are split "
+        "over the processes, with the same per-example results.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write nll.json [default: RUN]")
@@ -53,8 +72,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="start time of the ODE [default: the smallest noise level of an NCSN run, else 1e-5]",
     )
-    p.add_argument("--batch-size", type=positive_int, default=1000, help="points per ODE solve")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=1000,
+        help="examples per ODE solve: the fixed chunks by global index (results depend on it at the "
+        "level of the tolerances, since a solve's steps are shared by its chunk)",
+    )
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (slow first call)")
     p.add_argument(
         "--unconditional",
         action="store_true",
@@ -66,6 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    world = distributed.init(device)
+    device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
     trained = load_run(run_dir, device, ema=not args.no_ema)
@@ -81,20 +109,22 @@ def run(args: argparse.Namespace) -> int:
         )
     # A conditional run is evaluated as -log p(x | y) with the data's labels (or its null label).
     labelled = trained.kind == "conditional" and not args.unconditional
-    check_writable(out)  # before the work: a result that cannot be written would be lost
+    # Before the work: a result that cannot be written would be lost.
+    world.run(lambda: check_writable(out), where="main")
     eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
+    if args.compile:
+        model.net.compile()
     d = math.prod(bundle.event_shape)
     exact = args.divergence == "exact" or (args.divergence == "auto" and d <= 16)
     divergence = sdegen.ExactTrace() if exact else sdegen.Hutchinson()
-    g = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
-    nll_per_repeat, bpd_per_repeat, true_nll, nfe = [], [], None, 0
-    labels = None
+    true_nll, labels = None, None
     if bundle.is_image:
         images = bundle.test if args.split == "test" else bundle.train
         pixels = images.pixels[: min(args.n, len(images))].to(device)
+        n = pixels.shape[0]
         if labelled:
-            labels = images.labels[: pixels.shape[0]].to(device)
+            labels = images.labels[:n].to(device)
     else:
         draw = torch.Generator().manual_seed(args.seed)
         if labelled:
@@ -102,63 +132,86 @@ def run(args: argparse.Namespace) -> int:
             points, labels = points.to(device), labels.to(device)
         else:
             points = bundle.distribution.sample(args.n, draw).to(device)
+        n = points.shape[0]
         mixture = getattr(bundle.distribution, "mixture", None)
         if mixture is not None:  # exactly at eps: the data convolved with the kernel at eps
             true_nll = -float(_mixture_log_prob(mixture, model.sde, eps, points, labels).mean())
         elif bundle.distribution.has_density and not labelled:
             true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
-    for _ in range(args.repeats):
-        x = images.to_model(pixels, g) if bundle.is_image else points
-        logps = []
-        chunk_labels = (
-            [None] * len(x.split(args.batch_size)) if labels is None else labels.split(args.batch_size)
+
+    def solve(begin: int, end: int) -> dict:
+        # Work item j is example j % n in repeat j // n; each has its own stream.
+        j = torch.arange(begin, end)
+        example, repeat = (j % n).tolist(), (j // n).tolist()
+        g = PerSampleGenerator(
+            [derive_seed(args.seed, r, i) for r, i in zip(repeat, example, strict=True)], device
         )
-        for chunk, y in zip(x.split(args.batch_size), chunk_labels, strict=True):
-            score_fn = (
-                model if not model.is_conditional else model.given(model.null_label if y is None else y)
-            )
-            res = sdegen.log_likelihood(
-                chunk,
-                model.sde,
-                score_fn,
-                divergence=divergence,
-                rtol=args.rtol,
-                atol=args.atol,
-                eps=eps,
-                generator=g,
-            )
-            logps.append(res.logp.detach())
-            nfe += res.nfe
-        logp = torch.cat(logps)
-        nll_per_repeat.append(-float(logp.mean()))
-        if bundle.is_image:
-            bpd_per_repeat.append(float(images.bits_per_dim(logp).mean()))
-    seconds = time.perf_counter() - start
+        x = images.to_model(pixels[example], g) if bundle.is_image else points[example]
+        score_fn = model
+        if model.is_conditional:  # each example's own label, or the null label
+            score_fn = model.given(model.null_label if labels is None else labels[example])
+        res = sdegen.log_likelihood(
+            x,
+            model.sde,
+            score_fn,
+            divergence=divergence,
+            rtol=args.rtol,
+            atol=args.atol,
+            eps=eps,
+            generator=g,
+        )
+        return {"logp": res.logp.detach(), "nfe": res.nfe}
+
+    gathered = distributed.map_chunks(solve, n * args.repeats, args.batch_size, world=world)
+    if not world.is_main:
+        world.barrier()  # until process 0 has written
+        return 0
+    try:
+        report = {
+            "of": "-log p(x | y), the data's labels" if labelled else "-log p(x)",
+            **_report(args, gathered, n, divergence, bundle, images if bundle.is_image else None),
+        }
+        report["eps"] = eps
+        report["seconds"] = time.perf_counter() - start
+        report["processes"] = world.size
+        line = f"{'conditional ' if labelled else ''}NLL {report['nll']:.4f} nats"
+        if "bits_per_dim" in report:
+            line += f", {report['bits_per_dim']:.4f} bits/dim"
+        if true_nll is not None:
+            report["true_nll"] = true_nll
+            line += f" (true NLL of the same points {true_nll:.4f} nats)"
+        # Printed before it is written, so that a failed write does not lose it.
+        print(
+            f"{line}; {n} points x {args.repeats} repeat(s), {report['nfe']} evaluations, "
+            f"{report['seconds']:.1f} s" + (f" on {world.size} processes" if world.distributed else "")
+        )
+        logp = gathered["logp"].view(args.repeats, n)
+        atomic_write(out / PER_EXAMPLE, lambda f: torch.save({"logp": logp}, f))
+        write_json(out / "nll.json", report)
+        print(f"wrote {out / 'nll.json'} and {out / PER_EXAMPLE}")
+    finally:
+        world.barrier()
+    return 0
+
+
+def _report(args, gathered, n, divergence, bundle, images) -> dict:
+    logp = gathered["logp"].view(args.repeats, n)
+    nll_per_repeat = (-logp.double().mean(dim=1)).tolist()
     report = {
-        "of": "-log p(x | y), the data's labels" if labelled else "-log p(x)",
         "split": args.split if bundle.is_image else "fresh",
-        "n": int(x.shape[0]),
-        "eps": eps,
+        "n": n,
         "repeats": args.repeats,
         "divergence": repr(divergence),
+        "batch_size": args.batch_size,
         "nll": sum(nll_per_repeat) / args.repeats,
         "nll_per_repeat": nll_per_repeat,
-        "nfe": nfe,
-        "seconds": seconds,
+        "nfe": gathered["nfe"],
     }
-    line = f"{'conditional ' if labelled else ''}NLL {report['nll']:.4f} nats"
-    if bpd_per_repeat:
-        report["bits_per_dim"] = sum(bpd_per_repeat) / args.repeats
-        report["bits_per_dim_per_repeat"] = bpd_per_repeat
-        line += f", {report['bits_per_dim']:.4f} bits/dim"
-    if true_nll is not None:
-        report["true_nll"] = true_nll
-        line += f" (true NLL of the same points {true_nll:.4f} nats)"
-    # Printed before it is written, so that a failed write does not lose it.
-    print(f"{line}; {report['n']} points x {args.repeats} repeat(s), {nfe} evaluations, {seconds:.1f} s")
-    write_json(out / "nll.json", report)
-    print(f"wrote {out / 'nll.json'}")
-    return 0
+    if images is not None:
+        bpd = [float(images.bits_per_dim(row).mean()) for row in logp]
+        report["bits_per_dim"] = sum(bpd) / args.repeats
+        report["bits_per_dim_per_repeat"] = bpd
+    return report
 
 
 def _mixture_log_prob(

@@ -1,5 +1,13 @@
 """``sdegen sample``: draw samples from a trained run with a chosen sampler, perhaps of a class
-(classifier-free or classifier guidance) or filling in images (inpainting)."""
+(classifier-free or classifier guidance) or filling in images (inpainting).
+
+Sample i is drawn from its own seed, derived from ``--seed`` and i
+(:class:`~sdegen.random.PerSampleGenerator`), in fixed chunks of ``--batch-size`` by index
+(:func:`sdegen.distributed.map_chunks`); under ``torchrun --nproc_per_node=N`` the chunks are shared
+out over the processes and gathered on process 0, which writes, with the same samples bit for bit.
+What sample i is conditioned on (its class, the image it fills in) is also a function of i alone,
+so a chunk is guided by the labels and observations of its own samples.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from pathlib import Path
 import torch
 
 import sdegen
+from sdegen import distributed
 from sdegen.cli import _report
 from sdegen.cli._common import (
     UsageError,
@@ -23,10 +32,11 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli._conditioning import Inpaint, classes, inpaint
+from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
 from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
-from sdegen.cli.run import load_run
+from sdegen.cli.run import Run, load_run
 from sdegen.metrics import energy_distance
+from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
@@ -75,6 +85,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--n", type=positive_int, default=1000, help="number of samples")
     p.add_argument(
+        "--batch-size", type=positive_int, default=1000, help="samples per call of the sampler (fixed chunks)"
+    )
+    p.add_argument(
         "--eps",
         type=positive_float,
         default=None,
@@ -83,6 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--denoise", action="store_true", help="finish with one noise-free denoising step")
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    p.add_argument("--compile", action="store_true", help="torch.compile the network (slow first call)")
     g = p.add_argument_group("classes")
     g.add_argument(
         "--label",
@@ -129,6 +143,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    world = distributed.init(device)
+    device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
     if args.sampler is not None and args.grid != "default" and not SAMPLERS[args.sampler].fixed_steps:
@@ -142,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             f"unconditional run with it, `sdegen sample RUN --label K --classifier {run_dir}`"
         )
     bundle, model, levels = trained.data, trained.model, trained.levels
-    check_writable(out)  # before the work: samples that cannot be written would be lost
+    # Before the work: samples that cannot be written would be lost.
+    world.run(lambda: check_writable(out), where="main")
     name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
     spec = SAMPLERS[name]
     # An NCSN run's annealed Langevin steps through exactly its training levels.
@@ -159,23 +176,73 @@ def run(args: argparse.Namespace) -> int:
     with as_usage_error("conditioning"):
         cond = classes(args, trained, args.n, device, None if fill is None else fill.labels)
     eps = check_end_time(model.sde, trained.end_time(args.eps))
-    g = torch.Generator(device).manual_seed(args.seed)
+    if args.compile:
+        model.net.compile()
     start = time.perf_counter()
-    result = sdegen.sample(
-        model.sde,
-        cond.score_fn,
-        (args.n, *bundle.event_shape),
-        sampler,
-        eps=eps,
-        generator=g,
-        device=device,
-        return_trajectory=not bundle.is_image,
-        progress=True,
-        denoise=args.denoise,
-        observation=None if fill is None else fill.observation,
-    )
-    seconds = time.perf_counter() - start
-    x = result.x.detach().cpu()
+
+    def draw(begin: int, end: int) -> dict:
+        g = PerSampleGenerator([derive_seed(args.seed, i) for i in range(begin, end)], device)
+        result = sdegen.sample(
+            model.sde,
+            cond.score_fn(begin, end),
+            (end - begin, *bundle.event_shape),
+            sampler,
+            eps=eps,
+            generator=g,
+            device=device,
+            return_trajectory=not bundle.is_image,
+            progress=world.is_main,
+            denoise=args.denoise,
+            observation=None if fill is None else fill.observation(begin, end),
+        )
+        chunk = {"x": result.x, "nfe": result.nfe}
+        if result.trajectory is not None:
+            chunk["trajectory"] = result.trajectory.transpose(0, 1)  # samples first, for the gather
+        return chunk
+
+    gathered = distributed.map_chunks(draw, args.n, args.batch_size, world=world)
+    if not world.is_main:
+        world.barrier()  # until process 0 has written
+        return 0
+    try:
+        _write(
+            args,
+            out,
+            gathered,
+            name=name,
+            sampler=sampler,
+            title=spec.title,
+            trained=trained,
+            cond=cond,
+            fill=fill,
+            eps=eps,
+            seconds=time.perf_counter() - start,
+            world=world,
+        )
+    finally:
+        world.barrier()
+    return 0
+
+
+def _write(
+    args: argparse.Namespace,
+    out: Path,
+    gathered: dict,
+    *,
+    name: str,
+    sampler: object,
+    title: str,
+    trained: Run,
+    cond: Classes,
+    fill: Inpaint | None,
+    eps: float,
+    seconds: float,
+    world: distributed.World,
+) -> None:
+    """On process 0: the gathered samples, their report and figures."""
+    bundle, model = trained.data, trained.model
+    x = gathered["x"]
+    trajectory = gathered["trajectory"].transpose(0, 1) if "trajectory" in gathered else None
     atomic_write(out / "samples.pt", lambda f: torch.save(x, f))
     report = {
         "sampler": name,
@@ -183,11 +250,12 @@ def run(args: argparse.Namespace) -> int:
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,
-        "nfe": result.nfe,
+        "nfe": gathered["nfe"],
         "seconds": seconds,
+        "processes": world.size,
         **cond.report,
     }
-    title = spec.title + (f", {cond.title}" if cond.title else "")
+    title = title + (f", {cond.title}" if cond.title else "")
     fresh, extra = None, ""
     if not bundle.is_image:
         fresh_g = torch.Generator().manual_seed(args.seed + 1)
@@ -205,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
             f"on the filled-in pixels"
         )
     # Printed before the figures and the report are written, so that a failed write loses nothing.
-    print(f"{title}: {args.n} samples, {result.nfe} score evaluations, {seconds:.1f} s{extra}")
+    print(f"{title}: {args.n} samples, {report['nfe']} score evaluations, {seconds:.1f} s{extra}")
     suffix = "" if fill is None else f"-inpaint-{fill.name}"
     figure = out / "figures" / f"samples-{name}{suffix}.png"
     labels = cond.labels
@@ -217,10 +285,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         colours = None if labels is None else {"data": labels, title: labels}
         _report.scatter_figure({"data": fresh, title: x}, figure, labels=colours)
-        _report.trajectory_figure({title: result.trajectory}, out / "figures" / f"trajectories-{name}.png")
+        _report.trajectory_figure({title: trajectory}, out / "figures" / f"trajectories-{name}.png")
     write_json(out / "samples.json", report)
     print(f"wrote {out / 'samples.pt'}, {out / 'samples.json'} and {figure}")
-    return 0
 
 
 def _inpainting_report(fill: Inpaint, x: torch.Tensor) -> dict[str, object]:

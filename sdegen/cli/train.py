@@ -3,6 +3,10 @@ a noise-conditional classifier (``--classifier``) and write a run directory.
 
 The run directory holds ``config.json`` (every setting, resolved), ``checkpoints/last.pt``,
 ``metrics.jsonl`` (one JSON record per log step) and ``figures/``.
+
+Under ``torchrun --nproc_per_node=N -m sdegen train ...`` it trains data-parallel on N processes
+(``--batch-size`` is the global batch, split over them), and process 0 alone writes the run
+directory; the result equals a one-process run's to float32 round-off, and either resumes the other.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 import torch
 
+from sdegen import distributed
 from sdegen.cli import _report
 from sdegen.cli._common import (
     UsageError,
@@ -37,6 +42,7 @@ from sdegen.cli.registry import (
 )
 from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
+from sdegen.training.config import PRECISIONS
 
 __all__ = ["add_parser", "run", "config_from_args"]
 
@@ -118,7 +124,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="total steps [default: 5000, or the run's on --resume]",
     )
-    g.add_argument("--batch-size", type=positive_int, default=256, help="examples per step")
+    g.add_argument(
+        "--batch-size", type=positive_int, default=256, help="examples per step (over all processes)"
+    )
+    g.add_argument(
+        "--grad-accumulation",
+        type=positive_int,
+        default=1,
+        help="micro-batches per process and step, to keep --batch-size on fewer devices",
+    )
+    g.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="autocast precision of the network (bfloat16, float16) or none (float32)",
+    )
+    g.add_argument("--compile", action="store_true", help="torch.compile the network (slow first steps)")
     g.add_argument("--lr", type=positive_float, default=1e-3, help="peak AdamW learning rate")
     g.add_argument("--weight-decay", type=float, default=0.0, help="AdamW decoupled weight decay")
     g.add_argument("--warmup", type=nonnegative_int, default=200, help="linear warm-up steps")
@@ -193,6 +214,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             log_every=args.log_every,
             checkpoint_every=args.checkpoint_every,
             progress=not args.no_progress,
+            grad_accumulation=args.grad_accumulation,
+            precision=args.precision,
+            compile=args.compile,
         )
     return RunConfig(
         data=data,
@@ -255,6 +279,9 @@ SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "ema_rampup": (("train", "ema_rampup"), True),
     "log_every": (("train", "log_every"), True),
     "checkpoint_every": (("train", "checkpoint_every"), True),
+    "grad_accumulation": (("train", "grad_accumulation"), True),
+    "precision": (("train", "precision"), True),
+    "compile": (("train", "compile"), True),
     "eval_every": (("eval", "every"), True),
     "n_eval": (("eval", "n"), True),
 }
@@ -304,17 +331,30 @@ def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    world = distributed.init(device)
+    device = world.device(device)
     out = Path(args.out)
-    if args.resume:
-        if args.preset:
-            raise UsageError(f"--resume continues the run in {out} with its own settings; drop --preset")
-        cfg, changed = resumed_config(args, out)
-    else:
+    if args.resume and args.preset:
+        raise UsageError(f"--resume continues the run in {out} with its own settings; drop --preset")
+
+    def settings() -> tuple[RunConfig, dict[str, list[Any]]]:
+        if args.resume:
+            return resumed_config(args, out)
         if RunDirectory(out).holds_run() or (out / CONFIG).exists():
             raise UsageError(
                 f"{out} already holds a run; pass --resume to continue it, or choose another --out"
             )
-        cfg, changed = config_from_args(args), {}
+        return config_from_args(args), {}
+
+    # Every process checks before any writes (agreeing on a refusal), so none sees another's files.
+    cfg, changed = world.run(settings)
+    parts = world.size * cfg.train.grad_accumulation
+    if cfg.batch_size % parts:
+        raise UsageError(
+            f"--batch-size {cfg.batch_size} must split evenly over {world.size} process(es) x "
+            f"--grad-accumulation {cfg.train.grad_accumulation}; use a multiple of {parts}"
+        )
+    say = print if world.is_main else _quiet
     r = build_run(cfg, device)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     if r.kind == "score":
@@ -340,24 +380,29 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             step = trainer.load_checkpoint()
             if step >= cfg.train.steps:
-                print(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
+                say(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
                 return 0
             if changed:
                 cfg = cfg.with_resumed(step, changed)
                 summary = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
-                print(f"resuming {out} at step {step} with changed settings: {summary}")
+                say(f"resuming {out} at step {step} with changed settings: {summary}")
         trainer.metadata = {"config": cfg.to_dict()}
-        write_json(out / CONFIG, cfg.to_dict())
+        world.run(lambda: write_json(out / CONFIG, cfg.to_dict()), where="main")
         n_params = sum(p.numel() for p in r.model.parameters())
         what = {"score": "", "conditional": "class-conditional ", "classifier": "classifier "}[r.kind]
         classes = "" if r.kind == "score" else f" ({r.data.n_classes} classes)"
-        print(
+        on = f" on {world.size} processes" if world.distributed else ""
+        say(
             f"training {what}{cfg.model['name']} ({n_params:,} parameters) on {r.data.name}{classes} with "
-            f"{r.loss!r}, {r.sde!r}"
+            f"{r.loss!r}, {r.sde!r}{on}"
         )
         result = trainer.fit()
     last = result.history[-1] if result.history else {}
     summary = ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
-    print(f"step {result.step} in {result.wall_time:.1f} s: {summary}")
-    print(f"run directory: {out} (config.json, checkpoints/last.pt, metrics.jsonl, figures/)")
+    say(f"step {result.step} in {result.wall_time:.1f} s: {summary}")
+    say(f"run directory: {out} (config.json, checkpoints/last.pt, metrics.jsonl, figures/)")
     return 0
+
+
+def _quiet(*args: object, **kwargs: object) -> None:
+    """What processes other than 0 print: nothing (process 0 speaks for the run)."""

@@ -8,6 +8,11 @@ checkpoint keeps.
 
 A labelled source (``n_classes`` not None) returns a :class:`LabelledBatch` ``(x, y)``: the data and
 their int64 class labels, for class-conditional models and classifiers.
+
+A training step's batch is global: with several processes (or accumulated micro-batches) each
+takes its ``rows`` of it, and those rows are exactly the rows of the undivided batch, random numbers
+and labels included (every process draws the randomness of the whole batch from the same stream and
+keeps its rows), so training does not depend on how the batch is split.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from torch import Tensor
 from sdegen._checks import check_steps
 from sdegen.data.images import ImageData, check_dataset_labels
 from sdegen.data.toy import ToyDistribution
+from sdegen.random import GlobalBatchGenerator
 
 __all__ = ["BatchSource", "DistributionBatches", "DatasetBatches", "LabelledBatch"]
 
@@ -51,8 +57,19 @@ class BatchSource(abc.ABC):
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
+        rows: tuple[int, int] | None = None,
     ) -> Tensor | LabelledBatch:
-        """The batch for training step ``step`` (0-based)."""
+        """The batch for training step ``step`` (0-based), or its rows ``start:stop`` (``rows``)."""
+
+    def _rows(self, rows: tuple[int, int] | None) -> tuple[int, int]:
+        if rows is None:
+            return 0, self.batch_size
+        start, stop = rows
+        if not 0 <= start < stop <= self.batch_size:
+            raise ValueError(
+                f"rows must lie in [0, batch_size={self.batch_size}] with start < stop; got {rows}"
+            )
+        return start, stop
 
 
 class DistributionBatches(BatchSource):
@@ -77,11 +94,17 @@ class DistributionBatches(BatchSource):
         self.event_shape = distribution.event_shape
         self.n_classes = distribution.n_classes if labels else None
 
-    def batch(self, step, generator=None, *, device=None, dtype=torch.float32) -> Tensor | LabelledBatch:
+    def batch(
+        self, step, generator=None, *, device=None, dtype=torch.float32, rows=None
+    ) -> Tensor | LabelledBatch:
+        start, stop = self._rows(rows)
+        whole = (start, stop) == (0, self.batch_size)
+        # The whole batch is drawn (fresh samples are cheap) and the rows kept, labels with points.
         if self.n_classes is None:
-            return self.distribution.sample(self.batch_size, generator, device=device, dtype=dtype)
+            x = self.distribution.sample(self.batch_size, generator, device=device, dtype=dtype)
+            return x if whole else x[start:stop]
         x, y = self.distribution.sample_labelled(self.batch_size, generator, device=device, dtype=dtype)
-        return LabelledBatch(x, y)
+        return LabelledBatch(x, y) if whole else LabelledBatch(x[start:stop], y[start:stop])
 
 
 class DatasetBatches(BatchSource):
@@ -148,10 +171,16 @@ class DatasetBatches(BatchSource):
             self._epoch = (epoch, torch.randperm(len(self.data), generator=g))
         return self._epoch[1][position * self.batch_size : (position + 1) * self.batch_size]
 
-    def batch(self, step, generator=None, *, device=None, dtype=torch.float32) -> Tensor | LabelledBatch:
-        idx = self.indices(step)
+    def batch(
+        self, step, generator=None, *, device=None, dtype=torch.float32, rows=None
+    ) -> Tensor | LabelledBatch:
+        start, stop = self._rows(rows)
+        idx = self.indices(step)[start:stop]
         if isinstance(self.data, ImageData):
             pixels = self.data.pixels[idx].to(device)
+            # The dequantization noise of the rows is theirs in the whole batch's draw.
+            if generator is None or isinstance(generator, torch.Generator):
+                generator = GlobalBatchGenerator(generator, self.batch_size).rows(start, stop)
             x = self.data.to_model(pixels, generator, dequantize=self.dequantize, dtype=dtype)
         else:
             x = self.data[idx].to(device=device, dtype=dtype)

@@ -17,6 +17,7 @@ import math
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_steps
 
 __all__ = ["ImageData"]
@@ -69,7 +70,7 @@ class ImageData:
     def to_model(
         self,
         pixels: Tensor,
-        generator: torch.Generator | None = None,
+        generator: random.RandomSource = None,
         *,
         dequantize: bool = True,
         dtype: torch.dtype = torch.float32,
@@ -77,7 +78,7 @@ class ImageData:
         """Pixels k -> x = 2 (k + u) / levels - 1, with u ~ U[0, 1) or, without dequantization, 1/2."""
         k = pixels.to(dtype)
         if dequantize:
-            k = k + torch.rand(k.shape, generator=generator, device=k.device, dtype=dtype)
+            k = k + random.rand(k.shape, generator, device=k.device, dtype=dtype)
         else:
             k = k + 0.5
         return 2 * k / self.levels - 1

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from sdegen._checks import check_batch_shape, check_positive, check_real, check_steps
 from sdegen.analytic import GaussianMixture
+from sdegen.random import check_whole_batch_generator
 
 __all__ = [
     "ToyDistribution",
@@ -54,6 +55,7 @@ class ToyDistribution(abc.ABC):
     ) -> Tensor:
         """``n`` independent samples, shape ``[n, 2]``."""
         n = check_steps("n", n)
+        check_whole_batch_generator(generator)
         if generator is not None and device is None:
             device = generator.device
         return self._sample(n, generator, torch.device(device or "cpu")).to(dtype)
@@ -80,6 +82,7 @@ class ToyDistribution(abc.ABC):
                 f"component) and the moons are labelled"
             )
         n = check_steps("n", n)
+        check_whole_batch_generator(generator)
         if generator is not None and device is None:
             device = generator.device
         x, y = self._sample_labelled(n, generator, torch.device(device or "cpu"))

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_real, check_steps, check_tensor
 
 __all__ = ["Quantization", "bits_per_dim", "dequantize"]
@@ -124,7 +125,7 @@ def dequantize(
     *,
     data_range: tuple[float, float] = (0.0, 1.0),
     n_bits: int = 8,
-    generator: torch.Generator | None = None,
+    generator: random.RandomSource = None,
 ) -> Tensor:
     """Uniform dequantization y = lo + (hi - lo) (k + u) / 2^n, u ~ U[0, 1), of n-bit data.
 
@@ -157,5 +158,5 @@ def dequantize(
             f"[{float(k.min()):.4g}, {float(k.max()):.4g}]. Was x already dequantized, or scaled to "
             f"another range?"
         )
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=torch.float64)
+    u = random.rand(x.shape, generator, device=x.device, dtype=torch.float64)
     return (lo + (hi - lo) * (k_int + u) / 2**n_bits).to(dtype)

@@ -28,7 +28,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_steps
+from sdegen.random import RandomSource
 
 __all__ = ["DivergenceEstimator", "Hutchinson", "ExactTrace"]
 
@@ -50,7 +52,7 @@ class DivergenceEstimator(abc.ABC):
         return None  # usable at any size unless a subclass says otherwise
 
     @abc.abstractmethod
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, x: Tensor, generator: RandomSource = None) -> Tensor:
         """The vectors held fixed for one solve at data ``x`` of shape ``[B, ...]``: ``[K, B, ...]``.
 
         Raises ``ValueError`` if the estimator cannot be used at this size (see :meth:`check`).
@@ -108,13 +110,13 @@ class Hutchinson(DivergenceEstimator):
     def __repr__(self) -> str:
         return f"Hutchinson(probe={self.probe!r}, n_probes={self.n_probes})"
 
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, x: Tensor, generator: RandomSource = None) -> Tensor:
         # The one place where probes are drawn: the likelihood, sliced and implicit score matching
         # all take theirs from here.
         shape = (self.n_probes, *x.shape)
         if self.probe == "gaussian":
-            return torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
-        v = torch.randint(0, 2, shape, generator=generator, device=x.device, dtype=x.dtype)
+            return random.randn(shape, generator, device=x.device, dtype=x.dtype, batch_dim=1)
+        v = random.randint(0, 2, shape, generator, device=x.device, dtype=x.dtype, batch_dim=1)
         return v.mul_(2).sub_(1)
 
     def trace(self, out: Tensor, x: Tensor, vectors: Tensor, *, create_graph: bool = False) -> Tensor:
@@ -159,7 +161,7 @@ class ExactTrace(DivergenceEstimator):
                 f"ExactTrace(max_dim={D}) to accept the cost."
             )
 
-    def draw(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def draw(self, x: Tensor, generator: RandomSource = None) -> Tensor:
         self.check(x)
         B, event = x.shape[0], tuple(x.shape[1:])
         D = math.prod(event)

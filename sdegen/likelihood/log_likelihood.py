@@ -46,6 +46,7 @@ from sdegen._solve import SolveLog, solve_failure
 from sdegen.likelihood.bits_per_dim import Quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
+from sdegen.random import RandomSource
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import Coefficients, check_schedule
 
@@ -182,7 +183,7 @@ def log_likelihood(
     atol: float = 1e-5,
     eps: float = 1e-5,
     prior_logp: Callable[[Tensor], Tensor] | None = None,
-    generator: torch.Generator | None = None,
+    generator: RandomSource = None,
     adjoint: bool = False,
     bits_per_dim: Quantization | None = None,
     create_graph: bool = False,
@@ -212,7 +213,11 @@ def log_likelihood(
         eps: start time in (0, T); the score is singular at t = 0.
         prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
             log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).
-        generator: for the probes.
+        generator: for the probes: a ``torch.Generator``, or a
+            :class:`~sdegen.random.PerSampleGenerator` (one seed per sample: sample i's probes
+            depend on seed i only). The solve's step sequence is shared by the batch, so a sample's
+            result still depends on its batch at the level of the tolerances; for results that do
+            not, evaluate fixed chunks (:func:`sdegen.distributed.map_chunks`).
         adjoint: solve with ``odeint_adjoint``, trading 3-7x compute for O(1) memory in the number
             of steps when backpropagating; only meaningful with ``create_graph=True``, and then
             ``score_fn`` must be an ``nn.Module`` (its parameters receive gradients).

@@ -12,9 +12,9 @@ from __future__ import annotations
 import abc
 from typing import ClassVar, Literal, NamedTuple
 
-import torch
 from torch import Tensor, nn
 
+from sdegen import random
 from sdegen._broadcast import expand_like
 from sdegen._checks import (
     check_batch_shape,
@@ -26,6 +26,7 @@ from sdegen._checks import (
 )
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen.random import RandomSource
 from sdegen.sde.coefficients import check_schedule
 
 __all__ = ["Loss", "Reduction", "TimeWeightedLoss", "NoisedBatch", "perturb"]
@@ -75,7 +76,7 @@ class Loss(abc.ABC):
         x0: Tensor,
         y: Tensor | None = None,
         *,
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
     ) -> Tensor:
         """The reduced loss of ``model`` on the data batch ``x0`` of shape ``[B, ...]`` (with labels ``y`` ``[B]``)."""
         self.check_model(model)
@@ -136,11 +137,11 @@ class Loss(abc.ABC):
         return None  # the checks of __call__ suffice unless a subclass adds its own
 
     @abc.abstractmethod
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         """The unreduced loss, shape ``[B]``."""
 
     def labelled_per_sample(
-        self, model: ScoreModel, x0: Tensor, y: Tensor, generator: torch.Generator | None
+        self, model: ScoreModel, x0: Tensor, y: Tensor, generator: RandomSource
     ) -> Tensor:
         """The unreduced loss of a class-conditional ``model`` on ``x0`` with labels ``y`` ``[B]``.
 
@@ -160,12 +161,12 @@ def sum_over_data_dims(v: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1).sum(dim=1)
 
 
-def perturb(kernel: TransitionKernel, x0: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+def perturb(kernel: TransitionKernel, x0: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:
     """A draw of p_0t(x_t | x0) = N(alpha x0, sigma^2 I): ``(x_t, z)`` with x_t = alpha x0 + sigma z.
 
     z ~ N(0, I) is drawn from ``generator``, shaped like ``x0``.
     """
-    noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
     return expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise, noise
 
 
@@ -209,7 +210,7 @@ class TimeWeightedLoss(Loss):
         check_linear_sde(model.sde, type(self).__name__)
         check_schedule(model.sde, check_eps(self.eps, model.sde.T), model.sde.T)
 
-    def noised(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> NoisedBatch:
+    def noised(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> NoisedBatch:
         """Draw t (and its weight) from the weighting, then x_t ~ p_0t(. | x0)."""
         sde = model.sde
         t, weight = self.weighting.sample(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from sdegen.classifier import NoisyClassifier
 from sdegen.losses.base import Reduction, TimeWeightedLoss
 from sdegen.losses.weighting import TimeWeighting, UniformWeighting
+from sdegen.random import RandomSource
 
 __all__ = ["NoisyClassifierLoss"]
 
@@ -44,11 +44,11 @@ class NoisyClassifierLoss(TimeWeightedLoss):
     def __repr__(self) -> str:
         return f"NoisyClassifierLoss(weighting={self.weighting!r}, eps={self.eps:g})"
 
-    def per_sample(self, model: NoisyClassifier, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: NoisyClassifier, x0: Tensor, generator: RandomSource) -> Tensor:
         raise TypeError("NoisyClassifierLoss needs the labels: call loss(classifier, x0, y)")
 
     def labelled_per_sample(
-        self, model: NoisyClassifier, x0: Tensor, y: Tensor, generator: torch.Generator | None
+        self, model: NoisyClassifier, x0: Tensor, y: Tensor, generator: RandomSource
     ) -> Tensor:
         b = self.noised(model, x0, generator)
         logits = model(b.t, b.x_t)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_score_output, check_steps
 from sdegen.losses.base import Loss, Reduction, perturb, sum_over_data_dims
 from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen.random import RandomSource
 from sdegen.sde.base import LinearSDE
 from sdegen.sde.vp import DDPMSchedule
 
@@ -56,9 +58,9 @@ class DDPMLoss(Loss):
         self._schedule = (model.sde, device, dtype, schedule)
         return schedule
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         schedule = self.schedule(model, x0.device, x0.dtype)
-        i = torch.randint(0, self.steps, (x0.shape[0],), generator=generator, device=x0.device)
+        i = random.randint(0, self.steps, (x0.shape[0],), generator, device=x0.device)
         abar = schedule.alphas_cumprod[i]
         kernel = TransitionKernel(abar.sqrt(), (1 - abar).sqrt())
         x_t, noise = perturb(kernel, x0, generator)

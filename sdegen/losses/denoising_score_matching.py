@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from sdegen._checks import check_score_output
 from sdegen.losses.base import TimeWeightedLoss, sum_over_data_dims
 from sdegen.parameterization import ScoreModel
+from sdegen.random import RandomSource
 
 __all__ = ["DenoisingScoreMatching"]
 
@@ -37,7 +37,7 @@ class DenoisingScoreMatching(TimeWeightedLoss):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(weighting={self.weighting!r}, eps={self.eps:g})"
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         b = self.noised(model, x0, generator)
         param = model.parameterization
         output = model.output(b.t, b.x_t)

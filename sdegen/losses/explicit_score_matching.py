@@ -9,6 +9,7 @@ from sdegen._checks import check_score_output
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
+from sdegen.random import RandomSource
 from sdegen.sde.base import ScoreFn
 
 __all__ = ["ExplicitScoreMatching"]
@@ -79,7 +80,7 @@ class ExplicitScoreMatching(TimeWeightedLoss):
         bound.target_score.__qualname__ = f"{getattr(target, '__qualname__', type(target).__name__)} given y"
         return bound
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         b = self.noised(model, x0, generator)
         with torch.no_grad():
             target = self.target_score(b.t, b.x_t)

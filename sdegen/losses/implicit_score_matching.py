@@ -10,6 +10,7 @@ from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
+from sdegen.random import RandomSource
 
 __all__ = ["ImplicitScoreMatching"]
 
@@ -68,7 +69,7 @@ class ImplicitScoreMatching(TimeWeightedLoss):
         super().check(model, x0)
         self.divergence.check(x0)
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         b = self.noised(model, x0, generator)
         vectors = self.divergence.draw(b.x_t, generator)
         training = torch.is_grad_enabled()

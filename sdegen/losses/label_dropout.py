@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_real
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
+from sdegen.random import RandomSource
 
 __all__ = ["LabelDropout"]
 
@@ -22,7 +24,10 @@ class LabelDropout(Loss):
     takes it, through its conditional path :meth:`~sdegen.losses.Loss.labelled_per_sample`: the
     wrapped loss is evaluated on the model with the dropped labels bound. The dropout mask is drawn
     from ``generator`` first (one uniform per example), then the wrapped loss draws its times and
-    noise as it would; a resumed trainer therefore continues the same stream.
+    noise as it would; a resumed trainer therefore continues the same stream. The mask is drawn
+    through :mod:`sdegen.random` like the rest, so with per-sample seeds or the rows of a global
+    batch (several processes, accumulated micro-batches) an example's label is dropped or kept
+    whatever batch it is in.
 
     Labels that are already null (unlabelled examples) stay null. Called without labels on an
     unconditional model, it is the wrapped loss.
@@ -56,15 +61,15 @@ class LabelDropout(Loss):
             )
         self.loss.check(model, x0)
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         return self.loss.per_sample(model, x0, generator)
 
-    def drop(self, y: Tensor, null_label: int, generator: torch.Generator | None) -> Tensor:
+    def drop(self, y: Tensor, null_label: int, generator: RandomSource) -> Tensor:
         """``y`` with each label replaced by ``null_label`` with probability ``p_uncond``."""
-        keep = torch.rand(y.shape, generator=generator, device=y.device) >= self.p_uncond
+        keep = random.rand(y.shape, generator, device=y.device) >= self.p_uncond
         return torch.where(keep, y, torch.full_like(y, null_label))
 
     def labelled_per_sample(
-        self, model: ScoreModel, x0: Tensor, y: Tensor, generator: torch.Generator | None
+        self, model: ScoreModel, x0: Tensor, y: Tensor, generator: RandomSource
     ) -> Tensor:
         return self.loss.labelled_per_sample(model, x0, self.drop(y, model.null_label, generator), generator)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_steps
 from sdegen.losses.base import Reduction
 from sdegen.losses.denoising_score_matching import DenoisingScoreMatching
@@ -86,7 +87,7 @@ class NCSNLevels(TimeWeighting):
             raise ValueError(
                 f"the smallest NCSN level lies at t = {t_min:.4g} < eps = {eps:.4g}; lower eps below it"
             )
-        i = torch.randint(0, self.levels, (n,), generator=generator, device=levels.t.device)
+        i = random.randint(0, self.levels, (n,), generator, device=levels.t.device)
         return WeightedTimes(levels.t[i], levels.sigma[i] ** 2)
 
 

@@ -12,6 +12,7 @@ from sdegen.likelihood.divergence import Hutchinson
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
+from sdegen.random import RandomSource
 
 __all__ = ["SlicedScoreMatching"]
 
@@ -70,7 +71,7 @@ class SlicedScoreMatching(TimeWeightedLoss):
             f"n_projections={self.n_projections}, variance_reduced={self.variance_reduced}, eps={self.eps:g})"
         )
 
-    def per_sample(self, model: ScoreModel, x0: Tensor, generator: torch.Generator | None) -> Tensor:
+    def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         b = self.noised(model, x0, generator)
         v = self.probes.draw(b.x_t, generator)  # [P, B, ...]
         training = torch.is_grad_enabled()

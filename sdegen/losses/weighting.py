@@ -19,7 +19,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_real, check_steps
+from sdegen.random import RandomSource
 from sdegen.sde.base import LinearSDE
 
 __all__ = [
@@ -58,11 +60,9 @@ def check_eps(eps: object, T: float) -> float:
     return eps
 
 
-def draw_uniform_times(
-    sde: LinearSDE, n: int, eps: float, generator: torch.Generator | None, device, dtype
-) -> Tensor:
+def draw_uniform_times(sde: LinearSDE, n: int, eps: float, generator: RandomSource, device, dtype) -> Tensor:
     """t ~ U[eps, T], shape ``[n]``."""
-    u = torch.rand(n, generator=generator, device=device, dtype=dtype)
+    u = random.rand((n,), generator, device=device, dtype=dtype)
     return eps + (sde.T - eps) * u
 
 
@@ -76,7 +76,7 @@ class TimeWeighting(abc.ABC):
         n: int,
         *,
         eps: float,
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> WeightedTimes:
@@ -144,7 +144,7 @@ class LikelihoodWeighting(TimeWeighting):
             return WeightedTimes(t, sde.diffusion_squared(t))
         log_t, cdf = self.cdf_table(sde, eps)
         Z = float(cdf[-1])
-        u = torch.rand(n, generator=generator, device=device, dtype=torch.float64) * Z
+        u = random.rand((n,), generator, device=device, dtype=torch.float64) * Z
         log_t, cdf = log_t.to(u.device), cdf.to(u.device)
         # Inverse-CDF sampling, linear in log t between table points.
         i = torch.searchsorted(cdf, u, right=True).clamp(1, cdf.numel() - 1)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen.observations.base import Observation
+from sdegen.random import RandomSource
 from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["ObservationProjection"]
@@ -22,9 +24,7 @@ class ObservationProjection:
     coordinates to the observation itself (t = 0), after a final denoising step.
     """
 
-    def __init__(
-        self, observation: Observation, grid: CoefficientGrid, generator: torch.Generator | None
-    ) -> None:
+    def __init__(self, observation: Observation, grid: CoefficientGrid, generator: RandomSource) -> None:
         self.observation = observation
         self.grid = grid
         self._generator = generator
@@ -33,7 +33,7 @@ class ObservationProjection:
     def _normal(self, x: Tensor) -> Tensor:
         if self._buffer is None or self._buffer.shape != x.shape or self._buffer.dtype != x.dtype:
             self._buffer = torch.empty_like(x, memory_format=torch.contiguous_format)
-        return self._buffer.normal_(generator=self._generator)
+        return random.normal_(self._buffer, self._generator)
 
     def __call__(self, i: int, x: Tensor) -> Tensor:
         """x at the grid time t_i with its observed coordinates replaced."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -42,6 +42,7 @@ class ScoreEvaluator:
         t_end: float,
         progress: bool = False,
         check_every: int | None = None,
+        times: Sequence[float] | None = None,
     ) -> None:
         self.score_fn = score_fn
         self.nfe = 0
@@ -49,6 +50,9 @@ class ScoreEvaluator:
         self.step: int | None = None
         self.check_every = check_every
         self._T = T
+        # The grid's times on the host: the progress bar follows self.step through them instead of
+        # reading t back from the device at every evaluation.
+        self._times = times
         self._bar = _progress_bar(T - t_end) if progress else None
         # Per unchecked evaluation: the device-side sum of its score, its time (a view) and step.
         self._sums: list[Tensor] = []
@@ -84,7 +88,10 @@ class ScoreEvaluator:
             if self.check_every is not None and len(self._sums) >= self.check_every:
                 self.raise_if_nonfinite()
         if self._bar is not None:
-            done = self._T - float(t.reshape(-1)[0])
+            if self.step is not None and self._times is not None:
+                done = self._T - self._times[self.step]
+            else:  # torchsde's and torchdiffeq's loops, which read their state back anyway
+                done = self._T - float(t.reshape(-1)[0])
             if done > self._bar.n:
                 self._bar.update(done - self._bar.n)
             self._bar.set_postfix_str(f"nfe={self.nfe}", refresh=False)

@@ -20,6 +20,7 @@ from sdegen._checks import (
     check_steps,
 )
 from sdegen.observations.base import Observation
+from sdegen.random import RandomSource
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
@@ -138,7 +139,7 @@ class Sampler(abc.ABC):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
     ) -> SamplePath:
         """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
@@ -154,7 +155,7 @@ class Sampler(abc.ABC):
         x_T: Tensor,
         *,
         eps: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
         return_trajectory: bool = False,
         progress: bool = False,
         denoise: bool = False,
@@ -168,7 +169,9 @@ class Sampler(abc.ABC):
             score_fn: ``(t [B], x [B, ...]) -> [B, ...]``, the score of p_t.
             x_T: ``[B, ...]`` initial states; the samples have its shape, dtype and device.
             eps: end time (default ``sde.sampling_eps``).
-            generator: the source of all randomness (on ``x_T``'s device).
+            generator: the source of all randomness (on ``x_T``'s device): a ``torch.Generator``,
+                or a :class:`~sdegen.random.PerSampleGenerator` with one seed per sample, which makes
+                sample i depend on seed i only, whatever the batch it is drawn in.
             return_trajectory: also return the states at every time of the grid.
             progress: show a tqdm progress bar.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
@@ -193,7 +196,12 @@ class Sampler(abc.ABC):
         if observation is not None:
             extra["observation"] = projection = self._bind_observation(observation, grid, x_T, generator)
         score = ScoreEvaluator(
-            score_fn, T=sde.T, t_end=grid.t[-1], progress=progress, check_every=check_finite_every
+            score_fn,
+            T=sde.T,
+            t_end=grid.t[-1],
+            progress=progress,
+            check_every=check_finite_every,
+            times=grid.t,
         )
         try:
             with torch.no_grad():
@@ -215,7 +223,7 @@ class Sampler(abc.ABC):
         return SampleResult(x, score.nfe, path.trajectory, path.ts)
 
     def _bind_observation(
-        self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: torch.Generator | None
+        self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: RandomSource
     ) -> ObservationProjection:
         """Validate ``observation`` for this sampler, SDE and ``x_T``, and bind it to the grid."""
         if not isinstance(observation, Observation):

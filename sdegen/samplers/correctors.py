@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from sdegen._broadcast import expand_like
 from sdegen._checks import check_linear_sde, check_positive, check_steps
 from sdegen.sde.base import ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
@@ -57,15 +58,22 @@ class LangevinCorrector(Corrector):
         eps = 2 alpha_i (snr ||z|| / ||s||)^2,    x <- x + eps s + sqrt(2 eps) z,
 
     where ||.|| is the per-sample norm averaged over the batch and alpha_i = 1 - beta_i for VP
-    (1 otherwise), as in score_sde's LangevinCorrector.
+    (1 otherwise), as in score_sde's LangevinCorrector. That average couples the samples of a
+    batch: a sample's step depends on the others. With ``per_sample_step=True`` each sample's step
+    comes from its own norms, so that with per-sample seeds (:class:`~sdegen.random.PerSampleGenerator`)
+    sample i depends on seed i only.
     """
 
-    def __init__(self, snr: float = 0.16, n_steps: int = 1) -> None:
+    def __init__(self, snr: float = 0.16, n_steps: int = 1, *, per_sample_step: bool = False) -> None:
         self.snr = check_positive("snr", snr)
         self.n_steps = check_steps("n_steps", n_steps)
+        if not isinstance(per_sample_step, bool):
+            raise TypeError(f"per_sample_step must be a bool; got per_sample_step={per_sample_step!r}")
+        self.per_sample_step = per_sample_step
 
     def __repr__(self) -> str:
-        return f"LangevinCorrector(snr={self.snr:g}, n_steps={self.n_steps})"
+        extra = ", per_sample_step=True" if self.per_sample_step else ""
+        return f"LangevinCorrector(snr={self.snr:g}, n_steps={self.n_steps}{extra})"
 
     def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, noise: Noise) -> Tensor:
         alpha = self._langevin_alpha(grid, i)
@@ -74,9 +82,13 @@ class LangevinCorrector(Corrector):
         for _ in range(self.n_steps):
             s = score(t, x)
             z = noise()
-            grad_norm = s.reshape(s.shape[0], -1).norm(dim=-1).mean().clamp_min(tiny)
-            noise_norm = z.reshape(z.shape[0], -1).norm(dim=-1).mean()
-            step = 2.0 * alpha * (self.snr * noise_norm / grad_norm) ** 2
+            grad_norm = s.reshape(s.shape[0], -1).norm(dim=-1)
+            noise_norm = z.reshape(z.shape[0], -1).norm(dim=-1)
+            if self.per_sample_step:
+                grad_norm, noise_norm = expand_like(grad_norm, x), expand_like(noise_norm, x)
+            else:
+                grad_norm, noise_norm = grad_norm.mean(), noise_norm.mean()
+            step = 2.0 * alpha * (self.snr * noise_norm / grad_norm.clamp_min(tiny)) ** 2
             x = x + step * s + (2.0 * step).sqrt() * z
         return x
 

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_real
+from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
@@ -76,7 +78,7 @@ class DDIMSampler(DenoiserSampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
@@ -98,7 +100,7 @@ class DDIMSampler(DenoiserSampler):
                     x0,
                     alpha=-alpha[i + 1] * math.expm1(log_k - h),
                 )
-                z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+                z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
                 x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(c2))
             if observation is not None:
                 x = observation(i + 1, x)

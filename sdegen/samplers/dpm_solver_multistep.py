@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_steps
+from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
@@ -103,7 +104,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:

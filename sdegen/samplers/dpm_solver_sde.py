@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sdegen import random
+from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
@@ -67,7 +69,7 @@ class DPMSolverSDESampler(DenoiserSampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
@@ -86,7 +88,7 @@ class DPMSolverSDESampler(DenoiserSampler):
                 x0 = torch.add(D[0], D[0] - D[1], alpha=0.5 / r0)
             else:
                 x0 = D[0]
-            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
             x = torch.add(x * (sigma[i + 1] / sigma[i] * math.exp(-h)), x0, alpha=alpha[i + 1] * one_minus)
             x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(one_minus))
             if observation is not None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
@@ -56,7 +57,7 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:

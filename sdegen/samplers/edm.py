@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._checks import check_real
+from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
@@ -73,7 +75,7 @@ class EDMHeunSampler(DenoiserSampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
@@ -163,7 +165,7 @@ class EDMStochasticSampler(DenoiserSampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
@@ -187,7 +189,7 @@ class EDMStochasticSampler(DenoiserSampler):
             at = churned if gamma[i] > 0 else grid  # the time of level s_hat; t_i itself without churn
             s_hat = s[i] * (1 + gamma[i])
             if gamma[i] > 0:
-                z = torch.randn(x_hat.shape, generator=generator, dtype=x_hat.dtype, device=x_hat.device)
+                z = random.randn(x_hat.shape, generator, dtype=x_hat.dtype, device=x_hat.device)
                 x_hat = torch.add(x_hat, z, alpha=math.sqrt(s_hat**2 - s[i] ** 2) * self.s_noise)
             D = self.denoised(at, i, at.alpha[i] * x_hat, score)
             x_hat = _heun_step(

@@ -8,6 +8,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from sdegen import random
+from sdegen.random import RandomSource
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
@@ -22,12 +24,12 @@ __all__ = ["PredictorCorrectorSampler"]
 class _Noise:
     """Standard normal draws shaped like the state, from one generator, in one reused buffer."""
 
-    def __init__(self, like: Tensor, generator: torch.Generator | None) -> None:
+    def __init__(self, like: Tensor, generator: RandomSource) -> None:
         self._buffer = torch.empty_like(like, memory_format=torch.contiguous_format)
         self._generator = generator
 
     def __call__(self) -> Tensor:
-        return self._buffer.normal_(generator=self._generator)
+        return random.normal_(self._buffer, self._generator)
 
 
 class PredictorCorrectorSampler(Sampler):
@@ -113,7 +115,7 @@ class PredictorCorrectorSampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
 from sdegen._solve import LoggedField, solve_failure
+from sdegen.random import RandomSource
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
@@ -162,7 +163,7 @@ class ProbabilityFlowSampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:

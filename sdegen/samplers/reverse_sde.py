@@ -11,6 +11,7 @@ from torch import Tensor
 
 from sdegen._checks import check_positive
 from sdegen.brownian import SequentialBrownian
+from sdegen.random import BatchGenerator, RandomSource
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
@@ -47,8 +48,10 @@ class ReverseSDESampler(Sampler):
     at output times; reversible_heun, which carries state from step to step, needs uniform
     steps). With ``adaptive=True`` the grid gives the output times. Fixed-step methods draw their
     Brownian increments from :class:`~sdegen.brownian.SequentialBrownian`, which costs one
-    ``normal_`` per step; ``adaptive=True`` and log_ode (which needs the Levy area) use
-    ``torchsde.BrownianInterval`` seeded from ``generator``.
+    ``normal_`` per step and takes a :class:`~sdegen.random.PerSampleGenerator` (per-sample seeds);
+    ``adaptive=True`` and log_ode (which needs the Levy area) use ``torchsde.BrownianInterval``
+    seeded from ``generator``, which draws the whole batch's path from one seed and so refuses
+    per-sample seeds.
 
     | method          | NFE/step | weak order | notes                                     |
     |-----------------|----------|------------|-------------------------------------------|
@@ -141,7 +144,7 @@ class ReverseSDESampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         *,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
@@ -164,7 +167,7 @@ class ReverseSDESampler(Sampler):
                 start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
             )
         else:
-            entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+            entropy = self._entropy(generator, x)
             bm = torchsde.BrownianInterval(
                 start,
                 end,
@@ -192,6 +195,17 @@ class ReverseSDESampler(Sampler):
         path = rsde.unflatten(ys)
         return SamplePath(path[-1], path if return_trajectory else None, ts)
 
+    def _entropy(self, generator: RandomSource, x: Tensor) -> int:
+        """The seed of a torchsde BrownianInterval, drawn from ``generator``."""
+        if isinstance(generator, BatchGenerator):
+            raise ValueError(
+                f"{self!r} cannot draw per-sample noise from a {type(generator).__name__}: "
+                f"{'adaptive stepping' if self.adaptive else 'log_ode'} needs torchsde's BrownianInterval, "
+                f"which draws the whole batch's Brownian path from one seed. Use fixed steps with another "
+                f"method (e.g. ReverseSDESampler('euler')), or a torch.Generator"
+            )
+        return int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+
     def _sample_projected(
         self,
         rsde: ReverseTimeSDE,
@@ -199,7 +213,7 @@ class ReverseSDESampler(Sampler):
         grid: CoefficientGrid,
         score: ScoreEvaluator,
         x: Tensor,
-        generator: torch.Generator | None,
+        generator: RandomSource,
         return_trajectory: bool,
         observation: ObservationProjection,
     ) -> SamplePath:
@@ -217,7 +231,7 @@ class ReverseSDESampler(Sampler):
                     start, end, y.shape, dtype=y.dtype, device=y.device, generator=generator
                 )
             else:
-                entropy = int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
+                entropy = self._entropy(generator, x)
                 bm = torchsde.BrownianInterval(
                     start, end, size=y.shape, dtype=y.dtype, device=y.device, entropy=entropy,
                     levy_area_approximation="foster",

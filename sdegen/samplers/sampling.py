@@ -9,6 +9,7 @@ from torch import Tensor
 
 from sdegen._checks import check_generator, check_shape_tuple, check_tensor
 from sdegen.observations.base import Observation
+from sdegen.random import RandomSource
 from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.sde.base import SDE, ScoreFn
@@ -24,7 +25,7 @@ def sample(
     *,
     x_T: Tensor | None = None,
     eps: float | None = None,
-    generator: torch.Generator | None = None,
+    generator: RandomSource = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     return_trajectory: bool = False,
@@ -53,7 +54,10 @@ def sample(
         x_T: initial states at the sampler's first time (T) instead of prior samples; the samples
             follow its device and dtype.
         eps: end time; default ``sde.sampling_eps`` (1e-3 for VP and sub-VP, 1e-5 for VE).
-        generator: the source of all randomness, prior included.
+        generator: the source of all randomness, prior included: a ``torch.Generator``, or a
+            :class:`~sdegen.random.PerSampleGenerator` with one seed per sample, so that sample i
+            depends only on seed i (and not on the batch size or the other seeds), for every
+            stochastic sampler (torchsde's adaptive stepping and log_ode refuse it).
         device: of prior samples (default: the generator's device); ``x_T`` is moved to it when given.
         dtype: of prior samples (default: torch's default dtype); ``x_T`` is cast to it when given.
         return_trajectory: also return the states along the sampler's time grid.

@@ -26,8 +26,10 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from sdegen import random
 from sdegen._broadcast import batch_time, expand_like
 from sdegen._checks import check_batch_shape, check_positive, check_shape_tuple, check_time
+from sdegen.random import RandomSource
 
 if TYPE_CHECKING:  # runtime imports are lazy: reverse.py and probability_flow.py import this module
     from sdegen.sde.probability_flow import ProbabilityFlowODE
@@ -273,15 +275,15 @@ class LinearSDE(SDE):
     def prior_sampling(
         self,
         shape: Sequence[int],
-        generator: torch.Generator | None = None,
+        generator: RandomSource = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> Tensor:
-        """Samples of shape ``(B, ...)`` from N(0, prior_std^2 I)."""
+        """Samples of shape ``(B, ...)`` from N(0, prior_std^2 I) (``generator``: any :data:`~sdegen.random.RandomSource`)."""
         shape = check_shape_tuple("shape", shape)
         if generator is not None and device is None:
             device = generator.device
-        z = torch.randn(shape, generator=generator, device=device, dtype=dtype)
+        z = random.randn(shape, generator, device=device, dtype=dtype)
         return self.prior_std * z
 
     def prior_logp(self, z: Tensor) -> Tensor:

@@ -6,12 +6,26 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig", "RESUMABLE"]
+__all__ = ["TrainConfig", "RESUMABLE", "EXECUTION", "PRECISIONS"]
 
 # Settings a resumed run may change (the loaded optimizer and schedule are updated to them); any
 # other difference between a checkpoint and its trainer is refused, except the schedule of logs
 # and checkpoints (steps, log_every, checkpoint_every, progress), which has no state.
-RESUMABLE = ("lr", "betas", "weight_decay", "warmup_steps", "grad_clip", "ema_decay", "ema_rampup")
+RESUMABLE = (
+    "lr",
+    "betas",
+    "weight_decay",
+    "warmup_steps",
+    "grad_clip",
+    "ema_decay",
+    "ema_rampup",
+    "precision",
+)
+# Settings that change how a step is computed but not what it computes (beyond round-off): a
+# resumed run may change them freely, like the schedule of logs and checkpoints.
+EXECUTION = ("grad_accumulation", "compile")
+
+PRECISIONS = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,16 @@ class TrainConfig:
         log_every: steps between log lines (mean loss, learning rate, gradient norm).
         checkpoint_every: steps between checkpoints (0: only at the end).
         progress: show a tqdm progress bar.
+        grad_accumulation: split each process's share of a step's batch into this many
+            micro-batches, whose gradients are summed before the optimizer step: the global batch
+            (``data.batch_size``) is kept with 1/k of the activation memory, and the parameters agree
+            with an undivided step to float32 round-off. The global batch must be divisible by the
+            number of processes times this.
+        precision: ``"float32"``, or ``"bfloat16"``/``"float16"`` autocast for the network's
+            forward and backward passes (weights, optimizer, EMA and loss reduction stay float32;
+            float16 scales the loss against gradient underflow with ``torch.amp.GradScaler``).
+        compile: ``torch.compile`` the score network for training (off by default; the first steps
+            compile, which takes seconds to minutes).
     """
 
     steps: int = 10_000
@@ -51,9 +75,12 @@ class TrainConfig:
     log_every: int = 100
     checkpoint_every: int = 1000
     progress: bool = True
+    grad_accumulation: int = 1
+    precision: str = "float32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("steps", "log_every"):
+        for name in ("steps", "log_every", "grad_accumulation"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup_steps", "checkpoint_every", "seed"):
             _check_int(name, getattr(self, name), minimum=0)
@@ -79,8 +106,11 @@ class TrainConfig:
         ):
             raise ValueError(f"betas must be two numbers in [0, 1); got betas={betas!r}")
         object.__setattr__(self, "betas", tuple(betas))
-        if not isinstance(self.progress, bool):
-            raise TypeError(f"progress must be a bool; got progress={self.progress!r}")
+        for name in ("progress", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool; got {name}={getattr(self, name)!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got precision={self.precision!r}")
 
     def ema_decay_at(self, k: int) -> float:
         """The EMA decay of update ``k`` (1-based): min(ema_decay, 0.5 ** (1 / (ema_rampup * k)))."""

@@ -12,6 +12,16 @@ Class-conditional models and noise-conditional classifiers train the same way on
 With a ``run_dir`` the trainer is that directory's only writer while it trains, saves or loads (a
 lock: :mod:`sdegen.training.run_directory`), and it refuses a directory that already holds a run
 unless told what to do with it (``if_exists="resume"`` or ``"overwrite"``).
+
+Under ``torchrun --nproc_per_node=N`` (:mod:`sdegen.distributed`) the trainer is data-parallel:
+the network is wrapped in ``DistributedDataParallel``, each process trains on its rows of every
+global batch (``data.batch_size`` examples, labels included), and only process 0 locks the run
+directory and writes checkpoints, logs and evaluations. Every random number of a step (data, times,
+noise, the label-dropout mask) is drawn for the global batch from the one seeded stream, which every
+process advances alike, and each process keeps its rows (:class:`~sdegen.random.GlobalBatchGenerator`):
+so the parameters after k steps are those of one process with the same global batch, up to float32
+round-off in the gradient sums, whatever the number of processes or of accumulated micro-batches,
+and a checkpoint resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -30,11 +40,13 @@ import torch
 from torch import Tensor
 from torch.optim.swa_utils import AveragedModel
 
+from sdegen import distributed
 from sdegen._checks import check_fits_model
 from sdegen.classifier import NoisyClassifier
 from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
+from sdegen.random import GlobalBatchGenerator
 from sdegen.training.callbacks import Callback
 from sdegen.training.checkpoint import (
     CheckpointError,
@@ -93,8 +105,15 @@ class Trainer:
             log are removed when :meth:`fit` starts).
         callbacks: periodic evaluations (held-out loss, NLL, figures), each run every
             ``callback.every`` steps and at the end, on the EMA model.
-        device: where to train (default: the model's device).
+        device: where to train (default: the model's device); under torchrun ``"cuda"`` means this
+            process's ``cuda:<LOCAL_RANK>``.
         metadata: JSON-compatible values stored in every checkpoint (e.g. how to rebuild the model).
+
+    Launched by torchrun, the trainer joins the process group (:func:`sdegen.distributed.init`) and
+    trains data-parallel (module docstring); every process must then construct it and call
+    :meth:`fit`, :meth:`save_checkpoint` and :meth:`load_checkpoint` alike, since they synchronise.
+    Callbacks run on process 0 only, and their metrics are sent to the others, so that every
+    process's ``history`` is the same.
 
     The EMA is torch's :class:`~torch.optim.swa_utils.AveragedModel` (buffers included), updated
     after every optimizer step with the decay of :meth:`TrainConfig.ema_decay_at`, which ramps up
@@ -149,6 +168,15 @@ class Trainer:
             raise ValueError(
                 f"device must be a torch device such as 'cpu' or 'cuda'; got device={device!r}"
             ) from None
+        self.world = distributed.init(self.device)
+        self.device = self.world.device(self.device)
+        parts = self.world.size * self.config.grad_accumulation
+        if data.batch_size % parts:
+            raise ValueError(
+                f"the global batch of {data.batch_size} examples (data.batch_size) must split evenly "
+                f"over {self.world.size} process(es) x grad_accumulation={self.config.grad_accumulation}; "
+                f"choose a batch size divisible by {parts}"
+            )
         self.dtype = first.dtype
         self.model = model.to(self.device)
         self.loss, self.data, self.callbacks = loss, data, list(callbacks)
@@ -178,6 +206,25 @@ class Trainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.ema = AveragedModel(model, multi_avg_fn=self._ema_update, use_buffers=True)
+        if cfg.compile:
+            # In place (nn.Module.compile), so state_dict keys stay those of the plain network; the
+            # EMA copy above stays eager. Compiling the loss around it would retrace per draw shape.
+            getattr(model, "net", model).compile()
+        # What the backward pass runs through: the loss of the model as one module, so that DDP
+        # sees the network's forward (the loss calls model.output, not model.forward).
+        self._objective: torch.nn.Module = _Objective(model, loss)
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._objective = DistributedDataParallel(self._objective, device_ids=ids)
+        self._precision = getattr(torch, cfg.precision)
+        # float16 needs its gradients scaled against underflow; bfloat16 has float32's range. The
+        # scale starts at 2^10 rather than torch's 2^16, at which gradients of order one overflow
+        # float16 and the first steps are skipped; it grows from there when gradients are small.
+        self.scaler = (
+            torch.amp.GradScaler(self.device.type, init_scale=2.0**10) if cfg.precision == "float16" else None
+        )
         self.generator = torch.Generator(self.device).manual_seed(cfg.seed)
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -186,6 +233,7 @@ class Trainer:
         self.setting_changes: list[dict[str, Any]] = []
         self._grad_norm = torch.tensor(math.nan)
         self._saved_step: int | None = None  # of the last checkpoint in run_dir, for error messages
+        self._lock_depth = 0  # nesting of locked() on every process (process 0 holds the lock)
 
     def _lr_factor(self, step: int) -> float:
         """Linear warm-up: lr * min(1, (step + 1) / warmup_steps)."""
@@ -229,16 +277,32 @@ class Trainer:
         inside such a block, and :meth:`fit`, :meth:`save_checkpoint` and :meth:`load_checkpoint`
         take it themselves. Raises :class:`~sdegen.training.RunDirectoryBusy` if another writer
         holds it."""
-        if self.run is None:
-            yield
+        if self.run is None or self._lock_depth > 0:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
             return
-        with self.run.lock():
-            yield
+        with contextlib.ExitStack() as stack:
+            # Process 0 is the one writer; every process learns whether it got the lock.
+            if self.world.distributed:
+                self.world.run(lambda: stack.enter_context(self.run.lock()), where="main")
+            else:
+                stack.enter_context(self.run.lock())
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
 
     def _claim_run(self) -> None:
         """Under the lock, before the first write: resume, replace or refuse what is there."""
         if self._owns_run:
             return
+        self.world.run(self._claim)
+
+    def _claim(self) -> None:
         if self.if_exists == "resume":
             if self.run.checkpoint.is_file():
                 if self.step > 0:  # loading now would throw away the steps taken
@@ -246,10 +310,11 @@ class Trainer:
                         f"{str(self.run_dir)!r} holds a run to resume, but this trainer has taken "
                         f"{self.step} steps without loading it; call load_checkpoint() before training"
                     )
-                self.load_checkpoint()
+                self._load(self.checkpoint_path, own_run=True)
         elif self.if_exists == "overwrite":
-            self.run.checkpoint.unlink(missing_ok=True)
-            self.run.metrics.unlink(missing_ok=True)
+            if self.world.is_main:
+                self.run.checkpoint.unlink(missing_ok=True)
+                self.run.metrics.unlink(missing_ok=True)
         elif self.run.holds_run():
             raise FileExistsError(
                 f"{str(self.run_dir)!r} now holds a run written by someone else ({self._existing()}); "
@@ -259,21 +324,76 @@ class Trainer:
 
     # -- training ----------------------------------------------------------------------------------
     def train_step(self) -> Tensor:
-        """One optimizer step; returns the loss (a 0-d tensor, not synchronised to the host)."""
+        """One optimizer step on the global batch; returns this process's share of its loss (a 0-d
+        tensor, not synchronised to the host): the sum of the shares over the processes is the
+        batch's loss, and in one process the share is the loss.
+
+        Each process takes its contiguous rows of the global batch, in ``grad_accumulation``
+        micro-batches; the gradient is that of the loss reduced over the global batch (DDP
+        averages over processes, so each micro-batch's loss is scaled to make the average that).
+        """
         self.model.train()
-        batch = self.data.batch(self.step, self.generator, device=self.device, dtype=self.dtype)
+        world, cfg = self.world, self.config
+        G, A = self.data.batch_size, cfg.grad_accumulation
+        per_process = G // world.size
+        micro = per_process // A
+        first = world.rank * per_process
+        batch = self.data.batch(
+            self.step, self.generator, device=self.device, dtype=self.dtype, rows=(first, first + per_process)
+        )
+        # Labels (of a conditional model or a classifier) are rows of the batch like the data.
         x0, y = batch if isinstance(batch, LabelledBatch) else (batch, None)
-        loss = self.loss(self.model, x0, y, generator=self.generator)
+        draws = GlobalBatchGenerator(self.generator, G)
+        # d(global loss) = sum over micro-batches and processes of scale * d(micro-batch loss), with
+        # DDP's average over processes: 1/A of each micro-batch mean, or W times each sum.
+        mean = self.loss.reduction == "mean"
+        scale = 1.0 / A if mean else float(world.size)
+        share = 1.0 / (A * world.size) if mean else 1.0
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = None
+        for m in range(A):
+            start = first + m * micro
+            last = m == A - 1
+            no_sync = getattr(self._objective, "no_sync", contextlib.nullcontext)
+            with contextlib.nullcontext() if last else no_sync():
+                with self._network_precision():
+                    rows = slice(m * micro, (m + 1) * micro)
+                    loss = self._objective(
+                        x0[rows], None if y is None else y[rows], draws.rows(start, start + micro)
+                    )
+                scaled = loss if scale == 1.0 else loss * scale
+                (scaled if self.scaler is None else self.scaler.scale(scaled)).backward()
+            total = loss.detach() if total is None else total + loss.detach()
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
         # With max_norm = inf this only measures the norm, which is logged either way.
-        max_norm = self.config.grad_clip if self.config.grad_clip is not None else math.inf
+        max_norm = cfg.grad_clip if cfg.grad_clip is not None else math.inf
         self._grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)  # skipped, with a lower scale, on inf/NaN gradients
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.ema.update_parameters(self.model)
         self.step += 1
-        return loss.detach()
+        return total if share == 1.0 else total * share
+
+    @contextlib.contextmanager
+    def _network_precision(self) -> Iterator[None]:
+        """Autocast for the network in ``config.precision``; its output is cast back to the data's
+        dtype, so the loss is computed (and checked) in float32."""
+        if self._precision == torch.float32:
+            yield
+            return
+        net = getattr(self.model, "net", self.model)
+        # The network is called net(t, x) or, class-conditional, net(t, x, y): x is its second argument.
+        hook = net.register_forward_hook(lambda module, args, out: out.to(args[1].dtype))
+        try:
+            with torch.autocast(self.device.type, dtype=self._precision):
+                yield
+        finally:
+            hook.remove()
 
     def fit(self, steps: int | None = None) -> TrainResult:
         """Train until ``self.step == steps`` (default ``config.steps``); log, evaluate, checkpoint.
@@ -291,7 +411,7 @@ class Trainer:
                 raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
             start = time.perf_counter()
             self._truncate_log()  # records past this step belong to a run being redone or replaced
-            bar = _progress(target, self.step, cfg.progress)
+            bar = _progress(target, self.step, cfg.progress and self.world.is_main)
             loss_sum, n_summed, first_summed = None, 0, self.step + 1
             try:
                 while self.step < target:
@@ -302,7 +422,7 @@ class Trainer:
                     last = self.step == target
                     record: dict[str, float] = {}
                     if self.step % cfg.log_every == 0 or last:
-                        mean = float(loss_sum) / n_summed
+                        mean = float(self.world.all_reduce_sum(loss_sum)) / n_summed
                         if not math.isfinite(mean):
                             raise FloatingPointError(
                                 f"training loss is {mean} over steps {first_summed}..{self.step}; lower lr, "
@@ -314,13 +434,25 @@ class Trainer:
                         loss_sum, n_summed, first_summed = None, 0, self.step + 1
                     due = [cb for cb in self.callbacks if self.step % cb.every == 0 or last]
                     if due:
-                        record.update(self.evaluate(due))
+                        # On process 0 (the EMA is the same everywhere); every process logs its metrics.
+                        metrics = self.world.run(lambda due=due: self.evaluate(due), where="main")
+                        record.update(self.world.broadcast(metrics))
                     if record:
                         self._log({"step": self.step, **record})
                     if self.run_dir is not None and (
                         last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
                     ):
                         self.save_checkpoint()
+            except RuntimeError as e:
+                if not (self.world.distributed and _lost_a_process(e)):
+                    raise
+                last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+                first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise distributed.RankFailed(
+                    f"another process of the run stopped while this one was at step {self.step} "
+                    f"({first_line}); the last checkpoint ({last}) is intact: resume the run from it, "
+                    f"on any number of processes"
+                ) from e
             finally:
                 bar.close()
         return TrainResult(self.step, list(self.history), time.perf_counter() - start)
@@ -343,17 +475,20 @@ class Trainer:
     def _log(self, record: dict[str, float]) -> None:
         self.history.append(record)
         if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                with open(self.run.metrics, "a") as f:
-                    f.write(json.dumps(record) + "\n")
-            except OSError as e:
-                last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
-                raise OSError(
-                    e.errno,
-                    f"could not append to {str(self.run.metrics)!r}: {e.strerror or e}; training stopped at "
-                    f"step {self.step} (last checkpoint: {last})",
-                ) from e
+            self.world.run(lambda: self._append(record), where="main")
+
+    def _append(self, record: dict[str, float]) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(self.run.metrics, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+            raise OSError(
+                e.errno,
+                f"could not append to {str(self.run.metrics)!r}: {e.strerror or e}; training stopped at "
+                f"step {self.step} (last checkpoint: {last})",
+            ) from e
 
     # -- checkpoints -------------------------------------------------------------------------------
     @property
@@ -374,21 +509,30 @@ class Trainer:
             "config": self.config.to_dict(),
             "setting_changes": self.setting_changes,
             "metadata": self.metadata,
+            # For the record: a checkpoint resumes on any number of processes.
+            "world_size": self.world.size,
+            **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
         }
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Write :meth:`state_dict` atomically to ``path`` (default :attr:`checkpoint_path`), with its
-        checksum and :attr:`configuration`. Temporary files of interrupted saves are removed."""
+        checksum and :attr:`configuration`. Temporary files of interrupted saves are removed.
+
+        With several processes only process 0 writes (all must call it; a failure to write is
+        raised on every process)."""
         if path is None and self.checkpoint_path is None:
             raise ValueError("save_checkpoint needs a path when the trainer has no run_dir")
+        target = Path(path) if path is not None else self.checkpoint_path
         with self.locked() if path is None else contextlib.nullcontext():
             if path is None:
                 self._claim_run()
-            target = path if path is not None else self.checkpoint_path
-            written = save_checkpoint(target, self.state_dict(), configuration=self.configuration)
+            state = self.state_dict()
+            self.world.run(
+                lambda: save_checkpoint(target, state, configuration=self.configuration), where="main"
+            )
         if path is None:
             self._saved_step = self.step
-        return written
+        return target
 
     def load_checkpoint(self, path: str | Path | None = None) -> int:
         """Restore the state saved at ``path`` (default :attr:`checkpoint_path`); return its step.
@@ -408,19 +552,23 @@ class Trainer:
         own_run = path is None
         path = Path(path) if path is not None else self.checkpoint_path
         with self.locked() if own_run else contextlib.nullcontext():
-            state = load_checkpoint(path, map_location=self.device)
-            changes = self._check_checkpoint(path, state)
-            self._restore(state)
-            if changes:
-                self.setting_changes.append({"step": self.step, "changed": changes})
-                self._apply_settings()
-            if own_run:
-                self._owns_run = True
-                self._saved_step = self.step
-            self.history = [r for r in self.history if r.get("step", 0) <= self.step]
-            if self._owns_run:
-                self._truncate_log()
+            # Every process reads the file itself (process 0 holds the lock; nobody writes now).
+            self.world.run(lambda: self._load(path, own_run))
         return self.step
+
+    def _load(self, path: Path, own_run: bool) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        changes = self._check_checkpoint(path, state)
+        self._restore(state)
+        if changes:
+            self.setting_changes.append({"step": self.step, "changed": changes})
+            self._apply_settings()
+        if own_run:
+            self._owns_run = True
+            self._saved_step = self.step
+        self.history = [r for r in self.history if r.get("step", 0) <= self.step]
+        if self._owns_run:
+            self._truncate_log()
 
     def _check_checkpoint(self, path: Path, state: dict[str, Any]) -> dict[str, list[Any]]:
         """Raise :class:`CheckpointError` unless ``state`` fits this trainer; return the changed
@@ -471,6 +619,8 @@ class Trainer:
                 stacklevel=3,
             )
             self.generator.manual_seed(self.config.seed + int(state["step"]))
+        if self.scaler is not None and "grad_scaler" in state:
+            self.scaler.load_state_dict(state["grad_scaler"])
         self.step = int(state["step"])
         self.setting_changes = list(state.get("setting_changes") or [])
 
@@ -498,7 +648,7 @@ class Trainer:
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
         text = "".join(line + "\n" for line in kept)
-        if text != log.read_text():
+        if self.world.is_main and text != log.read_text():
             atomic_write(log, lambda f: f.write(text.encode()), fsync=False)
         self.history = [json.loads(line) for line in kept]
 
@@ -523,6 +673,16 @@ def _check_labels_fit(model: ScoreModel | NoisyClassifier, loss: Loss, data: Bat
         )
 
 
+def _lost_a_process(error: RuntimeError) -> bool:
+    """Whether a collective failed because a peer process went away (gloo's and NCCL's errors)."""
+    import torch.distributed as dist
+
+    text = str(error)
+    return isinstance(error, getattr(dist, "DistError", ())) or any(
+        word in text for word in ("gloo", "NCCL", "Connection reset", "Connection closed")
+    )
+
+
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
@@ -535,6 +695,18 @@ def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return _NoBar()
     return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
+
+
+class _Objective(torch.nn.Module):
+    """The loss of a model on a micro-batch, as one module: what DistributedDataParallel wraps, so
+    that its forward hooks see the network however the loss calls it."""
+
+    def __init__(self, model: ScoreModel | NoisyClassifier, loss: Loss) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, x0: Tensor, y: Tensor | None, generator: Any) -> Tensor:
+        return self.loss(self.model, x0, y, generator=generator)
 
 
 class _NoBar:
