@@ -414,3 +414,89 @@ def test_an_error_after_the_arguments_were_accepted_is_a_failure_not_a_usage_err
     monkeypatch.setenv("SDEGEN_TRACEBACK", "1")
     with pytest.raises(ValueError, match="a library bug"):
         main(argv)
+
+
+DISTIL = ["--hidden", "32", "--depth", "2", "--batch-size", "128", "--warmup", "5", "--no-progress"]
+DISTIL += ["--log-every", "50", "--eval-every", "1000", "--checkpoint-every", "100", "--n-eval", "64"]
+
+
+def _relative_score_error(student, teacher, data, seed=0):
+    """E sigma^2 ||s_S - s_T||^2 / E sigma^2 ||s_T||^2 at t ~ U[0.05, 1] on noised data points."""
+    g = torch.Generator().manual_seed(seed)
+    x0 = data.distribution.sample(2000, g)
+    t = 0.05 + 0.95 * torch.rand(2000, generator=g)
+    alpha, sigma = teacher.sde.alpha(t), teacher.sde.sigma(t)
+    xt = alpha[:, None] * x0 + sigma[:, None] * torch.randn(x0.shape, generator=g)
+    with torch.no_grad():
+        s_t, s_s = teacher(t, xt), student(t, xt)
+    w = sigma[:, None] ** 2
+    return float((w * (s_s - s_t) ** 2).sum() / (w * s_t**2).sum())
+
+
+def test_esm_with_a_teacher_distils_the_teachers_score(tmp_path, capsys):
+    from sdegen.cli.run import build_run, load_run, read_config
+
+    cpu = torch.device("cpu")
+    teacher_dir = write_run(tmp_path / "teacher", data="moons", steps=150, hidden=32, lr=3e-3)
+    student_dir = tmp_path / "student"
+    argv = [
+        "train",
+        "--data",
+        "moons",
+        "--loss",
+        "esm",
+        "--teacher",
+        str(teacher_dir),
+        "--out",
+        str(student_dir),
+    ]
+    assert main([*argv, "--steps", "300", "--lr", "3e-3", *DISTIL]) == 0
+    cfg = read_config(student_dir)
+    assert cfg.loss["teacher"] == str(teacher_dir.resolve()) and len(cfg.loss["teacher_checksum"]) == 64
+    teacher, student = load_run(teacher_dir, cpu), load_run(student_dir, cpu)
+    fresh = build_run(cfg, cpu).model  # the student's initialisation
+    before = _relative_score_error(fresh, teacher.model, teacher.data)
+    after = _relative_score_error(student.model, teacher.model, teacher.data)
+    # Regression onto the teacher's score: the student's network (the same family) reaches it.
+    assert before > 0.3 and after < 0.02, (before, after)
+
+    # The teacher must describe the same p_t: another SDE or data set is refused before any work.
+    _fails_cleanly(
+        capsys,
+        [*argv[:-1], str(tmp_path / "s2"), "--sde", "ve", *DISTIL],
+        "give the student the teacher's SDE",
+    )
+    _fails_cleanly(
+        capsys,
+        [*argv[:2], "ring", *argv[3:-1], str(tmp_path / "s3"), *DISTIL],
+        "distil on the teacher's data",
+    )
+    assert not (tmp_path / "s2").exists() and not (tmp_path / "s3").exists()
+
+    # Sampling from the student needs its network only; resuming needs the very teacher it started with.
+    samples = tmp_path / "samples"
+    assert main(["sample", str(student_dir), "--n", "8", "--steps", "4", "--out", str(samples)]) == 0
+    capsys.readouterr()
+    write_run(teacher_dir.parent / "other", data="moons", steps=10, hidden=32)
+    ckpt = teacher_dir / "checkpoints" / "last.pt"
+    ckpt.write_bytes((teacher_dir.parent / "other" / "checkpoints" / "last.pt").read_bytes())
+    resume = ["train", "--out", str(student_dir), "--resume", "--steps", "310", "--no-progress"]
+    _fails_cleanly(capsys, resume, "has changed since this run started")
+    _fails_cleanly(capsys, [*resume, "--teacher", str(tmp_path / "other")], "cannot change the settings")
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--teacher", "{tmp}"], "--teacher is an option of --loss esm; this run trains with --loss dsm"),
+        (
+            ["--ncsn-levels", "4"],
+            "--ncsn-levels is an option of --loss ncsn; this run trains with --loss dsm",
+        ),
+        (["--loss", "esm", "--teacher", "{tmp}/none"], "config.json' does not exist"),
+    ],
+)
+def test_an_option_of_another_loss_or_a_missing_teacher_is_a_usage_error(tmp_path, capsys, argv, match):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    _fails_cleanly(capsys, ["train", *argv, "--out", str(tmp_path / "run")], match)
+    assert not (tmp_path / "run").exists()

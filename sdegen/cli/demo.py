@@ -137,7 +137,7 @@ def demo_config(args: argparse.Namespace) -> RunConfig:
 def train(args: argparse.Namespace, out: RunDirectory, device: torch.device) -> Trained:
     """Train on the ring in ``out``, replacing any run there (the demo is meant to be rerun)."""
     cfg = demo_config(args)
-    r = build_run(cfg, device)
+    r = build_run(cfg, device, training=True)
     held_out = r.data.distribution.sample(args.n_nll, torch.Generator().manual_seed(args.seed + 1)).to(device)
     trainer = Trainer(
         r.model,

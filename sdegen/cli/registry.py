@@ -17,7 +17,7 @@ and ``sdegen sample RUN --sampler euler-ode`` works.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import torch
@@ -209,35 +209,55 @@ PARAMETERIZATIONS: dict[str, ParameterizationSpec] = {
 # -- training objectives -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LossOptions:
-    """What a loss factory may read: the smallest training time, the run's SDE and data, and the
-    loss section of ``config.json`` (whose extra keys are ``LossSpec.options``)."""
+    """What a loss factory may read: the smallest training time, the run's SDE and data, the
+    loss section of ``config.json`` (whose extra keys are ``LossSpec.options``), and the score of
+    the run's distillation teacher (``--teacher``), loaded only for training."""
 
     eps: float
     sde: LinearSDE
     data: DataBundle
     settings: Mapping[str, Any]
+    teacher: Callable[..., Tensor] | None = None
 
 
 @dataclass(frozen=True)
 class LossSpec:
     """A training objective: ``factory(LossOptions)``; ``options`` names the keys of its
     ``config.json`` section beyond ``eps``, each an option of ``sdegen train``; ``classifier``: it
-    trains a noise-conditional classifier (``sdegen train --classifier``), not a score model."""
+    trains a noise-conditional classifier (``sdegen train --classifier``), not a score model;
+    ``defaults``: the values of options that the configs of runs written before them lack."""
 
     factory: Callable[[LossOptions], Loss]
     title: str
     options: tuple[str, ...] = ()
     classifier: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _exact_score(o: LossOptions):
+def _esm_target(o: LossOptions):
+    """The score ESM regresses onto: the teacher's (``--teacher RUN``), else the data's exact score."""
+    teacher = o.settings.get("teacher")
+    if teacher is not None:
+        return o.teacher if o.teacher is not None else _unloaded_teacher(teacher)
     mixture = getattr(o.data.distribution, "mixture", None)
     if mixture is None:
         raise UsageError(
             f"--loss esm regresses onto the exact score, known only for the Gaussian-mixture data sets "
-            f"(ring, grid); {o.data.name} has none. Use --loss dsm or ism."
+            f"(ring, grid); {o.data.name} has none. Distil a trained run with --teacher RUN, or use "
+            f"--loss dsm or ism."
         )
     return mixture.score(o.sde)
+
+
+def _unloaded_teacher(path: str) -> Callable[..., Tensor]:
+    # Sampling from or evaluating a distilled run needs its network only, not its teacher (which may
+    # since have moved); the teacher is loaded when the run is built for training.
+    def teacher(t: Tensor, x: Tensor, *y: Tensor) -> Tensor:
+        raise RuntimeError(
+            f"the distillation teacher {path!r} is not loaded; build the run with build_run(..., training=True)"
+        )
+
+    return teacher
 
 
 def _ncsn(o: LossOptions) -> NCSNLoss:
@@ -260,8 +280,10 @@ LOSSES: dict[str, LossSpec] = {
         lambda o: SlicedScoreMatching(variance_reduced=True, eps=o.eps), "sliced score matching (VR)"
     ),
     "esm": LossSpec(
-        lambda o: ExplicitScoreMatching(_exact_score(o), eps=o.eps),
-        "explicit score matching against the data's exact score",
+        lambda o: ExplicitScoreMatching(_esm_target(o), eps=o.eps),
+        "explicit score matching against the data's exact score, or a teacher's (distillation)",
+        options=("teacher",),
+        defaults={"teacher": None},
     ),
     "ism": LossSpec(lambda o: ImplicitScoreMatching(eps=o.eps), "implicit score matching, exact divergence"),
     "ism-hutchinson": LossSpec(

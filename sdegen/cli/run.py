@@ -40,7 +40,7 @@ from sdegen.cli.registry import (
 from sdegen.losses import LabelDropout, Loss, NCSNLevels, NoiseLevels
 from sdegen.parameterization import ScoreModel
 from sdegen.sde import LinearSDE
-from sdegen.training import TrainConfig, load_weights
+from sdegen.training import TrainConfig, load_checkpoint, load_weights
 
 __all__ = [
     "RunConfig",
@@ -51,6 +51,8 @@ __all__ = [
     "read_config",
     "build_run",
     "load_run",
+    "load_teacher",
+    "teacher_checkpoint",
 ]
 
 CONFIG = "config.json"
@@ -108,6 +110,8 @@ class RunConfig:
             _require(self.model, "model", key)
         lookup(PARAMETERIZATIONS, self.parameterization, "parameterization")
         loss = lookup(LOSSES, _require(self.loss, "loss", "name"), "loss")
+        absent = {k: v for k, v in loss.defaults.items() if k not in self.loss}
+        object.__setattr__(self, "loss", {**self.loss, **absent})
         for key in ("eps", *loss.options):
             _require(self.loss, "loss", key)
         if self.kind not in KINDS:
@@ -260,13 +264,21 @@ def read_config(run_dir: str | Path) -> RunConfig:
     return RunConfig.from_dict(d, source=repr(str(path)))
 
 
-def build_run(config: RunConfig, device: torch.device) -> Run:
-    """Data, SDE, a freshly initialised model (seeded by the run's seed) and the loss of ``config``."""
+def build_run(config: RunConfig, device: torch.device, *, training: bool = False) -> Run:
+    """Data, SDE, a freshly initialised model (seeded by the run's seed) and the loss of ``config``.
+
+    ``training=True`` also loads what only training needs: the distillation teacher of
+    ``--loss esm --teacher RUN`` (verified against the checkpoint the run started from). Without
+    it, such a loss refuses to be evaluated, and sampling from or evaluating the run works even
+    where the teacher is gone.
+    """
     bundle = DATASETS[config.data["name"]].factory(config.data)
     with as_usage_error("SDE settings"):
         sde = SDES[config.sde["name"]].factory(**{k: v for k, v in config.sde.items() if k != "name"})
+    teacher = load_teacher(config, device) if training else None
     with as_usage_error("loss settings"):
-        loss = LOSSES[config.loss["name"]].factory(LossOptions(config.loss["eps"], sde, bundle, config.loss))
+        options = LossOptions(config.loss["eps"], sde, bundle, config.loss, teacher)
+        loss = LOSSES[config.loss["name"]].factory(options)
         if config.kind == "conditional":
             loss = LabelDropout(loss, config.loss["label_dropout"])
     classes = None if config.kind == "score" else bundle.n_classes
@@ -283,6 +295,58 @@ def build_run(config: RunConfig, device: torch.device) -> Run:
             net = spec.factory(config.model, bundle.event_shape, classes)
             model = ScoreModel(net, sde, PARAMETERIZATIONS[config.parameterization].factory())
     return Run(config, bundle, sde, model.to(device), loss)
+
+
+def teacher_checkpoint(teacher: str | Path, student: RunConfig) -> dict[str, Any]:
+    """The checksum and step of the trained run ``teacher``, checked to be a teacher for
+    ``student``: a finished score model of the same kind, trained on the same data with the same
+    SDE (distillation regresses onto the teacher's score of the very p_t the student learns)."""
+    teacher = Path(teacher)
+    cfg = read_config(teacher)
+    where = f"--teacher {teacher}"
+    if cfg.kind != student.kind:
+        raise UsageError(
+            f"{where} trains a {cfg.kind} model; distilling a {student.kind} model needs a teacher "
+            f"of the same kind"
+        )
+    if dict(cfg.sde) != dict(student.sde):
+        raise UsageError(
+            f"{where} was trained with the SDE {_describe(cfg.sde)}, this run has {_describe(student.sde)}; "
+            f"give the student the teacher's SDE settings (its score is that of the teacher's p_t)"
+        )
+    moved = ("root", "download")  # where the data live, not which data they are
+    if {k: v for k, v in cfg.data.items() if k not in moved} != {
+        k: v for k, v in student.data.items() if k not in moved
+    }:
+        raise UsageError(
+            f"{where} was trained on the data {_describe(cfg.data)}, this run on {_describe(student.data)}; "
+            f"distil on the teacher's data"
+        )
+    state = load_checkpoint(teacher / CHECKPOINT)
+    return {"checksum": state.get("checksum"), "step": state.get("step")}
+
+
+def load_teacher(config: RunConfig, device: torch.device) -> ScoreModel | None:
+    """The trained score model (EMA weights, eval mode, frozen) of the run's ``--teacher``, if it
+    has one, after checking that the teacher is still the checkpoint the run started from."""
+    path = config.loss.get("teacher")
+    if path is None:
+        return None
+    found = teacher_checkpoint(path, config)
+    recorded = config.loss.get("teacher_checksum")
+    if recorded is not None and found["checksum"] != recorded:
+        raise UsageError(
+            f"the teacher {path} has changed since this run started (its checkpoint is now at step "
+            f"{found['step']}, with another checksum); training on would regress onto a different "
+            f"target: restore the teacher's checkpoint, or distil it in a new run"
+        )
+    model = load_run(path, device).model
+    model.requires_grad_(False)
+    return model
+
+
+def _describe(section: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in section.items())
 
 
 def load_run(run_dir: str | Path, device: torch.device, *, ema: bool = True) -> Run:

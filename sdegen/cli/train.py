@@ -12,6 +12,7 @@ directory; the result equals a one-process run's to float32 round-off, and eithe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from sdegen.cli.registry import (
     SDES,
     sde_options,
 )
-from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config
+from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config, teacher_checkpoint
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 from sdegen.training.config import PRECISIONS
 
@@ -96,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("objective")
     g.add_argument("--loss", default="dsm", choices=LOSSES, help="training objective")
     g.add_argument("--ncsn-levels", type=positive_int, default=10, help="noise levels L of --loss ncsn")
+    g.add_argument(
+        "--teacher",
+        default=None,
+        metavar="RUN",
+        help="a trained run (same data and SDE) whose EMA score --loss esm regresses onto: distillation; "
+        "without it, esm uses the exact score of the Gaussian-mixture data sets",
+    )
     g.add_argument("--eps", type=positive_float, default=1e-5, help="smallest training time")
     g = p.add_argument_group("classes")
     g.add_argument(
@@ -200,6 +208,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     loss = _setting(args, "loss")
     if kind == "classifier" and "loss" not in getattr(args, "explicit", ()):
         loss = "cross-entropy"  # the classifier's objective; a score loss given explicitly is refused
+    for key, dest in _LOSS_OPTIONS.items():
+        if dest in getattr(args, "explicit", ()) and key not in LOSSES[loss].options:
+            owners = " or ".join(f"--loss {name}" for name, spec in LOSSES.items() if key in spec.options)
+            raise UsageError(
+                f"--{dest.replace('_', '-')} is an option of {owners}; this run trains with --loss {loss}"
+            )
     extra = {"label_dropout": args.label_dropout} if kind == "conditional" else {}
     with as_usage_error("training settings"):
         train = TrainConfig(
@@ -218,7 +232,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             precision=args.precision,
             compile=args.compile,
         )
-    return RunConfig(
+    config = RunConfig(
         data=data,
         sde=sde,
         model={"name": args.model, "hidden": args.hidden, "depth": args.depth},
@@ -235,10 +249,19 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         kind=kind,
     )
+    teacher = config.loss.get("teacher")
+    if teacher is None:
+        return config
+    # The teacher by absolute path and by the checksum of its checkpoint now, so that resuming (from
+    # anywhere) distils the same network, and refuses if the teacher has been trained on since.
+    teacher = str(Path(teacher).resolve())
+    found = teacher_checkpoint(teacher, config)
+    loss = {**config.loss, "teacher": teacher, "teacher_checksum": found["checksum"]}
+    return dataclasses.replace(config, loss=loss)
 
 
 # The option behind each key a loss may read from its section.
-_LOSS_OPTIONS = {"levels": "ncsn_levels"}
+_LOSS_OPTIONS = {"levels": "ncsn_levels", "teacher": "teacher"}
 
 # The attribute of the parsed arguments behind each data option a data set may read.
 _DATA_OPTIONS = {
@@ -264,6 +287,7 @@ SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "loss": (("loss", "name"), False),
     "eps": (("loss", "eps"), False),
     "ncsn_levels": (("loss", "levels"), False),
+    "teacher": (("loss", "teacher"), False),
     "label_dropout": (("loss", "label_dropout"), False),
     # What the run trains: --conditional and --classifier are compared with the run's kind.
     "conditional": (("kind",), False),
@@ -299,6 +323,8 @@ def resumed_config(args: argparse.Namespace, out: Path) -> tuple[RunConfig, dict
         new, old = getattr(args, dest), _get(d, path)
         if dest == "model" and new == "auto":
             new = AUTO_MODEL[cfg.is_image]
+        if dest == "teacher" and new is not None:
+            new = str(Path(new).resolve())  # as recorded
         if dest in ("conditional", "classifier"):
             new, old = new, cfg.kind == dest  # the flag given, and whether the run is of that kind
         if new == old:
@@ -355,7 +381,7 @@ def run(args: argparse.Namespace) -> int:
             f"--grad-accumulation {cfg.train.grad_accumulation}; use a multiple of {parts}"
         )
     say = print if world.is_main else _quiet
-    r = build_run(cfg, device)
+    r = build_run(cfg, device, training=True)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     if r.kind == "score":
         held_out, held_labels = r.data.held_out(cfg.eval["n"], g), None
