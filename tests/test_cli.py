@@ -500,3 +500,12 @@ def test_an_option_of_another_loss_or_a_missing_teacher_is_a_usage_error(tmp_pat
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     _fails_cleanly(capsys, ["train", *argv, "--out", str(tmp_path / "run")], match)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_teacher_of_another_kind_is_refused(tmp_path, capsys):
+    teacher = write_run(tmp_path / "teacher", kind="conditional", steps=2)
+    argv = ["train", "--loss", "esm", "--teacher", str(teacher), "--out", str(tmp_path / "run")]
+    _fails_cleanly(
+        capsys, argv, "is a class-conditional score model; distilling an unconditional score model"
+    )
+    assert not (tmp_path / "run").exists()

@@ -305,9 +305,11 @@ def teacher_checkpoint(teacher: str | Path, student: RunConfig) -> dict[str, Any
     cfg = read_config(teacher)
     where = f"--teacher {teacher}"
     if cfg.kind != student.kind:
+        kinds = {"score": "an unconditional score model", "conditional": "a class-conditional score model"}
+        kinds["classifier"] = "a classifier"
         raise UsageError(
-            f"{where} trains a {cfg.kind} model; distilling a {student.kind} model needs a teacher "
-            f"of the same kind"
+            f"{where} is {kinds[cfg.kind]}; distilling {kinds[student.kind]} needs a teacher of the same "
+            f"kind{' (add --conditional)' if cfg.kind == 'conditional' else ''}"
         )
     if dict(cfg.sde) != dict(student.sde):
         raise UsageError(
