@@ -183,7 +183,7 @@ def bench_nll(quick: bool) -> None:
             ]
             _torchrun(processes, 1, *argv)
             report = json.loads((out / "nll.json").read_text())
-            rates[processes] = (n / report["seconds"], report["nfe"], report["nll"])
+            rates[processes] = (n / report["seconds"], report["score_evaluations"], report["nll"])
         torch.set_num_threads(1)
         from sdegen.cli.run import load_run
 

@@ -156,6 +156,33 @@ def test_few_step_samplers_take_steps_and_a_grid(ring_run, tmp_path, sampler, gr
     assert x.shape == (50, 2) and torch.isfinite(x).all()
 
 
+def test_nfe_is_per_sample_path_and_the_total_is_reported_beside_it(ring_run, tmp_path, capsys):
+    """NFE counts the evaluations of one batch (of each sample path), as samplers are compared; the
+    batched evaluations of all batches are the compute spent."""
+    argv = [
+        "sample",
+        str(ring_run),
+        "--sampler",
+        "dpmpp-2m",
+        "--steps",
+        "4",
+        "--n",
+        "50",
+        "--batch-size",
+        "20",
+    ]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "samples.json").read_text())
+    assert (report["nfe"], report["batches"], report["score_evaluations"]) == (4, 3, 12)
+    assert "NFE 4 per batch x 3 batches = 12 score evaluations" in capsys.readouterr().out
+    argv = ["nll", str(ring_run), "--n", "30", "--batch-size", "10", "--rtol", "1e-3", "--atol", "1e-3"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "nll.json").read_text())
+    assert report["batches"] == 3 and report["nfe"] * 3 == pytest.approx(
+        report["score_evaluations"], abs=0.15
+    )
+
+
 @pytest.mark.parametrize("grid", ["default", "uniform", "logsnr", "karras"])
 def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
     from sdegen.cli import registry

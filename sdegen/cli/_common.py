@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ __all__ = [
     "explicit_options",
     "check_end_time",
     "write_json",
+    "evaluations",
+    "describe_evaluations",
 ]
 
 
@@ -147,3 +149,28 @@ def write_json(path: Path, value: Any) -> Path:
     """Write ``value`` as indented JSON, atomically (:func:`sdegen.training.files.atomic_write`)."""
     text = json.dumps(value, indent=2) + "\n"
     return atomic_write(path, lambda f: f.write(text.encode()), fsync=False)
+
+
+def evaluations(gathered: Mapping[str, Any]) -> dict[str, Any]:
+    """The cost entries of a report from the chunks' summed ``nfe`` and ``batches``: ``nfe``, the
+    evaluations per batch (the NFE of each sample path or ODE solve, as samplers are compared; a
+    mean over the batches for adaptive solvers), ``batches``, and ``score_evaluations``, the total
+    of batched evaluations (the compute spent)."""
+    total, batches = gathered["nfe"], gathered["batches"]
+    per_batch = total / batches
+    return {
+        "nfe": int(per_batch) if per_batch == int(per_batch) else round(per_batch, 1),
+        "batches": batches,
+        "score_evaluations": total,
+    }
+
+
+def describe_evaluations(report: Mapping[str, Any]) -> str:
+    """``NFE 20`` (one batch) or ``NFE 20 per batch x 5 batches = 100 score evaluations``."""
+    if report["batches"] == 1:
+        return f"NFE {report['nfe']}"
+    mean = "" if isinstance(report["nfe"], int) else " (mean)"
+    return (
+        f"NFE {report['nfe']}{mean} per batch x {report['batches']} batches = "
+        f"{report['score_evaluations']} score evaluations"
+    )

@@ -28,6 +28,8 @@ from sdegen.cli._common import (
     UsageError,
     add_common_arguments,
     check_end_time,
+    describe_evaluations,
+    evaluations,
     positive_float,
     positive_int,
     resolve_device,
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             eps=eps,
             generator=g,
         )
-        return {"logp": res.logp.detach(), "nfe": res.nfe}
+        return {"logp": res.logp.detach(), "nfe": res.nfe, "batches": 1}
 
     gathered = distributed.map_chunks(solve, n * args.repeats, args.batch_size, world=world)
     if not world.is_main:
@@ -182,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             line += f" (true NLL of the same points {true_nll:.4f} nats)"
         # Printed before it is written, so that a failed write does not lose it.
         print(
-            f"{line}; {n} points x {args.repeats} repeat(s), {report['nfe']} evaluations, "
+            f"{line}; {n} points x {args.repeats} repeat(s), {describe_evaluations(report)}, "
             f"{report['seconds']:.1f} s" + (f" on {world.size} processes" if world.distributed else "")
         )
         logp = gathered["logp"].view(args.repeats, n)
@@ -205,7 +207,7 @@ def _report(args, gathered, n, divergence, bundle, images) -> dict:
         "batch_size": args.batch_size,
         "nll": sum(nll_per_repeat) / args.repeats,
         "nll_per_repeat": nll_per_repeat,
-        "nfe": gathered["nfe"],
+        **evaluations(gathered),
     }
     if images is not None:
         bpd = [float(images.bits_per_dim(row).mean()) for row in logp]

@@ -25,6 +25,8 @@ from sdegen.cli._common import (
     add_common_arguments,
     as_usage_error,
     check_end_time,
+    describe_evaluations,
+    evaluations,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -195,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             denoise=args.denoise,
             observation=None if fill is None else fill.observation(begin, end),
         )
-        chunk = {"x": result.x, "nfe": result.nfe}
+        chunk = {"x": result.x, "nfe": result.nfe, "batches": 1}
         if result.trajectory is not None:
             chunk["trajectory"] = result.trajectory.transpose(0, 1)  # samples first, for the gather
         return chunk
@@ -250,7 +252,7 @@ def _write(
         "repr": repr(sampler),
         "n": args.n,
         "eps": eps,
-        "nfe": gathered["nfe"],
+        **evaluations(gathered),
         "seconds": seconds,
         "processes": world.size,
         **cond.report,
@@ -273,7 +275,7 @@ def _write(
             f"on the filled-in pixels"
         )
     # Printed before the figures and the report are written, so that a failed write loses nothing.
-    print(f"{title}: {args.n} samples, {report['nfe']} score evaluations, {seconds:.1f} s{extra}")
+    print(f"{title}: {args.n} samples, {describe_evaluations(report)}, {seconds:.1f} s{extra}")
     suffix = "" if fill is None else f"-inpaint-{fill.name}"
     figure = out / "figures" / f"samples-{name}{suffix}.png"
     labels = cond.labels
