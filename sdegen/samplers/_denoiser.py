@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_linear_sde
+from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers.base import SamplePath, Sampler
 from sdegen.samplers.grid import LogSNRGrid, TimeGrid
@@ -68,14 +69,23 @@ class DenoiserSampler(Sampler):
 
 
 class Trajectory:
-    """The states a sampler passes through at its grid times, kept only when asked for."""
+    """The states a sampler passes through at its grid times, kept only when asked for, and the
+    observation it is conditioned on (if any), imposed at each of those times."""
 
-    def __init__(self, x: Tensor, keep: bool) -> None:
+    def __init__(self, x: Tensor, keep: bool, observation: ObservationProjection | None = None) -> None:
         self._states = [x] if keep else None
+        self._observation = observation
 
     def append(self, x: Tensor) -> None:
         if self._states is not None:
             self._states.append(x)
+
+    def reached(self, i: int, x: Tensor) -> Tensor:
+        """The state at grid time t_i: ``x`` projected onto the observation, recorded."""
+        if self._observation is not None:
+            x = self._observation(i, x)
+        self.append(x)
+        return x
 
     def path(self, x: Tensor, grid: CoefficientGrid) -> SamplePath:
         """The :class:`SamplePath` ending at ``x``."""

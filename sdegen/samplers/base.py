@@ -145,7 +145,9 @@ class Sampler(abc.ABC):
         """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
 
         A sampler with ``supports_observation`` also takes ``observation``, an
-        ``ObservationProjection`` (passed only when the caller conditions): it applies ``x = observation(i, x)`` to its state at every grid time t_i.
+        ``ObservationProjection`` (passed only when the caller conditions): ``x`` arrives already
+        projected at t_0, and the sampler applies ``x = observation(i, x)`` to its state at every
+        later grid time t_i.
         """
 
     def __call__(
@@ -205,6 +207,8 @@ class Sampler(abc.ABC):
         )
         try:
             with torch.no_grad():
+                if observation is not None:
+                    x_T = projection(0, x_T)
                 path = self._sample(
                     grid, score, x_T, generator=generator, return_trajectory=return_trajectory, **extra
                 )

@@ -83,9 +83,7 @@ class DDIMSampler(DenoiserSampler):
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        if observation is not None:
-            x = observation(0, x)
-        path = Trajectory(x, return_trajectory)
+        path = Trajectory(x, return_trajectory, observation)
         for i in range(grid.steps):
             score.step = i
             x0 = self.denoised(grid, i, x, score)
@@ -102,7 +100,5 @@ class DDIMSampler(DenoiserSampler):
                 )
                 z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
                 x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(c2))
-            if observation is not None:
-                x = observation(i + 1, x)
-            path.append(x)
+            x = path.reached(i + 1, x)
         return path.path(x, grid)

@@ -109,9 +109,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        if observation is not None:
-            x = observation(0, x)
-        path = Trajectory(x, return_trajectory)
+        path = Trajectory(x, return_trajectory, observation)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, t_{i-2}
         for i in range(grid.steps):
             score.step = i
@@ -134,7 +132,5 @@ class DPMSolverMultistepSampler(DenoiserSampler):
                 phi_2 = phi_1 / h + 1.0
                 phi_3 = phi_2 / h - 0.5
                 x = x + (alpha[i + 1] * phi_2) * D1 - (alpha[i + 1] * phi_3) * D2
-            if observation is not None:
-                x = observation(i + 1, x)
-            path.append(x)
+            x = path.reached(i + 1, x)
         return path.path(x, grid)

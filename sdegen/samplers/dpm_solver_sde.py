@@ -74,9 +74,7 @@ class DPMSolverSDESampler(DenoiserSampler):
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        if observation is not None:
-            x = observation(0, x)
-        path = Trajectory(x, return_trajectory)
+        path = Trajectory(x, return_trajectory, observation)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}
         for i in range(grid.steps):
             score.step = i
@@ -91,7 +89,5 @@ class DPMSolverSDESampler(DenoiserSampler):
             z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
             x = torch.add(x * (sigma[i + 1] / sigma[i] * math.exp(-h)), x0, alpha=alpha[i + 1] * one_minus)
             x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(one_minus))
-            if observation is not None:
-                x = observation(i + 1, x)
-            path.append(x)
+            x = path.reached(i + 1, x)
         return path.path(x, grid)

@@ -63,9 +63,7 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
     ) -> SamplePath:
         alpha, sigma, lam, r = grid.alpha, grid.sigma, grid.log_snr, self.r
         mid = self.times_at_log_snr(grid, [lam[i] + r * (lam[i + 1] - lam[i]) for i in range(grid.steps)])
-        if observation is not None:
-            x = observation(0, x)
-        path = Trajectory(x, return_trajectory)
+        path = Trajectory(x, return_trajectory, observation)
         for i in range(grid.steps):
             score.step = i
             h = lam[i + 1] - lam[i]
@@ -74,7 +72,5 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
             x0_mid = self.denoised(mid, i, u, score)
             D = torch.add(x0 * (1 - 0.5 / r), x0_mid, alpha=0.5 / r)
             x = torch.add(x * (sigma[i + 1] / sigma[i]), D, alpha=-alpha[i + 1] * math.expm1(-h))
-            if observation is not None:
-                x = observation(i + 1, x)
-            path.append(x)
+            x = path.reached(i + 1, x)
         return path.path(x, grid)

@@ -80,8 +80,6 @@ class EDMHeunSampler(DenoiserSampler):
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
-        if observation is not None:
-            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         x_hat = x / alpha[0]
         for i in range(grid.steps):
@@ -180,8 +178,6 @@ class EDMStochasticSampler(DenoiserSampler):
         churned = self.times_at_log_snr(
             grid, [lam - math.log1p(g) for lam, g in zip(grid.log_snr[:N], gamma, strict=True)]
         )
-        if observation is not None:
-            x = observation(0, x)
         path = Trajectory(x, return_trajectory)
         x_hat = x / alpha[0]
         for i in range(N):

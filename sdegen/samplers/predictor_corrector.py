@@ -122,8 +122,6 @@ class PredictorCorrectorSampler(Sampler):
         noise = _Noise(x, generator)
         predictor, corrector = self.predictor, self.corrector
         corrects = corrector.nfe_per_step > 0
-        if observation is not None:
-            x = observation(0, x)
         path = [x] if return_trajectory else None
         last = grid.steps - 1
         for i in range(grid.steps):

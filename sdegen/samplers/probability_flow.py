@@ -173,7 +173,6 @@ class ProbabilityFlowSampler(Sampler):
         if observation is not None:
             if x.device.type == "cpu":
                 ode.tabulate(ts, x.dtype)
-            x = observation(0, x)
             path = [x] if return_trajectory else None
             for i in range(grid.steps):
                 score.step = i

@@ -220,7 +220,6 @@ class ReverseSDESampler(Sampler):
         """One sdeint call per grid interval (exactly one step each), the projection after each."""
         spec = self.METHODS[self.method]
         rsde.tabulate(s[:-1])  # every step starts at a grid time
-        x = observation(0, x)
         path = [x] if return_trajectory else None
         for i in range(grid.steps):
             score.step = i

@@ -110,9 +110,7 @@ class UniPCSampler(DenoiserSampler):
         observation: ObservationProjection | None = None,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        if observation is not None:
-            x = observation(0, x)
-        path = Trajectory(x, return_trajectory)
+        path = Trajectory(x, return_trajectory, observation)
         score.step = 0
         D = [self.denoised(grid, 0, x, score)]  # x0_hat at t_i, t_{i-1}, ...
         for i in range(grid.steps):
@@ -134,7 +132,5 @@ class UniPCSampler(DenoiserSampler):
                 for rho, d in zip(rho_c[:-1], D1, strict=True):
                     x = torch.add(x, d, alpha=-alpha[i + 1] * B_h * rho)
                 D = [D_next, *D[: self._p - 1]]
-            if observation is not None:
-                x = observation(i + 1, x)
-            path.append(x)
+            x = path.reached(i + 1, x)
         return path.path(x, grid)
