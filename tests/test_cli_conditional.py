@@ -137,6 +137,12 @@ def test_classifier_run_guides_an_unconditional_run(tmp_path, capsys):
         ["sample", str(other), "--label", "1", "--classifier", str(clf)],
         "p_t(y | x) depends on the SDE",
     )
+    moons = write_run(tmp_path / "moons-clf", kind="classifier", data="moons", steps=2)
+    _fails_cleanly(
+        capsys,
+        ["sample", str(score), "--label", "1", "--classifier", str(moons)],
+        "was trained with the data name=moons, the run has name=ring",
+    )
     _fails_cleanly(
         capsys, ["sample", str(score), "--label", "8", "--classifier", str(clf)], "its classes are 0..7"
     )

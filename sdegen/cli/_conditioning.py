@@ -21,7 +21,7 @@ from torch import Tensor
 from sdegen.cli._common import UsageError
 from sdegen.cli._report import class_labels
 from sdegen.cli.registry import MASKS
-from sdegen.cli.run import Run, load_run
+from sdegen.cli.run import Run, load_run, noised_data_difference
 from sdegen.composition import ClassifierFreeGuidance, ClassifierGuidance
 from sdegen.observations import Inpainting
 from sdegen.sde.base import ScoreFn
@@ -134,15 +134,12 @@ def _classifier_run(path: str, trained: Run, device: torch.device) -> Run:
             f"--classifier {path} is not a classifier run (it trains a {clf.kind} model); train one with "
             f"`sdegen train --classifier`"
         )
-    if repr(clf.sde) != repr(trained.sde):
+    diff = noised_data_difference(clf.config, trained.config)
+    if diff is not None:
+        part, theirs, ours = diff
         raise UsageError(
-            f"--classifier {path} was trained on the noised data of {clf.sde!r}, but {trained.config.data['name']} "
-            f"run {trained.sde!r}: p_t(y | x) depends on the SDE; train the classifier with the same --sde options"
-        )
-    if clf.config.data["name"] != trained.config.data["name"]:
-        raise UsageError(
-            f"--classifier {path} classifies {clf.config.data['name']}, but the run models "
-            f"{trained.config.data['name']}"
+            f"--classifier {path} was trained with the {part} {theirs}, the run has {ours}: p_t(y | x) "
+            f"depends on the SDE and the data; train the classifier with the run's --data and --sde options"
         )
     return clf
 

@@ -52,6 +52,7 @@ __all__ = [
     "build_run",
     "load_run",
     "load_teacher",
+    "noised_data_difference",
     "teacher_checkpoint",
 ]
 
@@ -305,27 +306,40 @@ def teacher_checkpoint(teacher: str | Path, student: RunConfig) -> dict[str, Any
     cfg = read_config(teacher)
     where = f"--teacher {teacher}"
     if cfg.kind != student.kind:
-        kinds = {"score": "an unconditional score model", "conditional": "a class-conditional score model"}
-        kinds["classifier"] = "a classifier"
+        kinds = {
+            "score": "an unconditional score model",
+            "conditional": "a class-conditional score model",
+            "classifier": "a classifier",
+        }
         raise UsageError(
             f"{where} is {kinds[cfg.kind]}; distilling {kinds[student.kind]} needs a teacher of the same "
             f"kind{' (add --conditional)' if cfg.kind == 'conditional' else ''}"
         )
-    if dict(cfg.sde) != dict(student.sde):
-        raise UsageError(
-            f"{where} was trained with the SDE {_describe(cfg.sde)}, this run has {_describe(student.sde)}; "
-            f"give the student the teacher's SDE settings (its score is that of the teacher's p_t)"
-        )
-    moved = ("root", "download")  # where the data live, not which data they are
-    if {k: v for k, v in cfg.data.items() if k not in moved} != {
-        k: v for k, v in student.data.items() if k not in moved
-    }:
-        raise UsageError(
-            f"{where} was trained on the data {_describe(cfg.data)}, this run on {_describe(student.data)}; "
-            f"distil on the teacher's data"
-        )
+    diff = noised_data_difference(cfg, student)
+    if diff is not None:
+        part, theirs, ours = diff
+        advice = {
+            "SDE": "give the student the teacher's SDE settings (its score is that of the teacher's p_t)",
+            "data": "distil on the teacher's data",
+        }[part]
+        raise UsageError(f"{where} was trained with the {part} {theirs}, this run has {ours}; {advice}")
     state = load_checkpoint(teacher / CHECKPOINT)
     return {"checksum": state.get("checksum"), "step": state.get("step")}
+
+
+def noised_data_difference(a: RunConfig, b: RunConfig) -> tuple[str, str, str] | None:
+    """Where the noised data p_t of runs ``a`` and ``b`` differ: ``("SDE" or "data", a's settings,
+    b's settings)``, or None if they are the same process on the same data set (wherever the data
+    live). A teacher or a classifier is only meaningful for the run whose p_t it was trained on."""
+    moved = ("root", "download")  # where the data live, not which data they are
+    parts = {
+        "SDE": (dict(a.sde), dict(b.sde)),
+        "data": tuple({k: v for k, v in c.data.items() if k not in moved} for c in (a, b)),
+    }
+    for part, (ours, theirs) in parts.items():
+        if ours != theirs:
+            return part, _describe(ours), _describe(theirs)
+    return None
 
 
 def load_teacher(config: RunConfig, device: torch.device) -> ScoreModel | None:
