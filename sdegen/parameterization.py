@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time, expand_like
-from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde
+from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde, check_sde
 from sdegen.sde.base import SDE, LinearSDE
 
 __all__ = [
@@ -213,8 +213,7 @@ class ScoreModel(nn.Module):
         super().__init__()
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module net(t, x); got {type(net).__name__}")
-        if not isinstance(sde, SDE):
-            raise TypeError(f"sde must be an sdegen.SDE; got {type(sde).__name__}")
+        check_sde(sde)
         parameterization = NoisePrediction() if parameterization is None else parameterization
         if not isinstance(parameterization, Parameterization):
             raise TypeError(
@@ -266,8 +265,13 @@ class ScoreModel(nn.Module):
             )
         C = self.n_classes
         return check_class_labels(
-            name, y, x.shape[0], C + 1, meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)"
-        ).to(x.device)
+            name,
+            y,
+            x.shape[0],
+            C + 1,
+            meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)",
+            device=x.device,
+        )
 
     def given(self, y: int | Tensor) -> ScoreModel:
         """The score model of class ``y`` with the label bound: ``given(y)(t, x) = self(t, x, y)``.
@@ -282,10 +286,8 @@ class ScoreModel(nn.Module):
             self.check_labels(y, torch.empty(0))
         C = self.n_classes
         meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
-        if torch.is_tensor(y) and y.ndim == 1:
-            labels: int | Tensor = check_class_labels("y", y, y.shape[0], C + 1, meaning=meaning)
-        else:
-            labels = int(check_class_labels("y", y, 1, C + 1, meaning=meaning)[0])
+        checked = check_class_labels("y", y, None, C + 1, meaning=meaning)
+        labels: int | Tensor = int(checked) if checked.ndim == 0 else checked
         return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
 
     # -- evaluation ------------------------------------------------------------------------------

@@ -200,7 +200,9 @@ def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
 
 def test_a_grid_for_an_adaptive_sampler_is_a_usage_error(ring_run, capsys):
     _fails_cleanly(
-        capsys, ["sample", str(ring_run), "--sampler", "ode", "--grid", "karras"], "--grid karras applies to"
+        capsys,
+        ["sample", str(ring_run), "--sampler", "ode", "--grid", "karras"],
+        "--grid is an option of --sampler reverse-sde",
     )
 
 

@@ -35,7 +35,8 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.run import load_run
+from sdegen.cli.registry import check_options_apply
+from sdegen.cli.run import load_run, read_config
 from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.training.files import atomic_write, check_writable
 
@@ -98,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
+    # Options that this run's data do not read are refused before the run is loaded.
+    check_options_apply(
+        "nll", set(getattr(args, "explicit", ())), {"data": read_config(run_dir).data["name"]}
+    )
     trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
     if trained.kind == "classifier":

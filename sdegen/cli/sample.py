@@ -35,7 +35,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
-from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
+from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions, check_options_apply
 from sdegen.cli.run import Run, load_run
 from sdegen.metrics import energy_distance
 from sdegen.random import PerSampleGenerator, derive_seed
@@ -149,10 +149,9 @@ def run(args: argparse.Namespace) -> int:
     device = world.device(device)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir
-    if args.sampler is not None and args.grid != "default" and not SAMPLERS[args.sampler].fixed_steps:
-        raise UsageError(
-            f"--grid {args.grid} applies to fixed-step samplers; --sampler {args.sampler} is adaptive"
-        )
+    explicit = set(getattr(args, "explicit", ()))
+    if args.sampler is not None:  # refused before the run is loaded
+        check_options_apply("sample", explicit, {"sampler": args.sampler})
     trained = load_run(run_dir, device, ema=not args.no_ema)
     if trained.kind == "classifier":
         raise UsageError(
@@ -163,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     # Before the work: samples that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
     name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
+    check_options_apply("sample", explicit, {"sampler": name})
     spec = SAMPLERS[name]
     # An NCSN run's annealed Langevin steps through exactly its training levels.
     ts = levels.t if levels is not None and name == "annealed-langevin" and args.eps is None else None

@@ -11,12 +11,16 @@ from torch import Tensor
 
 from sdegen._checks import (
     check_batch_shape,
+    check_bool,
     check_finite,
     check_fits_model,
     check_generator,
     check_linear_sde,
     check_nonempty,
     check_positive,
+    check_same_sde,
+    check_score_fn,
+    check_sde,
     check_steps,
 )
 from sdegen.observations.base import Observation
@@ -186,11 +190,18 @@ class Sampler(abc.ABC):
                 LinearSDE.
         """
         sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
+        for flag, value in (
+            ("return_trajectory", return_trajectory),
+            ("progress", progress),
+            ("denoise", denoise),
+        ):
+            check_bool(flag, value)
         if check_finite_every is None:
             check_finite_every = self.check_finite_every
         else:
             check_finite_every = check_steps("check_finite_every", check_finite_every)
         grid = CoefficientGrid(sde, self.time_grid(sde, eps))
+        grid.check_range(x_T.dtype, "x_T")
         self.check(grid)
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
@@ -295,10 +306,9 @@ def resolve_eps(sde: SDE, eps: float | None) -> float:
 def _check_arguments(
     sde: object, score_fn: object, x_T: object, eps: float | None, generator: object
 ) -> tuple[SDE, Tensor, float]:
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    check_sde(sde)
+    check_score_fn(score_fn)
+    check_same_sde(sde, score_fn, "score_fn", "of the sampler")
     check_batch_shape("x_T", x_T, min_ndim=1)
     check_nonempty("x_T", x_T)
     check_fits_model("x_T", x_T, score_fn)

@@ -7,12 +7,21 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_generator, check_shape_tuple, check_tensor
+from sdegen._checks import (
+    check_bool,
+    check_device,
+    check_generator,
+    check_sampling_dtype,
+    check_sde,
+    check_shape_tuple,
+    check_tensor,
+)
 from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
 from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.sde.base import SDE, ScoreFn
+from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["sample"]
 
@@ -78,16 +87,26 @@ def sample(
         raise TypeError(
             f"sampler must be an sdegen Sampler such as ReverseSDESampler(); got {type(sampler).__name__}"
         )
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    check_sde(sde)
     check_generator(generator)
+    dtype = check_sampling_dtype("dtype", dtype)
+    device = check_device("device", device)
+    for flag, value in (
+        ("return_trajectory", return_trajectory),
+        ("progress", progress),
+        ("denoise", denoise),
+    ):
+        check_bool(flag, value)
     if observation is not None:
         sampler.check_observation()  # before drawing the prior
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
         shape = check_shape_tuple("shape", shape)
-        start = float(sampler.time_grid(sde, resolve_eps(sde, eps))[0])
+        ts = sampler.time_grid(sde, resolve_eps(sde, eps))
+        # The schedule is validated on the sampler's grid before the prior (which reads sigma(T)) is drawn.
+        CoefficientGrid(sde, ts)
+        start = float(ts[0])
         if abs(start - sde.T) > 1e-9 * max(1.0, sde.T):
             raise ValueError(
                 f"the sampler's time grid starts at ts[0]={start:.6g} < T={sde.T:.6g}, where the prior "
@@ -95,6 +114,11 @@ def sample(
             )
         if device is None and generator is not None:
             device = generator.device
+        elif generator is not None and device.type != generator.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but device={str(device)!r}: the prior is drawn on the "
+                f"generator's device; create the generator there, torch.Generator(device={str(device)!r})"
+            )
         x_T = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
     else:
         check_tensor("x_T", x_T)

@@ -6,6 +6,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from sdegen._checks import check_int, check_seed
+
 __all__ = ["TrainConfig", "RESUMABLE", "EXECUTION", "PRECISIONS"]
 
 # Settings a resumed run may change (the loaded optimizer and schedule are updated to them); any
@@ -142,7 +144,6 @@ def _is_real(value: object) -> bool:
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
+    check_int(name, value, minimum)
+    if name == "seed":
+        check_seed(name, value)
