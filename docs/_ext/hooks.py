@@ -110,9 +110,14 @@ def api_path(name: str) -> str | None:
     return None
 
 
+_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj):`(~?)([\w.]+)`")
+
+
 def _summary(obj: Any) -> str:
+    """The first paragraph of a docstring as Markdown: Sphinx roles become code spans."""
     doc = inspect.getdoc(obj) or ""
-    return doc.split("\n\n", 1)[0].replace("\n", " ").replace("|", "\\|")
+    first = doc.split("\n\n", 1)[0].replace("\n", " ").replace("|", "\\|")
+    return _ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", first)
 
 
 def top_level_names() -> str:
