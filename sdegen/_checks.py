@@ -368,16 +368,17 @@ def check_decreasing_times(name: str, ts: object, T: float, *, lower: float = 0.
     values = ts.detach().cpu().double().tolist()
     if not all(math.isfinite(v) for v in values):
         raise ValueError(f"{name} must be finite; got {name}={values}")
+    # The range first: a time outside [lower, T] is the fault even when it also breaks the order.
+    slack = 1e-6 * max(1.0, abs(T))
+    for i, v in enumerate(values):
+        if v > T + slack or v < lower - slack:
+            raise ValueError(f"{name} must lie in [{lower:.6g}, {T:.6g}]; got a time {v:.6g} ({name}[{i}])")
     for i, (a, b) in enumerate(zip(values[:-1], values[1:], strict=True)):
         if not a > b:
             raise ValueError(
                 f"{name} must be strictly decreasing (from T towards the end time); got "
                 f"{name}[{i}]={a:.6g} <= {name}[{i + 1}]={b:.6g}"
             )
-    slack = 1e-6 * max(1.0, abs(T))
-    if values[0] > T + slack or values[-1] < lower - slack:
-        bad = values[0] if values[0] > T + slack else values[-1]
-        raise ValueError(f"{name} must lie in [{lower:.6g}, {T:.6g}]; got a time {bad:.6g}")
     return ts
 
 
@@ -407,20 +408,20 @@ def check_score_output(score: object, x: Tensor, name: str = "score_fn") -> None
     No device synchronisation: shape, dtype and device are metadata. Every evaluation of a score
     (a sampler's, and each part of a composite's) is checked this way.
     """
-    if (
-        not torch.is_tensor(score)
-        or score.shape != x.shape
-        or score.dtype != x.dtype
-        or score.device != x.device
-    ):
+    if not torch.is_tensor(score) or score.shape != x.shape or score.dtype != x.dtype:
         got = (
-            f"shape {tuple(score.shape)}, dtype {score.dtype}, device {score.device}"
+            f"shape {tuple(score.shape)}, dtype {score.dtype}"
             if torch.is_tensor(score)
-            else f"a {type(score).__name__}"
+            else type(score).__name__
         )
         raise ValueError(
             f"{name} must return a tensor shaped and typed like x (shape {tuple(x.shape)}, dtype "
-            f"{x.dtype}, device {x.device}); got {got}"
+            f"{x.dtype}); got {got}"
+        )
+    if score.device != x.device:
+        raise ValueError(
+            f"{name} must return a tensor on x's device {x.device}; got one on {score.device}. Move the "
+            f"model (or its output) to {x.device}, or x to {score.device}."
         )
 
 
@@ -498,8 +499,9 @@ def check_class_labels(
     labels that start on the CPU: reading it from an accelerator would synchronise the device at
     every training step, and the labels of sdegen's data sources are in range by construction.
     """
-    what = meaning or ("class labels >= 0" if n_labels is None else f"labels in 0..{n_labels - 1}")
-    expected = f"an int label or an int64 tensor [{'B' if batch is None else batch}] of {what}"
+    what = meaning or ("class labels >= 0" if n_labels is None else f"class labels in 0..{n_labels - 1}")
+    one = f"one of the {meaning}" if meaning else f"a class label in 0..{(n_labels or 0) - 1}"
+    expected = f"an int class label or an int64 tensor [{'B' if batch is None else batch}] of {what}"
     if isinstance(y, bool):
         raise TypeError(f"{name} must be {expected}; got {y!r}")
     if not torch.is_tensor(y):
@@ -516,13 +518,15 @@ def check_class_labels(
                 raise TypeError(f"{name} must be a sequence of int labels ({what}); got {values!r}") from None
             y = torch.tensor(values, dtype=torch.int64)
     if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer labels ({what}); got dtype {y.dtype}. Use {name}.long().")
+        raise TypeError(
+            f"{name} must be integers: integer labels, {what}; got dtype {y.dtype}. Use {name}.long()."
+        )
     if batch is not None:
         if y.ndim == 0:
             y = y.expand(batch)
         if tuple(y.shape) != (batch,):
             raise ValueError(
-                f"{name} must hold one label per sample, shape [{batch}]; got shape {tuple(y.shape)}"
+                f"{name} must hold one label per example, shape [{batch}]; got shape {tuple(y.shape)}"
             )
     elif y.ndim > 1:
         raise ValueError(f"{name} must be an int or a 1-D tensor [B] of labels; got shape {tuple(y.shape)}")
@@ -532,7 +536,7 @@ def check_class_labels(
         if lo < 0 or (n_labels is not None and hi >= n_labels):
             bad = lo if lo < 0 else hi
             if y.ndim == 0 or (batch is not None and bool((flat == bad).all())):
-                raise ValueError(f"{name} must be one of the {what}; got {name}={bad}")
+                raise ValueError(f"{name} must be {one}; got {name}={bad}")
             i = int((flat == bad).nonzero()[0])
             raise ValueError(f"{name} must hold {what}; got {name}[{i}]={bad}")
     y = y.detach().to(torch.int64)

@@ -1002,7 +1002,7 @@ SILENT = [
         "cryptic-labels-float",
         lambda: NoisyClassifier(_MLPClassifier2(), VP).log_prob(0.5, X, torch.zeros(4)),
         TypeError,
-        "y must hold integer labels",
+        "y must be integers: integer labels",
     ),
     Case(
         "cryptic-labels-range",

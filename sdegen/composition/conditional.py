@@ -51,7 +51,7 @@ def check_label(y: object, n_classes: int, name: str = "y") -> int | Tensor:
     Returns an int (for an int or a 0-d tensor) or an int64 ``[B]`` tensor on ``y``'s device, by
     :func:`sdegen._checks.check_class_labels`, the one label check.
     """
-    labels = check_class_labels(name, y, None, n_classes, meaning=f"class labels in 0..{n_classes - 1}")
+    labels = check_class_labels(name, y, None, n_classes)
     return int(labels) if labels.ndim == 0 else labels
 
 

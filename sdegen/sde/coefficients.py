@@ -202,7 +202,8 @@ class Coefficients:
         """
         if self._scale is None:
             probe = torch.linspace(0.0, self.sde.T, 33, dtype=torch.float64)
-            self._scale = float(self.sde.diffusion_squared(probe).abs().max())
+            g2_probe = self.sde.diffusion_squared(probe)  # may be NaN at t = 0 (autograd of a square root)
+            self._scale = float(torch.where(torch.isfinite(g2_probe), g2_probe.abs(), 0.0).max())
         ok = torch.isfinite(g2) & (g2 >= -_G2_ROUNDING * self._scale)
         if a is not None:
             ok = ok & torch.isfinite(a)
