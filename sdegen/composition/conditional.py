@@ -49,7 +49,7 @@ def check_label(y: object, n_classes: int, name: str = "y") -> int | Tensor:
     """A class label ``y`` (an int, or an int ``[B]`` tensor) validated against 0..n_classes-1.
 
     Returns an int (for an int or a 0-d tensor) or an int64 ``[B]`` tensor on ``y``'s device, by
-    :func:`sdegen._checks.check_class_labels`, the one label check.
+    ``sdegen._checks.check_class_labels``, the one label check.
     """
     labels = check_class_labels(name, y, None, n_classes)
     return int(labels) if labels.ndim == 0 else labels

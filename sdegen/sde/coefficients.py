@@ -254,7 +254,7 @@ def check_schedule(sde: SDE, t_min: float, t_max: float, points: int = 129) -> N
     For a :class:`LinearSDE`: alpha(t), sigma(t), a(t), g(t)^2 real floating-point tensors shaped
     like t; alpha finite and > 0, sigma finite and >= 0 with sigma(0) = 0 and alpha(0) = 1, a(t)
     finite, g(t)^2 finite and >= 0 (up to rounding), and neither a(t) nor g(t)^2 / alpha(t)^2
-    singular (:func:`_require_resolved`); for a general SDE, g^2 finite and >= 0. Raises
+    singular on a step (``_require_resolved``); for a general SDE, g^2 finite and >= 0. Raises
     ``ValueError`` naming the coefficient, its value and the time. An interval already checked for
     the same SDE object is not checked again (losses call this on every training step).
 
@@ -301,7 +301,7 @@ def _evaluate(sde: SDE, method: str, t: Tensor) -> Tensor:
 
 
 #: A coefficient whose value times a step exceeds this multiple of its own integral over the step
-#: (and 1) is singular there: no step of the grid resolves it (see :func:`_require_resolved`).
+#: (and 1) is singular there: no step of the grid resolves it (see ``_require_resolved``).
 _SINGULAR = 1e6
 
 
