@@ -19,7 +19,6 @@ from sdegen import (
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
     KarrasGrid,
     LinearSDE,
     LogSNRGrid,
@@ -29,6 +28,7 @@ from sdegen import (
     UniformGrid,
     UniPCSampler,
 )
+from sdegen.samplers import EulerMaruyama
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.testing.oracle import check_samples
 
