@@ -46,12 +46,12 @@ from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
 from sdegen.random import GlobalBatchGenerator
+from sdegen.training import state as checkpoint_state
 from sdegen.training.callbacks import Callback
-from sdegen.training.checkpoint import describe
+from sdegen.training.checkpoint import describe, load_checkpoint, save_checkpoint
 from sdegen.training.config import TrainConfig
 from sdegen.training.metrics_log import MetricsLog
 from sdegen.training.run_directory import IF_EXISTS, RunDirectory
-from sdegen.training.state import CheckpointState
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -71,7 +71,7 @@ class TrainResult:
         return losses[-1] if losses else math.nan
 
 
-class Trainer(CheckpointState):
+class Trainer:
     """Train a :class:`~sdegen.parameterization.ScoreModel` (or a noise-conditional classifier) on a
     :class:`~sdegen.data.BatchSource`.
 
@@ -456,6 +456,73 @@ class Trainer(CheckpointState):
                 f"could not append to {str(self.run.metrics)!r}: {e.strerror or e}; training stopped at "
                 f"step {self.step} (last checkpoint: {last})",
             ) from e
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """``run_dir/checkpoints/last.pt``, or None without a run directory."""
+        return None if self.run is None else self.run.checkpoint
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the run exactly."""
+        return checkpoint_state.state_of(self)
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+        """Write :meth:`state_dict` atomically to ``path`` (default :attr:`checkpoint_path`), with its
+        checksum and :attr:`configuration`. Temporary files of interrupted saves are removed.
+
+        With several processes only process 0 writes (all must call it; a failure to write is
+        raised on every process)."""
+        if path is None and self.checkpoint_path is None:
+            raise ValueError("save_checkpoint needs a path when the trainer has no run_dir")
+        target = Path(path) if path is not None else self.checkpoint_path
+        with self.locked() if path is None else contextlib.nullcontext():
+            if path is None:
+                self._claim_run()
+            state = self.state_dict()
+            self.world.run(
+                lambda: save_checkpoint(target, state, configuration=self.configuration), where="main"
+            )
+        if path is None:
+            self._saved_step = self.step
+        return target
+
+    def load_checkpoint(self, path: str | Path | None = None) -> int:
+        """Restore the state saved at ``path`` (default :attr:`checkpoint_path`); return its step.
+
+        The file is read with ``weights_only=True``, its checksum verified and its contents checked
+        against this trainer before anything is changed: a corrupt or mismatched checkpoint (other
+        network, SDE or SDE parameters, parameterisation, loss, seed) raises
+        :class:`~sdegen.training.CheckpointError` naming what differs, and leaves the trainer and
+        every file as they were. Optimisation settings of this trainer's config that differ from
+        the checkpoint's (:data:`~sdegen.training.config.RESUMABLE`: ``lr``, ``betas``,
+        ``weight_decay``, ``warmup_steps``, ``grad_clip``, ``ema_decay``, ``ema_rampup``,
+        ``precision``) are applied from here on and recorded in ``setting_changes``. Records after
+        the checkpoint's step are dropped from ``metrics.jsonl``, so a resumed run's log has no
+        duplicates.
+        """
+        if path is None and self.checkpoint_path is None:
+            raise ValueError("load_checkpoint needs a path when the trainer has no run_dir")
+        own_run = path is None
+        path = Path(path) if path is not None else self.checkpoint_path
+        with self.locked() if own_run else contextlib.nullcontext():
+            # Every process reads the file itself (process 0 holds the lock; nobody writes now).
+            self.world.run(lambda: self._load(path, own_run))
+        return self.step
+
+    def _load(self, path: Path, own_run: bool) -> None:
+        state = load_checkpoint(path, map_location=self.device)
+        changes = checkpoint_state.check_state(self, path, state)
+        checkpoint_state.restore(self, state)
+        if changes:
+            self.setting_changes.append({"step": self.step, "changed": changes})
+            checkpoint_state.apply_settings(self, self._lr_factor)
+        if own_run:
+            self._owns_run = True
+            self._saved_step = self.step
+        self.history = [r for r in self.history if r.get("step", 0) <= self.step]
+        if self._owns_run:
+            self._truncate_log()
 
     def _truncate_log(self) -> None:
         """Drop the log's records after this step (process 0 rewrites the file; every process reads it)."""
