@@ -35,9 +35,9 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import check_options_apply
-from sdegen.cli.run import load_run, read_config
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import load_run, read_config
+from sdegen.run.registry import check_options_apply
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run", "PER_EXAMPLE"]
