@@ -55,7 +55,7 @@ from sdegen.samplers import (
     UniPCSampler,
     sample,
 )
-from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, GaussianKernel, LinearSDE, SubVPSDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -64,6 +64,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SDE",
     "LinearSDE",
+    "GaussianKernel",
     "VPSDE",
     "SubVPSDE",
     "VESDE",
