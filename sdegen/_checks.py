@@ -44,7 +44,9 @@ def check_bool(name: str, value: object) -> bool:
     A flag is never coerced: ``denoise="no"`` is truthy and would silently mean True.
     """
     if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False; got {value!r} of type {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a bool (True or False); got {value!r} of type {type(value).__name__}"
+        )
     return value
 
 
@@ -240,7 +242,8 @@ def check_score_differentiable(
     if grad is None:
         need = f" {why.strip()}" if why else " the method"
         raise ValueError(
-            f"{name}'s output has no gradient path to x: it detaches x (x.detach(), .item(), numpy) or "
+            f"{name}'s output has no gradient path to x (it does not depend differentiably on x): it "
+            f"detaches x (x.detach(), .item(), numpy) or "
             f"runs under torch.no_grad(), but{need} differentiates the score in x, so the result would be "
             f"silently wrong. Compute the score from x with torch operations (a score constant in x: "
             f"0 * x)."

@@ -814,7 +814,12 @@ SILENT = [
         "must return a tensor shaped and typed like x",
     ),
     # -- 4. one set of type rules: flags are bools, sizes are ints, schedules are real tensors ----------
-    Case("type-denoise-string", lambda: _sample(denoise="no"), TypeError, "denoise must be True or False"),
+    Case(
+        "type-denoise-string",
+        lambda: _sample(denoise="no"),
+        TypeError,
+        "denoise must be a bool (True or False)",
+    ),
     Case("type-trajectory-string", lambda: _sample(return_trajectory="no"), TypeError, "return_trajectory"),
     Case("type-progress-int", lambda: _sample(progress=1), TypeError, "progress"),
     Case(
