@@ -55,7 +55,7 @@ from sdegen.samplers import (
     UniPCSampler,
     sample,
 )
-from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, DiscreteVPSDE, LinearSDE, SubVPSDE
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 
@@ -69,6 +69,7 @@ __all__ = [
     "VESDE",
     "CosineVPSDE",
     "EDMVESDE",
+    "DiscreteVPSDE",
     "analytic",
     "composition",
     "observations",
