@@ -150,13 +150,12 @@ SCHEDULERS = ["ddim", "euler", "dpm++2m", "dpm++3m", "unipc"]
 CASES = [
     (s, c) for s in SCHEDULERS for c in CONFIGS if not (c == "squaredcos-linspace" and s in ("ddim", "euler"))
 ]
-# max |x_sdegen - x_diffusers| / max |x_diffusers|, measured (float32, float64) over the cases:
-# float32 round-off of ~20 steps. diffusers' DPM-Solver and Euler steps cast the sample to float32
-# even in a float64 loop, so their float64 agreement is float32 round-off; DDIM's and UniPC's is
-# float64 round-off.
+# max |x_sdegen - x_diffusers| / max |x_diffusers|, measured worst over the cases: float32 3.0e-7
+# (DDIM) to 4.9e-7 (3M); float64 8.9e-16 (DDIM), 1.3e-15 (UniPC). diffusers' DPM-Solver and Euler
+# steps cast the sample to float32 even in a float64 loop: 1.8e-7 to 2.2e-7 there.
 TOLERANCE = {
     torch.float32: 2e-6,
-    torch.float64: {"ddim": 1e-12, "unipc": 1e-12, "dpm++2m": 2e-6, "dpm++3m": 2e-6, "euler": 2e-6},
+    torch.float64: {"ddim": 1e-13, "unipc": 1e-13, "dpm++2m": 1e-6, "dpm++3m": 1e-6, "euler": 1e-6},
 }
 
 
@@ -205,7 +204,7 @@ class _MixtureNoise(torch.nn.Module):
         return SimpleNamespace(sample=-sigma * self.score(t.to(sample.dtype), sample))
 
 
-DDPM_STEPS, N_DRAWS = 20, 1000
+DDPM_STEPS, N_DRAWS = 10, 800
 
 
 @functools.cache
@@ -223,7 +222,7 @@ def _ddpm_reference():
             x = scheduler.step(net(x, t).sample, t, x, generator=generator).prev_sample
         return x
 
-    return sde, net, draw, calibrate_null(draw, N_DRAWS, n_null=24, seed=11)
+    return sde, net, draw, calibrate_null(draw, N_DRAWS, n_null=16, seed=11)
 
 
 def test_ddpm_ancestral_sampling_is_diffusers_in_law():

@@ -128,7 +128,7 @@ def test_marginals_are_exact():
     """check_marginals: the moment ODEs (autograd derivatives of alpha and sigma against the closed
     forms of a and g^2, at knots and between them) and 4000 simulated SRK paths."""
     sde = SCHEDULES["linear"]
-    assert check_marginals(sde, n_paths=4000, seed=1)
+    assert check_marginals(sde, n_paths=2000, seed=1)
     for s in SCHEDULES.values():
         times = [0.5 / s.num_train_timesteps, 0.0123, 0.37, 0.5, 0.999, 1.0]
         result = check_moment_odes(s, times=times, rtol=1e-12)
