@@ -24,12 +24,10 @@ from sdegen import (
     DiffusersGrid,
     DiscreteVPSDE,
     DPMSolverMultistepSampler,
-    NoneCorrector,
     PredictorCorrectorSampler,
     UniPCSampler,
-    expand_like,
 )
-from sdegen.samplers import AncestralSampling
+from sdegen.samplers import AncestralSampling, NoneCorrector
 from sdegen.testing import calibrate_null, two_sample_test
 
 diffusers = pytest.importorskip("diffusers")
@@ -90,6 +88,10 @@ def _unet(dtype: torch.dtype):
             norm_num_groups=4,
         )
     return net.to(dtype).eval().requires_grad_(False)
+
+
+def expand_like(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return v.reshape(-1, *(1,) * (x.ndim - 1))
 
 
 class _UNetDenoiser:
