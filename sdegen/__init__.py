@@ -15,12 +15,16 @@ from sdegen.composition import (
     ReconstructionGuidance,
 )
 from sdegen.likelihood import (
+    BoundResult,
+    DataGrid,
     ExactTrace,
     Hutchinson,
     LikelihoodResult,
     Quantization,
     bits_per_dim,
+    ddpm_bound,
     dequantize,
+    elbo,
     log_likelihood,
 )
 from sdegen.observations import Colorization, Inpainting, LinearObservation, Observation
@@ -83,6 +87,10 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "elbo",
+    "ddpm_bound",
+    "BoundResult",
+    "DataGrid",
     # sampling
     "sample",
     "Sampler",
