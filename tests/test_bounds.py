@@ -392,3 +392,42 @@ def test_result_is_named():
     sde = sdegen.VPSDE()
     res = ddpm_bound(X, sde, LinearDenoiser(sde), grid=GRID, steps=3, n_samples=2)
     assert isinstance(res, BoundResult) and res.terms.shape == (2, 4) and bool((res.stderr > 0).all())
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    from _runs import write_run
+
+    return write_run(tmp_path_factory.mktemp("digits"), data="digits", model="mlp", steps=2, batch_size=16)
+
+
+def test_cli_nll_bounds_on_digits(digits_run, tmp_path, capsys):
+    import json
+
+    from sdegen.cli import main
+
+    common = ["nll", str(digits_run), "--n", "6", "--batch-size", "6"]
+    assert main([*common, "--bound", "ddpm", "--steps", "10", "--out", str(tmp_path / "d")]) == 0
+    ddpm = json.loads((tmp_path / "d" / "nll.json").read_text())
+    assert ddpm["bound"] == "ddpm" and ddpm["steps"] == 10 and ddpm["nfe"] == 20 and ddpm["samples"] == 2
+    # A lossless code length of 64 pixels of 17 levels: bits/dim = nats / (64 ln 2), > 0.
+    assert ddpm["bits_per_dim"] == pytest.approx(ddpm["nll"] / (64 * math.log(2)), rel=1e-9)
+    assert ddpm["bits_per_dim"] > 0 and ddpm["monte_carlo_stderr"] > 0
+    assert main([*common, "--bound", "elbo", "--samples", "8", "--out", str(tmp_path / "e")]) == 0
+    bound = json.loads((tmp_path / "e" / "nll.json").read_text())
+    assert bound["bound"] == "elbo" and bound["nfe"] == 16 and bound["time_law"] == "importance"
+    out = capsys.readouterr().out
+    assert "DDPM bound on the NLL" in out and "ELBO bound on the NLL" in out
+
+
+def test_cli_ddpm_bound_of_continuous_data_is_a_usage_error(tmp_path, capsys):
+    from _runs import write_run
+
+    from sdegen.cli import main
+
+    run = write_run(tmp_path / "ring", steps=2)
+    assert main(["nll", str(run), "--bound", "ddpm", "--n", "4"]) == 2
+    assert "continuous" in capsys.readouterr().err

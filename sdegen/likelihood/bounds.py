@@ -3,7 +3,7 @@
 Both bound the negative log-likelihood of the *stochastic* model of a score network -- the reverse
 SDE, or its discrete ancestral chain -- from above, by a Monte-Carlo average of denoising errors
 that needs no ODE solve (each draw is one network evaluation; the draws are independent).
-:func:`~sdegen.likelihood.log_likelihood` computes the exact likelihood of another model of the
+:func:`sdegen.log_likelihood` computes the exact likelihood of another model of the
 same network, the probability-flow ODE. The three agree when the score is exact and the prior is
 p_T; otherwise no ordering holds between the ODE's -log p and either bound in general.
 
@@ -50,7 +50,7 @@ where noise dominates and to 0 (like sb^2) at t0. On a 2-D mixture it divides th
 about 45 on VP and 3 on VE (measured, exact score).
 
 **Discrete time** (:func:`ddpm_bound`). On latent times 0 = t_0 < t_1 < ... < t_N <= T of any
-linear SDE (Kingma et al. 2021's discrete-time form; for a :class:`DiscreteVPSDE` its N training
+linear SDE (Kingma et al. 2021's discrete-time form; for a ``DiscreteVPSDE`` its N training
 steps, where alpha(t_i)^2 = alphas_cumprod exactly and this is Ho et al.'s chain),
 
     L = L_T + sum_{i=2}^N L_{i-1} + L_0                                  (Ho et al. 2020, eq. 5)
@@ -271,7 +271,7 @@ def elbo(
 
     What it bounds: without ``decoder``, -log p_eps(x) of the reverse SDE run from the prior at T
     down to ``eps``, with ``x`` read as a sample of p_eps exactly as in
-    :func:`~sdegen.likelihood.log_likelihood` (dequantize discrete data first; ``bits_per_dim``
+    :func:`sdegen.log_likelihood` (dequantize discrete data first; ``bits_per_dim``
     converts in the same way). With ``decoder`` a :class:`DataGrid`, -log P(x) of discrete data
     ``x`` on that grid under the reverse SDE to eps followed by the discretized Gaussian decoder
     N(x0_hat(eps, x_eps), sigma(eps)^2) (a lossless code length; ``bpd`` = nll / (D ln 2)). With
@@ -286,7 +286,7 @@ def elbo(
         score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B']``; evaluated on ``2 B`` rows per draw
             (more with ``batch_size``). Networks with dropout belong in ``eval()`` mode. With a
             ``decoder``, the data prediction at eps comes from ``score_fn.data_prediction`` or
-            ``noise_prediction`` when it has one (:mod:`sdegen.samplers.denoise`).
+            ``noise_prediction`` when it has one (the protocol of ``sdegen.samplers.denoise``).
         n_samples: draws of (t, z) per example; each costs two evaluations.
         time_law: ``"importance"`` (t with density proportional to g^2 / sigma^2, i.e. uniform in
             log-SNR) or ``"uniform"`` on [eps, T].
@@ -565,7 +565,7 @@ def ddpm_bound(
 
     Args:
         x: discrete data ``[B, ...]`` on ``grid`` (the values, float, or the integer levels).
-        sde: the forward LinearSDE; a :class:`DiscreteVPSDE` is bounded on its own N training steps.
+        sde: the forward LinearSDE; a ``DiscreteVPSDE`` is bounded on its own N training steps.
         score_fn: the score model ``score_fn(t, x)``.
         grid: the :class:`DataGrid` of the data (default 8-bit in [-1, 1], as Ho et al.).
         steps: N, for a continuous-time SDE: latent times t_i = i T / N.
