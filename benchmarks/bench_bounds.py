@@ -29,7 +29,7 @@ import torch
 
 import sdegen
 from sdegen.cli import main as cli
-from sdegen.cli.run import load_run
+from sdegen.run import load_run
 
 
 def _row(name: str, bpd: torch.Tensor, mc_se: torch.Tensor | None, nfe: object, seconds: float) -> str:

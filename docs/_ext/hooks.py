@@ -33,6 +33,7 @@ API_MODULES = (
     "samplers",
     "brownian",
     "likelihood",
+    "divergence",
     "losses",
     "parameterization",
     "nn",
@@ -47,6 +48,7 @@ API_MODULES = (
     "random",
     "distributed",
     "figures",
+    "run",
 )
 
 

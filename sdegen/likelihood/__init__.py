@@ -1,5 +1,6 @@
 """Exact log-likelihoods through the probability-flow ODE, variational bounds, divergence estimators, bits per dimension."""
 
+from sdegen.divergence import DivergenceEstimator, ExactTrace, Hutchinson
 from sdegen.likelihood.bits_per_dim import Quantization, bits_per_dim, dequantize
 from sdegen.likelihood.bounds import (
     BoundResult,
@@ -8,7 +9,6 @@ from sdegen.likelihood.bounds import (
     discretized_gaussian_log_likelihood,
     elbo,
 )
-from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace, Hutchinson
 from sdegen.likelihood.log_likelihood import ADAPTIVE_METHODS, LikelihoodResult, log_likelihood
 
 __all__ = [
