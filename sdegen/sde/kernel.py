@@ -107,8 +107,8 @@ class GaussianKernel(NamedTuple):
     def data_from_v(self, x: Tensor, v: Tensor) -> Tensor:
         """x0_hat = (alpha x - sigma v) / (alpha^2 + sigma^2).
 
-        [x; v] = [[alpha, sigma], [-sigma, alpha]] [x0; eps] has determinant alpha^2 + sigma^2
-        (1 for VP, where this is Salimans and Ho's x0 = alpha x - sigma v).
+        x = alpha x0 + sigma eps and v = -sigma x0 + alpha eps form a linear map of (x0, eps) with
+        determinant alpha^2 + sigma^2 (1 for VP, where this is Salimans and Ho's x0 = alpha x - sigma v).
         """
         return (_scale(self.alpha, x) * x - _scale(self.sigma, v) * v) / _scale(self._r2(), x)
 
