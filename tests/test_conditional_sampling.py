@@ -44,7 +44,6 @@ from _samplers import registered
 import sdegen
 from sdegen import (
     SDE,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     ClassifierFreeGuidance,
     ClassifierGuidance,
@@ -55,19 +54,22 @@ from sdegen import (
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
-    HMCCorrector,
     Inpainting,
-    LangevinCorrector,
-    MALACorrector,
-    NoneCorrector,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
     ProductOfExperts,
     ReconstructionGuidance,
-    ReverseDiffusion,
     ReverseSDESampler,
     UniPCSampler,
+)
+from sdegen.samplers import (
+    AnnealedLangevinCorrector,
+    EulerMaruyama,
+    HMCCorrector,
+    LangevinCorrector,
+    MALACorrector,
+    NoneCorrector,
+    ReverseDiffusion,
 )
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.coefficients import CoefficientGrid

@@ -15,11 +15,10 @@ from sdegen import (
     DDIMSampler,
     DDPMSampler,
     EDMStochasticSampler,
-    LangevinCorrector,
     PredictorCorrectorSampler,
-    ReverseDiffusion,
 )
 from sdegen.random import PerSampleGenerator
+from sdegen.samplers import LangevinCorrector, ReverseDiffusion
 
 _READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 

@@ -15,7 +15,6 @@ from sdegen import (
     CustomGrid,
     DDIMSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
     KarrasGrid,
     LinearSDE,
     LogSNRGrid,
@@ -24,6 +23,7 @@ from sdegen import (
     ReverseSDESampler,
     UniformGrid,
 )
+from sdegen.samplers import EulerMaruyama, LangevinCorrector
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.testing.oracle import check_samples
 
@@ -96,9 +96,7 @@ GRID_SAMPLERS = registered(
     extra={
         "pf-rk4": lambda **kw: ProbabilityFlowSampler("rk4", **kw),
         "sde-srk": lambda **kw: ReverseSDESampler("srk", **kw),
-        "pc-em": lambda **kw: PredictorCorrectorSampler(
-            EulerMaruyama(), sdegen.LangevinCorrector(n_steps=1), **kw
-        ),
+        "pc-em": lambda **kw: PredictorCorrectorSampler(EulerMaruyama(), LangevinCorrector(n_steps=1), **kw),
         "edm-churn-5": lambda **kw: EDMStochasticSampler(s_churn=5.0, **kw),
     }
 )
