@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from torch import Tensor
 
-__all__ = ["StepInfo", "StopSampling", "SamplingCallback", "check_callback"]
+__all__ = ["StepInfo", "StopSampling", "SamplingCallback"]
 
 
 class StepInfo(NamedTuple):
