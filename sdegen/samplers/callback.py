@@ -72,10 +72,11 @@ class _StopSamplingType:
         return "StopSampling"
 
 
-#: What a callback returns to end sampling at the state reached.
 StopSampling = _StopSamplingType()
+"""What a callback returns to end sampling at the state reached (compare with ``is``)."""
 
 SamplingCallback = Callable[[StepInfo], object]
+"""The type of a callback: ``callback(info: StepInfo) -> None | StopSampling``."""
 
 
 def check_callback(callback: object) -> SamplingCallback | None:
