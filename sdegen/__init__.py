@@ -31,12 +31,16 @@ from sdegen.composition import (
     ReconstructionGuidance,
 )
 from sdegen.likelihood import (
+    BoundResult,
+    DataGrid,
     ExactTrace,
     Hutchinson,
     LikelihoodResult,
     Quantization,
     bits_per_dim,
+    ddpm_bound,
     dequantize,
+    elbo,
     log_likelihood,
 )
 from sdegen.losses import (
@@ -154,6 +158,10 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "elbo",
+    "ddpm_bound",
+    "BoundResult",
+    "DataGrid",
     # training
     "DenoisingScoreMatching",
     "SlicedScoreMatching",
