@@ -1,4 +1,5 @@
-"""``sdegen.sample``: one entry point for every sampler."""
+"""``sdegen.sample``: one entry point for every sampler, a thin front for ``Sampler.__call__``
+(it chooses the default sampler and the start, the prior or ``x_T``; the sampler checks the rest)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from sdegen._checks import (
 )
 from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
-from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
+from sdegen.samplers.base import PriorDraw, Sampler, SampleResult
+from sdegen.samplers.callback import SamplingCallback
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.sde.base import SDE, ScoreFn
-from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["sample"]
 
@@ -42,6 +43,7 @@ def sample(
     denoise: bool = False,
     check_finite_every: int | None = None,
     observation: Observation | None = None,
+    callback: SamplingCallback | None = None,
 ) -> SampleResult:
     """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
 
@@ -77,6 +79,10 @@ def sample(
         observation: an :class:`~sdegen.observations.Observation` (e.g. ``Inpainting(mask, values)``)
             to condition on by projection at every step of a grid sampler (see
             :class:`~sdegen.samplers.base.Sampler`); other samplers refuse it before any work.
+        callback: ``callback(info)`` after every step of a grid sampler, with a
+            :class:`~sdegen.samplers.callback.StepInfo` (step, t, x, x0_hat); returning
+            :data:`~sdegen.StopSampling` ends sampling at that state (see
+            :mod:`sdegen.samplers.callback`). Adaptive solvers refuse it before any work.
 
     Returns:
         :class:`~sdegen.samplers.base.SampleResult` with ``x``, ``nfe``, ``trajectory``, ``ts``.
@@ -97,29 +103,15 @@ def sample(
         ("denoise", denoise),
     ):
         check_bool(flag, value)
-    if observation is not None:
-        sampler.check_observation()  # before drawing the prior
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
-        shape = check_shape_tuple("shape", shape)
-        ts = sampler.time_grid(sde, resolve_eps(sde, eps))
-        # The schedule is validated on the sampler's grid before the prior (which reads sigma(T)) is drawn.
-        CoefficientGrid(sde, ts)
-        start = float(ts[0])
-        if abs(start - sde.T) > 1e-9 * max(1.0, sde.T):
-            raise ValueError(
-                f"the sampler's time grid starts at ts[0]={start:.6g} < T={sde.T:.6g}, where the prior "
-                f"does not hold; pass x_T, the state at time ts[0]"
-            )
-        if device is None and generator is not None:
-            device = generator.device
-        elif generator is not None and device.type != generator.device.type:
+        if generator is not None and device is not None and device.type != generator.device.type:
             raise ValueError(
                 f"generator is on {generator.device} but device={str(device)!r}: the prior is drawn on the "
                 f"generator's device; create the generator there, torch.Generator(device={str(device)!r})"
             )
-        x_T = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+        start: Tensor | PriorDraw = PriorDraw(check_shape_tuple("shape", shape), device, dtype)
     else:
         check_tensor("x_T", x_T)
         if shape is not None and tuple(check_shape_tuple("shape", shape)) != tuple(x_T.shape):
@@ -127,12 +119,11 @@ def sample(
                 f"shape {tuple(shape)} does not match x_T's shape {tuple(x_T.shape)}; pass shape=None "
                 f"with x_T"
             )
-        if device is not None or dtype is not None:
-            x_T = x_T.to(device=device, dtype=dtype)
-    return sampler(
+        start = x_T if device is None and dtype is None else x_T.to(device=device, dtype=dtype)
+    return sampler._run(
         sde,
         score_fn,
-        x_T,
+        start,
         eps=eps,
         generator=generator,
         return_trajectory=return_trajectory,
@@ -140,4 +131,5 @@ def sample(
         denoise=denoise,
         check_finite_every=check_finite_every,
         observation=observation,
+        callback=callback,
     )
