@@ -26,6 +26,7 @@ from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
 from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
 from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
+from sdegen.samplers.fitted_grid import FittedGrid, fit_grid
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.metropolis import HMCCorrector, MALACorrector
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
@@ -62,6 +63,8 @@ __all__ = [
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
+    "FittedGrid",
+    "fit_grid",
     "Predictor",
     "EulerMaruyama",
     "ReverseDiffusion",
