@@ -166,6 +166,13 @@ class LinearSDE(SDE):
     defined: change alpha and sigma instead, or subclass :class:`SDE` for a general drift.
     """
 
+    #: The noise level s = sigma/alpha below which few-step grids spend no steps: a
+    #: ``LogSNRGrid(steps, floor=True)`` (the few-step samplers' default) stops there and takes one
+    #: last step to the end time, a denoising step, as EDM's and k-diffusion's grids end at sigma_min
+    #: and then 0. 0.01 is the noise level of VP(0.1, 20) at its sampling_eps = 1e-3, so that every
+    #: VP-like schedule spends its steps where VP's do (sub-VP reaches 1e-4 at the same end time).
+    noise_floor: ClassVar[float] = 0.01
+
     #: Methods derived from alpha and sigma; overriding them is refused (see the class docstring).
     _DERIVED: ClassVar[tuple[str, ...]] = (
         "drift",
