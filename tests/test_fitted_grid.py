@@ -71,6 +71,9 @@ def test_a_given_reference_replaces_the_solve():
     reference = ProbabilityFlowSampler("dopri5", rtol=1e-6, atol=1e-6)(sde, score, x_T).x
     fit = fit_grid(DDIMSampler(3), sde, score, x_T, reference=reference, max_evaluations=10)
     assert fit.reference_nfe == 0 and fit.nfe == 3 * fit.evaluations and fit.evaluations <= 10
+    # VE's default grid stops at sigma_min before its denoising step; the fitted grid keeps that step
+    assert DDIMSampler(3).grid.denoising_final_step(sde, sde.sampling_eps)
+    assert fit.denoising_final_step and fit.grid.denoising_final_step(sde, sde.sampling_eps)
 
 
 @pytest.mark.parametrize(

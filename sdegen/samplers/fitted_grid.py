@@ -52,6 +52,8 @@ class FittedGrid:
 
     Attributes:
         times: the N + 1 float64 times, decreasing from t_0 to t_N.
+        denoising_final_step: whether the last step is a denoising step from a noise floor, as
+            on the sampler's own grid (multistep samplers take it at first order).
         sampler: ``repr`` of the sampler it was fitted for (on its own grid).
         sde: ``repr`` of the SDE.
         error: mean endpoint error on the calibration batch with the fitted times.
@@ -63,6 +65,7 @@ class FittedGrid:
     """
 
     times: tuple[float, ...]
+    denoising_final_step: bool
     sampler: str
     sde: str
     error: float
@@ -80,7 +83,7 @@ class FittedGrid:
     @property
     def grid(self) -> CustomGrid:
         """The times as a :class:`~sdegen.samplers.grid.CustomGrid`, to pass as a sampler's ``grid=``."""
-        return CustomGrid(torch.tensor(self.times, dtype=F64))
+        return CustomGrid(torch.tensor(self.times, dtype=F64), denoising_final_step=self.denoising_final_step)
 
     def save(self, path: str | Path) -> None:
         """Write the grid and its record as JSON (float64 times written exactly, by their repr)."""
@@ -188,12 +191,15 @@ def fit_grid(
             )
 
     axis = _Axis(sde, float(start[0]), float(start[-1]))
+    # the fitted grid keeps the structure of the sampler's: a floored grid's last step stays its
+    # denoising step (first order for the multistep samplers), wherever the fit moves the floor
+    denoising = sampler.grid.denoising_final_step(sde, eps)
     runs = [0, 0]  # sampler runs, score evaluations per sample path
 
     def error(log_lengths: Tensor) -> float:
         candidate = copy.copy(sampler)
         try:
-            candidate.grid = CustomGrid(axis.times(log_lengths))
+            candidate.grid = CustomGrid(axis.times(log_lengths), denoising_final_step=denoising)
         except ValueError:  # two times closer than float64 resolves: not a grid
             return math.inf
         runs[0] += 1
@@ -228,6 +234,7 @@ def fit_grid(
             delta /= 2
     return FittedGrid(
         times=tuple(axis.times(z).tolist()),
+        denoising_final_step=denoising,
         sampler=repr(sampler),
         sde=repr(sde),
         error=best,
