@@ -334,12 +334,16 @@ class SamplerOptions:
     #: a decreasing time grid of the run (NCSN's noise levels) for samplers that step through levels
     ts: Tensor | None = None
     grid: str = "default"
+    #: a grid of its own (a fitted grid, ``--grid fitted`` or ``--grid FILE``) instead of ``grid``
+    custom_grid: S.TimeGrid | None = None
 
     def grid_arguments(self) -> dict[str, Any]:
         """The run's own times ``ts=`` when given; else ``steps=`` for the sampler's default kind of
         grid, or ``grid=`` with that many steps."""
         if self.ts is not None:
             return {"ts": self.ts}
+        if self.custom_grid is not None:
+            return {"grid": self.custom_grid}
         factory = lookup(GRIDS, self.grid, "grid").factory
         return {"steps": self.steps} if factory is None else {"grid": factory(self.steps)}
 

@@ -12,6 +12,7 @@ so a chunk is guided by the labels and observations of its own samples.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
+from sdegen.cli.fit_grid import load_fitted_grid
 from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.cli.run import Run, load_run
 from sdegen.metrics import energy_distance
@@ -71,10 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grid",
         default="default",
-        choices=GRIDS,
+        metavar="{" + ",".join([*GRIDS, "fitted"]) + "} or FILE",
         help="time grid of fixed-step samplers: uniform in t, uniform in log-SNR, Karras (rho = 7), or the "
-        "sampler's own (uniform for reverse-sde, pc, ddpm; logsnr for ddim, dpmpp-*, unipc; karras for edm-*; "
-        "geometric levels for annealed-langevin)",
+        "sampler's own (uniform for reverse-sde, pc, ddpm; logsnr for ddim, dpmpp-*, unipc and karras for "
+        "edm-*, both stopping at the SDE's noise floor before a denoising step; geometric levels for "
+        "annealed-langevin); fitted: the run's grid fitted for --sampler and --steps by `sdegen fit-grid`; "
+        "or a fitted grid's JSON file",
     )
     p.add_argument(
         "--snr",
@@ -169,6 +173,15 @@ def run(args: argparse.Namespace) -> int:
     options = SamplerOptions(
         steps=args.steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts, grid=args.grid
     )
+    if args.grid not in GRIDS:
+        if args.sampler is None:
+            raise UsageError(f"--grid {args.grid} needs --sampler: a fitted grid belongs to one sampler")
+        if args.grid != "fitted" and not Path(args.grid).is_file():
+            raise UsageError(
+                f"--grid {args.grid!r} is neither one of {', '.join([*GRIDS, 'fitted'])} nor a file"
+            )
+        fitted = load_fitted_grid(args.grid, run_dir, name, args.steps, model.sde)
+        options = dataclasses.replace(options, custom_grid=fitted.grid)
     with as_usage_error("sampler settings"):
         sampler = spec.factory(options)
     fill = inpaint(args, trained, args.n)

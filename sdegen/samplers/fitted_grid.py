@@ -220,10 +220,12 @@ def fit_grid(
     # Compass search: try each log-length up and down by delta, keep any improvement, halve delta
     # after a sweep without one. Lengths are relative, so delta = 0.5 first moves a step by ~1.6x.
     delta = 0.5
-    while runs[0] + 2 * steps <= max_evaluations and delta > 1e-3:
+    while runs[0] < max_evaluations and delta > 1e-3:
         improved = False
         for j in range(steps):
-            for sign in (1.0, -1.0):
+            for sign in (1.0, -1.0):  # the other direction only if this one did not help
+                if runs[0] >= max_evaluations:
+                    break
                 trial = z.clone()
                 trial[j] += sign * delta
                 value = error(trial)
