@@ -16,7 +16,7 @@ intermediate stages of singlestep and stochastic methods) with the coefficients 
 ``steps=N`` means N steps of a grid in the noise level that stops at the SDE's noise floor
 (``LogSNRGrid(N, floor=True)``, sigma_min for VE) and takes its last step from there to eps, a
 denoising step: the multistep methods take it at first order (their order rule,
-:func:`~sdegen.samplers.dpm_solver_multistep.multistep_order`), since an extrapolation of x0_hat
+``multistep_order`` in ``sdegen.samplers.dpm_solver_multistep``), since an extrapolation of x0_hat
 over that long step would only amplify the noise of its history; the one-step methods (2S, EDM's
 Heun) take it as any other step.
 """

@@ -93,7 +93,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
     at every NFE >= 20 (VP: 0.0028 against 0.0074 at 20): use it for many steps or nearly Gaussian
     data; it is also the one whose order tests assert 3.
 
-    The order of each step follows :func:`multistep_order`: lower at the start (the reference's
+    The order of each step follows ``multistep_order``: lower at the start (the reference's
     warm start), at a denoising final step, in the last steps of runs shorter than 10 steps (as
     DPM-Solver), and where a step is much longer than its history's. A first-order first step adds
     an O(h^2) error proportional to the slope of x0_hat at T, which is ~ (data scale /
@@ -102,7 +102,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
 
     Args:
         steps: N steps of a :class:`~sdegen.samplers.grid.LogSNRGrid` stopping at the SDE's noise
-            floor (default 20; see :mod:`sdegen.samplers.grid`).
+            floor (default 20; see :class:`~sdegen.samplers.grid.LogSNRGrid`).
         grid: any :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
         order: 2 (2M) or 3 (3M).
         variant: 3M's curvature weight: ``"reference"`` (c = 1/2, DPM-Solver's and k-diffusion's;
