@@ -239,3 +239,34 @@ def test_the_denoising_final_step_costs_one_evaluation_and_samples_stay_finite()
     for sampler in [DPMSolverMultistepSampler(5, order=3), UniPCSampler(5), DPMSolverSinglestepSampler(3)]:
         out = sdegen.sample(sde, score, (32, 2), sampler, generator=torch.Generator().manual_seed(0))
         assert out.nfe == sampler.steps * sampler.nfe_per_step and bool(torch.isfinite(out.x).all())
+
+
+# -- the finiteness check ----------------------------------------------------------------------------
+
+
+def _nan_below(t0, rows):
+    def score(t, x):
+        out = -x.clone()
+        out[rows] = torch.where(t[rows, None] < t0, torch.nan, out[rows])
+        return out
+
+    return score
+
+
+def test_a_batch_wide_nan_is_named_at_its_first_evaluation():
+    """Every evaluation sums its first sample, so a failure of the whole batch is named exactly."""
+    with pytest.raises(
+        FloatingPointError, match=r"at t=0\.4\d* \(step 6, score evaluation 7\); sampling stopped"
+    ):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(None)), torch.zeros(8, 3))
+
+
+def test_a_nan_in_one_sample_is_caught_by_the_sparse_full_sums_and_located_to_four():
+    """A NaN in one sample (not the first) propagates through its state, so the next full sum (every
+    4th evaluation, or the last one) catches it; the message gives the evaluations it is among."""
+    with pytest.raises(FloatingPointError, match=r"score evaluation 8; the first is among evaluations 5-8"):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 3))
+    with pytest.raises(FloatingPointError, match=r"score evaluation 7\)"):
+        DDIMSampler(grid=UniformGrid(10))(
+            VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 3), check_finite_every=1
+        )

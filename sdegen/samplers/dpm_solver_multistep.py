@@ -145,6 +145,32 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         """The global order of convergence: 2 for 2M and for the reference 3M, 3 for the exact 3M."""
         return 3.0 if self._order == 3 and self.variant == "exact" else 2.0
 
+    def _weights(self, k: int, i: int, alpha_to: float, lam: list[float]) -> list[float]:
+        """The weights of D_0, ..., D_{k-1} in x_{i+1} = (sigma_{i+1} / sigma_i) x_i + sum_j w_j D_j.
+
+        First order: w_0 = -alpha phi_1 (the exact step for x0_hat constant over it). Order 2 adds
+        -alpha phi_1 D1_0 / 2 with D1_0 = (D_0 - D_1) / r_0; order 3 adds alpha phi_2 D1 - alpha phi_3 D2
+        with D1 = (1 + w) D1_0 - w D1_1, w = r_0 / (r_0 + r_1), D2 = 2c (D1_0 - D1_1) / (r_0 + r_1)
+        and D1_1 = (D_1 - D_2) / r_1: u D1_0 + v D1_1 expanded in D_0, D_1, D_2.
+        """
+        h = lam[i + 1] - lam[i]
+        phi_1 = math.expm1(-h)
+        w0 = -alpha_to * phi_1
+        if k == 1:
+            return [w0]
+        r0 = (lam[i] - lam[i - 1]) / h
+        if k == 2:
+            c = 0.5 * alpha_to * phi_1 / r0
+            return [w0 - c, c]
+        r1 = (lam[i - 1] - lam[i - 2]) / h
+        phi_2 = phi_1 / h + 1.0
+        phi_3 = phi_2 / h - 0.5
+        w = r0 / (r0 + r1)
+        b = alpha_to * phi_3 * CURVATURE[self.variant] / (r0 + r1)  # the weight of D1_0 - D1_1 in D2's term
+        u = alpha_to * phi_2 * (1.0 + w) - b  # of D1_0
+        v = b - alpha_to * phi_2 * w  # of D1_1
+        return [w0 + u / r0, v / r1 - u / r0, -v / r1]
+
     def _sample(
         self,
         grid: CoefficientGrid,
@@ -162,22 +188,10 @@ class DPMSolverMultistepSampler(DenoiserSampler):
             score.step = i
             D = [self.denoised(grid, i, x, score), *D[:2]]
             k = multistep_order(self._order, i, grid, self.lower_order_final)
-            h = lam[i + 1] - lam[i]
-            phi_1 = math.expm1(-h)
-            # first order: the exact solution for x0_hat constant over the step
-            x = torch.add(x * (sigma[i + 1] / sigma[i]), D[0], alpha=-alpha[i + 1] * phi_1)
-            if k >= 2:
-                r0 = (lam[i] - lam[i - 1]) / h
-                D1_0 = (D[0] - D[1]) / r0  # h times the slope of x0_hat in lambda
-            if k == 2:
-                x = torch.add(x, D1_0, alpha=-0.5 * alpha[i + 1] * phi_1)
-            elif k == 3:
-                r1 = (lam[i - 1] - lam[i - 2]) / h
-                D1_1 = (D[1] - D[2]) / r1
-                D1 = torch.add(D1_0, D1_0 - D1_1, alpha=r0 / (r0 + r1))
-                D2 = CURVATURE[self.variant] * (D1_0 - D1_1) / (r0 + r1)  # c h^2 x0_hat''
-                phi_2 = phi_1 / h + 1.0
-                phi_3 = phi_2 / h - 0.5
-                x = x + (alpha[i + 1] * phi_2) * D1 - (alpha[i + 1] * phi_3) * D2
+            x = torch.mul(x, sigma[i + 1] / sigma[i])
+            # The update is linear in D_0, D_1, D_2 with float weights: one pass per term instead of
+            # forming the divided differences as tensors.
+            for weight, d in zip(self._weights(k, i, alpha[i + 1], lam), D, strict=False):
+                x = torch.add(x, d, alpha=weight)
             x = path.reached(i + 1, x)
         return path.path(x, grid)
