@@ -37,10 +37,10 @@ from sdegen.cli._common import (
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
 from sdegen.cli.fit_grid import load_fitted_grid
-from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
-from sdegen.cli.run import Run, load_run
 from sdegen.metrics import energy_distance
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import Run, load_run
+from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
