@@ -21,8 +21,8 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.run.registry import SAMPLERS, SamplerOptions
 from sdegen.run.config import load_run
+from sdegen.run.registry import SAMPLERS, SamplerOptions
 from sdegen.samplers.fitted_grid import FittedGrid, fit_grid
 
 __all__ = ["add_parser", "run", "fitted_grid_path", "load_fitted_grid"]
