@@ -78,6 +78,7 @@ from sdegen.sde import (
     VESDE,
     VPSDE,
     CosineVPSDE,
+    GaussianKernel,
     LinearSDE,
     ProbabilityFlowODE,
     ReverseTimeSDE,
@@ -100,6 +101,7 @@ __all__ = [
     # SDEs and their engine objects
     "SDE",
     "LinearSDE",
+    "GaussianKernel",
     "VPSDE",
     "SubVPSDE",
     "VESDE",
