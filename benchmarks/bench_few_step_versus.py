@@ -9,7 +9,7 @@ the same x_T at rtol = atol = 1e-9, down to the SDE's ``sampling_eps``. For ever
 {5, 10, 15, 20, 30} the best configuration of each library is taken (a configuration using fewer
 evaluations than the budget competes at that budget):
 
-* sdegen: DDIM, DPM-Solver++ 2M, 3M (the default, DPM-Solver's form) and 3M ``variant="exact"``,
+* sdegen: DDIM, DPM-Solver++ 2M, 3M (the default, DPM-Solver's form) and 3M ``third_order="taylor"``,
   2S, UniPC (bh2 and bh1, orders 2 and 3) and EDM Heun, on its built-in grids (``LogSNRGrid`` --
   which stops at the SDE's noise floor and takes one last first-order step --, ``KarrasGrid``,
   ``UniformGrid``), through ``sdegen.sample``;
@@ -95,7 +95,9 @@ SDEGEN: list[Config] = [
     Config("DDIM", 1, lambda g: DDIMSampler(grid=g)),
     Config("DPM-Solver++ 2M", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=2)),
     Config("DPM-Solver++ 3M", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=3)),
-    Config("DPM-Solver++ 3M exact", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=3, variant="exact")),
+    Config(
+        "DPM-Solver++ 3M exact", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=3, third_order="taylor")
+    ),
     Config("DPM-Solver++ 2S", 2, lambda g: DPMSolverSinglestepSampler(grid=g)),
     Config("UniPC bh2", 1, lambda g: UniPCSampler(grid=g)),
     Config("UniPC bh1", 1, lambda g: UniPCSampler(grid=g, variant="bh1")),

@@ -58,7 +58,7 @@ ORDERS = [
     ("dpm-2m", lambda N: DPMSolverMultistepSampler(grid=LogSNRGrid(N)), [40, 80, 160, 320], 2.0),
     (
         "dpm-3m-exact",
-        lambda N: DPMSolverMultistepSampler(grid=KarrasGrid(N), order=3, variant="exact"),
+        lambda N: DPMSolverMultistepSampler(grid=KarrasGrid(N), order=3, third_order="taylor"),
         [40, 80, 160, 320],
         3.0,
     ),

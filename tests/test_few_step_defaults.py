@@ -211,7 +211,7 @@ def _dpmpp_3m_reference(sde, score, x_T, ts):
 @pytest.mark.parametrize("sde", [VPSDE(), VESDE(0.01, 50.0)], ids=repr)
 def test_3m_is_dpm_solvers_algorithm_by_default(sde):
     """The default 3M is the reference code's update to rounding (DPM-Solver, k-diffusion's
-    sample_dpmpp_3m_sde with eta = 0); variant="exact" differs from it by the other half of the
+    sample_dpmpp_3m_sde with eta = 0); third_order="taylor" differs from it by the other half of the
     curvature term."""
     mixture = GaussianMixture.ring(6, 3.0, 0.3)
     score = mixture.score(sde)
@@ -220,17 +220,17 @@ def test_3m_is_dpm_solvers_algorithm_by_default(sde):
     expected = _dpmpp_3m_reference(sde, score, x_T, grid.times(sde, sde.sampling_eps))
     ours = DPMSolverMultistepSampler(grid=grid, order=3, lower_order_final=False)(sde, score, x_T).x
     torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-10)
-    exact = DPMSolverMultistepSampler(grid=grid, order=3, variant="exact", lower_order_final=False)
+    exact = DPMSolverMultistepSampler(grid=grid, order=3, third_order="taylor", lower_order_final=False)
     assert float((exact(sde, score, x_T).x - expected).abs().max()) > 1e-3
 
 
 def test_3m_variants_and_their_orders():
     assert DPMSolverMultistepSampler(order=3).order == 2.0
-    assert DPMSolverMultistepSampler(order=3, variant="exact").order == 3.0
-    assert DPMSolverMultistepSampler(order=2, variant="exact").order == 2.0
-    assert "variant='exact'" in repr(DPMSolverMultistepSampler(order=3, variant="exact"))
-    with pytest.raises(ValueError, match="variant must be 'reference'"):
-        DPMSolverMultistepSampler(order=3, variant="taylor")
+    assert DPMSolverMultistepSampler(order=3, third_order="taylor").order == 3.0
+    assert DPMSolverMultistepSampler(order=2, third_order="taylor").order == 2.0
+    assert "third_order='taylor'" in repr(DPMSolverMultistepSampler(order=3, third_order="taylor"))
+    with pytest.raises(ValueError, match="third_order must be 'reference'"):
+        DPMSolverMultistepSampler(order=3, third_order="exact")
 
 
 def test_the_denoising_final_step_costs_one_evaluation_and_samples_stay_finite():

@@ -24,7 +24,7 @@ __all__ = ["DPMSolverMultistepSampler", "multistep_order"]
 # is least reliable; diffusers uses 15.
 LOWER_ORDER_FINAL_BELOW = 10
 # 3M's D2 = c h^2 x0_hat'' is 2c (D1_0 - D1_1) / (r_0 + r_1): c = 1/2 as in the reference code, or 1.
-CURVATURE = {"reference": 1.0, "exact": 2.0}
+CURVATURE = {"reference": 1.0, "taylor": 2.0}
 # A step longer than this many times the mean step of its history is taken at a lower order.
 MAX_STEP_RATIO = 2.0
 
@@ -72,13 +72,13 @@ class DPMSolverMultistepSampler(DenoiserSampler):
 
     where D1 = h x0_hat'(lambda_i) + O(h^3) and D2 = c h^2 x0_hat''(lambda_i) + O(h^3) are divided
     differences of D_0, D_1, D_2: the Taylor expansion of x0_hat in lambda, integrated exactly
-    against e^lambda. The exact Taylor weight is c = 1 (``variant="exact"``, third order).
+    against e^lambda. The exact Taylor weight is c = 1 (``third_order="taylor"``, third order).
 
     3M has two forms. DPM-Solver's reference code (``multistep_dpm_solver_third_update``),
     k-diffusion's ``sample_dpmpp_3m_sde(eta=0)`` and diffusers all use D2 = (D1_0 - D1_1) / (r_0 + r_1),
     which is c = 1/2: half the curvature term, so their 3M is second order in the limit (its error
     falls 4x per doubling of N, the exact form's 8x). That is the default here
-    (``variant="reference"``), because it is the more accurate one at few steps on data that is not
+    (``third_order="reference"``), because it is the more accurate one at few steps on data that is not
     Gaussian. The reason is mode commitment: on a mixture, x0_hat(lambda) along a trajectory
     switches from near the data mean to one mode within a lambda-interval of about 1 (the posterior
     over modes sharpens like exp(2 lambda)), so its higher derivatives are large against its second,
@@ -105,9 +105,10 @@ class DPMSolverMultistepSampler(DenoiserSampler):
             floor (default 20; see :class:`~sdegen.samplers.grid.LogSNRGrid`).
         grid: any :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
         order: 2 (2M) or 3 (3M).
-        variant: 3M's curvature weight: ``"reference"`` (c = 1/2, DPM-Solver's and k-diffusion's;
-            global order 2) or ``"exact"`` (c = 1, global order 3). Ignored by 2M.
         lower_order_final: lower the order of the last steps of runs shorter than 10 steps.
+        third_order: 3M's curvature weight: ``"reference"`` (the default: c = 1/2, DPM-Solver's,
+            k-diffusion's and diffusers' 3M step for step; global order 2) or ``"taylor"`` (c = 1,
+            global order 3). Ignored by 2M.
     """
 
     nfe_per_step = 1
@@ -118,23 +119,24 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         *,
         grid: TimeGrid | Tensor | Sequence[float] | None = None,
         order: int = 2,
-        variant: str = "reference",
         lower_order_final: bool = True,
+        third_order: str = "reference",
     ) -> None:
         super().__init__(steps, grid)
         if check_steps("order", order) not in (2, 3):
             raise ValueError(f"order must be 2 (DPM-Solver++(2M)) or 3 (3M); got order={order}")
-        if variant not in CURVATURE:
+        if third_order not in CURVATURE:
             raise ValueError(
-                f"variant must be 'reference' (3M as DPM-Solver and k-diffusion: half the curvature term, "
-                f"more accurate at few steps) or 'exact' (third order); got variant={variant!r}"
+                f"third_order must be 'reference' (3M as DPM-Solver, k-diffusion and diffusers: half the "
+                f"curvature term, more accurate at few steps) or 'taylor' (third order); got "
+                f"third_order={third_order!r}"
             )
         if not isinstance(lower_order_final, bool):
             raise TypeError(f"lower_order_final must be a bool; got {lower_order_final!r}")
-        self._order, self.variant, self.lower_order_final = order, variant, lower_order_final
+        self._order, self.third_order, self.lower_order_final = order, third_order, lower_order_final
 
     def __repr__(self) -> str:
-        variant = f", variant={self.variant!r}" if self._order == 3 else ""
+        variant = f", third_order={self.third_order!r}" if self._order == 3 else ""
         return (
             f"DPMSolverMultistepSampler({self._grid_repr()}, order={self._order}{variant}, "
             f"lower_order_final={self.lower_order_final})"
@@ -143,7 +145,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
     @property
     def order(self) -> float:
         """The global order of convergence: 2 for 2M and for the reference 3M, 3 for the exact 3M."""
-        return 3.0 if self._order == 3 and self.variant == "exact" else 2.0
+        return 3.0 if self._order == 3 and self.third_order == "taylor" else 2.0
 
     def _weights(self, k: int, i: int, alpha_to: float, lam: list[float]) -> list[float]:
         """The weights of D_0, ..., D_{k-1} in x_{i+1} = (sigma_{i+1} / sigma_i) x_i + sum_j w_j D_j.
@@ -166,7 +168,9 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         phi_2 = phi_1 / h + 1.0
         phi_3 = phi_2 / h - 0.5
         w = r0 / (r0 + r1)
-        b = alpha_to * phi_3 * CURVATURE[self.variant] / (r0 + r1)  # the weight of D1_0 - D1_1 in D2's term
+        b = (
+            alpha_to * phi_3 * CURVATURE[self.third_order] / (r0 + r1)
+        )  # the weight of D1_0 - D1_1 in D2's term
         u = alpha_to * phi_2 * (1.0 + w) - b  # of D1_0
         v = b - alpha_to * phi_2 * w  # of D1_1
         return [w0 + u / r0, v / r1 - u / r0, -v / r1]
