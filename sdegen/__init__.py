@@ -31,12 +31,16 @@ from sdegen.composition import (
     ReconstructionGuidance,
 )
 from sdegen.likelihood import (
+    BoundResult,
+    DataGrid,
     ExactTrace,
     Hutchinson,
     LikelihoodResult,
     Quantization,
     bits_per_dim,
+    ddpm_bound,
     dequantize,
+    elbo,
     log_likelihood,
 )
 from sdegen.losses import (
@@ -150,6 +154,10 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "elbo",
+    "ddpm_bound",
+    "BoundResult",
+    "DataGrid",
     # training
     "DenoisingScoreMatching",
     "SlicedScoreMatching",
