@@ -24,7 +24,7 @@ from sdegen import (
     UniPCSampler,
 )
 from sdegen.analytic import GaussianMixture
-from sdegen.samplers.dpm_solver_multistep import multistep_order
+from sdegen.samplers._steps import multistep_order
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.sde.coefficients import CoefficientGrid
 

@@ -10,51 +10,17 @@ from torch import Tensor
 
 from sdegen._checks import check_steps
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
+from sdegen.samplers._steps import multistep_order
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
-__all__ = ["DPMSolverMultistepSampler", "multistep_order"]
+__all__ = ["DPMSolverMultistepSampler"]
 
-# DPM-Solver lowers the order of the last steps only for short runs (its `lower_order_final`
-# applies below 10 steps), where a high-order extrapolation over few, long steps near the data
-# is least reliable; diffusers uses 15.
-LOWER_ORDER_FINAL_BELOW = 10
 # 3M's D2 = c h^2 x0_hat'' is 2c (D1_0 - D1_1) / (r_0 + r_1): c = 1/2 as in the reference code, or 1.
 CURVATURE = {"reference": 1.0, "taylor": 2.0}
-# A step longer than this many times the mean step of its history is taken at a lower order.
-MAX_STEP_RATIO = 2.0
-
-
-def multistep_order(order: int, i: int, grid: CoefficientGrid, lower_order_final: bool) -> int:
-    """The order of step i of a multistep method on ``grid`` (N steps), by four rules:
-
-    1. warm start: at most i + 1 (only i earlier values of x0_hat exist);
-    2. a denoising final step from a noise floor (``grid.denoising_final_step``) is first order:
-       its x0_hat is converged and an extrapolation over its long step would only amplify noise
-       (k-diffusion and diffusers step to sigma = 0 with x0_hat itself);
-    3. with ``lower_order_final``, a run of fewer than 10 regular steps (N, or N - 1 before a
-       denoising step) lowers its last steps to order (regular steps - i), as DPM-Solver does;
-    4. bounded extrapolation: the order drops while h_i exceeds twice the mean step of the history
-       it extrapolates from, (lambda_i - lambda_{i-k+1}) / (k - 1). For 2M the extrapolated x0_hat
-       is D_0 + (h_i / 2 h_{i-1}) (D_0 - D_1), so this keeps the step within one last difference of
-       D_0. It is what keeps 3M stable on a uniform-t grid on VP, whose steps in lambda grow by
-       5x at the end (NFE 10 on the ring: endpoint error 3.4 without it, 0.16 with it); it never
-       acts on a grid uniform in lambda, nor on a Karras grid (rho = 7) of 10 or more steps.
-    """
-    k = min(order, i + 1)
-    regular = grid.steps - 1 if grid.denoising_final_step else grid.steps
-    if i >= regular:
-        return 1
-    if lower_order_final and regular < LOWER_ORDER_FINAL_BELOW:
-        k = min(k, regular - i)
-    lam = grid.log_snr
-    while k > 1 and lam[i + 1] - lam[i] > MAX_STEP_RATIO * (lam[i] - lam[i - k + 1]) / (k - 1):
-        k -= 1
-    return k
 
 
 class DPMSolverMultistepSampler(DenoiserSampler):
@@ -182,15 +148,14 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        path = Trajectory(x, return_trajectory, observation)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, t_{i-2}
         for i in range(grid.steps):
             score.step = i
             D = [self.denoised(grid, i, x, score), *D[:2]]
+            path.report(i, x, D[0])
             k = multistep_order(self._order, i, grid, self.lower_order_final)
             x = torch.mul(x, sigma[i + 1] / sigma[i])
             # The update is linear in D_0, D_1, D_2 with float weights: one pass per term instead of
@@ -198,4 +163,4 @@ class DPMSolverMultistepSampler(DenoiserSampler):
             for weight, d in zip(self._weights(k, i, alpha[i + 1], lam), D, strict=False):
                 x = torch.add(x, d, alpha=weight)
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)
