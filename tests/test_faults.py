@@ -511,7 +511,7 @@ def test_a_checkpoint_of_another_run_is_refused_naming_the_data(two_runs, tmp_pa
 
 
 def test_a_checkpoint_without_a_run_record_still_loads(tmp_path):
-    from sdegen.cli.run import load_run
+    from sdegen.run import load_run
 
     old = write_run(tmp_path / "old", record=False)
     assert "config" not in load_checkpoint(old / "checkpoints" / "last.pt")["metadata"]

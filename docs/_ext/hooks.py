@@ -47,6 +47,7 @@ API_MODULES = (
     "random",
     "distributed",
     "figures",
+    "run",
 )
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sdegen.cli._common import UsageError
-from sdegen.cli.registry import DATASETS, KINDS, LOSSES, SDES, lookup
+from sdegen.run import SettingsError
+from sdegen.run.registry import DATASETS, KINDS, LOSSES, SDES, lookup
 from sdegen.training import TrainConfig
 
 __all__ = ["apply_config_file"]
@@ -111,7 +112,7 @@ def _allowed_keys(d: Mapping[str, Any], kind: str, where: str) -> dict[str, tupl
             raise UsageError(f"{where}: setting {section!r} lacks its 'name'")
         try:
             spec = lookup(table, part["name"], what)
-        except UsageError as e:
+        except SettingsError as e:
             raise UsageError(f"{where}: setting '{section}.name': {e}") from None
         options = [getattr(o, "name", o) for o in spec.options]
         extra = {"loss": ("eps", *(("label_dropout",) if kind == "conditional" else ()))}.get(section, ())

@@ -35,8 +35,8 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.run import load_run
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import load_run
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run", "PER_EXAMPLE"]

@@ -35,10 +35,10 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
-from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
-from sdegen.cli.run import Run, load_run
 from sdegen.metrics import energy_distance
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import Run, load_run
+from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
