@@ -31,12 +31,16 @@ from sdegen.composition import (
     ReconstructionGuidance,
 )
 from sdegen.likelihood import (
+    BoundResult,
+    DataGrid,
     ExactTrace,
     Hutchinson,
     LikelihoodResult,
     Quantization,
     bits_per_dim,
+    ddpm_bound,
     dequantize,
+    elbo,
     log_likelihood,
 )
 from sdegen.losses import (
@@ -55,6 +59,7 @@ from sdegen.samplers import (
     CustomGrid,
     DDIMSampler,
     DDPMSampler,
+    DiffusersGrid,
     DPMSolverMultistepSampler,
     DPMSolverSDESampler,
     DPMSolverSinglestepSampler,
@@ -78,6 +83,8 @@ from sdegen.sde import (
     VESDE,
     VPSDE,
     CosineVPSDE,
+    DiscreteVPSDE,
+    GaussianKernel,
     LinearSDE,
     ProbabilityFlowODE,
     ReverseTimeSDE,
@@ -100,11 +107,13 @@ __all__ = [
     # SDEs and their engine objects
     "SDE",
     "LinearSDE",
+    "GaussianKernel",
     "VPSDE",
     "SubVPSDE",
     "VESDE",
     "CosineVPSDE",
     "EDMVESDE",
+    "DiscreteVPSDE",
     "ReverseTimeSDE",
     "ProbabilityFlowODE",
     "SequentialBrownian",
@@ -136,6 +145,7 @@ __all__ = [
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
+    "DiffusersGrid",
     # likelihood
     "log_likelihood",
     "LikelihoodResult",
@@ -144,6 +154,10 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "elbo",
+    "ddpm_bound",
+    "BoundResult",
+    "DataGrid",
     # training
     "DenoisingScoreMatching",
     "SlicedScoreMatching",
