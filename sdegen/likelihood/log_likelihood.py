@@ -251,6 +251,12 @@ def log_likelihood(
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    if getattr(score_fn, "is_density_score", True) is False:
+        raise ValueError(
+            f"score_fn is {score_fn!r}, which is not the score of any density (e.g. a thresholded or "
+            f"clipped x0_hat): its probability-flow ODE defines no likelihood. Pass the model itself, "
+            f"without thresholding"
+        )
     if divergence is None:
         divergence = Hutchinson()
     elif not isinstance(divergence, DivergenceEstimator):
