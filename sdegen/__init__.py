@@ -4,7 +4,7 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-from sdegen import analytic, composition, metrics, observations
+from sdegen import analytic, composition, metrics, models, observations
 from sdegen._broadcast import expand_like
 from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
@@ -74,6 +74,7 @@ __all__ = [
     "composition",
     "observations",
     "metrics",
+    "models",
     "expand_like",
     "SolverError",
     # likelihood

@@ -33,6 +33,7 @@ API_MODULES = (
     "likelihood",
     "losses",
     "parameterization",
+    "models",
     "nn",
     "training",
     "classifier",
