@@ -396,7 +396,7 @@ def scheduler_thresholding(
     ``thresholding=True`` gives dynamic thresholding with ``dynamic_thresholding_ratio`` and
     ``sample_max_value``; otherwise ``clip_sample=True`` gives clipping to ``clip_sample_range``.
     Pass guidance built on the model as ``score_fn`` (diffusers thresholds the guided x0_hat). The
-    result is not the score of a density (:class:`~sdegen.Thresholded`).
+    result is not the score of a density (:class:`~sdegen.samplers.Thresholded`).
     """
     config = getattr(getattr(model, "net", None), "scheduler_config", None)
     if config is None:

@@ -43,7 +43,6 @@ from _conditional_data import (
 import sdegen
 from sdegen import (
     SDE,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     ClassifierFreeGuidance,
     ClassifierGuidance,
@@ -54,19 +53,22 @@ from sdegen import (
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
-    HMCCorrector,
     Inpainting,
-    LangevinCorrector,
-    MALACorrector,
-    NoneCorrector,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
     ProductOfExperts,
     ReconstructionGuidance,
-    ReverseDiffusion,
     ReverseSDESampler,
     UniPCSampler,
+)
+from sdegen.samplers import (
+    AnnealedLangevinCorrector,
+    EulerMaruyama,
+    HMCCorrector,
+    LangevinCorrector,
+    MALACorrector,
+    NoneCorrector,
+    ReverseDiffusion,
 )
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.coefficients import CoefficientGrid

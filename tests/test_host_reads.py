@@ -19,12 +19,11 @@ from sdegen import (
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    LangevinCorrector,
     PredictorCorrectorSampler,
-    ReverseDiffusion,
     UniPCSampler,
 )
 from sdegen.random import PerSampleGenerator
+from sdegen.samplers import LangevinCorrector, ReverseDiffusion
 
 _READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 

@@ -11,6 +11,7 @@ from torch import nn
 
 import sdegen
 from sdegen import models
+from sdegen._broadcast import expand_like
 from sdegen.analytic import GaussianMixture
 from sdegen.likelihood import ExactTrace
 from sdegen.sde.discrete_vp import DiscreteVPSDE
@@ -50,7 +51,7 @@ class OracleUNet(nn.Module):
     def forward(self, sample, timestep, class_labels=None):
         t = (timestep + 1) / self.sde.num_train_timesteps
         s = self.score(t, sample)
-        a, sig = (sdegen.expand_like(f(t), sample) for f in (self.sde.alpha, self.sde.sigma))
+        a, sig = (expand_like(f(t), sample) for f in (self.sde.alpha, self.sde.sigma))
         eps, x0 = -sig * s, (sample + sig**2 * s) / a
         out = {"epsilon": eps, "v_prediction": a * eps - sig * x0, "sample": x0}[self.kind]
         return SimpleNamespace(sample=out)
@@ -142,7 +143,7 @@ def test_denoisers_on_edm_ve_and_on_a_discrete_vp_sde():
     ve, wide = sdegen.EDMVESDE(80.0), sdegen.EDMVESDE(200.0)
 
     def denoiser(x, sigma):  # the VE-kernel posterior mean, from the mixture's score on EDMVESDE
-        return x + sdegen.expand_like(sigma**2, x) * GM.score(wide)(sigma, x)
+        return x + expand_like(sigma**2, x) * GM.score(wide)(sigma, x)
 
     model = models.from_denoiser(denoiser, sigma_min=0.002, sigma_max=80.0)
     x = GM.sample(5, generator=torch.Generator().manual_seed(2), dtype=F64)
@@ -164,7 +165,7 @@ def test_a_ddpm_eps_network_on_integer_timesteps():
     def eps(x, k):  # Ho et al. 2020's eps(x_k, k): the exact noise prediction at timestep k
         seen.append(k)
         t = (k.to(F64) + 1) / 1000
-        return -sdegen.expand_like(sde.sigma(t), x) * GM.score(sde)(t, x)
+        return -expand_like(sde.sigma(t), x) * GM.score(sde)(t, x)
 
     model = models.from_eps_model(eps, betas=sde.betas)
     x = GM.sample(3, generator=torch.Generator().manual_seed(3), dtype=F64)
@@ -184,7 +185,7 @@ def test_class_labels_pass_through_and_classifier_free_guidance_works():
 
         def forward(self, sample, timestep, class_labels=None):
             calls.append(class_labels)
-            return (sample * 0.5 + sdegen.expand_like(class_labels.to(sample.dtype), sample),)
+            return (sample * 0.5 + expand_like(class_labels.to(sample.dtype), sample),)
 
     model = models.from_diffusers(Conditional(), CONFIG, n_classes=2)
     assert model.is_conditional and model.n_classes == 2 and model.null_label == 2

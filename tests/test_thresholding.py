@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import sdegen
-from sdegen import VPSDE, Thresholded
+from sdegen import VPSDE
+from sdegen.samplers import Thresholded
 from sdegen.analytic import GaussianMixture
 
 F64 = torch.float64

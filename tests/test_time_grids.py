@@ -19,7 +19,6 @@ from sdegen import (
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
     KarrasGrid,
     LinearSDE,
     LogSNRGrid,
@@ -29,6 +28,7 @@ from sdegen import (
     UniformGrid,
     UniPCSampler,
 )
+from sdegen.samplers import EulerMaruyama
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.testing.oracle import check_samples
 
@@ -101,7 +101,9 @@ GRID_SAMPLERS = {
     "pf-dopri5": lambda **kw: ProbabilityFlowSampler(**kw),
     "sde-euler": lambda **kw: ReverseSDESampler("euler", **kw),
     "sde-srk": lambda **kw: ReverseSDESampler("srk", **kw),
-    "pc": lambda **kw: PredictorCorrectorSampler(EulerMaruyama(), sdegen.LangevinCorrector(n_steps=1), **kw),
+    "pc": lambda **kw: PredictorCorrectorSampler(
+        EulerMaruyama(), sdegen.samplers.LangevinCorrector(n_steps=1), **kw
+    ),
     "ddpm": lambda **kw: DDPMSampler(**kw),
     "ald": lambda **kw: AnnealedLangevinSampler(n_steps_each=2, **kw),
     "ddim": lambda **kw: DDIMSampler(**kw),

@@ -1,5 +1,5 @@
 """A brought model (``--model SPEC`` of ``sdegen sample`` and ``sdegen nll``) as the run-like object
-those commands use: its data, SDE and score model, like a run directory's :class:`~sdegen.cli.run.Run`.
+those commands use: its data, SDE and score model, like a run directory's :class:`~sdegen.run.Run`.
 
 Two forms of SPEC:
 
@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 
 from sdegen.cli._common import UsageError, as_usage_error
-from sdegen.cli._data import DataBundle
-from sdegen.cli.registry import DATASETS, lookup
-from sdegen.cli.run import Run, load_run
 from sdegen.data import ImageData
 from sdegen.parameterization import ScoreModel
+from sdegen.run.config import Run, load_run
+from sdegen.run.datasets import DataBundle
+from sdegen.run.registry import DATASETS, lookup
 from sdegen.sde import LinearSDE
 
 __all__ = ["BroughtRun", "add_model_arguments", "load_model", "load_brought", "describe_space"]

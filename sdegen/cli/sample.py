@@ -36,11 +36,11 @@ from sdegen.cli._common import (
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
 from sdegen.cli.brought import BroughtRun, add_model_arguments, load_model
-from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
-from sdegen.cli.run import Run
 from sdegen.metrics import energy_distance
 from sdegen.models import scheduler_thresholding
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import Run
+from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]

@@ -25,9 +25,6 @@ from torch import Tensor, nn
 
 from sdegen import data as D
 from sdegen import samplers as S
-from sdegen.cli import _data
-from sdegen.cli._common import UsageError
-from sdegen.cli._data import DataBundle
 from sdegen.likelihood import Hutchinson
 from sdegen.losses import (
     DDPMLoss,
@@ -49,6 +46,9 @@ from sdegen.parameterization import (
     ScorePrediction,
     VPrediction,
 )
+from sdegen.run import datasets as _data
+from sdegen.run.datasets import DataBundle
+from sdegen.run.errors import SettingsError
 from sdegen.sde import EDMVESDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 
 __all__ = [
@@ -254,7 +254,7 @@ def _esm_target(o: LossOptions):
         return o.teacher if o.teacher is not None else _unloaded_teacher(teacher)
     mixture = getattr(o.data.distribution, "mixture", None)
     if mixture is None:
-        raise UsageError(
+        raise SettingsError(
             f"--loss esm regresses onto the exact score, known only for the Gaussian-mixture data sets "
             f"(ring, grid); {o.data.name} has none. Distil a trained run with --teacher RUN, or use "
             f"--loss dsm or ism."
@@ -491,11 +491,11 @@ _Spec = TypeVar("_Spec")
 
 
 def lookup(registry: Mapping[str, _Spec], name: str, what: str) -> _Spec:
-    """The entry ``name`` of ``registry``, or a :class:`UsageError` listing the choices."""
+    """The entry ``name`` of ``registry``, or a :class:`SettingsError` listing the choices."""
     try:
         return registry[name]
     except (KeyError, TypeError):
-        raise UsageError(f"unknown {what} {name!r}; choose from {sorted(registry)}") from None
+        raise SettingsError(f"unknown {what} {name!r}; choose from {sorted(registry)}") from None
 
 
 def sde_options() -> dict[str, tuple[Option, list[str]]]:
