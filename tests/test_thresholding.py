@@ -6,8 +6,8 @@ import torch
 
 import sdegen
 from sdegen import VPSDE
-from sdegen.samplers import Thresholded
 from sdegen.analytic import GaussianMixture
+from sdegen.samplers import Thresholded
 
 F64 = torch.float64
 
