@@ -587,7 +587,7 @@ CLI = [
     ("train-model-choice", ["train", "--model", "resnet"], "argument --model: invalid choice"),
     (
         "train-param-choice",
-        ["train", "--parameterization", "v"],
+        ["train", "--parameterization", "x0"],
         "argument --parameterization: invalid choice",
     ),
     ("train-channels-choice", ["train", "--channels", "2"], "argument --channels"),

@@ -46,7 +46,6 @@ from sdegen._solve import SolveLog, solve_failure
 from sdegen.likelihood.bits_per_dim import Quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
-from sdegen.likelihood.time_change import in_log_alpha_bar_time
 from sdegen.random import RandomSource
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import Coefficients, check_schedule
@@ -60,8 +59,6 @@ ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 # Every adaptive solve is bounded (diffrax's default is 4096 steps): a stiff or broken score then
 # fails with the time it reached instead of running without end.
 MAX_STEPS = 10_000
-#: The default start time of the ODE, for SDEs that declare no ``likelihood_eps`` of their own.
-DEFAULT_EPS = 1e-5
 
 
 class LikelihoodResult(NamedTuple):
@@ -197,9 +194,6 @@ def log_likelihood(
     Song et al. 2021, eq. 40 (instantaneous change of variables, Chen et al. 2018, theorem 1), with
     f~ = f - 1/2 g^2 score_fn the probability-flow drift (eq. 13). Each evaluation costs one
     ``score_fn`` forward and the divergence estimator's VJPs; the drift comes from that same forward.
-    An SDE with ``likelihood_time = "log_alpha_bar"`` (a :class:`~sdegen.DiscreteVPSDE`, whose rate
-    jumps at every step) is solved in tau = -log alpha(t)^2, where the same flow has smooth
-    coefficients (:mod:`sdegen.likelihood.time_change`).
 
     Args:
         x: data ``[B, ...]`` (any data shape, any device, float32 or float64), read as a sample of
@@ -217,8 +211,8 @@ def log_likelihood(
         rtol: relative tolerance, enforced for every sample's state and log-density separately.
         atol: absolute tolerance, enforced the same way.
         eps: start time in (0, T); the score is singular at t = 0. Default: the SDE's
-            ``likelihood_eps`` if it declares one (a :class:`~sdegen.DiscreteVPSDE`: 1/N, the time
-            of step 0, the least noise its network was trained on), else 1e-5.
+            ``likelihood_eps``, 1e-5, or for a :class:`~sdegen.DiscreteVPSDE` 1/N, the time of
+            step 0, the least noise its network was trained on.
         prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
             log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).
         generator: for the probes: a ``torch.Generator``, or a
@@ -277,7 +271,7 @@ def log_likelihood(
             f"method must be an adaptive torchdiffeq solver, one of {ADAPTIVE_METHODS}; got {method!r}"
         )
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
-    eps = check_real("eps", getattr(sde, "likelihood_eps", DEFAULT_EPS) if eps is None else eps)
+    eps = check_real("eps", sde.likelihood_eps if eps is None else eps)
     if not 0.0 < eps < sde.T:
         raise ValueError(
             f"eps must lie in (0, T) = (0, {sde.T:g}): the ODE is solved from eps to T and the score is "
@@ -324,9 +318,6 @@ def log_likelihood(
         )
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
-    if sde.likelihood_time == "log_alpha_bar":
-        # The same flow, in a variable where a piecewise schedule's coefficients are smooth.
-        sde, score_fn, eps = in_log_alpha_bar_time(sde, score_fn, eps)
     check_schedule(sde, eps, sde.T)
 
     vectors = divergence.draw(x.detach(), generator)
