@@ -86,6 +86,7 @@ from sdegen.sde import (
     VESDE,
     VPSDE,
     CosineVPSDE,
+    GaussianKernel,
     LinearSDE,
     ProbabilityFlowODE,
     ReverseTimeSDE,
@@ -109,6 +110,7 @@ __all__ = [
     # SDEs and their engine objects
     "SDE",
     "LinearSDE",
+    "GaussianKernel",
     "VPSDE",
     "SubVPSDE",
     "VESDE",

@@ -3,8 +3,7 @@
 A network ``net(t, x)`` can be trained to output the score grad_x log p_t(x) directly, the noise
 ``z`` that produced ``x_t = alpha(t) x_0 + sigma(t) z``, or the clean data ``x_0``. For a linear SDE
 with transition kernel N(alpha(t) x_0, sigma(t)^2 I) the three are affine in one another
-(Tweedie's formula; Kingma et al. 2021, "Variational diffusion models", appendix; Karras et al.
-2022, eq. 3):
+(Tweedie's formula); the conversions are written once, in :class:`~sdegen.sde.GaussianKernel`:
 
     score = -z_hat / sigma(t)                         (noise prediction, Ho et al. 2020)
     score = (alpha(t) x0_hat - x) / sigma(t)^2        (data prediction)
@@ -27,14 +26,15 @@ asks which SDE it is: only ``alpha(t)`` and ``sigma(t)`` of :class:`~sdegen.sde.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time, expand_like
 from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde, check_positive
-from sdegen.sde.base import SDE, LinearSDE
+from sdegen.sde.base import SDE
+from sdegen.sde.kernel import GaussianKernel
 
 __all__ = [
     "Parameterization",
@@ -48,58 +48,55 @@ __all__ = [
 ]
 
 
-class TransitionKernel(NamedTuple):
-    """alpha(t) and sigma(t) of p_0t(x_t | x_0) = N(alpha(t) x_0, sigma(t)^2 I), each of shape ``[B]``."""
-
-    alpha: Tensor
-    sigma: Tensor
-
-    @classmethod
-    def of(cls, sde: LinearSDE, t: Tensor) -> TransitionKernel:
-        """The kernel of ``sde`` at times ``t`` (shape ``[B]``)."""
-        return cls(sde.alpha(t), sde.sigma(t))
+#: The former name of :class:`~sdegen.sde.GaussianKernel`, kept importable from here.
+TransitionKernel = GaussianKernel
 
 
 class Parameterization(abc.ABC):
     """The meaning of a network's output: its training target and its conversion to a score.
 
     Subclasses define :meth:`target`, :meth:`to_score` and :meth:`from_score` for the kernel
-    x_t = alpha x_0 + sigma z. ``needs_kernel`` says whether :meth:`to_score` uses alpha and sigma
-    (only direct score prediction does not, so it also serves SDEs without a Gaussian kernel).
+    x_t = alpha x_0 + sigma z, each one call of a :class:`~sdegen.sde.GaussianKernel` conversion.
+    ``needs_kernel`` says whether :meth:`to_score` uses alpha and sigma (only direct score
+    prediction does not, so it also serves SDEs without a Gaussian kernel).
     """
 
     needs_kernel: ClassVar[bool] = True
 
     @abc.abstractmethod
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         """The output that is exact for ``x_t = alpha x0 + sigma noise``, shaped like ``x0``."""
 
     @abc.abstractmethod
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """The score implied by the network's ``output`` at state ``x``, shaped like ``x``."""
 
     @abc.abstractmethod
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """The inverse of :meth:`to_score`: the output that represents ``score`` at ``x``."""
 
-    @abc.abstractmethod
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        """d score / d output, shape ``[B]``: ``to_score`` is ``score_scale * output + c(x)``."""
+    def score_scale(self, kernel: GaussianKernel) -> Tensor:
+        """d score / d output, shape ``[B]``: ``to_score`` is ``score_scale * output + c(x)``.
 
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        Since :meth:`to_score` is affine in the output, its slope is ``to_score(1, 0)``, evaluated
+        per sample on ``[B]`` tensors (``kernel`` holds ``[B]`` tensors).
+        """
+        ones = torch.ones_like(kernel.sigma)
+        return self.to_score(ones, torch.zeros_like(ones), kernel)
+
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """x0_hat = (x + sigma^2 score) / alpha implied by ``output`` (Tweedie's formula).
 
         Subclasses whose output is closer to x0_hat than the score override this with the direct
         map, so that no precision is lost in a round trip through the score.
         """
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x + s * s * self.to_score(output, x, kernel)) / a
+        return kernel.data_from_score(x, self.to_score(output, x, kernel))
 
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """eps_hat = -sigma score implied by ``output``; overridden with direct maps like :meth:`to_data`."""
-        return -expand_like(kernel.sigma, x) * self.to_score(output, x, kernel)
+        return kernel.noise_from_score(self.to_score(output, x, kernel))
 
-    def network_input(self, t: Tensor, x: Tensor, kernel: TransitionKernel | None) -> tuple[Tensor, Tensor]:
+    def network_input(self, t: Tensor, x: Tensor, kernel: GaussianKernel | None) -> tuple[Tensor, Tensor]:
         """What the network is called with at time ``t`` ``[B]`` and state ``x``: ``(t, x)`` itself.
 
         A preconditioning (:class:`EDMPreconditioning`) overrides this to scale the input and to
@@ -125,17 +122,14 @@ class ScorePrediction(Parameterization):
 
     needs_kernel = False
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
-        return -noise / expand_like(kernel.sigma, noise)
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_noise(noise)
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel | None) -> Tensor:
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel | None) -> Tensor:
         return output
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel | None) -> Tensor:
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel | None) -> Tensor:
         return score
-
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        return torch.ones_like(kernel.sigma)
 
 
 class NoisePrediction(Parameterization):
@@ -144,23 +138,19 @@ class NoisePrediction(Parameterization):
     The DSM loss with lambda(t) = sigma(t)^2 is then exactly ||z_hat - z||^2.
     """
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         return noise
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        return -output / expand_like(kernel.sigma, output)
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_noise(output)
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        return -expand_like(kernel.sigma, score) * score
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_score(score)
 
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        return -1.0 / kernel.sigma
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.data_from_noise(x, output)
 
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x - s * output) / a
-
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         return output
 
 
@@ -171,26 +161,20 @@ class DataPrediction(Parameterization):
     the denoiser D of Karras et al. 2022, eq. 3, with alpha = 1).
     """
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         return x0
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (a * output - x) / (s * s)
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_data(x, output)
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x + s * s * score) / a
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.data_from_score(x, score)
 
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        return kernel.alpha / kernel.sigma**2
-
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         return output
 
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x - a * output) / s
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_data(x, output)
 
 
 class VPrediction(Parameterization):
@@ -207,29 +191,20 @@ class VPrediction(Parameterization):
     prediction each divide by a vanishing coefficient.
     """
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x0), expand_like(kernel.sigma, x0)
-        return a * noise - s * x0
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.velocity(x0, noise)
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return -(s * x + a * output) / (s * (a * a + s * s))
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_v(x, output)
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return -(s / a) * (x + (a * a + s * s) * score)
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.v_from_score(x, score)
 
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        a, s = kernel.alpha, kernel.sigma
-        return -a / (s * (a * a + s * s))
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.data_from_v(x, output)
 
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (a * x - s * output) / (a * a + s * s)
-
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (s * x + a * output) / (a * a + s * s)
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_v(x, output)
 
 
 class EDMPreconditioning(Parameterization):
@@ -268,40 +243,36 @@ class EDMPreconditioning(Parameterization):
     def __hash__(self) -> int:
         return hash((type(self), self.sigma_data))
 
-    def coefficients(self, kernel: TransitionKernel) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def coefficients(self, kernel: GaussianKernel) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(c_skip, c_out, c_in, c_noise), each ``[B]``, at the scaled noise level sigma~ = sigma / alpha."""
         sd = self.sigma_data
         sig = kernel.sigma / kernel.alpha
         norm = torch.sqrt(sig * sig + sd * sd)
         return sd * sd / (norm * norm), sig * sd / norm, 1.0 / norm, torch.log(sig) / 4.0
 
-    def network_input(self, t: Tensor, x: Tensor, kernel: TransitionKernel) -> tuple[Tensor, Tensor]:
+    def network_input(self, t: Tensor, x: Tensor, kernel: GaussianKernel) -> tuple[Tensor, Tensor]:
         _, _, c_in, c_noise = self.coefficients(kernel)
         return c_noise.to(t.dtype), x * expand_like(c_in / kernel.alpha, x)
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         c_skip, c_out, _, _ = self.coefficients(kernel)
         scaled = x0 + expand_like(kernel.sigma / kernel.alpha, noise) * noise
         return (x0 - expand_like(c_skip, x0) * scaled) / expand_like(c_out, x0)
 
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         c_skip, c_out, _, _ = self.coefficients(kernel)
         return expand_like(c_skip / kernel.alpha, x) * x + expand_like(c_out, x) * output
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        return DataPrediction().to_score(self.to_data(output, x, kernel), x, kernel)
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_data(x, self.to_data(output, x, kernel))
 
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        return DataPrediction().to_noise(self.to_data(output, x, kernel), x, kernel)
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_data(x, self.to_data(output, x, kernel))
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         c_skip, c_out, _, _ = self.coefficients(kernel)
-        x0 = DataPrediction().from_score(score, x, kernel)
+        x0 = kernel.data_from_score(x, score)
         return (x0 - expand_like(c_skip / kernel.alpha, x) * x) / expand_like(c_out, x)
-
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        _, c_out, _, _ = self.coefficients(kernel)
-        return kernel.alpha * c_out / kernel.sigma**2
 
 
 class ScoreModel(nn.Module):
@@ -414,11 +385,11 @@ class ScoreModel(nn.Module):
         return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
 
     # -- evaluation ------------------------------------------------------------------------------
-    def kernel(self, t: Tensor) -> TransitionKernel:
+    def kernel(self, t: Tensor) -> GaussianKernel:
         """alpha(t) and sigma(t) of the SDE at times ``t`` (shape ``[B]``)."""
-        return TransitionKernel.of(self.sde, t)
+        return GaussianKernel.of(self.sde, t)
 
-    def _net(self, t: Tensor, x: Tensor, y: int | Tensor | None, kernel: TransitionKernel | None) -> Tensor:
+    def _net(self, t: Tensor, x: Tensor, y: int | Tensor | None, kernel: GaussianKernel | None) -> Tensor:
         """The network at times ``t`` ``[B]``, with the labels ``y`` exactly when it is conditional,
         on the input the parameterisation makes of ``(t, x)`` (itself, unless it preconditions)."""
         if y is None:
@@ -438,7 +409,7 @@ class ScoreModel(nn.Module):
             y = self.check_labels(y, x)
         return self.net(*self.parameterization.network_input(t, x, kernel), y)
 
-    def _kernel_if_needed(self, t: Tensor) -> TransitionKernel | None:
+    def _kernel_if_needed(self, t: Tensor) -> GaussianKernel | None:
         return self.kernel(t) if self.parameterization.needs_kernel else None
 
     def output(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:

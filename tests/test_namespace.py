@@ -77,3 +77,14 @@ def test_a_run_setting_error_is_a_value_error_and_a_cli_usage_error(tmp_path, ca
         lookup(SDES, "nope", "SDE")
     assert isinstance(e.value, ValueError)
     assert main(["sample", str(tmp_path), "--n", "2"]) == 2  # not a run directory: exit status 2
+
+
+def test_the_divergence_estimators_moved_to_a_module_the_losses_and_likelihood_share() -> None:
+    import sdegen.divergence
+    import sdegen.likelihood.divergence as old
+
+    assert sdegen.likelihood.Hutchinson is sdegen.divergence.Hutchinson is sdegen.Hutchinson
+    with pytest.warns(DeprecationWarning, match=r"sdegen\.likelihood\.divergence\.ExactTrace is deprecated"):
+        assert old.ExactTrace is sdegen.divergence.ExactTrace
+    with pytest.raises(AttributeError):
+        old.NoSuchEstimator  # noqa: B018

@@ -33,6 +33,7 @@ API_MODULES = (
     "samplers",
     "brownian",
     "likelihood",
+    "divergence",
     "losses",
     "parameterization",
     "models",

@@ -1,7 +1,7 @@
 """Exact log-likelihoods through the probability-flow ODE, divergence estimators, bits per dimension."""
 
+from sdegen.divergence import DivergenceEstimator, ExactTrace, Hutchinson
 from sdegen.likelihood.bits_per_dim import Quantization, bits_per_dim, dequantize
-from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace, Hutchinson
 from sdegen.likelihood.log_likelihood import ADAPTIVE_METHODS, LikelihoodResult, log_likelihood
 
 __all__ = [

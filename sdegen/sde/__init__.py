@@ -4,6 +4,7 @@ VP schedule of improved DDPM and EDM's sigma(t) = t VE."""
 from sdegen.sde.base import SDE, LinearSDE
 from sdegen.sde.cosine_vp import CosineVPSDE
 from sdegen.sde.edm_ve import EDMVESDE
+from sdegen.sde.kernel import GaussianKernel
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 from sdegen.sde.reverse import ReverseTimeSDE
 from sdegen.sde.subvp import SubVPSDE
@@ -13,6 +14,7 @@ from sdegen.sde.vp import VPSDE, DDPMSchedule
 __all__ = [
     "SDE",
     "LinearSDE",
+    "GaussianKernel",
     "VPSDE",
     "SubVPSDE",
     "VESDE",
