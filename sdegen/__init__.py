@@ -32,12 +32,16 @@ from sdegen.composition import (
     ReconstructionGuidance,
 )
 from sdegen.likelihood import (
+    BoundResult,
+    DataGrid,
     ExactTrace,
     Hutchinson,
     LikelihoodResult,
     Quantization,
     bits_per_dim,
+    ddpm_bound,
     dequantize,
+    elbo,
     log_likelihood,
 )
 from sdegen.losses import (
@@ -63,6 +67,7 @@ from sdegen.samplers import (
     CustomGrid,
     DDIMSampler,
     DDPMSampler,
+    DiffusersGrid,
     DPMSolverMultistepSampler,
     DPMSolverSDESampler,
     DPMSolverSinglestepSampler,
@@ -86,6 +91,7 @@ from sdegen.sde import (
     VESDE,
     VPSDE,
     CosineVPSDE,
+    DiscreteVPSDE,
     GaussianKernel,
     LinearSDE,
     ProbabilityFlowODE,
@@ -116,6 +122,7 @@ __all__ = [
     "VESDE",
     "CosineVPSDE",
     "EDMVESDE",
+    "DiscreteVPSDE",
     "ReverseTimeSDE",
     "ProbabilityFlowODE",
     "SequentialBrownian",
@@ -149,6 +156,7 @@ __all__ = [
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
+    "DiffusersGrid",
     # likelihood
     "log_likelihood",
     "LikelihoodResult",
@@ -157,6 +165,10 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "elbo",
+    "ddpm_bound",
+    "BoundResult",
+    "DataGrid",
     # training
     "DenoisingScoreMatching",
     "SlicedScoreMatching",

@@ -86,7 +86,7 @@ _TIMESTEP_SLACK = 1e-3
 class ForeignNetwork(nn.Module):
     """A network with another calling convention, as an sdegen network ``net(t, x[, y])``.
 
-    Subclasses map (t, x, y) to the foreign call in :meth:`call`; this base checks, at every
+    Subclasses map (t, x, y) to the foreign call in ``call``; this base checks, at every
     evaluation, that t lies in the range the network was trained on (one host read of the times'
     extremes: a discrete model has no meaning between its last step and t = 0, and a silent
     extrapolation would make every sample and likelihood wrong) and that the output is shaped like
@@ -287,7 +287,7 @@ def from_diffusers(
     class_labels=y])`` returning ``.sample``, a tuple or a tensor; ``scheduler`` is a diffusers
     scheduler, its ``.config``, or a ``scheduler_config.json`` read as a dict. The SDE is
     :meth:`DiscreteVPSDE.from_config` of that config (its beta schedule, as diffusers computes it);
-    ``prediction_type`` chooses the parameterisation (:data:`PREDICTION_TYPES`); the network is
+    ``prediction_type`` chooses the parameterisation (``PREDICTION_TYPES``); the network is
     called at the fractional timestep k(t) = N t - 1. A config with ``variance_type`` ``learned``
     or ``learned_range`` (improved DDPM) uses the first half of the model's 2C output channels, as
     diffusers' schedulers do.
@@ -441,7 +441,8 @@ def from_denoiser(
     Args:
         denoiser: D, called as ``D(x, sigma)`` with sigma ``[B]`` (and ``label_keyword=y`` if
             class-conditional).
-        sigma_min, sigma_max: the noise levels it was trained on.
+        sigma_min: the smallest noise level it was trained on.
+        sigma_max: the largest.
         sde: the SDE to run it on (default ``EDMVESDE(sigma_max)``).
         n_classes: C of a class-conditional denoiser (its label C the null label, if it has one).
         label_keyword: the keyword of the labels: ``class_labels`` (EDM), ``class_cond`` (k-diffusion).

@@ -29,11 +29,18 @@ from sdegen import (
     UniPCSampler,
 )
 from sdegen.samplers import EulerMaruyama
-from sdegen.sde import EDMVESDE, CosineVPSDE
+from sdegen.sde import EDMVESDE, CosineVPSDE, DiscreteVPSDE
 from sdegen.testing.oracle import check_samples
 
-# Every kind of schedule: closed-form inverses (VP, sub-VP, VE, cosine VP, EDM) and bisection (OU).
-ALL_SDES = {**SDES, "cosineVP": CosineVPSDE(), "EDMVE": EDMVESDE(), "OU": OrnsteinUhlenbeck()}
+# Every kind of schedule: closed-form inverses (VP, sub-VP, VE, cosine VP, EDM), bisection (OU) and
+# a discrete table (Newton per spline segment).
+ALL_SDES = {
+    **SDES,
+    "cosineVP": CosineVPSDE(),
+    "EDMVE": EDMVESDE(),
+    "OU": OrnsteinUhlenbeck(),
+    "discreteVP": DiscreteVPSDE.from_beta_schedule("linear"),
+}
 
 
 def _lam(sde, ts):

@@ -4,7 +4,8 @@ Few-step samplers (10-50 evaluations) work on any linear SDE through the denoise
 log-SNR lambda: :class:`DDIMSampler`, :class:`DPMSolverMultistepSampler` (2M, 3M),
 :class:`DPMSolverSinglestepSampler` (2S), :class:`DPMSolverSDESampler`, :class:`EDMHeunSampler`,
 :class:`EDMStochasticSampler` and :class:`UniPCSampler`. Every grid sampler takes a time grid
-(:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`).
+(:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`, and
+:class:`DiffusersGrid`, the timesteps of diffusers' schedulers on a :class:`~sdegen.DiscreteVPSDE`).
 
 ``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them. The reverse-time SDE and the
 probability-flow ODE are also available as objects for torchsde and torchdiffeq
@@ -22,6 +23,7 @@ from sdegen.samplers.correctors import (
 from sdegen.samplers.ddim import DDIMSampler
 from sdegen.samplers.ddpm import DDPMSampler
 from sdegen.samplers.denoise import tweedie_denoise
+from sdegen.samplers.diffusers_grid import DiffusersGrid
 from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
 from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
@@ -64,6 +66,7 @@ __all__ = [
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
+    "DiffusersGrid",
     "Predictor",
     "EulerMaruyama",
     "ReverseDiffusion",

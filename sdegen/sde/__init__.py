@@ -1,8 +1,9 @@
 """Forward SDEs: the protocol, the linear-drift base, the three SDEs of Song et al. (2021), the cosine
-VP schedule of improved DDPM and EDM's sigma(t) = t VE."""
+VP schedule of improved DDPM, the discrete table of DDPM and diffusers models, and EDM's sigma(t) = t VE."""
 
 from sdegen.sde.base import SDE, LinearSDE
 from sdegen.sde.cosine_vp import CosineVPSDE
+from sdegen.sde.discrete_vp import DiscreteVPSDE
 from sdegen.sde.edm_ve import EDMVESDE
 from sdegen.sde.kernel import GaussianKernel
 from sdegen.sde.probability_flow import ProbabilityFlowODE
@@ -20,6 +21,7 @@ __all__ = [
     "VESDE",
     "CosineVPSDE",
     "EDMVESDE",
+    "DiscreteVPSDE",
     "DDPMSchedule",
     "SMLDSchedule",
     "ReverseTimeSDE",
