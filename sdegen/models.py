@@ -16,7 +16,7 @@ on it as on a model sdegen trained itself (and ``model.sde`` is the SDE to pass 
   (Ho et al. 2020, Alg. 1-2), given its betas or alphas_cumprod.
 
 **Time.** sdegen's samplers work in continuous time t; a discrete model's timestep is
-k(t) = N t - 1 (:meth:`~sdegen.DiscreteVPSDE.t_to_timestep`, step k at t = (k + 1) / N), fractional
+k(t) = N t - 1 (``DiscreteVPSDE.t_to_timestep``, step k at t = (k + 1) / N), fractional
 between the steps. The network was trained on k in [0, N - 1], t in [1/N, 1] (a denoiser on
 [sigma_min, sigma_max]): every adapter refuses a time outside that range at its first evaluation,
 before any sampler step is taken. The samplers stop by default at ``model.sde.sampling_eps`` = 1/N
