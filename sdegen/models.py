@@ -62,7 +62,6 @@ from sdegen.sde.discrete_vp import DiscreteVPSDE
 from sdegen.sde.edm_ve import EDMVESDE
 
 __all__ = [
-    "PREDICTION_TYPES",
     "from_diffusers",
     "from_pretrained",
     "from_denoiser",
