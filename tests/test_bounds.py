@@ -168,8 +168,12 @@ def _expected_decoder(sde, c, t, x, log_var, grid):
         total = 0.0
         for xd in row:
             mean = M + k * (a * xd - a * M) + k * math.sqrt(s2) * nodes  # the law of x0_hat
-            upper = 1.0 if xd >= hi - 1e-9 else ndtr((xd + delta - mean) / std)
-            lower = 0.0 if xd <= lo + 1e-9 else ndtr((xd - delta - mean) / std)
+            lo_z, hi_z = (xd - delta - mean) / std, (xd + delta - mean) / std
+            lo_z = np.full_like(mean, -np.inf) if xd <= lo + 1e-9 else lo_z
+            hi_z = np.full_like(mean, np.inf) if xd >= hi - 1e-9 else hi_z
+            # Phi(hi_z) - Phi(lo_z), taken in the lower tail (Phi(-lo_z) - Phi(-hi_z)) where lo_z > 0.
+            upper = np.where(lo_z > 0, ndtr(-lo_z), ndtr(hi_z))
+            lower = np.where(lo_z > 0, ndtr(-hi_z), ndtr(lo_z))
             # Nodes ~12 std out leave their bin's mass below float64: their weight is below e^-70.
             total += float(-(weights * np.log(np.maximum(upper - lower, 1e-300))).sum())
         out.append(total)
@@ -431,3 +435,19 @@ def test_cli_ddpm_bound_of_continuous_data_is_a_usage_error(tmp_path, capsys):
     run = write_run(tmp_path / "ring", steps=2)
     assert main(["nll", str(run), "--bound", "ddpm", "--n", "4"]) == 2
     assert "continuous" in capsys.readouterr().err
+
+
+def test_a_discrete_vp_sde_is_bounded_on_its_own_steps():
+    """On a DiscreteVPSDE the chain is Ho et al.'s, on its latent times (k + 1) / N."""
+    sde = sdegen.DiscreteVPSDE.from_beta_schedule("linear", 50, 1e-4, 0.02)
+    model = LinearDenoiser(sde, 1.3)
+    res = ddpm_bound(X, sde, model, grid=GRID, n_samples=400, generator=torch.Generator().manual_seed(0))
+    assert res.terms.shape == (2, 51) and res.nfe == 50 * 400
+    # L_T from alphas_cumprod alone: KL(N(sqrt(abar_N) x, 1 - abar_N) || N(0, 1)).
+    a2 = float(sde.alphas_cumprod[-1])
+    prior = 0.5 * (D * (1 - a2 - 1 - math.log(1 - a2)) + a2 * (X**2).sum(1))
+    assert torch.allclose(res.terms[:, -1], prior, rtol=1e-10, atol=0)
+    expected = _closed_form_terms(sde, 1.3, [(k + 1) / 50 for k in range(50)], "beta", X).sum(1)
+    assert bool(((res.nll - expected).abs() < 4 * res.stderr).all()), (res.nll, expected, res.stderr)
+    with pytest.raises(ValueError, match="drop steps=10"):
+        ddpm_bound(X, sde, model, grid=GRID, steps=10)

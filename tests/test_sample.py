@@ -10,6 +10,7 @@ from _oracle_data import (
     SDES,
     null,
 )
+from _samplers import registered, takes_steps
 from test_reverse_sde import _NonLinearOU
 
 import sdegen
@@ -40,7 +41,9 @@ def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+# Every registered sampler that steps through a grid, and variants beside them.
 ALL = [
+    *(make() for make in registered(takes_steps, steps=6).values()),
     ReverseSDESampler("euler", 20),
     ProbabilityFlowSampler("rk4", steps=5),
     PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), 10),

@@ -64,7 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--sampler",
         default=None,
         choices=SAMPLERS,
-        help="sampler [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
+        help="sampler: "
+        + "; ".join(f"{name}: {spec.title}" for name, spec in SAMPLERS.items())
+        + " [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
     )
     p.add_argument(
         "--steps",

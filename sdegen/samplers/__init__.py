@@ -7,13 +7,16 @@ log-SNR lambda: :class:`DDIMSampler`, :class:`DPMSolverMultistepSampler` (2M, 3M
 (:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`, and
 :class:`DiffusersGrid`, the timesteps of diffusers' schedulers on a :class:`~sdegen.DiscreteVPSDE`).
 
-``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them. The reverse-time SDE and the
+``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them; ``callback=`` sees every step
+(:mod:`sdegen.samplers.callback`). :mod:`sdegen.samplers.registry` names every sampler once, for
+the command line, the documentation and the tests. The reverse-time SDE and the
 probability-flow ODE are also available as objects for torchsde and torchdiffeq
 (``sde.reverse(score_fn)``, ``sde.probability_flow(score_fn)``).
 """
 
 from sdegen.samplers.annealed_langevin import AnnealedLangevinSampler
 from sdegen.samplers.base import Sampler, SampleResult
+from sdegen.samplers.callback import StepInfo, StopSampling
 from sdegen.samplers.correctors import (
     AnnealedLangevinCorrector,
     Corrector,
@@ -48,6 +51,8 @@ __all__ = [
     "sample",
     "Sampler",
     "SampleResult",
+    "StepInfo",
+    "StopSampling",
     "ReverseSDESampler",
     "ProbabilityFlowSampler",
     "PredictorCorrectorSampler",

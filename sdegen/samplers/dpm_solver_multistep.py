@@ -10,28 +10,14 @@ from torch import Tensor
 
 from sdegen._checks import check_steps
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
+from sdegen.samplers._steps import exponential_step, multistep_order
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
-__all__ = ["DPMSolverMultistepSampler", "multistep_order"]
-
-# DPM-Solver lowers the order of the last steps only for short runs (its `lower_order_final`
-# applies below 10 steps), where a high-order extrapolation over few, long steps near the data
-# is least reliable; diffusers uses 15.
-LOWER_ORDER_FINAL_BELOW = 10
-
-
-def multistep_order(order: int, i: int, steps: int, lower_order_final: bool) -> int:
-    """The order of step i of N of a multistep method: lower at the start (only i earlier values of
-    x0_hat exist) and, with ``lower_order_final`` and N < 10, at the end (order N - i)."""
-    k = min(order, i + 1)
-    if lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
-        k = min(k, steps - i)
-    return k
+__all__ = ["DPMSolverMultistepSampler"]
 
 
 class DPMSolverMultistepSampler(DenoiserSampler):
@@ -116,20 +102,19 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        path = Trajectory(x, return_trajectory, observation)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, t_{i-2}
         for i in range(grid.steps):
             score.step = i
             D = [self.denoised(grid, i, x, score), *D[:2]]
+            path.report(i, x, D[0])
             k = multistep_order(self._order, i, grid.steps, self.lower_order_final)
             h = lam[i + 1] - lam[i]
             phi_1 = math.expm1(-h)
             # first order: the exact solution for x0_hat constant over the step
-            x = torch.add(x * (sigma[i + 1] / sigma[i]), D[0], alpha=-alpha[i + 1] * phi_1)
+            x = exponential_step(x, D[0], sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             if k >= 2:
                 r0 = (lam[i] - lam[i - 1]) / h
                 D1_0 = (D[0] - D[1]) / r0  # h times the slope of x0_hat in lambda
@@ -145,4 +130,4 @@ class DPMSolverMultistepSampler(DenoiserSampler):
                 phi_3 = phi_2 / h - 0.5
                 x = x + (alpha[i + 1] * phi_2) * D1 - (alpha[i + 1] * phi_3) * D2
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)
