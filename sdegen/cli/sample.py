@@ -36,10 +36,12 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
+from sdegen.cli.brought import BroughtRun, add_model_arguments, load_model
 from sdegen.cli.fit_grid import load_fitted_grid
 from sdegen.metrics import energy_distance
+from sdegen.models import scheduler_thresholding
 from sdegen.random import PerSampleGenerator, derive_seed
-from sdegen.run.config import Run, load_run
+from sdegen.run.config import Run
 from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.training.files import atomic_write, check_writable
 
@@ -56,7 +58,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "classifier-free guidance --guidance W; an unconditional run is guided to a class by a "
         "classifier run (--label K --classifier RUN). --inpaint MASK fills in test images.",
     )
-    p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
+    p.add_argument(
+        "run_dir", metavar="RUN", nargs="?", default=None, help="run directory written by `sdegen train`"
+    )
     add_common_arguments(p, out=None, out_help="where to write the samples [default: RUN]")
     p.add_argument(
         "--sampler",
@@ -146,6 +150,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --inpaint: how many test images to fill in; sample i fills in image i mod K (default: 8)",
     )
+    add_model_arguments(p)
+    p.add_argument(
+        "--scheduler-thresholding",
+        action="store_true",
+        help="with --model diffusers:DIR: clip or dynamically threshold x0_hat as the saved scheduler's "
+        "clip_sample / thresholding say (inexact: off by default)",
+    )
     p.set_defaults(run=run)
 
 
@@ -153,13 +164,17 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
-    run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir
     if args.sampler is not None and args.grid != "default" and not SAMPLERS[args.sampler].fixed_steps:
         raise UsageError(
             f"--grid {args.grid} applies to fixed-step samplers; --sampler {args.sampler} is adaptive"
         )
-    trained = load_run(run_dir, device, ema=not args.no_ema)
+    trained, out = load_model(args, device, needs_data=args.inpaint is not None)
+    run_dir = Path(args.run_dir)
+    if isinstance(trained, BroughtRun) and args.classifier is not None:
+        raise UsageError(
+            "--classifier guides a run trained by sdegen (checked to classify its noised data); guide a "
+            "brought model in Python with sdegen.ClassifierGuidance"
+        )
     if trained.kind == "classifier":
         raise UsageError(
             f"{run_dir} is a classifier run (`sdegen train --classifier`), which has no samples: guide an "
@@ -197,11 +212,21 @@ def run(args: argparse.Namespace) -> int:
         model.net.compile()
     start = time.perf_counter()
 
+    def score_fn(begin: int, end: int):
+        score = cond.score_fn(begin, end)
+        return scheduler_thresholding(model, score) if args.scheduler_thresholding else score
+
+    if args.scheduler_thresholding:
+        if not isinstance(trained, BroughtRun) or getattr(model.net, "scheduler_config", None) is None:
+            raise UsageError("--scheduler-thresholding applies the scheduler config of --model diffusers:DIR")
+        with as_usage_error("--scheduler-thresholding"):
+            score_fn(0, min(args.n, args.batch_size))  # checked now, before any sample is drawn
+
     def draw(begin: int, end: int) -> dict:
         g = PerSampleGenerator([derive_seed(args.seed, i) for i in range(begin, end)], device)
         result = sdegen.sample(
             model.sde,
-            cond.score_fn(begin, end),
+            score_fn(begin, end),
             (end - begin, *bundle.event_shape),
             sampler,
             eps=eps,
@@ -249,7 +274,7 @@ def _write(
     name: str,
     sampler: object,
     title: str,
-    trained: Run,
+    trained: Run | BroughtRun,
     cond: Classes,
     fill: Inpaint | None,
     eps: float,

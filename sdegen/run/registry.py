@@ -33,7 +33,14 @@ from sdegen.losses import (
     SlicedScoreMatching,
 )
 from sdegen.nn import UNET_SIZES, MLPClassifier, ScoreMLP, UNet, UNetClassifier
-from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
+from sdegen.parameterization import (
+    DataPrediction,
+    EDMPreconditioning,
+    NoisePrediction,
+    Parameterization,
+    ScorePrediction,
+    VPrediction,
+)
 from sdegen.run import datasets as _data
 from sdegen.run.datasets import DataBundle
 from sdegen.run.errors import SettingsError
@@ -200,6 +207,12 @@ PARAMETERIZATIONS: dict[str, ParameterizationSpec] = {
     "data": ParameterizationSpec(DataPrediction, "data prediction"),
     "noise": ParameterizationSpec(NoisePrediction, "noise prediction"),
     "score": ParameterizationSpec(ScorePrediction, "score prediction"),
+    "v": ParameterizationSpec(VPrediction, "v-prediction (Salimans and Ho 2022)"),
+    # sigma_data = 0.5: EDM's value for images in [-1, 1], which is what sdegen's images are.
+    "edm": ParameterizationSpec(
+        lambda: EDMPreconditioning(sigma_data=0.5),
+        "EDM preconditioning (Karras et al. 2022), sigma_data = 0.5",
+    ),
 }
 
 

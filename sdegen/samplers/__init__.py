@@ -45,6 +45,7 @@ from sdegen.samplers.predictors import (
 from sdegen.samplers.probability_flow import ProbabilityFlowSampler
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.samplers.sampling import sample
+from sdegen.samplers.thresholding import Thresholded
 from sdegen.samplers.unipc import UniPCSampler
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "EDMHeunSampler",
     "EDMStochasticSampler",
     "UniPCSampler",
+    "Thresholded",
     "TimeGrid",
     "UniformGrid",
     "LogSNRGrid",

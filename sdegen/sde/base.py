@@ -55,6 +55,9 @@ class SDE(abc.ABC):
     #: Default end time eps of sampling: samplers stop at t = eps > 0, where the score is still
     #: finite (1e-3 for VP and sub-VP, 1e-5 for VE, as in Song et al. 2021's reference code).
     sampling_eps: ClassVar[float] = 1e-3
+    #: Default start time of :func:`sdegen.log_likelihood`: the reference code's 1e-5, or where an
+    #: SDE's networks start (step 0 of a :class:`~sdegen.DiscreteVPSDE`).
+    likelihood_eps: ClassVar[float] = 1e-5
 
     def __init__(self, T: float = 1.0) -> None:
         self.T = check_positive("T", T)
