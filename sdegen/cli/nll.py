@@ -40,8 +40,9 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
+from sdegen.cli.brought import add_model_arguments, describe_space, load_model
 from sdegen.random import PerSampleGenerator, derive_seed
-from sdegen.run.config import load_run, read_config
+from sdegen.run.config import CONFIG, read_config
 from sdegen.run.registry import check_options_apply
 from sdegen.training.files import atomic_write, check_writable
 
@@ -62,7 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "over the processes, with the same per-example results. --bound elbo|ddpm reports a variational "
         "upper bound of the stochastic model instead (no ODE solve).",
     )
-    p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
+    p.add_argument(
+        "run_dir", metavar="RUN", nargs="?", default=None, help="run directory written by `sdegen train`"
+    )
     add_common_arguments(p, out=None, out_help="where to write nll.json [default: RUN]")
     p.add_argument("--split", default="test", choices=("test", "train"), help="image split")
     p.add_argument("--n", type=positive_int, default=500, help="number of points or images")
@@ -79,7 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--eps",
         type=positive_float,
         default=None,
-        help="start time of the ODE [default: the smallest noise level of an NCSN run, else 1e-5]",
+        help="start time of the ODE [default: the smallest noise level of an NCSN run, step 0 (t = 1/N) of a "
+        "brought discrete-time model, else 1e-5]",
     )
     p.add_argument(
         "--batch-size",
@@ -125,6 +129,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="of a class-conditional run: -log p(x) of its unconditional half (the null label) instead "
         "of -log p(x | y) with the data's labels",
     )
+    add_model_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -132,13 +137,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
+    if (Path(args.run_dir) / CONFIG).is_file():  # a run of sdegen: options its data do not read are refused
+        data = read_config(args.run_dir).data["name"]
+        check_options_apply("nll", set(getattr(args, "explicit", ())), {"data": data})
+    trained, out = load_model(args, device, needs_data=True)
     run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir
-    # Options that this run's data do not read are refused before the run is loaded.
-    check_options_apply(
-        "nll", set(getattr(args, "explicit", ())), {"data": read_config(run_dir).data["name"]}
-    )
-    trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
     if trained.kind == "classifier":
         raise UsageError(
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         )
     # Before the work: a result that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
-    eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
+    eps = check_end_time(model.sde, trained.end_time(args.eps) or model.sde.likelihood_eps)
     if args.compile:
         model.net.compile()
     d = math.prod(bundle.event_shape)
@@ -251,10 +254,11 @@ def run(args: argparse.Namespace) -> int:
             **_report(args, gathered, n, divergence, bundle, images if bundle.is_image else None),
         }
         report["eps"] = eps
+        report["nats_of"] = describe_space(bundle)
         report["seconds"] = time.perf_counter() - start
         report["processes"] = world.size
         what = {None: "NLL", "elbo": "ELBO bound on the NLL", "ddpm": "DDPM bound on the NLL"}[args.bound]
-        line = f"{'conditional ' if labelled else ''}{what} {report['nll']:.4f} nats"
+        line = f"{'conditional ' if labelled else ''}{what} {report['nll']:.4f} nats of {report['nats_of']} at t = {eps:g}"
         if args.bound is not None:
             line += f" (+- {report['monte_carlo_stderr']:.4f})"
         if "bits_per_dim" in report:
