@@ -71,7 +71,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-nll", type=positive_int, default=1000, help="held-out points for the NLL")
     p.add_argument("--sampler-steps", type=positive_int, default=500, help="steps of the SDE and PC samplers")
     p.add_argument("--grid", type=positive_int, default=48, help="resolution of the density heat map")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(run=run)
     # `sdegen sample/nll runs/demo` work on the result: the demo writes a run's config.json.
 
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     out = RunDirectory(args.out)
     with out.lock():  # the demo is the directory's only writer, and it can write there
         trained = train(args, out, device)
-        nll = held_out_nll(trained)
+        nll = held_out_nll(trained, progress=not args.no_progress)
         samplers = sample(args, trained, device)
         figures = draw_figures(args, trained, samplers, out.path / "figures", device)
         report = build_report(args, trained, nll, samplers, figures, time.perf_counter() - wall)
@@ -165,10 +164,12 @@ def train(args: argparse.Namespace, out: RunDirectory, device: torch.device) -> 
 
 
 # -- stage 2: held-out NLL by the probability-flow ODE, beside the truth ------------------------------
-def held_out_nll(trained: Trained) -> dict[str, Any]:
+def held_out_nll(trained: Trained, progress: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     x, dist = trained.held_out, trained.run.data.distribution
-    nll = sdegen.log_likelihood(x, trained.run.sde, trained.score_model, divergence=sdegen.ExactTrace())
+    nll = sdegen.log_likelihood(
+        x, trained.run.sde, trained.score_model, divergence=sdegen.ExactTrace(), progress=progress
+    )
     seconds = time.perf_counter() - start
     model_nll = -nll.logp.detach().double().cpu()
     true_nll = -dist.log_prob(x.double()).cpu()

@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
             atol=args.atol,
             eps=eps,
             generator=g,
+            progress=world.is_main and not args.no_progress,
         )
         return {"logp": res.logp.detach(), "nfe": res.nfe, "batches": 1}
 

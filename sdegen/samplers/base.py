@@ -87,6 +87,9 @@ class Sampler(abc.ABC):
     stochastic: ClassVar[bool]
     default_grid: ClassVar[type[TimeGrid]] = UniformGrid
     """The kind of grid ``steps=N`` means."""
+    default_steps: ClassVar[int | None] = None
+    """N when neither ``steps`` nor a grid is given (``sdegen sample``'s default ``--steps`` too);
+    None for a sampler that places its own times (an adaptive solver)."""
     grid: TimeGrid | None = None
     """The time grid; None where the sampler places its own times (adaptive solvers)."""
     #: How often the score's finiteness is read back to the host by default: ``None`` once at the
@@ -175,7 +178,8 @@ class Sampler(abc.ABC):
                 or a :class:`~sdegen.random.PerSampleGenerator` with one seed per sample, which makes
                 sample i depend on seed i only, whatever the batch it is drawn in.
             return_trajectory: also return the states at every time of the grid.
-            progress: show a tqdm progress bar.
+            progress: show progress, labelled with the sampler's class: a tqdm bar on a terminal,
+                plain lines in a log or pipe (:mod:`sdegen._progress`).
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
             check_finite_every: read the score's finiteness back to the host every this many
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
@@ -204,6 +208,7 @@ class Sampler(abc.ABC):
             progress=progress,
             check_every=check_finite_every,
             times=grid.t,
+            label=type(self).__name__,
         )
         try:
             with torch.no_grad():
@@ -219,6 +224,7 @@ class Sampler(abc.ABC):
                     if observation is not None:
                         x = projection.exact(x)
                 score.raise_if_nonfinite()
+                score.finish()
         finally:
             score.close()
         check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")

@@ -76,6 +76,7 @@ class ReverseSDESampler(Sampler):
     """
 
     stochastic: ClassVar[bool] = True
+    default_steps: ClassVar[int] = 1000
     # torchsde's and torchdiffeq's loops read their state on the host every step anyway; an
     # adaptive step-size controller fed NaN would shrink its step for ever.
     check_finite_every: ClassVar[int | None] = 1
@@ -105,7 +106,7 @@ class ReverseSDESampler(Sampler):
                 f"method must be one of the torchsde methods {sorted(self.METHODS)}; got method={method!r}"
             )
         self.method = method
-        self._set_grid(steps, grid, default_steps=1000)
+        self._set_grid(steps, grid, default_steps=self.default_steps)
         self.adaptive = bool(adaptive)
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
         if method == "reversible_heun" and not self.adaptive and not isinstance(self.grid, UniformGrid):

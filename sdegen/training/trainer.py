@@ -42,6 +42,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from sdegen import distributed
 from sdegen._checks import check_fits_model
+from sdegen._progress import progress
 from sdegen.classifier import NoisyClassifier
 from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
@@ -411,7 +412,13 @@ class Trainer:
                 raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
             start = time.perf_counter()
             self._truncate_log()  # records past this step belong to a run being redone or replaced
-            bar = _progress(target, self.step, cfg.progress and self.world.is_main)
+            bar = progress(
+                target,
+                label="train",
+                unit="step",
+                initial=self.step,
+                enabled=cfg.progress and self.world.is_main,
+            )
             loss_sum, n_summed, first_summed = None, 0, self.step + 1
             try:
                 while self.step < target:
@@ -430,7 +437,7 @@ class Trainer:
                             )
                         lr = self.scheduler.get_last_lr()[0]
                         record.update(loss=mean, lr=lr, grad_norm=float(self._grad_norm))
-                        bar.set_postfix(loss=f"{mean:.4g}")
+                        bar.set_postfix_str(f"loss={mean:.4g}")
                         loss_sum, n_summed, first_summed = None, 0, self.step + 1
                     due = [cb for cb in self.callbacks if self.step % cb.every == 0 or last]
                     if due:
@@ -687,16 +694,6 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the `train` extra
-        enabled = False
-    if not enabled:
-        return _NoBar()
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
-
-
 class _Objective(torch.nn.Module):
     """The loss of a model on a micro-batch, as one module: what DistributedDataParallel wraps, so
     that its forward hooks see the network however the loss calls it."""
@@ -707,14 +704,3 @@ class _Objective(torch.nn.Module):
 
     def forward(self, x0: Tensor, y: Tensor | None, generator: Any) -> Tensor:
         return self.loss(self.model, x0, y, generator=generator)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kw: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
