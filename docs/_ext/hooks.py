@@ -12,7 +12,9 @@ A page asks for generated content with a marker on a line of its own:
   help, read from the argument parser itself (``sdegen.cli.build_parser``).
 
 and every ``::: sdegen.<subpackage>`` directive is followed by directives for the names of its
-``__all__`` that griffe cannot see (see :func:`shadowed_names`).
+``__all__`` that griffe cannot see (see :func:`shadowed_names`), and by a section for each public
+submodule with names of its own ``__all__`` that the subpackage does not re-export (see
+:func:`submodule_names`), so that every public name has an entry without a hand-kept list.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ API_MODULES = (
     "data",
     "random",
     "distributed",
+    "figures",
 )
 
 
@@ -59,6 +62,29 @@ def shadowed_names(module_name: str) -> list[str]:
         return []
     submodules = {info.name for info in pkgutil.iter_modules(module.__path__)}
     return [name for name in module.__all__ if name in submodules]
+
+
+def submodule_names(module_name: str) -> dict[str, list[str]]:
+    """Public names of the submodules of ``sdegen.<module_name>`` that the package does not re-export.
+
+    A public module (no component of its path starts with ``_``) states its public names in
+    ``__all__``; where its package re-exports a name, the package's page documents it, and the
+    others are documented in a section of the module's own under the package's page (see
+    :func:`on_page_markdown`). Keys are dotted module paths, in import order.
+    """
+    package = importlib.import_module(f"sdegen.{module_name}")
+    if not hasattr(package, "__path__"):
+        return {}
+    exported = {id(getattr(package, name)) for name in getattr(package, "__all__", ())}
+    out: dict[str, list[str]] = {}
+    for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        module = importlib.import_module(info.name)
+        names = [name for name in getattr(module, "__all__", ()) if id(getattr(module, name)) not in exported]
+        if names:
+            out[info.name] = names
+    return out
 
 
 def canonical_path(obj: Any) -> str:
@@ -84,9 +110,14 @@ def api_path(name: str) -> str | None:
     return None
 
 
+_ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj):`(~?)([\w.]+)`")
+
+
 def _summary(obj: Any) -> str:
+    """The first paragraph of a docstring as Markdown: Sphinx roles become code spans."""
     doc = inspect.getdoc(obj) or ""
-    return doc.split("\n\n", 1)[0].replace("\n", " ").replace("|", "\\|")
+    first = doc.split("\n\n", 1)[0].replace("\n", " ").replace("|", "\\|")
+    return _ROLE.sub(lambda m: f"`{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}`", first)
 
 
 def top_level_names() -> str:
@@ -179,6 +210,11 @@ def _with_shadowed_names(match: re.Match[str]) -> str:
         f"\n::: {canonical_path(getattr(module, name))}\n    options:\n"
         f"      heading: sdegen.{module_name}.{name}\n      show_root_heading: true\n"
         for name in shadowed_names(module_name)
+    ]
+    extra += [
+        f"\n::: {path}\n    options:\n      members: [{', '.join(names)}]\n"
+        f"      show_root_heading: true\n      show_root_toc_entry: true\n"
+        for path, names in submodule_names(module_name).items()
     ]
     return match.group(0) + "".join(extra)
 

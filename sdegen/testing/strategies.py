@@ -4,7 +4,7 @@ Every strategy draws from ranges where the objects are well conditioned, and shr
 defaults of Song et al. (2021), so a failing property reports a readable counterexample such as
 ``VPSDE(beta_min=0.1, beta_max=20, T=1)`` and ``t=0.5``.
 
-Requires hypothesis (``pip install sdegen[test]``); importing :mod:`sdegen` never does.
+Requires hypothesis (``pip install sdegen[test]``); ``import sdegen`` never imports it.
 """
 
 from __future__ import annotations
