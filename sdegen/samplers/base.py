@@ -179,7 +179,7 @@ class Sampler(abc.ABC):
                 sample i depend on seed i only, whatever the batch it is drawn in.
             return_trajectory: also return the states at every time of the grid.
             progress: show progress, labelled with the sampler's class: a tqdm bar on a terminal,
-                plain lines in a log or pipe (:mod:`sdegen._progress`).
+                plain periodic lines in a log or pipe.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
             check_finite_every: read the score's finiteness back to the host every this many
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
