@@ -227,7 +227,15 @@ def test_nll_reports_the_model_and_the_true_nll(ring_run, tmp_path, capsys):
     assert report["n"] == 64 and "ExactTrace" in report["divergence"]
     # The true NLL of these points is the mixture's: about 3.5 nats for the ring.
     assert 3.0 < report["true_nll"] < 4.2 and report["nll"] > report["true_nll"] - 0.5
-    assert "true NLL of the same points" in capsys.readouterr().out
+    # the standard error over the 64 points: the sd of their -log p / 8
+    logp = torch.load(tmp_path / "nll_per_example.pt", weights_only=True)["logp"].double()
+    assert (
+        report["nll_se"] == pytest.approx(float(logp.std()) / 8, rel=1e-6) and report["nll_minus_true_se"] > 0
+    )
+    assert report["nll_minus_true"] == pytest.approx(report["nll"] - report["true_nll"], abs=1e-9)
+    out = capsys.readouterr().out
+    assert "true NLL of the same points" in out and "nats per point in the data's own coordinates" in out
+    assert f"NLL {report['nll']:.4f} +- {report['nll_se']:.2g}" in out
 
 
 def test_ncsn_preset_trains_on_the_ve_levels_and_samples_and_evaluates_there(tmp_path, capsys):
@@ -300,6 +308,10 @@ def test_image_run_writes_a_grid_and_bits_per_dim(tmp_path, capsys):
     assert main(["nll", str(out), "--n", "4", "--rtol", "1e-3", "--atol", "1e-3"]) == 0
     report = json.loads((out / "nll.json").read_text())
     assert "Hutchinson" in report["divergence"] and report["bits_per_dim"] > 0
+    # bits/dim are affine in log p: their SE is the NLL's / (D ln 2), D = 64 pixels
+    assert report["bits_per_dim_se"] == pytest.approx(report["nll_se"] / (64 * math.log(2)), rel=1e-9)
+    assert "in [-1, 1]^(1x8x8)" in report["space"]
+    assert "bits/dim on the pixels' own 0..16 scale (17 levels)" in capsys.readouterr().out
 
 
 def test_demo_runs_end_to_end_with_tiny_settings(tmp_path, capsys):

@@ -10,7 +10,6 @@ beside the true NLL of the same points under the mixture. Figures and ``report.j
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from sdegen.cli._common import (
 from sdegen.cli.registry import DATASETS, LOSSES, SAMPLERS, SamplerOptions
 from sdegen.cli.run import CONFIG, Run, RunConfig, build_run, sde_section
 from sdegen.figures import density_on_grid
+from sdegen.likelihood import summarize_nll
 from sdegen.metrics import energy_distance
 from sdegen.parameterization import ScoreModel
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer, TrainResult
@@ -184,8 +184,10 @@ def held_out_nll(trained: Trained, progress: bool = False) -> dict[str, Any]:
     }
 
 
-def _mean_se(v: Tensor) -> dict[str, float]:
-    return {"mean": float(v.mean()), "se": float(v.std() / math.sqrt(v.numel()))}
+def _mean_se(nll: Tensor) -> dict[str, float]:
+    """The mean of per-point NLLs and its standard error over the points."""
+    summary = summarize_nll(-nll)
+    return {"mean": summary.nll, "se": summary.se}
 
 
 # -- stage 3: samples from three samplers, scored against fresh data ----------------------------------
@@ -305,7 +307,8 @@ def _table(r: dict[str, Any]) -> str:
     )
     lines = [
         "",
-        f"held-out NLL of {nll['points']} points (nats), probability-flow ODE ({nll['nfe']} evaluations, "
+        f"held-out NLL of {nll['points']} points (nats per point in the data's coordinates, +- one standard "
+        f"error), probability-flow ODE ({nll['nfe']} evaluations, "
         f"{nll['seconds']:.1f} s):",
         f"  model {m:.3f} +- {ms:.3f}    true {t:.3f} +- {ts:.3f}    model - true {g:.3f} +- {gs:.3f}",
         "",

@@ -36,6 +36,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.run import load_run
+from sdegen.likelihood import summarize_nll
 from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.training.files import atomic_write, check_writable
 
@@ -137,9 +138,9 @@ def run(args: argparse.Namespace) -> int:
         n = points.shape[0]
         mixture = getattr(bundle.distribution, "mixture", None)
         if mixture is not None:  # exactly at eps: the data convolved with the kernel at eps
-            true_nll = -float(_mixture_log_prob(mixture, model.sde, eps, points, labels).mean())
+            true_nll = -_mixture_log_prob(mixture, model.sde, eps, points, labels)
         elif bundle.distribution.has_density and not labelled:
-            true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
+            true_nll = -bundle.distribution.log_prob(points.double()).cpu()
 
     def solve(begin: int, end: int) -> dict:
         # Work item j is example j % n in repeat j // n; each has its own stream.
@@ -170,23 +171,17 @@ def run(args: argparse.Namespace) -> int:
         world.barrier()  # until process 0 has written
         return 0
     try:
-        report = {
-            "of": "-log p(x | y), the data's labels" if labelled else "-log p(x)",
-            **_report(args, gathered, n, divergence, bundle, images if bundle.is_image else None),
-        }
+        report = _report(
+            args, gathered, n, divergence, bundle, images if bundle.is_image else None, labelled, true_nll
+        )
         report["eps"] = eps
         report["seconds"] = time.perf_counter() - start
         report["processes"] = world.size
-        line = f"{'conditional ' if labelled else ''}NLL {report['nll']:.4f} nats"
-        if "bits_per_dim" in report:
-            line += f", {report['bits_per_dim']:.4f} bits/dim"
-        if true_nll is not None:
-            report["true_nll"] = true_nll
-            line += f" (true NLL of the same points {true_nll:.4f} nats)"
         # Printed before it is written, so that a failed write does not lose it.
         print(
-            f"{line}; {n} points x {args.repeats} repeat(s), {describe_evaluations(report)}, "
-            f"{report['seconds']:.1f} s" + (f" on {world.size} processes" if world.distributed else "")
+            f"{describe(report)}; {n} {report['unit']}s x {args.repeats} repeat(s), "
+            f"{describe_evaluations(report)}, {report['seconds']:.1f} s"
+            + (f" on {world.size} processes" if world.distributed else "")
         )
         logp = gathered["logp"].view(args.repeats, n)
         atomic_write(out / PER_EXAMPLE, lambda f: torch.save({"logp": logp}, f))
@@ -197,24 +192,66 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(args, gathered, n, divergence, bundle, images) -> dict:
+def _report(args, gathered, n, divergence, bundle, images, labelled, true_nll) -> dict:
+    """What nll.json holds: the mean NLL over examples with its standard error, the space it is a
+    density in, bits/dim for images, and the true NLL of the same points where it is known."""
     logp = gathered["logp"].view(args.repeats, n)
-    nll_per_repeat = (-logp.double().mean(dim=1)).tolist()
+    summary = summarize_nll(logp, bits_per_dim=None if images is None else images.bits_per_dim)
     report = {
+        "of": "-log p(x | y), the data's labels" if labelled else "-log p(x)",
         "split": args.split if bundle.is_image else "fresh",
         "n": n,
         "repeats": args.repeats,
         "divergence": repr(divergence),
         "batch_size": args.batch_size,
-        "nll": sum(nll_per_repeat) / args.repeats,
-        "nll_per_repeat": nll_per_repeat,
+        "nll": summary.nll,
+        "nll_se": summary.se,
+        "nll_per_repeat": (-logp.double().mean(dim=1)).tolist(),
         **evaluations(gathered),
     }
     if images is not None:
-        bpd = [float(images.bits_per_dim(row).mean()) for row in logp]
-        report["bits_per_dim"] = sum(bpd) / args.repeats
-        report["bits_per_dim_per_repeat"] = bpd
+        c, h, w = images.event_shape
+        report["unit"] = "image"
+        report["space"] = (
+            f"nats per image of x = 2 (k + u) / {images.levels} - 1 in [-1, 1]^({c}x{h}x{w}): the pixels k "
+            f"in 0..{images.levels - 1}, dequantized by u ~ U[0, 1) and scaled, as the model sees them"
+        )
+        report["bits_per_dim"] = summary.bits_per_dim
+        report["bits_per_dim_se"] = summary.bits_per_dim_se
+        report["bits_per_dim_per_repeat"] = [float(images.bits_per_dim(row).mean()) for row in logp]
+        report["bits_per_dim_scale"] = (
+            f"the pixels' own 0..{images.levels - 1} scale ({images.levels} levels)"
+        )
+    else:
+        report["unit"] = "point"
+        report["space"] = f"nats per point of the {bundle.name} data as drawn, in its own 2-D coordinates"
+    if true_nll is not None:
+        report["true_nll"] = float(true_nll.mean())
+        # per example: -log p(x_i) - true_nll_i, summarised as the NLL of log p + true_nll
+        gap = summarize_nll(logp.double().cpu() + true_nll.double().cpu())
+        report["nll_minus_true"], report["nll_minus_true_se"] = gap.nll, gap.se
     return report
+
+
+def describe(report: dict) -> str:
+    """The NLL line of ``sdegen nll``: the mean over examples +- its standard error, saying which
+    density it is of (``report["space"]``), bits/dim for images, and the true NLL where known."""
+    conditional = "conditional " if report["of"].startswith("-log p(x | y)") else ""
+    unit = report["unit"]
+    line = f"{conditional}NLL {report['nll']:.4f} +- {report['nll_se']:.2g} nats per {unit}"
+    if "bits_per_dim" in report:
+        line += (
+            f" of the model's x in [-1, 1] (dequantized pixels, scaled); {report['bits_per_dim']:.4f} +- "
+            f"{report['bits_per_dim_se']:.2g} bits/dim on {report['bits_per_dim_scale']}"
+        )
+    else:
+        line += " in the data's own coordinates"
+    if "true_nll" in report:
+        line += (
+            f"; true NLL of the same points {report['true_nll']:.4f}, model - true "
+            f"{report['nll_minus_true']:.4f} +- {report['nll_minus_true_se']:.2g}"
+        )
+    return f"{line} (+- one standard error over the {unit}s)"
 
 
 def _mixture_log_prob(

@@ -1,8 +1,10 @@
-"""Exact log-likelihoods through the probability-flow ODE, divergence estimators, bits per dimension."""
+"""Exact log-likelihoods through the probability-flow ODE, divergence estimators, bits per dimension,
+and the mean NLL of a data set with its standard error."""
 
 from sdegen.likelihood.bits_per_dim import Quantization, bits_per_dim, dequantize
 from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace, Hutchinson
 from sdegen.likelihood.log_likelihood import ADAPTIVE_METHODS, LikelihoodResult, log_likelihood
+from sdegen.likelihood.summary import NLLSummary, summarize_nll
 
 __all__ = [
     "log_likelihood",
@@ -14,4 +16,6 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "summarize_nll",
+    "NLLSummary",
 ]
