@@ -41,6 +41,7 @@ from sdegen.losses import LabelDropout, Loss, NCSNLevels, NoiseLevels
 from sdegen.parameterization import ScoreModel
 from sdegen.sde import LinearSDE
 from sdegen.training import TrainConfig, load_checkpoint, load_weights
+from sdegen.training import config as training_config
 
 __all__ = [
     "RunConfig",
@@ -54,10 +55,24 @@ __all__ = [
     "load_teacher",
     "noised_data_difference",
     "teacher_checkpoint",
+    "resumable",
 ]
 
 CONFIG = "config.json"
 CHECKPOINT = Path("checkpoints") / "last.pt"
+
+# The settings of config.json outside its "train" section that `sdegen train --resume` may change:
+# the batch size, the evaluation schedule and where the data live (a moved copy; which data set it
+# is may not change). The "train" section follows sdegen.training.config.resumable.
+_RESUMABLE = {("batch_size",), ("eval", "every"), ("eval", "n"), ("data", "root"), ("data", "download")}
+
+
+def resumable(path: tuple[str, ...]) -> bool:
+    """Whether ``train --resume`` may change the setting at ``path`` in ``config.json`` (e.g.
+    ``("train", "lr")``); every other setting defines the run and is refused."""
+    if len(path) == 2 and path[0] == "train":
+        return training_config.resumable(path[1])
+    return tuple(path) in _RESUMABLE
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from sdegen.cli.registry import (
     SDES,
     sde_options,
 )
-from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config, teacher_checkpoint
+from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config, resumable, teacher_checkpoint
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 from sdegen.training.config import PRECISIONS
 
@@ -271,42 +271,41 @@ _DATA_OPTIONS = {
 }
 
 
-# Where each option of `sdegen train` is stored in config.json, and whether `--resume` may change it.
-# The others define the run (its data, process, network and objective) and are refused on resume.
-SETTINGS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "data": (("data", "name"), False),
-    # Where the data live may change (a moved copy); which data set it is may not.
-    **{dest: (("data", key), dest in ("data_root", "download")) for key, dest in _DATA_OPTIONS.items()},
-    "sde": (("sde", "name"), False),
-    **{name: (("sde", name), False) for name in sde_options()},
-    "model": (("model", "name"), False),
-    "hidden": (("model", "hidden"), False),
-    "depth": (("model", "depth"), False),
-    "parameterization": (("parameterization",), False),
-    "loss": (("loss", "name"), False),
-    "eps": (("loss", "eps"), False),
-    "ncsn_levels": (("loss", "levels"), False),
-    "teacher": (("loss", "teacher"), False),
-    "label_dropout": (("loss", "label_dropout"), False),
+# Where each option of `sdegen train` is stored in config.json; whether `--resume` may change it is
+# sdegen.cli.run.resumable of that place.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "data": ("data", "name"),
+    **{dest: ("data", key) for key, dest in _DATA_OPTIONS.items()},
+    "sde": ("sde", "name"),
+    **{name: ("sde", name) for name in sde_options()},
+    "model": ("model", "name"),
+    "hidden": ("model", "hidden"),
+    "depth": ("model", "depth"),
+    "parameterization": ("parameterization",),
+    "loss": ("loss", "name"),
+    "eps": ("loss", "eps"),
+    "ncsn_levels": ("loss", "levels"),
+    "teacher": ("loss", "teacher"),
+    "label_dropout": ("loss", "label_dropout"),
     # What the run trains: --conditional and --classifier are compared with the run's kind.
-    "conditional": (("kind",), False),
-    "classifier": (("kind",), False),
-    "seed": (("seed",), False),
-    "steps": (("train", "steps"), True),
-    "batch_size": (("batch_size",), True),
-    "lr": (("train", "lr"), True),
-    "weight_decay": (("train", "weight_decay"), True),
-    "warmup": (("train", "warmup_steps"), True),
-    "grad_clip": (("train", "grad_clip"), True),
-    "ema_decay": (("train", "ema_decay"), True),
-    "ema_rampup": (("train", "ema_rampup"), True),
-    "log_every": (("train", "log_every"), True),
-    "checkpoint_every": (("train", "checkpoint_every"), True),
-    "grad_accumulation": (("train", "grad_accumulation"), True),
-    "precision": (("train", "precision"), True),
-    "compile": (("train", "compile"), True),
-    "eval_every": (("eval", "every"), True),
-    "n_eval": (("eval", "n"), True),
+    "conditional": ("kind",),
+    "classifier": ("kind",),
+    "seed": ("seed",),
+    "steps": ("train", "steps"),
+    "batch_size": ("batch_size",),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "warmup": ("train", "warmup_steps"),
+    "grad_clip": ("train", "grad_clip"),
+    "ema_decay": ("train", "ema_decay"),
+    "ema_rampup": ("train", "ema_rampup"),
+    "log_every": ("train", "log_every"),
+    "checkpoint_every": ("train", "checkpoint_every"),
+    "grad_accumulation": ("train", "grad_accumulation"),
+    "precision": ("train", "precision"),
+    "compile": ("train", "compile"),
+    "eval_every": ("eval", "every"),
+    "n_eval": ("eval", "n"),
 }
 _MISSING = object()
 
@@ -318,7 +317,7 @@ def resumed_config(args: argparse.Namespace, out: Path) -> tuple[RunConfig, dict
     d = cfg.to_dict()
     refused, changed = [], {}
     for dest in sorted(set(getattr(args, "explicit", ())) & set(SETTINGS)):
-        path, resumable = SETTINGS[dest]
+        path = SETTINGS[dest]
         new, old = getattr(args, dest), _get(d, path)
         if dest == "model" and new == "auto":
             new = AUTO_MODEL[cfg.is_image]
@@ -329,7 +328,7 @@ def resumed_config(args: argparse.Namespace, out: Path) -> tuple[RunConfig, dict
         if new == old:
             continue
         option = "--" + dest.replace("_", "-")
-        if not resumable:
+        if not resumable(path):
             refused.append(f"{option} {new} (run: {'not set' if old is _MISSING else old})")
             continue
         changed[option] = [old, new]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from sdegen._checks import check_batch_shape, check_steps
 from sdegen.data.images import check_dataset_labels
@@ -21,10 +21,19 @@ from sdegen.likelihood import DivergenceEstimator, log_likelihood
 from sdegen.losses.base import Loss, perturb
 from sdegen.parameterization import TransitionKernel
 
-if TYPE_CHECKING:
-    from sdegen.training.trainer import Trainer
+__all__ = ["Callback", "TrainerView", "HeldOutLoss", "HeldOutNLL", "HeldOutAccuracy"]
 
-__all__ = ["Callback", "HeldOutLoss", "HeldOutNLL", "HeldOutAccuracy"]
+
+class TrainerView(Protocol):
+    """What a callback reads of the :class:`~sdegen.training.Trainer` that calls it."""
+
+    step: int
+    device: torch.device
+    dtype: torch.dtype
+    loss: Loss
+
+    @property
+    def ema_model(self) -> nn.Module: ...
 
 
 class Callback(abc.ABC):
@@ -34,7 +43,7 @@ class Callback(abc.ABC):
         self.every = check_steps("every", every)
 
     @abc.abstractmethod
-    def __call__(self, trainer: Trainer) -> dict[str, float]:
+    def __call__(self, trainer: TrainerView) -> dict[str, float]:
         """Evaluate ``trainer.ema_model`` (or anything else) and return metrics to log."""
 
 
@@ -63,7 +72,7 @@ class HeldOutLoss(Callback):
         self.batch_size = check_steps("batch_size", batch_size)
 
     @torch.no_grad()
-    def __call__(self, trainer: Trainer) -> dict[str, float]:
+    def __call__(self, trainer: TrainerView) -> dict[str, float]:
         loss = self.loss or trainer.loss
         g = torch.Generator(trainer.device).manual_seed(self.seed)
         total = 0.0
@@ -114,7 +123,7 @@ class HeldOutNLL(Callback):
         self.bits_per_dim, self.seed = bits_per_dim, seed
         self.batch_size = check_steps("batch_size", batch_size)
 
-    def __call__(self, trainer: Trainer) -> dict[str, float]:
+    def __call__(self, trainer: TrainerView) -> dict[str, float]:
         model = trainer.ema_model
         g = torch.Generator(trainer.device).manual_seed(self.seed)
         logps = []
@@ -163,7 +172,7 @@ class HeldOutAccuracy(Callback):
         self.batch_size = check_steps("batch_size", batch_size)
 
     @torch.no_grad()
-    def __call__(self, trainer: Trainer) -> dict[str, float]:
+    def __call__(self, trainer: TrainerView) -> dict[str, float]:
         model = trainer.ema_model
         g = torch.Generator(trainer.device).manual_seed(self.seed)
         correct = 0

@@ -6,11 +6,11 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-__all__ = ["TrainConfig", "RESUMABLE", "EXECUTION", "PRECISIONS"]
+__all__ = ["TrainConfig", "RESUMABLE", "EXECUTION", "SCHEDULE", "PRECISIONS", "resumable"]
 
-# Settings a resumed run may change (the loaded optimizer and schedule are updated to them); any
-# other difference between a checkpoint and its trainer is refused, except the schedule of logs
-# and checkpoints (steps, log_every, checkpoint_every, progress), which has no state.
+# The resume policy of the training settings, stated here once (the CLI reads it through
+# sdegen.cli.run.resumable). RESUMABLE: settings a resumed run may change; the loaded optimizer and
+# schedule are updated to them, and the change is recorded in the checkpoint.
 RESUMABLE = (
     "lr",
     "betas",
@@ -22,8 +22,17 @@ RESUMABLE = (
     "precision",
 )
 # Settings that change how a step is computed but not what it computes (beyond round-off): a
-# resumed run may change them freely, like the schedule of logs and checkpoints.
+# resumed run may change them freely.
 EXECUTION = ("grad_accumulation", "compile")
+# The schedule of the run, its logs and checkpoints, which has no state: free to change.
+SCHEDULE = ("steps", "log_every", "checkpoint_every", "progress")
+# Every other setting (the seed: the random stream continues from the checkpoint) is fixed.
+
+
+def resumable(name: str) -> bool:
+    """Whether a resumed run may change the training setting ``name`` (a :class:`TrainConfig` field)."""
+    return name in RESUMABLE or name in EXECUTION or name in SCHEDULE
+
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 

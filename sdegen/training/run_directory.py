@@ -5,6 +5,9 @@ the command line, ``config.json`` and figures). Only one writer may hold it at a
 takes an exclusive, non-blocking lock on ``.lock`` (``filelock``, an OS lock that the kernel drops
 when its process dies, so a killed run never leaves a stale lock), and a second writer is refused
 with :class:`RunDirectoryBusy`, naming the process that holds it.
+
+A writer *claims* the directory (:meth:`RunDirectory.claim`) under the lock before its first write:
+it resumes the run it finds, replaces it, or refuses it, as it was told.
 """
 
 from __future__ import annotations
@@ -14,14 +17,19 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import filelock
 
+from sdegen.distributed import World
 from sdegen.training.files import check_writable
 
-__all__ = ["RunDirectory", "RunDirectoryBusy"]
+__all__ = ["RunDirectory", "RunDirectoryBusy", "IF_EXISTS"]
+
+# What a writer does with a directory that already holds a run.
+IF_EXISTS = ("error", "resume", "overwrite")
 
 
 class RunDirectoryBusy(RuntimeError):
@@ -58,6 +66,41 @@ class RunDirectory:
         """True if a run was written here: a checkpoint, or a non-empty metrics log."""
         return self.checkpoint.is_file() or (self.metrics.is_file() and self.metrics.stat().st_size > 0)
 
+    def contents(self) -> str:
+        """The run's files, as named in messages: ``"checkpoints/last.pt, metrics.jsonl"``."""
+        parts = []
+        if self.checkpoint.is_file():
+            parts.append(str(self.checkpoint.relative_to(self.path)))
+        if self.metrics.is_file():
+            parts.append(self.metrics.name)
+        return ", ".join(parts) or "nothing"
+
+    def claim(
+        self,
+        if_exists: Literal["error", "resume", "overwrite"],
+        resume: Callable[[], None],
+        *,
+        world: World | None = None,
+    ) -> None:
+        """Under the lock, before a writer's first write: what it does with the run it finds.
+
+        ``"resume"`` calls ``resume()`` if there is a checkpoint (a run without one starts from
+        step 0); ``"overwrite"`` removes the checkpoint and the log (on process 0 of ``world``);
+        ``"error"`` raises ``FileExistsError`` if a run appeared since the writer last looked.
+        """
+        if if_exists == "resume":
+            if self.checkpoint.is_file():
+                resume()
+        elif if_exists == "overwrite":
+            if world is None or world.is_main:
+                self.checkpoint.unlink(missing_ok=True)
+                self.metrics.unlink(missing_ok=True)
+        elif self.holds_run():
+            raise FileExistsError(
+                f"{str(self.path)!r} now holds a run written by someone else ({self.contents()}); "
+                f"pass if_exists='resume' or 'overwrite', or use another run_dir"
+            )
+
     @property
     def locked(self) -> bool:
         """Whether this object holds the lock now."""
@@ -76,6 +119,18 @@ class RunDirectory:
             self._depth -= 1
             if self._depth == 0:
                 self._release()
+
+    @contextlib.contextmanager
+    def lock_for(self, world: World) -> Iterator[RunDirectory]:
+        """:meth:`lock` for a group of processes: process 0 is the one writer and takes the lock;
+        every process learns whether it got it (and raises :class:`RunDirectoryBusy` alike)."""
+        if not world.distributed:
+            with self.lock():
+                yield self
+            return
+        with contextlib.ExitStack() as stack:
+            world.run(lambda: stack.enter_context(self.lock()), where="main")
+            yield self
 
     def _acquire(self) -> None:
         check_writable(self.path)

@@ -30,7 +30,6 @@ import contextlib
 import json
 import math
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,18 +47,12 @@ from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
 from sdegen.parameterization import ScoreModel
 from sdegen.random import GlobalBatchGenerator
+from sdegen.training import state as checkpoint_state
 from sdegen.training.callbacks import Callback
-from sdegen.training.checkpoint import (
-    CheckpointError,
-    check_configuration,
-    check_state_dict_matches,
-    describe,
-    load_checkpoint,
-    save_checkpoint,
-)
-from sdegen.training.config import RESUMABLE, TrainConfig
-from sdegen.training.files import atomic_write
-from sdegen.training.run_directory import RunDirectory
+from sdegen.training.checkpoint import describe, load_checkpoint, save_checkpoint
+from sdegen.training.config import TrainConfig
+from sdegen.training.metrics_log import MetricsLog
+from sdegen.training.run_directory import IF_EXISTS, RunDirectory
 
 __all__ = ["Trainer", "TrainResult"]
 
@@ -150,7 +143,7 @@ class Trainer:
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise TypeError(f"callbacks must be Callback instances; got {type(cb).__name__}")
-        if if_exists not in ("error", "resume", "overwrite"):
+        if if_exists not in IF_EXISTS:
             raise ValueError(
                 f"if_exists must be 'error', 'resume' or 'overwrite'; got if_exists={if_exists!r}"
             )
@@ -193,7 +186,7 @@ class Trainer:
         self.metadata = dict(metadata or {})
         if self.run is not None and if_exists == "error" and self.run.holds_run():
             raise FileExistsError(
-                f"{str(self.run_dir)!r} already holds a run ({self._existing()}); pass "
+                f"{str(self.run_dir)!r} already holds a run ({self.run.contents()}); pass "
                 f"if_exists='resume' to continue it or if_exists='overwrite' to replace it, or use "
                 f"another run_dir"
             )
@@ -252,14 +245,6 @@ class Trainer:
             for e, c in zip(ema, current, strict=True):
                 e.copy_(e * decay + c * (1.0 - decay))
 
-    def _existing(self) -> str:
-        parts = []
-        if self.run.checkpoint.is_file():
-            parts.append(str(self.run.checkpoint.relative_to(self.run.path)))
-        if self.run.metrics.is_file():
-            parts.append(self.run.metrics.name)
-        return ", ".join(parts) or "nothing"
-
     # -- the models --------------------------------------------------------------------------------
     @property
     def ema_model(self) -> ScoreModel | NoisyClassifier:
@@ -285,12 +270,7 @@ class Trainer:
             finally:
                 self._lock_depth -= 1
             return
-        with contextlib.ExitStack() as stack:
-            # Process 0 is the one writer; every process learns whether it got the lock.
-            if self.world.distributed:
-                self.world.run(lambda: stack.enter_context(self.run.lock()), where="main")
-            else:
-                stack.enter_context(self.run.lock())
+        with self.run.lock_for(self.world):
             self._lock_depth += 1
             try:
                 yield
@@ -301,27 +281,16 @@ class Trainer:
         """Under the lock, before the first write: resume, replace or refuse what is there."""
         if self._owns_run:
             return
-        self.world.run(self._claim)
-
-    def _claim(self) -> None:
-        if self.if_exists == "resume":
-            if self.run.checkpoint.is_file():
-                if self.step > 0:  # loading now would throw away the steps taken
-                    raise FileExistsError(
-                        f"{str(self.run_dir)!r} holds a run to resume, but this trainer has taken "
-                        f"{self.step} steps without loading it; call load_checkpoint() before training"
-                    )
-                self._load(self.checkpoint_path, own_run=True)
-        elif self.if_exists == "overwrite":
-            if self.world.is_main:
-                self.run.checkpoint.unlink(missing_ok=True)
-                self.run.metrics.unlink(missing_ok=True)
-        elif self.run.holds_run():
-            raise FileExistsError(
-                f"{str(self.run_dir)!r} now holds a run written by someone else ({self._existing()}); "
-                f"pass if_exists='resume' or 'overwrite', or use another run_dir"
-            )
+        self.world.run(lambda: self.run.claim(self.if_exists, self._resume_found, world=self.world))
         self._owns_run = True
+
+    def _resume_found(self) -> None:
+        if self.step > 0:  # loading now would throw away the steps taken
+            raise FileExistsError(
+                f"{str(self.run_dir)!r} holds a run to resume, but this trainer has taken "
+                f"{self.step} steps without loading it; call load_checkpoint() before training"
+            )
+        self._load(self.checkpoint_path, own_run=True)
 
     # -- training ----------------------------------------------------------------------------------
     def train_step(self) -> Tensor:
@@ -485,10 +454,8 @@ class Trainer:
             self.world.run(lambda: self._append(record), where="main")
 
     def _append(self, record: dict[str, float]) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with open(self.run.metrics, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            MetricsLog(self.run.metrics).append(record)
         except OSError as e:
             last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
             raise OSError(
@@ -505,21 +472,7 @@ class Trainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the run exactly."""
-        return {
-            "step": self.step,
-            "model": self.model.state_dict(),
-            "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "generator": self.generator.get_state(),
-            "generator_device": self.generator.device.type,
-            "config": self.config.to_dict(),
-            "setting_changes": self.setting_changes,
-            "metadata": self.metadata,
-            # For the record: a checkpoint resumes on any number of processes.
-            "world_size": self.world.size,
-            **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
-        }
+        return checkpoint_state.state_of(self)
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
         """Write :meth:`state_dict` atomically to ``path`` (default :attr:`checkpoint_path`), with its
@@ -547,12 +500,13 @@ class Trainer:
         The file is read with ``weights_only=True``, its checksum verified and its contents checked
         against this trainer before anything is changed: a corrupt or mismatched checkpoint (other
         network, SDE or SDE parameters, parameterisation, loss, seed) raises
-        :class:`CheckpointError` naming what differs, and leaves the trainer and every file as they
-        were. Optimisation settings of this trainer's config that differ from the checkpoint's
-        (``lr``, ``betas``, ``weight_decay``, ``warmup_steps``, ``grad_clip``, ``ema_decay``,
-        ``ema_rampup``) are applied from here on and recorded in ``setting_changes``. Records
-        after the checkpoint's step are dropped from ``metrics.jsonl``, so a resumed run's log has
-        no duplicates.
+        :class:`~sdegen.training.CheckpointError` naming what differs, and leaves the trainer and
+        every file as they were. Optimisation settings of this trainer's config that differ from
+        the checkpoint's (:data:`~sdegen.training.config.RESUMABLE`: ``lr``, ``betas``,
+        ``weight_decay``, ``warmup_steps``, ``grad_clip``, ``ema_decay``, ``ema_rampup``,
+        ``precision``) are applied from here on and recorded in ``setting_changes``. Records after
+        the checkpoint's step are dropped from ``metrics.jsonl``, so a resumed run's log has no
+        duplicates.
         """
         if path is None and self.checkpoint_path is None:
             raise ValueError("load_checkpoint needs a path when the trainer has no run_dir")
@@ -565,11 +519,11 @@ class Trainer:
 
     def _load(self, path: Path, own_run: bool) -> None:
         state = load_checkpoint(path, map_location=self.device)
-        changes = self._check_checkpoint(path, state)
-        self._restore(state)
+        changes = checkpoint_state.check_state(self, path, state)
+        checkpoint_state.restore(self, state)
         if changes:
             self.setting_changes.append({"step": self.step, "changed": changes})
-            self._apply_settings()
+            checkpoint_state.apply_settings(self, self._lr_factor)
         if own_run:
             self._owns_run = True
             self._saved_step = self.step
@@ -577,87 +531,15 @@ class Trainer:
         if self._owns_run:
             self._truncate_log()
 
-    def _check_checkpoint(self, path: Path, state: dict[str, Any]) -> dict[str, list[Any]]:
-        """Raise :class:`CheckpointError` unless ``state`` fits this trainer; return the changed
-        optimisation settings ``{name: [checkpoint's, this trainer's]}``."""
-        required = ("step", "model", "ema", "optimizer", "scheduler", "generator")
-        missing = [k for k in required if k not in state]
-        if missing:
-            raise CheckpointError(f"checkpoint {str(path)!r} lacks entries {missing}")
-        check_state_dict_matches("model", state["model"], self.model)
-        check_state_dict_matches("ema", state["ema"], self.ema)
-        n_params = sum(len(g["params"]) for g in self.optimizer.state_dict()["param_groups"])
-        saved_groups = state["optimizer"].get("param_groups", [])
-        if sum(len(g["params"]) for g in saved_groups) != n_params:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} optimizer state is for a different parameter set"
-            )
-        check_configuration(path, state.get("configuration"), self.configuration)
-        try:
-            saved = TrainConfig.from_dict(state.get("config") or {})
-        except (TypeError, ValueError) as e:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} holds unreadable training settings ({e})"
-            ) from None
-        if saved.seed != self.config.seed:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} was trained with seed {saved.seed}, this trainer has seed "
-                f"{self.config.seed}; the random stream continues from the checkpoint, so resume with "
-                f"seed={saved.seed}"
-            )
-        return {
-            name: [_plain(getattr(saved, name)), _plain(getattr(self.config, name))]
-            for name in RESUMABLE
-            if getattr(saved, name) != getattr(self.config, name)
-        }
-
-    def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("generator_device") == self.generator.device.type:
-            self.generator.set_state(state["generator"].cpu())
-        else:
-            warnings.warn(
-                f"checkpoint was written with a {state.get('generator_device')} generator and is resumed on "
-                f"{self.generator.device.type}; the random stream restarts from seed + step, so the run "
-                f"continues correctly but not bit-for-bit",
-                stacklevel=3,
-            )
-            self.generator.manual_seed(self.config.seed + int(state["step"]))
-        if self.scaler is not None and "grad_scaler" in state:
-            self.scaler.load_state_dict(state["grad_scaler"])
-        self.step = int(state["step"])
-        self.setting_changes = list(state.get("setting_changes") or [])
-
-    def _apply_settings(self) -> None:
-        """Make the optimizer and schedule follow this trainer's config after loading a checkpoint
-        written with other optimisation settings (the loaded state carries the old ones)."""
-        cfg = self.config
-        self.scheduler.base_lrs = [cfg.lr for _ in self.optimizer.param_groups]
-        factor = self._lr_factor(self.scheduler.last_epoch)
-        for group in self.optimizer.param_groups:
-            group.update(
-                initial_lr=cfg.lr, lr=cfg.lr * factor, betas=cfg.betas, weight_decay=cfg.weight_decay
-            )
-        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
     def _truncate_log(self) -> None:
-        log = None if self.run is None else self.run.metrics
-        if log is None or not log.is_file():
+        """Drop the log's records after this step (process 0 rewrites the file; every process reads it)."""
+        if self.run is None or not self.run.metrics.is_file():
             return
-        kept = []
-        for line in log.read_text().splitlines():
-            try:
-                if json.loads(line).get("step", 0) <= self.step:
-                    kept.append(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-        text = "".join(line + "\n" for line in kept)
-        if self.world.is_main and text != log.read_text():
-            atomic_write(log, lambda f: f.write(text.encode()), fsync=False)
-        self.history = [json.loads(line) for line in kept]
+        log = MetricsLog(self.run.metrics)
+        kept = [r for r in log.read() if r.get("step", 0) <= self.step]
+        if self.world.is_main:
+            log.truncate(self.step)
+        self.history = kept
 
 
 def _check_labels_fit(model: ScoreModel | NoisyClassifier, loss: Loss, data: BatchSource) -> None:
@@ -688,10 +570,6 @@ def _lost_a_process(error: RuntimeError) -> bool:
     return isinstance(error, getattr(dist, "DistError", ())) or any(
         word in text for word in ("gloo", "NCCL", "Connection reset", "Connection closed")
     )
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 class _Objective(torch.nn.Module):
