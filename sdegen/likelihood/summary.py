@@ -45,8 +45,7 @@ def summarize_nll(logp: Tensor, *, bits_per_dim: Callable[[Tensor], Tensor] | No
 
     Args:
         logp: log-likelihoods in nats, ``[n]`` (one per example) or ``[R, n]`` (R repeats of each),
-            e.g. :attr:`LikelihoodResult.logp <sdegen.likelihood.LikelihoodResult>` of each repeat
-            stacked.
+            e.g. the ``logp`` of :class:`~sdegen.likelihood.LikelihoodResult` of each repeat stacked.
         bits_per_dim: ``logp [n] -> bpd [n]``, e.g.
             ``lambda lp: sdegen.bits_per_dim(lp, x.shape, data_range=(-1.0, 1.0))``, to summarise
             bits/dim too.
