@@ -43,22 +43,19 @@ from torch import nn
 import sdegen
 from sdegen import (
     VPSDE,
-    AnnealedLangevinCorrector,
     ClassifierFreeGuidance,
     ClassifierGuidance,
     DDPMSampler,
     Inpainting,
-    LangevinCorrector,
     LinearObservation,
-    MALACorrector,
     PredictorCorrectorSampler,
     ProductOfExperts,
     ReconstructionGuidance,
-    ReverseDiffusion,
 )
 from sdegen.analytic import GaussianMixture
 from sdegen.metrics import energy_distance
 from sdegen.nn import ScoreMLP
+from sdegen.samplers import AnnealedLangevinCorrector, LangevinCorrector, MALACorrector, ReverseDiffusion
 from sdegen.testing.two_sample import calibrate_null
 
 F64 = torch.float64

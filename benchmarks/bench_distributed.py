@@ -185,7 +185,7 @@ def bench_nll(quick: bool) -> None:
             report = json.loads((out / "nll.json").read_text())
             rates[processes] = (n / report["seconds"], report["score_evaluations"], report["nll"])
         torch.set_num_threads(1)
-        from sdegen.cli.run import load_run
+        from sdegen.run.config import load_run
 
         trained = load_run(run, torch.device("cpu"))
         x = trained.data.distribution.sample(100, torch.Generator().manual_seed(0))

@@ -33,20 +33,22 @@ import torchsde
 
 import sdegen
 from sdegen import (
-    AncestralSampling,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     DDPMSampler,
-    EulerMaruyama,
-    LangevinCorrector,
-    NoneCorrector,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
-    ReverseDiffusion,
     ReverseSDESampler,
     SequentialBrownian,
 )
 from sdegen.nn import ScoreMLP, UNet
+from sdegen.samplers import (
+    AncestralSampling,
+    AnnealedLangevinCorrector,
+    EulerMaruyama,
+    LangevinCorrector,
+    NoneCorrector,
+    ReverseDiffusion,
+)
 
 
 class Negate(torch.nn.Module):

@@ -112,7 +112,7 @@ def digits_inpainting(args, sde, out: Path) -> Path:
     labels = test.labels[:k].repeat(reps)
     steps = 10 if args.quick else 500
     sampler = sdegen.PredictorCorrectorSampler(
-        sdegen.ReverseDiffusion(), sdegen.LangevinCorrector(0.16), steps
+        sdegen.samplers.ReverseDiffusion(), sdegen.samplers.LangevinCorrector(0.16), steps
     )
     with torch.no_grad():
         x = sdegen.sample(

@@ -4,8 +4,24 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-from sdegen import analytic, composition, metrics, observations
-from sdegen._broadcast import expand_like
+import importlib
+import warnings
+from typing import Any
+
+__version__ = "0.1.0"  # before the imports: sdegen.run records it in every run's settings
+
+from sdegen import (
+    analytic,
+    composition,
+    likelihood,
+    losses,
+    metrics,
+    observations,
+    run,
+    samplers,
+    sde,
+    training,
+)
 from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
 from sdegen.composition import (
@@ -15,78 +31,107 @@ from sdegen.composition import (
     ReconstructionGuidance,
 )
 from sdegen.likelihood import (
+    BoundResult,
+    DataGrid,
     ExactTrace,
     Hutchinson,
     LikelihoodResult,
     Quantization,
     bits_per_dim,
+    ddpm_bound,
     dequantize,
+    elbo,
     log_likelihood,
 )
+from sdegen.losses import (
+    DDPMLoss,
+    DenoisingScoreMatching,
+    ExplicitScoreMatching,
+    ImplicitScoreMatching,
+    NCSNLoss,
+    SlicedScoreMatching,
+)
 from sdegen.observations import Colorization, Inpainting, LinearObservation, Observation
+from sdegen.parameterization import DataPrediction, NoisePrediction, ScoreModel, ScorePrediction
+from sdegen.run import load_run
 from sdegen.samplers import (
-    AncestralSampling,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     CustomGrid,
     DDIMSampler,
     DDPMSampler,
+    DiffusersGrid,
     DPMSolverMultistepSampler,
     DPMSolverSDESampler,
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
-    HMCCorrector,
     KarrasGrid,
-    LangevinCorrector,
     LogSNRGrid,
-    MALACorrector,
-    NoneCorrector,
-    NonePredictor,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
-    ReverseDiffusion,
     ReverseSDESampler,
     Sampler,
     SampleResult,
+    StepInfo,
+    StopSampling,
     TimeGrid,
     UniformGrid,
     UniPCSampler,
     sample,
 )
-from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
-from sdegen.sde.probability_flow import ProbabilityFlowODE
-from sdegen.sde.reverse import ReverseTimeSDE
-
-__version__ = "0.1.0"
+from sdegen.sde import (
+    EDMVESDE,
+    SDE,
+    VESDE,
+    VPSDE,
+    CosineVPSDE,
+    DiscreteVPSDE,
+    GaussianKernel,
+    LinearSDE,
+    ProbabilityFlowODE,
+    ReverseTimeSDE,
+    SubVPSDE,
+)
+from sdegen.training import TrainConfig, Trainer
 
 __all__ = [
+    # subpackages
+    "sde",
+    "samplers",
+    "likelihood",
+    "losses",
+    "training",
+    "run",
+    "analytic",
+    "composition",
+    "observations",
+    "metrics",
+    # SDEs and their engine objects
     "SDE",
     "LinearSDE",
+    "GaussianKernel",
     "VPSDE",
     "SubVPSDE",
     "VESDE",
     "CosineVPSDE",
     "EDMVESDE",
-    "analytic",
-    "composition",
-    "observations",
-    "metrics",
-    "expand_like",
+    "DiscreteVPSDE",
+    "ReverseTimeSDE",
+    "ProbabilityFlowODE",
+    "SequentialBrownian",
     "SolverError",
-    # likelihood
-    "log_likelihood",
-    "LikelihoodResult",
-    "Hutchinson",
-    "ExactTrace",
-    "Quantization",
-    "bits_per_dim",
-    "dequantize",
+    # models
+    "ScoreModel",
+    "NoisePrediction",
+    "DataPrediction",
+    "ScorePrediction",
+    "load_run",
     # sampling
     "sample",
     "Sampler",
     "SampleResult",
+    "StepInfo",
+    "StopSampling",
     "ReverseSDESampler",
     "ProbabilityFlowSampler",
     "PredictorCorrectorSampler",
@@ -104,17 +149,28 @@ __all__ = [
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
-    "EulerMaruyama",
-    "ReverseDiffusion",
-    "AncestralSampling",
-    "NonePredictor",
-    "LangevinCorrector",
-    "AnnealedLangevinCorrector",
-    "NoneCorrector",
-    "MALACorrector",
-    "HMCCorrector",
-    "ReverseTimeSDE",
-    "ProbabilityFlowODE",
+    "DiffusersGrid",
+    # likelihood
+    "log_likelihood",
+    "LikelihoodResult",
+    "Hutchinson",
+    "ExactTrace",
+    "Quantization",
+    "bits_per_dim",
+    "dequantize",
+    "elbo",
+    "ddpm_bound",
+    "BoundResult",
+    "DataGrid",
+    # training
+    "DenoisingScoreMatching",
+    "SlicedScoreMatching",
+    "ExplicitScoreMatching",
+    "ImplicitScoreMatching",
+    "NCSNLoss",
+    "DDPMLoss",
+    "Trainer",
+    "TrainConfig",
     # conditional and composed generation
     "ClassifierGuidance",
     "ClassifierFreeGuidance",
@@ -124,5 +180,41 @@ __all__ = [
     "Inpainting",
     "Colorization",
     "LinearObservation",
-    "SequentialBrownian",
 ]
+
+#: Names that ``import sdegen`` exported before 0.2, where they live now. They keep working, with a
+#: DeprecationWarning, until 0.3.
+_MOVED = {
+    **{
+        name: "sdegen.samplers"
+        for name in (
+            "EulerMaruyama",
+            "ReverseDiffusion",
+            "AncestralSampling",
+            "NonePredictor",
+            "LangevinCorrector",
+            "AnnealedLangevinCorrector",
+            "NoneCorrector",
+            "MALACorrector",
+            "HMCCorrector",
+        )
+    },
+    "expand_like": "sdegen._broadcast",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        where = _MOVED[name]
+        advice = (
+            f"use {where}.{name}"
+            if not where.split(".")[-1].startswith("_")
+            else "it is an internal helper: broadcast with t.reshape(-1, *(1,) * (x.ndim - 1))"
+        )
+        warnings.warn(
+            f"sdegen.{name} is deprecated and will be removed in sdegen 0.3; {advice}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(where), name)
+    raise AttributeError(f"module 'sdegen' has no attribute {name!r}")

@@ -3,8 +3,7 @@
 A network ``net(t, x)`` can be trained to output the score grad_x log p_t(x) directly, the noise
 ``z`` that produced ``x_t = alpha(t) x_0 + sigma(t) z``, or the clean data ``x_0``. For a linear SDE
 with transition kernel N(alpha(t) x_0, sigma(t)^2 I) the three are affine in one another
-(Tweedie's formula; Kingma et al. 2021, "Variational diffusion models", appendix; Karras et al.
-2022, eq. 3):
+(Tweedie's formula); the conversions are written once, in :class:`~sdegen.sde.GaussianKernel`:
 
     score = -z_hat / sigma(t)                         (noise prediction, Ho et al. 2020)
     score = (alpha(t) x0_hat - x) / sigma(t)^2        (data prediction)
@@ -23,14 +22,15 @@ asks which SDE it is: only ``alpha(t)`` and ``sigma(t)`` of :class:`~sdegen.sde.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from sdegen._broadcast import batch_time, expand_like
+from sdegen._broadcast import batch_time
 from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde
-from sdegen.sde.base import SDE, LinearSDE
+from sdegen.sde.base import SDE
+from sdegen.sde.kernel import GaussianKernel
 
 __all__ = [
     "Parameterization",
@@ -42,56 +42,53 @@ __all__ = [
 ]
 
 
-class TransitionKernel(NamedTuple):
-    """alpha(t) and sigma(t) of p_0t(x_t | x_0) = N(alpha(t) x_0, sigma(t)^2 I), each of shape ``[B]``."""
-
-    alpha: Tensor
-    sigma: Tensor
-
-    @classmethod
-    def of(cls, sde: LinearSDE, t: Tensor) -> TransitionKernel:
-        """The kernel of ``sde`` at times ``t`` (shape ``[B]``)."""
-        return cls(sde.alpha(t), sde.sigma(t))
+#: The former name of :class:`~sdegen.sde.GaussianKernel`, kept importable from here.
+TransitionKernel = GaussianKernel
 
 
 class Parameterization(abc.ABC):
     """The meaning of a network's output: its training target and its conversion to a score.
 
     Subclasses define :meth:`target`, :meth:`to_score` and :meth:`from_score` for the kernel
-    x_t = alpha x_0 + sigma z. ``needs_kernel`` says whether :meth:`to_score` uses alpha and sigma
-    (only direct score prediction does not, so it also serves SDEs without a Gaussian kernel).
+    x_t = alpha x_0 + sigma z, each one call of a :class:`~sdegen.sde.GaussianKernel` conversion.
+    ``needs_kernel`` says whether :meth:`to_score` uses alpha and sigma (only direct score
+    prediction does not, so it also serves SDEs without a Gaussian kernel).
     """
 
     needs_kernel: ClassVar[bool] = True
 
     @abc.abstractmethod
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         """The output that is exact for ``x_t = alpha x0 + sigma noise``, shaped like ``x0``."""
 
     @abc.abstractmethod
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """The score implied by the network's ``output`` at state ``x``, shaped like ``x``."""
 
     @abc.abstractmethod
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """The inverse of :meth:`to_score`: the output that represents ``score`` at ``x``."""
 
-    @abc.abstractmethod
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        """d score / d output, shape ``[B]``: ``to_score`` is ``score_scale * output + c(x)``."""
+    def score_scale(self, kernel: GaussianKernel) -> Tensor:
+        """d score / d output, shape ``[B]``: ``to_score`` is ``score_scale * output + c(x)``.
 
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+        Since :meth:`to_score` is affine in the output, its slope is ``to_score(1, 0)``, evaluated
+        per sample on ``[B]`` tensors (``kernel`` holds ``[B]`` tensors).
+        """
+        ones = torch.ones_like(kernel.sigma)
+        return self.to_score(ones, torch.zeros_like(ones), kernel)
+
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """x0_hat = (x + sigma^2 score) / alpha implied by ``output`` (Tweedie's formula).
 
         Subclasses whose output is closer to x0_hat than the score override this with the direct
         map, so that no precision is lost in a round trip through the score.
         """
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x + s * s * self.to_score(output, x, kernel)) / a
+        return kernel.data_from_score(x, self.to_score(output, x, kernel))
 
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """eps_hat = -sigma score implied by ``output``; overridden with direct maps like :meth:`to_data`."""
-        return -expand_like(kernel.sigma, x) * self.to_score(output, x, kernel)
+        return kernel.noise_from_score(self.to_score(output, x, kernel))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -111,17 +108,14 @@ class ScorePrediction(Parameterization):
 
     needs_kernel = False
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
-        return -noise / expand_like(kernel.sigma, noise)
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_noise(noise)
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel | None) -> Tensor:
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel | None) -> Tensor:
         return output
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel | None) -> Tensor:
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel | None) -> Tensor:
         return score
-
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        return torch.ones_like(kernel.sigma)
 
 
 class NoisePrediction(Parameterization):
@@ -130,23 +124,19 @@ class NoisePrediction(Parameterization):
     The DSM loss with lambda(t) = sigma(t)^2 is then exactly ||z_hat - z||^2.
     """
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         return noise
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        return -output / expand_like(kernel.sigma, output)
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_noise(output)
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        return -expand_like(kernel.sigma, score) * score
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_score(score)
 
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        return -1.0 / kernel.sigma
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.data_from_noise(x, output)
 
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x - s * output) / a
-
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         return output
 
 
@@ -157,26 +147,20 @@ class DataPrediction(Parameterization):
     the denoiser D of Karras et al. 2022, eq. 3, with alpha = 1).
     """
 
-    def target(self, x0: Tensor, noise: Tensor, kernel: TransitionKernel) -> Tensor:
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
         return x0
 
-    def to_score(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (a * output - x) / (s * s)
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_data(x, output)
 
-    def from_score(self, score: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x + s * s * score) / a
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.data_from_score(x, score)
 
-    def score_scale(self, kernel: TransitionKernel) -> Tensor:
-        return kernel.alpha / kernel.sigma**2
-
-    def to_data(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         return output
 
-    def to_noise(self, output: Tensor, x: Tensor, kernel: TransitionKernel) -> Tensor:
-        a, s = expand_like(kernel.alpha, x), expand_like(kernel.sigma, x)
-        return (x - a * output) / s
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_data(x, output)
 
 
 class ScoreModel(nn.Module):
@@ -289,9 +273,9 @@ class ScoreModel(nn.Module):
         return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
 
     # -- evaluation ------------------------------------------------------------------------------
-    def kernel(self, t: Tensor) -> TransitionKernel:
+    def kernel(self, t: Tensor) -> GaussianKernel:
         """alpha(t) and sigma(t) of the SDE at times ``t`` (shape ``[B]``)."""
-        return TransitionKernel.of(self.sde, t)
+        return GaussianKernel.of(self.sde, t)
 
     def _net(self, t: Tensor, x: Tensor, y: int | Tensor | None) -> Tensor:
         """The network at times ``t`` ``[B]``, with the labels ``y`` exactly when it is conditional."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from sdegen.cli._common import write_json
-from sdegen.cli.run import CONFIG, RunConfig, build_run, sde_section
+from sdegen.run.config import CONFIG, RunConfig, build_run, sde_section
 from sdegen.training import TrainConfig, Trainer
 
 

@@ -186,7 +186,7 @@ def test_nfe_is_per_sample_path_and_the_total_is_reported_beside_it(ring_run, tm
 
 @pytest.mark.parametrize("grid", ["default", "uniform", "logsnr", "karras"])
 def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
-    from sdegen.cli import registry
+    from sdegen.run import registry
     from sdegen.samplers import KarrasGrid, LogSNRGrid, UniformGrid
 
     kinds = {"uniform": UniformGrid, "logsnr": LogSNRGrid, "karras": KarrasGrid}
@@ -206,7 +206,7 @@ def test_a_grid_for_an_adaptive_sampler_is_a_usage_error(ring_run, capsys):
 
 
 def test_edm_and_cosine_sdes_are_choices_that_train_and_sample(tmp_path):
-    from sdegen.cli.registry import SDES
+    from sdegen.run.registry import SDES
 
     assert SDES["cosine"].factory(cosine_s=0.01).s == 0.01
     run_dir = tmp_path / "edm"
@@ -260,10 +260,10 @@ def test_ncsn_preset_trains_on_the_ve_levels_and_samples_and_evaluates_there(tmp
 
 
 def test_the_new_loss_names_build_the_score_matching_family():
-    from sdegen.cli.registry import DATASETS, LOSSES, LossOptions
     from sdegen.losses import ExplicitScoreMatching, ImplicitScoreMatching, NCSNLoss
     from sdegen.nn import ScoreMLP
     from sdegen.parameterization import ScoreModel
+    from sdegen.run.registry import DATASETS, LOSSES, LossOptions
     from sdegen.sde import VESDE
 
     sde, ring = VESDE(0.01, 10.0), DATASETS["ring"].factory({"name": "ring"})
@@ -375,7 +375,7 @@ def test_python_dash_m_runs_the_command():
 def test_every_registry_entry_is_a_choice_and_a_new_entry_is_one_line(
     ring_run, tmp_path, capsys, monkeypatch
 ):
-    from sdegen.cli import registry
+    from sdegen.run import registry
     from sdegen.samplers import ReverseSDESampler
 
     train_help = main(["train", "--help"]) == 0 and capsys.readouterr().out
@@ -474,7 +474,7 @@ def _relative_score_error(student, teacher, data, seed=0):
 
 
 def test_esm_with_a_teacher_distils_the_teachers_score(tmp_path, capsys):
-    from sdegen.cli.run import build_run, load_run, read_config
+    from sdegen.run.config import build_run, load_run, read_config
 
     cpu = torch.device("cpu")
     teacher_dir = write_run(tmp_path / "teacher", data="moons", steps=150, hidden=32, lr=3e-3)

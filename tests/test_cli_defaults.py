@@ -11,7 +11,7 @@ from _runs import write_run
 
 from sdegen.cli import build_parser, main
 from sdegen.cli._common import HelpFormatter
-from sdegen.cli.registry import SAMPLERS, SamplerOptions
+from sdegen.run.registry import SAMPLERS, SamplerOptions
 
 COMMANDS = ("train", "sample", "nll", "demo")
 

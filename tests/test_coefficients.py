@@ -85,7 +85,9 @@ def test_both_ways_of_composing_an_sde_give_the_same_process_and_not_the_base_on
     same noise; plain VP coefficients (what the trap silently used) would not."""
     n, eps = 4000, 1e-3
     x_T = math.sqrt(C) * torch.randn(n, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
-    predictor = sdegen.PredictorCorrectorSampler(sdegen.EulerMaruyama(), sdegen.NoneCorrector(), 200)
+    predictor = sdegen.PredictorCorrectorSampler(
+        sdegen.samplers.EulerMaruyama(), sdegen.samplers.NoneCorrector(), 200
+    )
     outs = {
         type(sde).__name__: sdegen.sample(
             sde, _scaled_score, None, predictor, x_T=x_T, eps=eps, generator=torch.Generator().manual_seed(1)

@@ -39,11 +39,11 @@ from _conditional_data import (
     rgb_mixture,
     target,
 )
+from _samplers import registered
 
 import sdegen
 from sdegen import (
     SDE,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     ClassifierFreeGuidance,
     ClassifierGuidance,
@@ -54,19 +54,22 @@ from sdegen import (
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
-    HMCCorrector,
     Inpainting,
-    LangevinCorrector,
-    MALACorrector,
-    NoneCorrector,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
     ProductOfExperts,
     ReconstructionGuidance,
-    ReverseDiffusion,
     ReverseSDESampler,
     UniPCSampler,
+)
+from sdegen.samplers import (
+    AnnealedLangevinCorrector,
+    EulerMaruyama,
+    HMCCorrector,
+    LangevinCorrector,
+    MALACorrector,
+    NoneCorrector,
+    ReverseDiffusion,
 )
 from sdegen.samplers.grid import uniform_times
 from sdegen.sde.coefficients import CoefficientGrid
@@ -461,21 +464,20 @@ class _Counting:
         return self.score(t, x)
 
 
-OBSERVING_SAMPLERS = {
-    "ddpm": lambda: DDPMSampler(10),
-    "pc": lambda: PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), 10),
-    "ald": lambda: AnnealedLangevinSampler(10, n_steps_each=2),
-    "sde-srk": lambda: ReverseSDESampler("srk", 10),
-    "sde-log_ode": lambda: ReverseSDESampler("log_ode", 10),
-    "ode-rk4": lambda: ProbabilityFlowSampler("rk4", steps=10),
-    "ddim": lambda: DDIMSampler(10),
-    "dpm-2m": lambda: DPMSolverMultistepSampler(10),
-    "dpm-2s": lambda: DPMSolverSinglestepSampler(10),
-    "dpm-2m-sde": lambda: DPMSolverSDESampler(10),
-    "edm-heun": lambda: EDMHeunSampler(10),
-    "edm-churn": lambda: EDMStochasticSampler(10, s_churn=10.0),
-    "unipc": lambda: UniPCSampler(10),
-}
+# Every registered sampler that takes an observation, and variants beside them.
+OBSERVING_SAMPLERS = registered(
+    lambda sampler: sampler.supports_observation,
+    extra={
+        "pc-langevin-2": lambda: PredictorCorrectorSampler(
+            ReverseDiffusion(), LangevinCorrector(n_steps=2), 10
+        ),
+        "sde-srk": lambda: ReverseSDESampler("srk", 10),
+        "sde-log_ode": lambda: ReverseSDESampler("log_ode", 10),
+        "ode-rk4": lambda: ProbabilityFlowSampler("rk4", steps=10),
+        "edm-churn-10": lambda: EDMStochasticSampler(10, s_churn=10.0),
+    },
+    steps=10,
+)
 
 
 @pytest.mark.parametrize("make", list(OBSERVING_SAMPLERS.values()), ids=list(OBSERVING_SAMPLERS))

@@ -62,7 +62,7 @@ def _step_with_known_noise(corrector, grid, c: float, zeta: torch.Tensor) -> tup
 def test_langevin_step_size(grid, sde_name, sde, coefficients, n_steps):
     zeta = torch.tensor([0.5, -1.0, 2.0, -0.25], dtype=torch.float64)
     c, snr = 3.0, 0.16
-    eps, moved = _step_with_known_noise(sdegen.LangevinCorrector(snr, n_steps), grid(sde), c, zeta)
+    eps, moved = _step_with_known_noise(sdegen.samplers.LangevinCorrector(snr, n_steps), grid(sde), c, zeta)
     # ||s|| = |c| for every sample; ||z|| = |zeta_b|: both averaged over the batch.
     expected = 2 * langevin_alpha(coefficients) * (snr * float(zeta.abs().mean()) / c) ** 2
     assert eps == pytest.approx(expected, rel=1e-12)
@@ -74,7 +74,7 @@ def test_langevin_step_size(grid, sde_name, sde, coefficients, n_steps):
 def test_annealed_langevin_step_size(grid, sde_name, sde, coefficients, n_steps):
     zeta = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
     snr = 0.2
-    corrector = sdegen.AnnealedLangevinCorrector(snr, n_steps)
+    corrector = sdegen.samplers.AnnealedLangevinCorrector(snr, n_steps)
     eps, moved = _step_with_known_noise(corrector, grid(sde), 3.0, zeta)
     expected = 2 * langevin_alpha(coefficients) * (snr * math.sqrt(coefficients(T1).sigma2)) ** 2
     assert eps == pytest.approx(expected, rel=1e-12)
@@ -90,8 +90,8 @@ def test_langevin_alpha_is_one_minus_the_ddpm_beta(grid):
 
 
 CORRECTORS = [
-    ("Langevin", lambda: sdegen.LangevinCorrector(snr=0.16, n_steps=2)),
-    ("AnnealedLangevin", lambda: sdegen.AnnealedLangevinCorrector(snr=0.16, n_steps=2)),
+    ("Langevin", lambda: sdegen.samplers.LangevinCorrector(snr=0.16, n_steps=2)),
+    ("AnnealedLangevin", lambda: sdegen.samplers.AnnealedLangevinCorrector(snr=0.16, n_steps=2)),
 ]
 
 
@@ -100,7 +100,7 @@ def _correct(corrector, sde, coefficients, n: int, seed: int) -> tuple[torch.Ten
     c1 = coefficients(T1)
     g = torch.Generator().manual_seed(seed)
     x = c1.alpha * M + math.sqrt(c1.marginal_variance) * torch.randn(n, 2, generator=g, dtype=torch.float64)
-    sampler = sdegen.PredictorCorrectorSampler(sdegen.NonePredictor(), corrector, ts=[T0, T1])
+    sampler = sdegen.PredictorCorrectorSampler(sdegen.samplers.NonePredictor(), corrector, ts=[T0, T1])
     out = sampler(sde, exact_score(coefficients), x, generator=g)
     assert out.nfe == corrector.n_steps
     return out.x, c1.marginal_variance
@@ -127,7 +127,7 @@ def test_corrector_at_the_exact_score_keeps_the_gaussian(name, make, sde_name, s
 def test_corrected_samples_pass_the_oracle_check():
     """In distribution, not only in moments: the toolkit's oracle check on the corrected samples."""
     _, sde, coefficients = SDES[0]
-    x, S = _correct(sdegen.LangevinCorrector(snr=0.16, n_steps=2), sde, coefficients, 1000, seed=1)
+    x, S = _correct(sdegen.samplers.LangevinCorrector(snr=0.16, n_steps=2), sde, coefficients, 1000, seed=1)
     c1 = coefficients(T1)
     p_t1 = GaussianMixture([1.0], (c1.alpha * M)[None], S)
     check_samples(x, p_t1).raise_if_failed()

@@ -30,7 +30,7 @@ from _torchrun import launch
 
 from sdegen.cli import main
 from sdegen.cli.nll import PER_EXAMPLE
-from sdegen.cli.run import build_run, read_config
+from sdegen.run.config import build_run, read_config
 from sdegen.training import RunDirectory, TrainConfig, Trainer, load_checkpoint
 from sdegen.training.files import stale_temporaries
 

@@ -8,23 +8,17 @@ grow with the number of steps: the score's finiteness is checked on the device a
 import pytest
 import torch
 from _oracle_data import SDES, gaussian_score
+from _samplers import registered
 
 import sdegen
 from sdegen import (
-    AnnealedLangevinSampler,
     DDIMSampler,
     DDPMSampler,
-    DPMSolverMultistepSampler,
-    DPMSolverSDESampler,
-    DPMSolverSinglestepSampler,
-    EDMHeunSampler,
     EDMStochasticSampler,
-    LangevinCorrector,
     PredictorCorrectorSampler,
-    ReverseDiffusion,
-    UniPCSampler,
 )
 from sdegen.random import PerSampleGenerator
+from sdegen.samplers import LangevinCorrector, ReverseDiffusion
 
 _READS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__")
 
@@ -43,33 +37,21 @@ def count_host_reads(monkeypatch):
     return counter
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        DDPMSampler,
-        lambda steps: PredictorCorrectorSampler(ReverseDiffusion(), LangevinCorrector(n_steps=2), steps),
-        lambda steps: AnnealedLangevinSampler(steps, n_steps_each=2),
-        lambda steps: DDIMSampler(steps, eta=0.5),
-        lambda steps: DPMSolverMultistepSampler(steps, order=3),
-        DPMSolverSinglestepSampler,
-        DPMSolverSDESampler,
-        EDMHeunSampler,
-        lambda steps: EDMStochasticSampler(steps, s_churn=10.0),
-        UniPCSampler,
-    ],
-    ids=[
-        "ddpm",
-        "pc-langevin",
-        "annealed-langevin",
-        "ddim",
-        "dpm-3m",
-        "dpm-2s",
-        "dpm-sde",
-        "edm-heun",
-        "edm-churn",
-        "unipc",
-    ],
+# sdegen's own loops (torchsde's and torchdiffeq's read their state back every step anyway): every
+# registered one, and variants beside them.
+OWN_LOOPS = registered(
+    lambda sampler: type(sampler).check_finite_every is None,
+    extra={
+        "pc-langevin-2": lambda steps: PredictorCorrectorSampler(
+            ReverseDiffusion(), LangevinCorrector(n_steps=2), steps
+        ),
+        "ddim-eta": lambda steps: DDIMSampler(steps, eta=0.5),
+        "edm-churn-10": lambda steps: EDMStochasticSampler(steps, s_churn=10.0),
+    },
 )
+
+
+@pytest.mark.parametrize("make", list(OWN_LOOPS.values()), ids=list(OWN_LOOPS))
 @pytest.mark.parametrize("per_sample", [False, True], ids=["generator", "per-sample-seeds"])
 def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, per_sample, count_host_reads):
     sde = SDES["VP"]
@@ -79,7 +61,7 @@ def test_host_reads_per_run_do_not_grow_with_the_number_of_steps(make, per_sampl
         x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
         generator = PerSampleGenerator(range(16)) if per_sample else torch.Generator().manual_seed(1)
         count_host_reads["n"] = 0
-        out = sdegen.sample(sde, score, None, make(steps), x_T=x_T, generator=generator)
+        out = sdegen.sample(sde, score, None, make(steps=steps), x_T=x_T, generator=generator)
         counts.append(count_host_reads["n"])
         assert out.nfe >= steps
     assert counts[0] == counts[1], counts

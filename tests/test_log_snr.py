@@ -9,7 +9,7 @@ from _sdes import OrnsteinUhlenbeck
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sdegen import EDMVESDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
+from sdegen import EDMVESDE, VESDE, VPSDE, CosineVPSDE, DiscreteVPSDE, LinearSDE, SubVPSDE
 from sdegen.testing import strategies as sst
 
 F64 = torch.float64
@@ -99,7 +99,16 @@ def test_closed_forms_agree_with_the_generic_definitions(sde):
 
 @pytest.mark.parametrize(
     "sde",
-    [VPSDE(), SubVPSDE(), VESDE(), CosineVPSDE(), EDMVESDE(), OrnsteinUhlenbeck(), DecayingVE()],
+    [
+        VPSDE(),
+        SubVPSDE(),
+        VESDE(),
+        CosineVPSDE(),
+        EDMVESDE(),
+        OrnsteinUhlenbeck(),
+        DecayingVE(),
+        DiscreteVPSDE.from_beta_schedule("scaled_linear", 1000, 0.00085, 0.012),
+    ],
     ids=lambda s: type(s).__name__,
 )
 def test_inverse_maps_the_ends_and_keeps_dtype(sde):

@@ -30,7 +30,7 @@ Z_TOL = 5.0
 
 
 def one_step(predictor, sde, coefficients, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    sampler = sdegen.PredictorCorrectorSampler(predictor, sdegen.NoneCorrector(), ts=[T0, T1])
+    sampler = sdegen.PredictorCorrectorSampler(predictor, sdegen.samplers.NoneCorrector(), ts=[T0, T1])
     out = sampler(sde, exact_score(coefficients), x, generator=torch.Generator().manual_seed(seed))
     assert out.nfe == 1
     return out.x
@@ -57,10 +57,10 @@ def ancestral(posterior_variance):
 
 
 PREDICTORS = [
-    ("EulerMaruyama", sdegen.EulerMaruyama(), euler_maruyama),
-    ("ReverseDiffusion", sdegen.ReverseDiffusion(), reverse_diffusion),
-    ("AncestralSampling", sdegen.AncestralSampling(), ancestral(True)),
-    ("AncestralSampling-v", sdegen.AncestralSampling(posterior_variance=False), ancestral(False)),
+    ("EulerMaruyama", sdegen.samplers.EulerMaruyama(), euler_maruyama),
+    ("ReverseDiffusion", sdegen.samplers.ReverseDiffusion(), reverse_diffusion),
+    ("AncestralSampling", sdegen.samplers.AncestralSampling(), ancestral(True)),
+    ("AncestralSampling-v", sdegen.samplers.AncestralSampling(posterior_variance=False), ancestral(False)),
 ]
 
 

@@ -11,22 +11,15 @@ from _oracle_data import MIXTURE, SDES, gaussian_score
 import sdegen
 from sdegen import (
     VPSDE,
-    AncestralSampling,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     DDIMSampler,
     DDPMSampler,
     DPMSolverSDESampler,
     EDMStochasticSampler,
-    EulerMaruyama,
     ExactTrace,
     Hutchinson,
-    LangevinCorrector,
-    MALACorrector,
-    NoneCorrector,
     PredictorCorrectorSampler,
     ProbabilityFlowSampler,
-    ReverseDiffusion,
     ReverseSDESampler,
 )
 from sdegen import random as R
@@ -34,6 +27,15 @@ from sdegen.distributed import World, fixed_chunks, map_chunks
 from sdegen.losses import DenoisingScoreMatching, LabelDropout
 from sdegen.nn import ScoreMLP
 from sdegen.parameterization import ScoreModel
+from sdegen.samplers import (
+    AncestralSampling,
+    AnnealedLangevinCorrector,
+    EulerMaruyama,
+    LangevinCorrector,
+    MALACorrector,
+    NoneCorrector,
+    ReverseDiffusion,
+)
 
 SEEDS = list(range(1000, 1012))
 

@@ -82,7 +82,9 @@ def test_reverse_sde_sampler_is_euler_maruyama_step_for_step():
         )
         for sampler in [
             sdegen.ReverseSDESampler("euler", 50),
-            sdegen.PredictorCorrectorSampler(sdegen.EulerMaruyama(), sdegen.NoneCorrector(), 50),
+            sdegen.PredictorCorrectorSampler(
+                sdegen.samplers.EulerMaruyama(), sdegen.samplers.NoneCorrector(), 50
+            ),
         ]
     ]
     assert outs[0].nfe == outs[1].nfe == 50

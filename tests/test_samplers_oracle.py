@@ -18,20 +18,22 @@ from _oracle_data import (
 
 import sdegen
 from sdegen import (
-    AncestralSampling,
-    AnnealedLangevinCorrector,
     AnnealedLangevinSampler,
     DDPMSampler,
+    PredictorCorrectorSampler,
+    ProbabilityFlowSampler,
+    ReverseSDESampler,
+)
+from sdegen.samplers import (
+    AncestralSampling,
+    AnnealedLangevinCorrector,
     EulerMaruyama,
     LangevinCorrector,
     NoneCorrector,
     NonePredictor,
-    PredictorCorrectorSampler,
-    ProbabilityFlowSampler,
     ReverseDiffusion,
-    ReverseSDESampler,
+    tweedie_denoise,
 )
-from sdegen.samplers import tweedie_denoise
 from sdegen.testing.oracle import check_samples
 from sdegen.testing.two_sample import two_sample_test
 

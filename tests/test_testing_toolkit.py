@@ -257,7 +257,7 @@ def _euler_maruyama(noise: bool):
             x = x - sde.reverse_drift(t, x, score_fn(t, x)) * h
             if noise:
                 z = torch.randn(x.shape, generator=generator, dtype=x.dtype)
-                x = x + sdegen.expand_like(sde.diffusion(t), x) * math.sqrt(h) * z
+                x = x + sdegen._broadcast.expand_like(sde.diffusion(t), x) * math.sqrt(h) * z
         return x
 
     sampler.__name__ = f"euler_maruyama(noise={noise})"

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from _oracle_data import F64, MIXTURE, SDES, null
+from _samplers import registered
 from _sdes import OrnsteinUhlenbeck
 from test_reverse_sde import _NonLinearOU
 
@@ -13,13 +14,7 @@ from sdegen import (
     AnnealedLangevinSampler,
     CustomGrid,
     DDIMSampler,
-    DDPMSampler,
-    DPMSolverMultistepSampler,
-    DPMSolverSDESampler,
-    DPMSolverSinglestepSampler,
-    EDMHeunSampler,
     EDMStochasticSampler,
-    EulerMaruyama,
     KarrasGrid,
     LinearSDE,
     LogSNRGrid,
@@ -27,13 +22,20 @@ from sdegen import (
     ProbabilityFlowSampler,
     ReverseSDESampler,
     UniformGrid,
-    UniPCSampler,
 )
-from sdegen.sde import EDMVESDE, CosineVPSDE
+from sdegen.samplers import EulerMaruyama, LangevinCorrector
+from sdegen.sde import EDMVESDE, CosineVPSDE, DiscreteVPSDE
 from sdegen.testing.oracle import check_samples
 
-# Every kind of schedule: closed-form inverses (VP, sub-VP, VE, cosine VP, EDM) and bisection (OU).
-ALL_SDES = {**SDES, "cosineVP": CosineVPSDE(), "EDMVE": EDMVESDE(), "OU": OrnsteinUhlenbeck()}
+# Every kind of schedule: closed-form inverses (VP, sub-VP, VE, cosine VP, EDM), bisection (OU) and
+# a discrete table (Newton per spline segment).
+ALL_SDES = {
+    **SDES,
+    "cosineVP": CosineVPSDE(),
+    "EDMVE": EDMVESDE(),
+    "OU": OrnsteinUhlenbeck(),
+    "discreteVP": DiscreteVPSDE.from_beta_schedule("linear"),
+}
 
 
 def _lam(sde, ts):
@@ -96,23 +98,15 @@ def test_custom_grid_and_tensors_of_times():
 
 # -- every grid sampler takes every grid ------------------------------------------------------
 
-GRID_SAMPLERS = {
-    "pf-rk4": lambda **kw: ProbabilityFlowSampler("rk4", **kw),
-    "pf-dopri5": lambda **kw: ProbabilityFlowSampler(**kw),
-    "sde-euler": lambda **kw: ReverseSDESampler("euler", **kw),
-    "sde-srk": lambda **kw: ReverseSDESampler("srk", **kw),
-    "pc": lambda **kw: PredictorCorrectorSampler(EulerMaruyama(), sdegen.LangevinCorrector(n_steps=1), **kw),
-    "ddpm": lambda **kw: DDPMSampler(**kw),
-    "ald": lambda **kw: AnnealedLangevinSampler(n_steps_each=2, **kw),
-    "ddim": lambda **kw: DDIMSampler(**kw),
-    "dpm-2m": lambda **kw: DPMSolverMultistepSampler(**kw),
-    "dpm-3m": lambda **kw: DPMSolverMultistepSampler(order=3, **kw),
-    "dpm-2s": lambda **kw: DPMSolverSinglestepSampler(**kw),
-    "dpm-sde": lambda **kw: DPMSolverSDESampler(**kw),
-    "edm-heun": lambda **kw: EDMHeunSampler(**kw),
-    "edm-churn": lambda **kw: EDMStochasticSampler(s_churn=5.0, **kw),
-    "unipc": lambda **kw: UniPCSampler(**kw),
-}
+# Every registered sampler (dopri5 takes the grid as its output times), and variants beside them.
+GRID_SAMPLERS = registered(
+    extra={
+        "pf-rk4": lambda **kw: ProbabilityFlowSampler("rk4", **kw),
+        "sde-srk": lambda **kw: ReverseSDESampler("srk", **kw),
+        "pc-em": lambda **kw: PredictorCorrectorSampler(EulerMaruyama(), LangevinCorrector(n_steps=1), **kw),
+        "edm-churn-5": lambda **kw: EDMStochasticSampler(s_churn=5.0, **kw),
+    }
+)
 
 
 @pytest.mark.parametrize("make", list(GRID_SAMPLERS.values()), ids=list(GRID_SAMPLERS))
@@ -152,7 +146,9 @@ def test_steps_and_a_grid_together_are_an_error(make):
 
 
 @pytest.mark.parametrize(
-    "make", [GRID_SAMPLERS[k] for k in ("pf-rk4", "pc", "ddpm", "ald")], ids=["pf", "pc", "ddpm", "ald"]
+    "make",
+    [GRID_SAMPLERS[k] for k in ("pf-rk4", "pc", "ddpm", "annealed-langevin")],
+    ids=["pf", "pc", "ddpm", "ald"],
 )
 def test_the_older_ts_argument_is_a_custom_grid(make):
     ts = [1.0, 0.5, 0.1]

@@ -9,7 +9,9 @@ A page asks for generated content with a marker on a line of its own:
 * ``<!-- sdegen:top-level-names -->``: a table of the names ``import sdegen`` exports, each linked
   to its entry in the API reference;
 * ``<!-- sdegen:cli-reference -->``: every ``sdegen`` subcommand with its options, defaults and
-  help, read from the argument parser itself (``sdegen.cli.build_parser``).
+  help, read from the argument parser itself (``sdegen.cli.build_parser``);
+* ``<!-- sdegen:samplers -->``: the samplers of ``sdegen.samplers.registry``, with what their
+  classes declare (default steps and grid, NFE per step, order, stochastic, callback).
 
 and every ``::: sdegen.<subpackage>`` directive is followed by directives for the names of its
 ``__all__`` that griffe cannot see (see :func:`shadowed_names`), and by a section for each public
@@ -33,6 +35,7 @@ API_MODULES = (
     "samplers",
     "brownian",
     "likelihood",
+    "divergence",
     "losses",
     "parameterization",
     "nn",
@@ -47,6 +50,7 @@ API_MODULES = (
     "random",
     "distributed",
     "figures",
+    "run",
 )
 
 
@@ -173,9 +177,34 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
+def sampler_table() -> str:
+    """The registered samplers (``sdegen.samplers.registry.SAMPLERS``), one row each, with what their
+    classes declare."""
+    from sdegen.samplers.registry import SAMPLERS
+
+    rows = [
+        "| name | sampler | default steps | default grid | NFE per step | order | stochastic | per-step callback |",
+        "|---|---|---:|---|---:|---:|:---:|:---:|",
+    ]
+    for name, entry in SAMPLERS.items():
+        sampler = entry.build()
+        cls = entry.sampler_class
+        path = f"{cls.__module__.rsplit('.', 1)[0]}.{cls.__name__}"
+        grid = "adaptive" if sampler.grid is None else type(sampler.grid).__name__
+        order = "-" if sampler.order is None else f"{sampler.order:g}"
+        nfe = "varies" if sampler.nfe_per_step is None else str(sampler.nfe_per_step)
+        rows.append(
+            f"| `{name}` | [`{cls.__name__}`][{path}]: {entry.title} | {entry.default_steps or '-'} | {grid} "
+            f"| {nfe} | {order} | {'yes' if sampler.stochastic else 'no'} "
+            f"| {'yes' if sampler.supports_callback else 'no'} |"
+        )
+    return "\n".join(rows)
+
+
 _MARKERS = {
     "<!-- sdegen:top-level-names -->": top_level_names,
     "<!-- sdegen:cli-reference -->": cli_reference,
+    "<!-- sdegen:samplers -->": sampler_table,
 }
 
 

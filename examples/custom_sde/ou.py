@@ -76,7 +76,7 @@ def main() -> None:
         sdegen.ReverseSDESampler("euler", steps=steps),
         sdegen.ProbabilityFlowSampler("dopri5"),
         sdegen.PredictorCorrectorSampler(
-            sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=steps * 3 // 5
+            sdegen.samplers.EulerMaruyama(), sdegen.samplers.LangevinCorrector(snr=0.1), steps=steps * 3 // 5
         ),
     ]:
         out = sdegen.sample(sde, score, (n, 2), sampler, eps=eps, generator=g, dtype=torch.float64)

@@ -42,7 +42,7 @@ def test_marginals_agree_with_forward_simulation():
         sdegen.ReverseSDESampler("euler", steps=400),
         sdegen.ProbabilityFlowSampler("dopri5"),
         sdegen.PredictorCorrectorSampler(
-            sdegen.EulerMaruyama(), sdegen.LangevinCorrector(snr=0.1), steps=200
+            sdegen.samplers.EulerMaruyama(), sdegen.samplers.LangevinCorrector(snr=0.1), steps=200
         ),
     ],
     ids=["reverse-sde", "pf-ode", "pc"],

@@ -6,8 +6,8 @@ stderr and exit with status 2 (a usage error). Anything that goes wrong after th
 accepted -- a numerical failure, an unwritable output, a bug -- prints one line naming the command
 and the error and exits with status 1. Set ``SDEGEN_TRACEBACK=1`` to see the full traceback instead.
 
-Names on the command line map to library objects in :mod:`sdegen.cli.registry`; a run directory's
-``config.json`` and its loading live in :mod:`sdegen.cli.run`.
+Names on the command line map to library objects in :mod:`sdegen.run.registry`; a run directory's
+``config.json`` and its loading live in :mod:`sdegen.run.config`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 
 from sdegen.cli import demo, nll, sample, train
-from sdegen.cli._common import Parser, UsageError, apply_threads, explicit_options
+from sdegen.cli._common import Parser, apply_threads, explicit_options
+from sdegen.run import SettingsError
 from sdegen.training import CheckpointError, RunDirectoryBusy
 
 __all__ = ["main", "build_parser"]
@@ -39,7 +40,7 @@ def build_parser() -> Parser:
 # Input the user can fix: bad arguments, missing or unusable files (run directories, checkpoints),
 # a run directory that another process is writing.
 USAGE_ERRORS = (
-    UsageError,
+    SettingsError,  # UsageError among them
     FileNotFoundError,
     FileExistsError,
     NotADirectoryError,

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from sdegen.run.errors import SettingsError
 from sdegen.sde import SDE
 from sdegen.training.files import atomic_write
 
@@ -37,8 +38,12 @@ __all__ = [
 ]
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported as one line on stderr with exit status 2."""
+class UsageError(SettingsError):
+    """Bad command-line input: reported as one line on stderr with exit status 2.
+
+    A :class:`~sdegen.run.SettingsError` raised while a run is built from its settings is reported
+    the same way.
+    """
 
 
 @contextlib.contextmanager
@@ -51,6 +56,8 @@ def as_usage_error(what: str) -> Iterator[None]:
     """
     try:
         yield
+    except SettingsError:
+        raise
     except (ValueError, TypeError) as e:
         raise UsageError(f"invalid {what}: {e}") from e
 

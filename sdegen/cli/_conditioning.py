@@ -20,10 +20,10 @@ from torch import Tensor
 
 from sdegen.cli._common import UsageError
 from sdegen.cli._report import class_labels
-from sdegen.cli.registry import MASKS
-from sdegen.cli.run import Run, load_run, noised_data_difference
 from sdegen.composition import ClassifierFreeGuidance, ClassifierGuidance
 from sdegen.observations import Inpainting
+from sdegen.run.config import Run, load_run, noised_data_difference
+from sdegen.run.registry import MASKS
 from sdegen.sde.base import ScoreFn
 
 __all__ = ["Classes", "Inpaint", "classes", "inpaint"]
@@ -164,7 +164,7 @@ class Inpaint:
 def inpaint(args: argparse.Namespace, trained: Run, n: int) -> Inpaint | None:
     """``--inpaint MASK``: the first ``--images`` test images, observed where the mask is True.
 
-    MASK is a name of :data:`~sdegen.cli.registry.MASKS` or a ``.pt`` file holding a bool tensor of
+    MASK is a name of :data:`~sdegen.run.registry.MASKS` or a ``.pt`` file holding a bool tensor of
     the image shape ``(C, H, W)`` (or ``(H, W)``, for every channel). Sample i fills in image i mod K.
     """
     if args.inpaint is None:

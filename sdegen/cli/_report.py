@@ -12,14 +12,14 @@ from torch import Tensor
 
 import sdegen
 from sdegen import figures
-from sdegen.cli._data import DataBundle
-from sdegen.cli.registry import SAMPLERS, SamplerOptions
 from sdegen.likelihood import ExactTrace, Hutchinson
+from sdegen.run.datasets import DataBundle
+from sdegen.run.registry import SAMPLERS, SamplerOptions
 from sdegen.sde import LinearSDE
 from sdegen.training import Callback, HeldOutAccuracy, HeldOutNLL, Trainer
 
 if TYPE_CHECKING:
-    from sdegen.cli.run import RunConfig
+    from sdegen.run.config import RunConfig
 
 __all__ = [
     "scatter_figure",

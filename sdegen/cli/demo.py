@@ -27,12 +27,12 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import DATASETS, LOSSES, SAMPLERS, SamplerOptions
-from sdegen.cli.run import CONFIG, Run, RunConfig, build_run, sde_section
 from sdegen.figures import density_on_grid
 from sdegen.likelihood import summarize_nll
 from sdegen.metrics import energy_distance
 from sdegen.parameterization import ScoreModel
+from sdegen.run.config import CONFIG, Run, RunConfig, build_run, sde_section
+from sdegen.run.registry import DATASETS, LOSSES, SAMPLERS, SamplerOptions
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer, TrainResult
 
 __all__ = ["add_parser", "run"]

@@ -8,6 +8,11 @@ example's index, from which its dequantization noise and divergence probes are d
 per-example results on process 0, which writes them. The per-example log-likelihoods are then
 bit-identical for any number of processes at the same ``--batch-size``.
 
+With ``--bound elbo`` or ``--bound ddpm`` the same examples get an upper bound on -log p instead,
+of the stochastic model (:func:`sdegen.elbo`, :func:`sdegen.ddpm_bound`): no ODE solve, a Monte-Carlo
+average whose standard error is reported as ``monte_carlo_stderr``; the ddpm bound is a code length
+of the pixels themselves (no dequantization).
+
 A class-conditional run is evaluated as -log p(x | y) with each example's own label (the model
 given that example's label, in whatever chunk it is solved), or with ``--unconditional`` as
 -log p(x) of its unconditional half (the null label).
@@ -35,9 +40,9 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.run import load_run
 from sdegen.likelihood import summarize_nll
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import load_run
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run", "PER_EXAMPLE"]
@@ -54,7 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "dequantization noise and divergence probes. 2-D sets draw fresh points from --seed; where the "
         "density is known its true NLL on the same points is printed beside the model's. Writes nll.json "
         f"and the per-example log-likelihoods {PER_EXAMPLE}. Under torchrun the examples are split "
-        "over the processes, with the same per-example results.",
+        "over the processes, with the same per-example results. --bound elbo|ddpm reports a variational "
+        "upper bound of the stochastic model instead (no ODE solve).",
     )
     p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
     add_common_arguments(p, out=None, out_help="where to write nll.json [default: RUN]")
@@ -81,6 +87,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=1000,
         help="examples per ODE solve: the fixed chunks by global index (results depend on it at the "
         "level of the tolerances, since a solve's steps are shared by its chunk)",
+    )
+    p.add_argument(
+        "--bound",
+        default=None,
+        choices=("elbo", "ddpm"),
+        help="instead of the exact ODE likelihood: elbo, the continuous-time variational bound of the "
+        "reverse SDE at the same dequantized data (Song et al. 2021); ddpm, the discrete bound "
+        "L_T + sum L_t-1 + L_0 of the DDPM chain on --steps steps with the discretized Gaussian decoder, "
+        "a lossless code length of the pixels (images only) [default: exact ODE likelihood]",
+    )
+    p.add_argument(
+        "--samples",
+        type=positive_int,
+        default=None,
+        help="Monte-Carlo draws per example: of (t, noise) for elbo [default 100], replicates of the "
+        "whole sum for ddpm [default 2, for a standard error]",
+    )
+    p.add_argument("--steps", type=positive_int, default=1000, help="ddpm: steps N of the chain")
+    p.add_argument(
+        "--variance",
+        default="beta",
+        choices=("beta", "beta_tilde"),
+        help="ddpm: reverse variances, beta_t or the posterior's beta-tilde_t (Ho et al. 2020)",
+    )
+    p.add_argument(
+        "--time-law",
+        default="importance",
+        choices=("importance", "uniform"),
+        help="elbo: law of t, proportional to g^2 / sigma^2 (uniform in log-SNR) or uniform",
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     p.add_argument("--compile", action="store_true", help="torch.compile the network (slow first call)")
@@ -112,6 +147,17 @@ def run(args: argparse.Namespace) -> int:
         )
     # A conditional run is evaluated as -log p(x | y) with the data's labels (or its null label).
     labelled = trained.kind == "conditional" and not args.unconditional
+    if args.bound == "ddpm" and not bundle.is_image:
+        raise UsageError(
+            "--bound ddpm is a code length of discrete data (pixels); the 2-D sets are continuous: use "
+            "--bound elbo, or the exact likelihood"
+        )
+    if args.bound == "ddpm" and args.steps < 2:
+        raise UsageError(f"--steps must be >= 2 for --bound ddpm; got {args.steps}")
+    if args.bound is not None and not isinstance(model.sde, sdegen.LinearSDE):
+        raise UsageError(
+            f"--bound {args.bound} needs a linear SDE (a Gaussian kernel); the run's is {model.sde!r}"
+        )
     # Before the work: a result that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
     eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
@@ -149,10 +195,35 @@ def run(args: argparse.Namespace) -> int:
         g = PerSampleGenerator(
             [derive_seed(args.seed, r, i) for r, i in zip(repeat, example, strict=True)], device
         )
-        x = images.to_model(pixels[example], g) if bundle.is_image else points[example]
         score_fn = model
         if model.is_conditional:  # each example's own label, or the null label
             score_fn = model.given(model.null_label if labels is None else labels[example])
+        if args.bound == "ddpm":  # the pixels themselves, at their bins' centres
+            x = images.to_model(pixels[example], dequantize=False)
+            L = images.levels
+            res = sdegen.ddpm_bound(
+                x,
+                model.sde,
+                score_fn,
+                grid=sdegen.DataGrid((-1 + 1 / L, 1 - 1 / L), L),
+                steps=args.steps,
+                variance=args.variance,
+                n_samples=args.samples or 2,
+                generator=g,
+            )
+            return _bound_row(res)
+        x = images.to_model(pixels[example], g) if bundle.is_image else points[example]
+        if args.bound == "elbo":
+            res = sdegen.elbo(
+                x,
+                model.sde,
+                score_fn,
+                n_samples=args.samples or 100,
+                time_law=args.time_law,
+                eps=eps,
+                generator=g,
+            )
+            return _bound_row(res)
         res = sdegen.log_likelihood(
             x,
             model.sde,
@@ -192,33 +263,57 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bound_row(res: sdegen.BoundResult) -> dict:
+    """A chunk's entries for a bound: -bound as ``logp`` (a lower bound on log p), its standard error."""
+    return {"logp": -res.nll.detach(), "stderr": res.stderr.detach(), "nfe": res.nfe, "batches": 1}
+
+
 def _report(args, gathered, n, divergence, bundle, images, labelled, true_nll) -> dict:
-    """What nll.json holds: the mean NLL over examples with its standard error, the space it is a
-    density in, bits/dim for images, and the true NLL of the same points where it is known."""
+    """What nll.json holds: the mean NLL (or bound) over examples with its standard error, the space
+    it is a density in, bits/dim for images, and the true NLL of the same points where it is known."""
     logp = gathered["logp"].view(args.repeats, n)
     summary = summarize_nll(logp, bits_per_dim=None if images is None else images.bits_per_dim)
     report = {
-        "of": "-log p(x | y), the data's labels" if labelled else "-log p(x)",
+        "of": ("-log p(x | y), the data's labels" if labelled else "-log p(x)")
+        + ("" if args.bound is None else f", upper bound ({args.bound})"),
         "split": args.split if bundle.is_image else "fresh",
         "n": n,
         "repeats": args.repeats,
-        "divergence": repr(divergence),
         "batch_size": args.batch_size,
         "nll": summary.nll,
         "nll_se": summary.se,
         "nll_per_repeat": (-logp.double().mean(dim=1)).tolist(),
         **evaluations(gathered),
     }
+    if args.bound is None:
+        report["divergence"] = repr(divergence)
+    else:
+        # The Monte-Carlo standard error of the mean bound (the examples' estimates are independent).
+        se = gathered["stderr"].double().nan_to_num(0.0)
+        report["bound"] = args.bound
+        report["samples"] = args.samples or (2 if args.bound == "ddpm" else 100)
+        report["monte_carlo_stderr"] = float(se.square().sum().sqrt()) / (n * args.repeats)
+        if args.bound == "ddpm":
+            report.update(steps=args.steps, variance=args.variance)
+        else:
+            report["time_law"] = args.time_law
     if images is not None:
         c, h, w = images.event_shape
         report["unit"] = "image"
-        report["space"] = (
-            f"nats per image of x = 2 (k + u) / {images.levels} - 1 in [-1, 1]^({c}x{h}x{w}): the pixels k "
-            f"in 0..{images.levels - 1}, dequantized by u ~ U[0, 1) and scaled, as the model sees them"
-        )
-        report["bits_per_dim"] = summary.bits_per_dim
-        report["bits_per_dim_se"] = summary.bits_per_dim_se
-        report["bits_per_dim_per_repeat"] = [float(images.bits_per_dim(row).mean()) for row in logp]
+        if args.bound == "ddpm":  # a code length of the pixels: no offset
+            d = math.prod(images.event_shape)
+            to_bpd = lambda lp: -lp / (d * math.log(2))  # noqa: E731
+            report["space"] = f"nats per image: a code length of the discrete pixels 0..{images.levels - 1}"
+        else:
+            to_bpd = images.bits_per_dim
+            report["space"] = (
+                f"nats per image of x = 2 (k + u) / {images.levels} - 1 in [-1, 1]^({c}x{h}x{w}): the pixels "
+                f"k in 0..{images.levels - 1}, dequantized by u ~ U[0, 1) and scaled, as the model sees them"
+            )
+        bpd = summarize_nll(logp, bits_per_dim=to_bpd)
+        report["bits_per_dim"] = bpd.bits_per_dim
+        report["bits_per_dim_se"] = bpd.bits_per_dim_se
+        report["bits_per_dim_per_repeat"] = [float(to_bpd(row.double()).mean()) for row in logp]
         report["bits_per_dim_scale"] = (
             f"the pixels' own 0..{images.levels - 1} scale ({images.levels} levels)"
         )
@@ -237,11 +332,19 @@ def describe(report: dict) -> str:
     """The NLL line of ``sdegen nll``: the mean over examples +- its standard error, saying which
     density it is of (``report["space"]``), bits/dim for images, and the true NLL where known."""
     conditional = "conditional " if report["of"].startswith("-log p(x | y)") else ""
+    what = {None: "NLL", "elbo": "ELBO bound on the NLL", "ddpm": "DDPM bound on the NLL"}[
+        report.get("bound")
+    ]
     unit = report["unit"]
-    line = f"{conditional}NLL {report['nll']:.4f} +- {report['nll_se']:.2g} nats per {unit}"
+    line = f"{conditional}{what} {report['nll']:.4f} +- {report['nll_se']:.2g} nats per {unit}"
     if "bits_per_dim" in report:
+        space = (
+            " of the pixels"
+            if report.get("bound") == "ddpm"
+            else " of the model's x in [-1, 1] (dequantized pixels, scaled)"
+        )
         line += (
-            f" of the model's x in [-1, 1] (dequantized pixels, scaled); {report['bits_per_dim']:.4f} +- "
+            f"{space}; {report['bits_per_dim']:.4f} +- "
             f"{report['bits_per_dim_se']:.2g} bits/dim on {report['bits_per_dim_scale']}"
         )
     else:

@@ -35,10 +35,10 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
-from sdegen.cli.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
-from sdegen.cli.run import Run, load_run
 from sdegen.metrics import energy_distance
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import Run, load_run
+from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.samplers import AnnealedLangevinSampler
 from sdegen.training.files import atomic_write, check_writable
 
@@ -61,7 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--sampler",
         default=None,
         choices=SAMPLERS,
-        help="sampler [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
+        help="sampler: "
+        + "; ".join(f"{name}: {spec.title}" for name, spec in SAMPLERS.items())
+        + " [default: annealed-langevin on the noise levels of an NCSN run, else pc]",
     )
     p.add_argument(
         "--steps",

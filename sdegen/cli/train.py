@@ -31,7 +31,8 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.cli.registry import (
+from sdegen.run.config import CONFIG, RunConfig, build_run, read_config, resumable, teacher_checkpoint
+from sdegen.run.registry import (
     AUTO_MODEL,
     DATASETS,
     LOSSES,
@@ -41,7 +42,6 @@ from sdegen.cli.registry import (
     SDES,
     sde_options,
 )
-from sdegen.cli.run import CONFIG, RunConfig, build_run, read_config, resumable, teacher_checkpoint
 from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
 from sdegen.training.config import PRECISIONS
 
@@ -182,7 +182,7 @@ def _setting(args: argparse.Namespace, name: str):
 
 
 def _kind(args: argparse.Namespace) -> str:
-    """What the command line asks to train (see :data:`~sdegen.cli.registry.KINDS`)."""
+    """What the command line asks to train (see :data:`~sdegen.run.registry.KINDS`)."""
     if args.conditional and args.classifier:
         raise UsageError(
             "--conditional and --classifier train different models: a class-conditional score model, or "
@@ -272,7 +272,7 @@ _DATA_OPTIONS = {
 
 
 # Where each option of `sdegen train` is stored in config.json; whether `--resume` may change it is
-# sdegen.cli.run.resumable of that place.
+# sdegen.run.config.resumable of that place.
 SETTINGS: dict[str, tuple[str, ...]] = {
     "data": ("data", "name"),
     **{dest: ("data", key) for key, dest in _DATA_OPTIONS.items()},

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from sdegen._broadcast import batch_time, expand_like
+from sdegen._broadcast import batch_time
 from sdegen._checks import check_linear_sde, check_real, check_score_output
 from sdegen.composition.conditional import input_gradient
 from sdegen.observations.base import Observation
 from sdegen.sde.base import LinearSDE, ScoreFn
+from sdegen.sde.kernel import GaussianKernel
 
 __all__ = ["ReconstructionGuidance"]
 
@@ -65,16 +66,15 @@ class ReconstructionGuidance:
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         self.observation.check(x, "x")
-        tt = batch_time(t, x).double()
-        alpha = expand_like(self.sde.alpha(tt).to(x.dtype), x)
-        sigma2 = expand_like(self.sde.sigma_squared(tt).to(x.dtype), x)
+        # The kernel in float64, then in the data's dtype (a float32 time is off by ~1e-6 for VE).
+        kernel = GaussianKernel.of(self.sde, batch_time(t, x).double()).to(x.dtype)
         scores = []
 
         def log_likelihood(xg: Tensor) -> Tensor:
             s = self.score_fn(t, xg)
             check_score_output(s, xg)
             scores.append(s)
-            return self.observation.log_likelihood((xg + sigma2 * s) / alpha)
+            return self.observation.log_likelihood(kernel.data_from_score(xg, s))
 
         _, grad = input_gradient(log_likelihood, x)
         score = scores[0]

@@ -120,6 +120,35 @@ def bits_per_dim(
     return -logp / (D * math.log(2.0)) + (n_bits - math.log2(hi - lo))
 
 
+def grid_levels(x: Tensor, lo: float, hi: float, levels: int, *, what: str) -> Tensor:
+    """The integer levels k (float64, shaped like ``x``) of data on the grid lo + (hi - lo) k / (levels - 1).
+
+    ``x`` holds either the integers k themselves (an integer dtype) or the grid values (a float
+    dtype). Raises ``ValueError`` naming ``what`` if ``x`` is off the grid (e.g. already
+    dequantized, or scaled to another range) or outside [0, levels - 1], ``TypeError`` if it is not
+    a real tensor.
+    """
+    if not torch.is_tensor(x) or x.dtype == torch.bool or x.is_complex():
+        raise TypeError(
+            f"x must be a real or integer torch.Tensor; got {type(x).__name__} {getattr(x, 'dtype', '')}"
+        )
+    top = levels - 1
+    k = (x.double() - lo) * (top / (hi - lo)) if x.is_floating_point() else x.double()
+    if not bool(torch.isfinite(k).all()):
+        raise ValueError(f"x contains NaN or infinity; expected {what}")
+    k_int = k.round()
+    off_grid = float((k - k_int).abs().max()) if k.numel() else 0.0
+    if off_grid > 0.05 or (k.numel() and (float(k_int.min()) < 0 or float(k_int.max()) > top)):
+        raise ValueError(
+            f"x is not {what} in data_range=({lo:g}, {hi:g}): expected values "
+            f"lo + (hi - lo) k / {top} with integer k in [0, {top}] (or the integers k "
+            f"themselves); got values up to {off_grid:.3g} grid steps off the grid, k in "
+            f"[{float(k.min()):.4g}, {float(k.max()):.4g}]. Was x already dequantized, or scaled to "
+            f"another range?"
+        )
+    return k_int
+
+
 def dequantize(
     x: Tensor,
     *,
@@ -135,28 +164,7 @@ def dequantize(
     if ``x`` is not on that grid, e.g. data that were already dequantized.
     """
     lo, hi, n_bits = _check_quantization(data_range, n_bits)
-    if not torch.is_tensor(x) or x.dtype == torch.bool or x.is_complex():
-        raise TypeError(
-            f"x must be a real or integer torch.Tensor; got {type(x).__name__} {getattr(x, 'dtype', '')}"
-        )
-    levels = 2**n_bits - 1
-    if x.is_floating_point():
-        k = (x.double() - lo) * (levels / (hi - lo))
-        dtype = x.dtype
-    else:
-        k = x.double()
-        dtype = torch.get_default_dtype()
-    if not bool(torch.isfinite(k).all()):
-        raise ValueError("x contains NaN or infinity; dequantize expects n-bit data")
-    k_int = k.round()
-    off_grid = float((k - k_int).abs().max())
-    if off_grid > 0.05 or float(k_int.min()) < 0 or float(k_int.max()) > levels:
-        raise ValueError(
-            f"x is not {n_bits}-bit data in data_range=({lo:g}, {hi:g}): expected values "
-            f"lo + (hi - lo) k / {levels} with integer k in [0, {levels}] (or the integers k "
-            f"themselves); got values up to {off_grid:.3g} grid steps off the grid, k in "
-            f"[{float(k.min()):.4g}, {float(k.max()):.4g}]. Was x already dequantized, or scaled to "
-            f"another range?"
-        )
+    k_int = grid_levels(x, lo, hi, 2**n_bits, what=f"{n_bits}-bit data")
+    dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
     u = random.rand(x.shape, generator, device=x.device, dtype=torch.float64)
     return (lo + (hi - lo) * (k_int + u) / 2**n_bits).to(dtype)

@@ -45,9 +45,9 @@ from sdegen._checks import (
 from sdegen._progress import Progress
 from sdegen._progress import progress as _progress
 from sdegen._solve import SolveLog, solve_failure
+from sdegen.divergence import DivergenceEstimator, Hutchinson
 from sdegen.likelihood.bits_per_dim import Quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
-from sdegen.likelihood.divergence import DivergenceEstimator, Hutchinson
 from sdegen.random import RandomSource
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import Coefficients, check_schedule

@@ -15,7 +15,6 @@ from typing import ClassVar, Literal, NamedTuple
 from torch import Tensor, nn
 
 from sdegen import random
-from sdegen._broadcast import expand_like
 from sdegen._checks import (
     check_batch_shape,
     check_class_labels,
@@ -25,9 +24,10 @@ from sdegen._checks import (
     check_nonempty,
 )
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
-from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen.parameterization import ScoreModel
 from sdegen.random import RandomSource
 from sdegen.sde.coefficients import check_schedule
+from sdegen.sde.kernel import GaussianKernel
 
 __all__ = ["Loss", "Reduction", "TimeWeightedLoss", "NoisedBatch", "perturb"]
 
@@ -161,13 +161,13 @@ def sum_over_data_dims(v: Tensor) -> Tensor:
     return v.reshape(v.shape[0], -1).sum(dim=1)
 
 
-def perturb(kernel: TransitionKernel, x0: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:
+def perturb(kernel: GaussianKernel, x0: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:
     """A draw of p_0t(x_t | x0) = N(alpha x0, sigma^2 I): ``(x_t, z)`` with x_t = alpha x0 + sigma z.
 
     z ~ N(0, I) is drawn from ``generator``, shaped like ``x0``.
     """
     noise = random.randn(x0.shape, generator, device=x0.device, dtype=x0.dtype)
-    return expand_like(kernel.alpha, x0) * x0 + expand_like(kernel.sigma, x0) * noise, noise
+    return kernel.noised(x0, noise), noise
 
 
 class NoisedBatch(NamedTuple):
@@ -176,7 +176,7 @@ class NoisedBatch(NamedTuple):
 
     t: Tensor
     weight: Tensor
-    kernel: TransitionKernel
+    kernel: GaussianKernel
     noise: Tensor
     x_t: Tensor
 
@@ -216,6 +216,6 @@ class TimeWeightedLoss(Loss):
         t, weight = self.weighting.sample(
             sde, x0.shape[0], eps=self.eps, generator=generator, device=x0.device, dtype=x0.dtype
         )
-        kernel = TransitionKernel.of(sde, t)
+        kernel = GaussianKernel.of(sde, t)
         x_t, noise = perturb(kernel, x0, generator)
         return NoisedBatch(t, weight, kernel, noise, x_t)

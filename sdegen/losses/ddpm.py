@@ -8,9 +8,10 @@ from torch import Tensor
 from sdegen import random
 from sdegen._checks import check_score_output, check_steps
 from sdegen.losses.base import Loss, Reduction, perturb, sum_over_data_dims
-from sdegen.parameterization import ScoreModel, TransitionKernel
+from sdegen.parameterization import ScoreModel
 from sdegen.random import RandomSource
 from sdegen.sde.base import LinearSDE
+from sdegen.sde.kernel import GaussianKernel
 from sdegen.sde.vp import DDPMSchedule
 
 __all__ = ["DDPMLoss"]
@@ -62,7 +63,7 @@ class DDPMLoss(Loss):
         schedule = self.schedule(model, x0.device, x0.dtype)
         i = random.randint(0, self.steps, (x0.shape[0],), generator, device=x0.device)
         abar = schedule.alphas_cumprod[i]
-        kernel = TransitionKernel(abar.sqrt(), (1 - abar).sqrt())
+        kernel = GaussianKernel(abar.sqrt(), (1 - abar).sqrt())
         x_t, noise = perturb(kernel, x0, generator)
         output = model.output(schedule.t[i], x_t)
         check_score_output(output, x_t, "model.net(t, x)")

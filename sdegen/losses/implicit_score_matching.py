@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_score_output
-from sdegen.likelihood.divergence import DivergenceEstimator, ExactTrace
+from sdegen.divergence import DivergenceEstimator, ExactTrace
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_score_output, check_steps
-from sdegen.likelihood.divergence import Hutchinson
+from sdegen.divergence import Hutchinson
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel

@@ -4,15 +4,19 @@ Few-step samplers (10-50 evaluations) work on any linear SDE through the denoise
 log-SNR lambda: :class:`DDIMSampler`, :class:`DPMSolverMultistepSampler` (2M, 3M),
 :class:`DPMSolverSinglestepSampler` (2S), :class:`DPMSolverSDESampler`, :class:`EDMHeunSampler`,
 :class:`EDMStochasticSampler` and :class:`UniPCSampler`. Every grid sampler takes a time grid
-(:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`).
+(:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`, and
+:class:`DiffusersGrid`, the timesteps of diffusers' schedulers on a :class:`~sdegen.DiscreteVPSDE`).
 
-``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them. The reverse-time SDE and the
+``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them; ``callback=`` sees every step
+(:mod:`sdegen.samplers.callback`). :mod:`sdegen.samplers.registry` names every sampler once, for
+the command line, the documentation and the tests. The reverse-time SDE and the
 probability-flow ODE are also available as objects for torchsde and torchdiffeq
 (``sde.reverse(score_fn)``, ``sde.probability_flow(score_fn)``).
 """
 
 from sdegen.samplers.annealed_langevin import AnnealedLangevinSampler
 from sdegen.samplers.base import Sampler, SampleResult
+from sdegen.samplers.callback import StepInfo, StopSampling
 from sdegen.samplers.correctors import (
     AnnealedLangevinCorrector,
     Corrector,
@@ -22,6 +26,7 @@ from sdegen.samplers.correctors import (
 from sdegen.samplers.ddim import DDIMSampler
 from sdegen.samplers.ddpm import DDPMSampler
 from sdegen.samplers.denoise import tweedie_denoise
+from sdegen.samplers.diffusers_grid import DiffusersGrid
 from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
 from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
@@ -45,6 +50,8 @@ __all__ = [
     "sample",
     "Sampler",
     "SampleResult",
+    "StepInfo",
+    "StopSampling",
     "ReverseSDESampler",
     "ProbabilityFlowSampler",
     "PredictorCorrectorSampler",
@@ -62,6 +69,7 @@ __all__ = [
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
+    "DiffusersGrid",
     "Predictor",
     "EulerMaruyama",
     "ReverseDiffusion",

@@ -23,21 +23,21 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_linear_sde
-from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers.base import Sampler
 from sdegen.samplers.grid import LogSNRGrid, TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
-__all__ = ["DenoiserSampler", "Trajectory"]
+__all__ = ["DenoiserSampler"]
 
 
 class DenoiserSampler(Sampler):
     """Base of the samplers written against x0_hat on a :class:`~sdegen.sde.LinearSDE`.
 
     All of them condition on an observation (``observation=``) by projecting the state they reach
-    at every grid time; the multistep methods (DPM-Solver++ 2M/3M and SDE, UniPC) keep the x0_hat
-    of their history as evaluated before the projection, as inpainting pipelines do.
+    at every grid time (``path.reached``); the multistep methods (DPM-Solver++ 2M/3M and SDE,
+    UniPC) keep the x0_hat of their history as evaluated before the projection, as inpainting
+    pipelines do. The steps they share are in :mod:`sdegen.samplers._steps`.
     """
 
     stochastic: ClassVar[bool] = False
@@ -45,9 +45,11 @@ class DenoiserSampler(Sampler):
     default_grid: ClassVar[type[TimeGrid]] = LogSNRGrid
     #: N when neither ``steps`` nor ``grid`` is given (the reference implementation's default)
     default_steps: ClassVar[int] = 20
+    #: the loops evaluate x0_hat at each state they reach and report it to the callback
+    reports_x0_hat: ClassVar[bool] = True
 
     def __init__(self, steps: int | None, grid: TimeGrid | Tensor | Sequence[float] | None) -> None:
-        self._set_grid(steps, grid, default_steps=self.default_steps)
+        self._set_grid(steps, grid)
 
     def check(self, grid: CoefficientGrid) -> None:
         check_linear_sde(
@@ -66,28 +68,3 @@ class DenoiserSampler(Sampler):
         """The coefficients at the times where lambda(t) takes the values ``lam``: t = t(lambda)."""
         t = grid.sde.inverse_log_snr(torch.tensor(lam, dtype=torch.float64))
         return CoefficientGrid(grid.sde, t)
-
-
-class Trajectory:
-    """The states a sampler passes through at its grid times, kept only when asked for, and the
-    observation it is conditioned on (if any), imposed at each of those times."""
-
-    def __init__(self, x: Tensor, keep: bool, observation: ObservationProjection | None = None) -> None:
-        self._states = [x] if keep else None
-        self._observation = observation
-
-    def append(self, x: Tensor) -> None:
-        if self._states is not None:
-            self._states.append(x)
-
-    def reached(self, i: int, x: Tensor) -> Tensor:
-        """The state at grid time t_i: ``x`` projected onto the observation, recorded."""
-        if self._observation is not None:
-            x = self._observation(i, x)
-        self.append(x)
-        return x
-
-    def path(self, x: Tensor, grid: CoefficientGrid) -> SamplePath:
-        """The :class:`SamplePath` ending at ``x``."""
-        states = None if self._states is None else torch.stack(self._states)
-        return SamplePath(x, states, grid.ts)

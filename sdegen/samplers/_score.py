@@ -10,6 +10,7 @@ from torch import Tensor
 
 from sdegen._checks import check_score_output
 from sdegen._progress import progress as _progress
+from sdegen.sde.kernel import GaussianKernel
 
 __all__ = ["ScoreEvaluator"]
 
@@ -74,15 +75,17 @@ class ScoreEvaluator:
         """x0_hat = E[x_0 | x_t = x] at the time ``t`` where the kernel is N(alpha x_0, sigma^2 I).
 
         The score function's own ``data_prediction`` when it has one; else (x - sigma eps_hat) /
-        alpha from its ``noise_prediction``; else Tweedie's formula (x + sigma^2 score) / alpha.
+        alpha from its ``noise_prediction``; else Tweedie's formula (x + sigma^2 score) / alpha
+        (:class:`~sdegen.sde.GaussianKernel`'s conversions, with float coefficients).
         """
         tb = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
         if self._data is not None:
             return self._counted(self._data(tb, x), tb, x, "score_fn.data_prediction")
+        kernel = GaussianKernel(alpha, sigma)
         if self._noise is not None:
             eps = self._counted(self._noise(tb, x), tb, x, "score_fn.noise_prediction")
-            return torch.add(x, eps, alpha=-sigma) / alpha
-        return torch.add(x, self(tb, x), alpha=sigma * sigma) / alpha
+            return kernel.data_from_noise(x, eps)
+        return kernel.data_from_score(x, self(tb, x))
 
     def _counted(self, out: Tensor, t: Tensor, x: Tensor, name: str) -> Tensor:
         self.nfe += 1

@@ -23,6 +23,8 @@ from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
 from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
+from sdegen.samplers._trajectory import SamplePath, Stopped, Trajectory
+from sdegen.samplers.callback import SamplingCallback, check_callback
 from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
@@ -46,14 +48,6 @@ class SampleResult(NamedTuple):
     ts: Tensor | None
 
 
-class SamplePath(NamedTuple):
-    """What ``Sampler._sample`` returns: the final state and, if asked, the path to it."""
-
-    x: Tensor
-    trajectory: Tensor | None = None
-    ts: Tensor | None = None
-
-
 class Sampler(abc.ABC):
     """A method that turns states at time T into samples at a small time eps > 0.
 
@@ -75,35 +69,48 @@ class Sampler(abc.ABC):
     ``nfe_per_step`` (None where it varies) and ``supports_observation``.
 
     Conditioning on an observation (``observation=``, an :class:`~sdegen.observations.Observation`)
-    is one mechanism for every sampler that steps on a grid of its own: the base class checks the
-    observation against ``x_T`` and the SDE, binds it to the grid as an
-    ``ObservationProjection`` (``sdegen.samplers._projection``), and passes that to
-    ``_sample`` as ``observation=``; the sampler applies it to the state it reaches at every
-    grid time (and the base class sets the observed coordinates exactly after ``denoise=True``).
-    Samplers without ``supports_observation`` refuse an observation before any work, and
-    deterministic samplers refuse a noisy one (it must be sampled below its noise level).
+    and the per-step ``callback=`` are one mechanism for every sampler that steps on a grid of its
+    own (``supports_observation``, ``supports_callback``): the base class checks them before any
+    work and hands ``_sample`` a ``Trajectory`` (``sdegen.samplers._trajectory``); the sampler calls
+    ``x = path.reached(i, x)`` at every grid time t_i it reaches, which imposes the observation,
+    records the state when the trajectory is asked for, and tells the callback (which may stop the
+    run there), and returns ``path.result(x)``. The base class sets the observed coordinates exactly
+    after ``denoise=True``. Samplers without ``supports_observation`` refuse an observation before
+    any work, and deterministic samplers refuse a noisy one (it must be sampled below its noise
+    level).
+
+    ``default_steps`` is N when neither ``steps`` nor ``grid`` is given (None: the sampler needs
+    one, or places its own times); :mod:`sdegen.samplers.registry` and the command line read it.
     """
 
     stochastic: ClassVar[bool]
     default_grid: ClassVar[type[TimeGrid]] = UniformGrid
     """The kind of grid ``steps=N`` means."""
+    #: N when neither ``steps`` nor ``grid`` is given: 1000 for the SDE and Langevin samplers, a
+    #: few-step budget for the few-step ones, None where steps must be given or are adaptive
     default_steps: ClassVar[int | None] = None
-    """N when neither ``steps`` nor a grid is given (``sdegen sample``'s default ``--steps`` too);
-    None for a sampler that places its own times (an adaptive solver)."""
     grid: TimeGrid | None = None
     """The time grid; None where the sampler places its own times (adaptive solvers)."""
     #: How often the score's finiteness is read back to the host by default: ``None`` once at the
     #: end (sdegen's own loops never synchronise), 1 on every evaluation (for solvers whose loops
     #: synchronise anyway, or that would step on with NaN for ever).
     check_finite_every: ClassVar[int | None] = None
+    #: whether ``_sample`` reports x0_hat(t_i, x_i) to the callback itself (``path.report``)
+    reports_x0_hat: ClassVar[bool] = False
 
     @property
     def steps(self) -> int | None:
         """N, the number of steps of the grid (None without one)."""
         return None if self.grid is None else self.grid.steps
 
-    #: whether ``_sample`` takes ``observation=`` (conditioning by projection on its grid)
+    #: whether the sampler stops at every time of its grid (and so imposes an observation there)
     supports_observation: ClassVar[bool] = False
+
+    @property
+    def supports_callback(self) -> bool:
+        """Whether the sampler can call back after every step: exactly where it stops at every grid
+        time, as for an observation (adaptive and Adams solvers do not)."""
+        return self.supports_observation
 
     @property
     @abc.abstractmethod
@@ -127,12 +134,19 @@ class Sampler(abc.ABC):
         """Raise ``TypeError`` before any work unless this sampler can condition on an observation."""
         if not self.supports_observation:
             raise TypeError(
-                f"{self!r} cannot condition on an observation: it does not declare supports_observation "
-                f"(a sampler that steps through a grid of its own and imposes the observation there). Use "
-                f"a grid sampler (PredictorCorrectorSampler, DDPMSampler, AnnealedLangevinSampler, DDIM, "
-                f"DPM-Solver, EDM, UniPC, ReverseSDESampler with fixed steps, ProbabilityFlowSampler with a "
-                f"one-step fixed-grid method), or condition by guidance with "
-                f"sdegen.composition.ReconstructionGuidance, which works with every sampler."
+                f"{self!r} cannot condition on an observation: it does not step through a grid of its own "
+                f"(supports_observation). Use a grid sampler ({_grid_sampler_names()}), or condition "
+                f"by guidance with sdegen.composition.ReconstructionGuidance, which works with every sampler."
+            )
+
+    def check_callback(self) -> None:
+        """Raise ``TypeError`` before any work unless this sampler can call back after every step."""
+        if not self.supports_callback:
+            raise TypeError(
+                f"{self!r} cannot call back after every step: it does not step through a grid of its "
+                f"own (adaptive and multistep Adams solvers choose or carry their own steps). Use a grid "
+                f"sampler ({_grid_sampler_names()}), or return_trajectory=True for its states at the grid "
+                f"times after the run."
             )
 
     @abc.abstractmethod
@@ -143,14 +157,15 @@ class Sampler(abc.ABC):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
+        path: Trajectory,
     ) -> SamplePath:
         """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
 
-        A sampler with ``supports_observation`` also takes ``observation``, an
-        ``ObservationProjection`` (passed only when the caller conditions): ``x`` arrives already
-        projected at t_0, and the sampler applies ``x = observation(i, x)`` to its state at every
-        later grid time t_i.
+        ``x`` arrives projected onto the observation at t_0 (if any). A grid sampler calls
+        ``x = path.reached(i, x)`` at every later grid time t_i and returns ``path.result(x)``; a
+        solver that integrates across the whole grid in one call may do so unless
+        ``path.per_step``, and returns ``path.result(x, states)`` with the states at the grid times
+        when ``path.keep``.
         """
 
     def __call__(
@@ -166,6 +181,7 @@ class Sampler(abc.ABC):
         denoise: bool = False,
         check_finite_every: int | None = None,
         observation: Observation | None = None,
+        callback: SamplingCallback | None = None,
     ) -> SampleResult:
         """Sample from ``x_T`` (the state at the grid's first time, usually T) down to eps.
 
@@ -188,19 +204,69 @@ class Sampler(abc.ABC):
             observation: condition on it by projection at every grid time (see the class
                 docstring and :mod:`sdegen.observations`); needs ``supports_observation`` and a
                 LinearSDE.
+            callback: ``callback(info)`` after every step, with a
+                :class:`~sdegen.samplers.callback.StepInfo` (step, t, x, x0_hat); returning
+                :data:`~sdegen.samplers.callback.StopSampling` ends the run at that state (see
+                :mod:`sdegen.samplers.callback`); needs ``supports_callback``.
         """
-        sde, x_T, eps = _check_arguments(sde, score_fn, x_T, eps, generator)
+        return self._run(
+            sde,
+            score_fn,
+            x_T,
+            eps=eps,
+            generator=generator,
+            return_trajectory=return_trajectory,
+            progress=progress,
+            denoise=denoise,
+            check_finite_every=check_finite_every,
+            observation=observation,
+            callback=callback,
+        )
+
+    def _run(
+        self,
+        sde: SDE,
+        score_fn: ScoreFn,
+        x_T: Tensor | PriorDraw,
+        *,
+        eps: float | None,
+        generator: RandomSource,
+        return_trajectory: bool,
+        progress: bool,
+        denoise: bool,
+        check_finite_every: int | None,
+        observation: Observation | None,
+        callback: SamplingCallback | None,
+    ) -> SampleResult:
+        """:meth:`__call__`, from ``x_T`` or from a draw of the prior (:func:`sdegen.sample`)."""
+        if not isinstance(sde, SDE):
+            raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+        if not callable(score_fn):
+            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+        eps = resolve_eps(sde, eps)
+        if callback is not None:
+            check_callback(callback)
+            self.check_callback()
+        if isinstance(x_T, PriorDraw):
+            check_generator(generator)
+            if observation is not None:
+                self.check_observation()  # before drawing the prior
+        else:
+            _check_state(x_T, score_fn, generator)
         if check_finite_every is None:
             check_finite_every = self.check_finite_every
         else:
             check_finite_every = check_steps("check_finite_every", check_finite_every)
         grid = CoefficientGrid(sde, self.time_grid(sde, eps))
+        if isinstance(x_T, PriorDraw):
+            x_T = x_T.draw(sde, grid, generator)
+            _check_state(x_T, score_fn, generator)
         self.check(grid)
         if denoise:
             check_linear_sde(sde, "denoising (denoise=True)", "Sample without denoise=True.")
-        extra = {}
+        projection = None
         if observation is not None:
-            extra["observation"] = projection = self._bind_observation(observation, grid, x_T, generator)
+            projection = self._bind_observation(observation, grid, x_T, generator)
         score = ScoreEvaluator(
             score_fn,
             T=sde.T,
@@ -212,16 +278,29 @@ class Sampler(abc.ABC):
         )
         try:
             with torch.no_grad():
-                if observation is not None:
+                if projection is not None:
                     x_T = projection(0, x_T)
-                path = self._sample(
-                    grid, score, x_T, generator=generator, return_trajectory=return_trajectory, **extra
+                path = Trajectory(
+                    grid,
+                    x_T,
+                    keep=return_trajectory,
+                    observation=projection,
+                    callback=callback,
+                    reports_x0_hat=self.reports_x0_hat,
                 )
-                x = path.x
+                x0_hat = None
+                try:
+                    out = self._sample(grid, score, x_T, generator=generator, path=path)
+                    end = -1
+                except Stopped as stopped:  # the callback ended the run at t_end
+                    out, end, x0_hat = stopped.path, stopped.step, stopped.x0_hat
+                x = out.x
                 if denoise:
                     score.step = None
-                    x = score.data_prediction(grid.t[-1], x, grid.alpha[-1], grid.sigma[-1])
-                    if observation is not None:
+                    if x0_hat is None:
+                        x0_hat = score.data_prediction(grid.t[end], x, grid.alpha[end], grid.sigma[end])
+                    x = x0_hat
+                    if projection is not None:
                         x = projection.exact(x)
                 score.raise_if_nonfinite()
                 score.finish()
@@ -230,7 +309,7 @@ class Sampler(abc.ABC):
         check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
         if not return_trajectory:
             return SampleResult(x, score.nfe, None, None)
-        return SampleResult(x, score.nfe, path.trajectory, path.ts)
+        return SampleResult(x, score.nfe, out.trajectory, out.ts)
 
     def _bind_observation(
         self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: RandomSource
@@ -264,13 +343,12 @@ class Sampler(abc.ABC):
         steps: int | None,
         grid: TimeGrid | Tensor | Sequence[float] | None,
         *,
-        default_steps: int | None,
         ts: Tensor | Sequence[float] | None = None,
     ) -> None:
         """Set ``grid`` from a sampler's ``steps``, ``grid`` and legacy ``ts`` arguments.
 
         ``ts=`` is the older spelling of ``grid=`` with a tensor of times; giving more than one of
-        ``steps``, ``grid`` and ``ts`` is a ``ValueError``.
+        ``steps``, ``grid`` and ``ts`` is a ``ValueError``; giving none, ``default_steps`` steps.
         """
         if ts is not None and grid is not None:
             raise ValueError("pass grid=... or ts=..., not both (ts=ts is the same as grid=CustomGrid(ts))")
@@ -279,7 +357,7 @@ class Sampler(abc.ABC):
             steps,
             grid if ts is None else ts,
             default=self.default_grid,
-            default_steps=default_steps,
+            default_steps=self.default_steps,
             grid_name=name,
         )
 
@@ -298,15 +376,34 @@ def resolve_eps(sde: SDE, eps: float | None) -> float:
     return eps
 
 
-def _check_arguments(
-    sde: object, score_fn: object, x_T: object, eps: float | None, generator: object
-) -> tuple[SDE, Tensor, float]:
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+class PriorDraw(NamedTuple):
+    """A request to start from samples of the prior p_T (what :func:`sdegen.sample` passes without
+    ``x_T``), drawn once the grid is known to start at T."""
+
+    shape: tuple[int, ...]
+    device: torch.device | str | None
+    dtype: torch.dtype | None
+
+    def draw(self, sde: SDE, grid: CoefficientGrid, generator: RandomSource) -> Tensor:
+        start = grid.t[0]
+        if abs(start - sde.T) > 1e-9 * max(1.0, sde.T):
+            raise ValueError(
+                f"the sampler's time grid starts at ts[0]={start:.6g} < T={sde.T:.6g}, where the prior "
+                f"does not hold; pass x_T, the state at time ts[0]"
+            )
+        device = generator.device if self.device is None and generator is not None else self.device
+        return sde.prior_sampling(self.shape, generator=generator, device=device, dtype=self.dtype)
+
+
+def _check_state(x_T: object, score_fn: object, generator: object) -> None:
     check_batch_shape("x_T", x_T, min_ndim=1)
     check_nonempty("x_T", x_T)
     check_fits_model("x_T", x_T, score_fn)
     check_generator(generator, x_T, "x_T")
-    return sde, x_T, resolve_eps(sde, eps)
+
+
+def _grid_sampler_names() -> str:
+    """The registered samplers that step through a grid of their own, for error messages."""
+    from sdegen.samplers.registry import SAMPLERS  # the registry imports every sampler
+
+    return ", ".join(SAMPLERS.grid_sampler_titles())

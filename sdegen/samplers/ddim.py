@@ -11,10 +11,10 @@ from torch import Tensor
 from sdegen import random
 from sdegen._checks import check_real
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
+from sdegen.samplers._steps import exponential_step
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -79,17 +79,16 @@ class DDIMSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        path = Trajectory(x, return_trajectory, observation)
         for i in range(grid.steps):
             score.step = i
             x0 = self.denoised(grid, i, x, score)
+            path.report(i, x, x0)
             h = lam[i + 1] - lam[i]
             if self.eta == 0.0:
-                x = torch.add(x * (sigma[i + 1] / sigma[i]), x0, alpha=-alpha[i + 1] * math.expm1(-h))
+                x = exponential_step(x, x0, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             else:
                 c2 = self.eta**2 * -math.expm1(-2 * h)  # (c / sigma_{i+1})^2
                 log_k = 0.5 * math.log1p(-c2) if c2 < 1.0 else -math.inf  # k = 0 once e^{-2h} underflows
@@ -101,4 +100,4 @@ class DDIMSampler(DenoiserSampler):
                 z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
                 x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(c2))
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)

@@ -10,28 +10,14 @@ from torch import Tensor
 
 from sdegen._checks import check_steps
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
+from sdegen.samplers._steps import exponential_step, multistep_order
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
-__all__ = ["DPMSolverMultistepSampler", "multistep_order"]
-
-# DPM-Solver lowers the order of the last steps only for short runs (its `lower_order_final`
-# applies below 10 steps), where a high-order extrapolation over few, long steps near the data
-# is least reliable; diffusers uses 15.
-LOWER_ORDER_FINAL_BELOW = 10
-
-
-def multistep_order(order: int, i: int, steps: int, lower_order_final: bool) -> int:
-    """The order of step i of N of a multistep method: lower at the start (only i earlier values of
-    x0_hat exist) and, with ``lower_order_final`` and N < 10, at the end (order N - i)."""
-    k = min(order, i + 1)
-    if lower_order_final and steps < LOWER_ORDER_FINAL_BELOW:
-        k = min(k, steps - i)
-    return k
+__all__ = ["DPMSolverMultistepSampler"]
 
 
 class DPMSolverMultistepSampler(DenoiserSampler):
@@ -55,7 +41,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
     h^2 x0_hat'' / 2: their phi_3 term is half the third-order one, so their 3M is second order in
     the limit. Here D2 = 2 (D1_0 - D1_1) / (r_0 + r_1) and the method is third order. (On the 2-D
     ring at 10-20 evaluations the reference's damped term happened to give smaller errors; at 50
-    both agree.)
+    both agree.) ``third_order="reference"`` takes their D2, to reproduce their 3M step for step.
 
     The first ``order - 1`` steps use the lower orders, for which the earlier values exist (the
     reference's warm start); with ``lower_order_final`` and fewer than 10 steps the last steps do
@@ -69,6 +55,9 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         grid: any :class:`~sdegen.samplers.grid.TimeGrid` or decreasing times instead of ``steps``.
         order: 2 (2M) or 3 (3M), the global order of convergence.
         lower_order_final: lower the order of the last steps of runs shorter than 10 steps.
+        third_order: ``"taylor"`` (the default: D2 as above, third order) or ``"reference"``
+            (D2 halved, as DPM-Solver's reference code, k-diffusion and diffusers have it: their
+            3M, step for step).
     """
 
     nfe_per_step = 1
@@ -80,8 +69,15 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         grid: TimeGrid | Tensor | Sequence[float] | None = None,
         order: int = 2,
         lower_order_final: bool = True,
+        third_order: str = "taylor",
     ) -> None:
         super().__init__(steps, grid)
+        if third_order not in ("taylor", "reference"):
+            raise ValueError(
+                f"third_order must be 'taylor' (third order) or 'reference' (the reference code's halved "
+                f"second-derivative term); got third_order={third_order!r}"
+            )
+        self.third_order = third_order
         if check_steps("order", order) not in (2, 3):
             raise ValueError(f"order must be 2 (DPM-Solver++(2M)) or 3 (3M); got order={order}")
         if not isinstance(lower_order_final, bool):
@@ -91,7 +87,8 @@ class DPMSolverMultistepSampler(DenoiserSampler):
     def __repr__(self) -> str:
         return (
             f"DPMSolverMultistepSampler({self._grid_repr()}, order={self._order}, "
-            f"lower_order_final={self.lower_order_final})"
+            f"lower_order_final={self.lower_order_final}"
+            + (f", third_order={self.third_order!r})" if self.third_order != "taylor" else ")")
         )
 
     @property
@@ -105,20 +102,19 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        path = Trajectory(x, return_trajectory, observation)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, t_{i-2}
         for i in range(grid.steps):
             score.step = i
             D = [self.denoised(grid, i, x, score), *D[:2]]
+            path.report(i, x, D[0])
             k = multistep_order(self._order, i, grid.steps, self.lower_order_final)
             h = lam[i + 1] - lam[i]
             phi_1 = math.expm1(-h)
             # first order: the exact solution for x0_hat constant over the step
-            x = torch.add(x * (sigma[i + 1] / sigma[i]), D[0], alpha=-alpha[i + 1] * phi_1)
+            x = exponential_step(x, D[0], sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             if k >= 2:
                 r0 = (lam[i] - lam[i - 1]) / h
                 D1_0 = (D[0] - D[1]) / r0  # h times the slope of x0_hat in lambda
@@ -128,9 +124,10 @@ class DPMSolverMultistepSampler(DenoiserSampler):
                 r1 = (lam[i - 1] - lam[i - 2]) / h
                 D1_1 = (D[1] - D[2]) / r1
                 D1 = torch.add(D1_0, D1_0 - D1_1, alpha=r0 / (r0 + r1))
-                D2 = 2.0 * (D1_0 - D1_1) / (r0 + r1)  # h^2 times the second derivative
+                # h^2 times the second derivative ("reference": half of it, see the class docstring)
+                D2 = (2.0 if self.third_order == "taylor" else 1.0) * (D1_0 - D1_1) / (r0 + r1)
                 phi_2 = phi_1 / h + 1.0
                 phi_3 = phi_2 / h - 0.5
                 x = x + (alpha[i + 1] * phi_2) * D1 - (alpha[i + 1] * phi_3) * D2
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)

@@ -10,11 +10,10 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
-from sdegen.samplers.dpm_solver_multistep import multistep_order
+from sdegen.samplers._steps import multistep_order
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -70,15 +69,14 @@ class DPMSolverSDESampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        path = Trajectory(x, return_trajectory, observation)
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}
         for i in range(grid.steps):
             score.step = i
             D = [self.denoised(grid, i, x, score), *D[:1]]
+            path.report(i, x, D[0])
             h = lam[i + 1] - lam[i]
             one_minus = -math.expm1(-2 * h)  # 1 - e^{-2h}
             if multistep_order(2, i, grid.steps, self.lower_order_final) == 2:
@@ -90,4 +88,4 @@ class DPMSolverSDESampler(DenoiserSampler):
             x = torch.add(x * (sigma[i + 1] / sigma[i] * math.exp(-h)), x0, alpha=alpha[i + 1] * one_minus)
             x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(one_minus))
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
+from sdegen.samplers._steps import exponential_step
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -58,19 +57,18 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam, r = grid.alpha, grid.sigma, grid.log_snr, self.r
         mid = self.times_at_log_snr(grid, [lam[i] + r * (lam[i + 1] - lam[i]) for i in range(grid.steps)])
-        path = Trajectory(x, return_trajectory, observation)
         for i in range(grid.steps):
             score.step = i
             h = lam[i + 1] - lam[i]
             x0 = self.denoised(grid, i, x, score)
-            u = torch.add(x * (mid.sigma[i] / sigma[i]), x0, alpha=-mid.alpha[i] * math.expm1(-r * h))
+            path.report(i, x, x0)
+            u = exponential_step(x, x0, sigma_ratio=mid.sigma[i] / sigma[i], alpha_to=mid.alpha[i], h=r * h)
             x0_mid = self.denoised(mid, i, u, score)
             D = torch.add(x0 * (1 - 0.5 / r), x0_mid, alpha=0.5 / r)
-            x = torch.add(x * (sigma[i + 1] / sigma[i]), D, alpha=-alpha[i + 1] * math.expm1(-h))
+            x = exponential_step(x, D, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)

@@ -12,10 +12,9 @@ from torch import Tensor
 from sdegen import random
 from sdegen._checks import check_real
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import KarrasGrid, TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -76,22 +75,20 @@ class EDMHeunSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
-        path = Trajectory(x, return_trajectory)
         x_hat = x / alpha[0]
+        x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
         for i in range(grid.steps):
             score.step = i
-            D = self.denoised(grid, i, alpha[i] * x_hat, score)
+            D = self.denoised(grid, i, x, score)
+            path.report(i, x, D)
             x_hat = _heun_step(
                 x_hat, s[i], s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
             )
-            if observation is not None:
-                x_hat = observation(i + 1, alpha[i + 1] * x_hat) / alpha[i + 1]
-            path.append(alpha[i + 1] * x_hat)
-        return path.path(alpha[-1] * x_hat, grid)
+            x, x_hat = _reached(path, i + 1, x_hat, alpha[i + 1])
+        return path.result(x)
 
 
 class EDMStochasticSampler(DenoiserSampler):
@@ -164,8 +161,7 @@ class EDMStochasticSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
         N = grid.steps
@@ -178,20 +174,30 @@ class EDMStochasticSampler(DenoiserSampler):
         churned = self.times_at_log_snr(
             grid, [lam - math.log1p(g) for lam, g in zip(grid.log_snr[:N], gamma, strict=True)]
         )
-        path = Trajectory(x, return_trajectory)
         x_hat = x / alpha[0]
+        x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
         for i in range(N):
             score.step = i
             at = churned if gamma[i] > 0 else grid  # the time of level s_hat; t_i itself without churn
             s_hat = s[i] * (1 + gamma[i])
             if gamma[i] > 0:
+                path.report(i, x, None)  # x0_hat is evaluated at the churned state only
                 z = random.randn(x_hat.shape, generator, dtype=x_hat.dtype, device=x_hat.device)
                 x_hat = torch.add(x_hat, z, alpha=math.sqrt(s_hat**2 - s[i] ** 2) * self.s_noise)
-            D = self.denoised(at, i, at.alpha[i] * x_hat, score)
+                x = at.alpha[i] * x_hat
+            D = self.denoised(at, i, x, score)
+            if gamma[i] == 0:
+                path.report(i, x, D)
             x_hat = _heun_step(
                 x_hat, s_hat, s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
             )
-            if observation is not None:
-                x_hat = observation(i + 1, alpha[i + 1] * x_hat) / alpha[i + 1]
-            path.append(alpha[i + 1] * x_hat)
-        return path.path(alpha[-1] * x_hat, grid)
+            x, x_hat = _reached(path, i + 1, x_hat, alpha[i + 1])
+        return path.result(x)
+
+
+def _reached(path: Trajectory, i: int, x_hat: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
+    """The state x = alpha x_hat at grid time t_i through ``path.reached``, and its scaled x_hat
+    (recomputed only when the observation has changed x, so that x_hat stays exact otherwise)."""
+    x = alpha * x_hat
+    reached = path.reached(i, x)
+    return (x, x_hat) if reached is x else (reached, reached / alpha)

@@ -10,9 +10,9 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen.random import RandomSource
-from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers.base import Sampler
 from sdegen.samplers.correctors import Corrector
 from sdegen.samplers.grid import TimeGrid
 from sdegen.samplers.predictors import Predictor
@@ -88,7 +88,7 @@ class PredictorCorrectorSampler(Sampler):
                 "predictor and corrector are both None (NonePredictor(), NoneCorrector()): nothing would move"
             )
         self.predictor, self.corrector = predictor, corrector
-        self._set_grid(steps, grid, default_steps=self.default_steps, ts=ts)
+        self._set_grid(steps, grid, ts=ts)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.predictor!r}, {self.corrector!r}, {self._grid_repr()})"
@@ -116,23 +116,17 @@ class PredictorCorrectorSampler(Sampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         noise = _Noise(x, generator)
         predictor, corrector = self.predictor, self.corrector
         corrects = corrector.nfe_per_step > 0
-        path = [x] if return_trajectory else None
         last = grid.steps - 1
         for i in range(grid.steps):
             score.step = i
             noisy = predictor.stochastic and (i < last or self._noise_in_last_step)
             x = predictor.update(grid, i, x, score, noise() if noisy else None)
-            if observation is not None:
-                x = observation(i + 1, x)
-            x = corrector.update(grid, i + 1, x, score, noise)
-            if observation is not None and corrects:
-                x = observation(i + 1, x)
-            if path is not None:
-                path.append(x)
-        return SamplePath(x, None if path is None else torch.stack(path), grid.ts)
+            if corrects:  # the observation is imposed after the predictor too (score_sde's inpainting)
+                x = path.project(i + 1, x)
+            x = path.reached(i + 1, corrector.update(grid, i + 1, x, score, noise))
+        return path.result(x)

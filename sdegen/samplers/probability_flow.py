@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
-import torch
 import torchdiffeq
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
 from sdegen._solve import LoggedField, solve_failure
 from sdegen.random import RandomSource
-from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers.base import Sampler
 from sdegen.samplers.grid import TimeGrid, uniform_times
 from sdegen.sde.base import SDE
 from sdegen.sde.coefficients import CoefficientGrid
@@ -61,10 +60,11 @@ class ProbabilityFlowSampler(Sampler):
     | fehlberg2       | 2        | 2     | yes      |
     | adaptive_heun   | 2        | 2     | yes      |
 
-    With ``observation=`` (fixed-grid one-step methods: not adaptive, not Adams) each step is one
-    ``odeint`` call over one interval of the grid, and the observed coordinates are replaced by
-    the noised observation between them: the replacement method on a deterministic sampler,
-    whose only randomness is then the noise of the replaced coordinates.
+    With ``observation=`` or ``callback=`` (fixed-grid one-step methods: not adaptive, not Adams)
+    each step is one ``odeint`` call over one interval of the grid, and the observed coordinates
+    are replaced by the noised observation (the callback told) between them: the replacement
+    method on a deterministic sampler, whose only randomness is then the noise of the replaced
+    coordinates.
 
     Args:
         method: a torchdiffeq method from the table.
@@ -117,7 +117,7 @@ class ProbabilityFlowSampler(Sampler):
             )
         self.method = method
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
-        self._set_grid(steps, grid, default_steps=None, ts=ts)
+        self._set_grid(steps, grid, ts=ts)
         if not self.METHODS[method].adaptive and self.grid is None:
             raise ValueError(
                 f"method={method!r} is a fixed-grid method: pass steps=N (or grid=...) to "
@@ -164,24 +164,20 @@ class ProbabilityFlowSampler(Sampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         ts = grid.ts
         ode = ProbabilityFlowODE(grid.sde, score)
         field = LoggedField(ode)
-        if observation is not None:
+        if path.per_step:  # an observation or a callback at every grid time: one odeint call per step
             if x.device.type == "cpu":
                 ode.tabulate(ts, x.dtype)
-            path = [x] if return_trajectory else None
             for i in range(grid.steps):
                 score.step = i
-                x = observation(i + 1, self._solve(field, x, ts[i : i + 2])[-1])
-                if path is not None:
-                    path.append(x)
-            return SamplePath(x, None if path is None else torch.stack(path), ts)
+                x = path.reached(i + 1, self._solve(field, x, ts[i : i + 2])[-1])
+            return path.result(x)
         adaptive = self.METHODS[self.method].adaptive
-        t = ts if (return_trajectory or not adaptive) else ts[[0, -1]]
+        t = ts if (path.keep or not adaptive) else ts[[0, -1]]
         if adaptive:
             # Adaptive solvers step past the last output time and interpolate back; a last step
             # that ends exactly at ts[-1] never leaves [eps, T].
@@ -196,7 +192,7 @@ class ProbabilityFlowSampler(Sampler):
             # at the declared 4 (explicit_adams costs 1 evaluation per step after 2 rk4 steps).
             options = {"max_order": 4} if self.method.endswith("adams") else None
             xs = self._solve(field, x, t, options=options)
-        return SamplePath(xs[-1], xs if return_trajectory else None, ts)
+        return path.result(xs[-1], xs)
 
     def _solve(self, field: LoggedField, x: Tensor, t: Tensor, **kwargs: object) -> Tensor:
         try:

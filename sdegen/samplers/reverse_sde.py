@@ -12,9 +12,9 @@ from torch import Tensor
 from sdegen._checks import check_positive
 from sdegen.brownian import SequentialBrownian
 from sdegen.random import BatchGenerator, RandomSource
-from sdegen.samplers._projection import ObservationProjection
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath, Sampler
+from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers.base import Sampler
 from sdegen.samplers.grid import TimeGrid, UniformGrid
 from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
@@ -63,8 +63,9 @@ class ReverseSDESampler(Sampler):
     | reversible_heun | 1        | 1          | weakly damped: needs many steps here      |
     | log_ode         | 2        | 1          | BrownianInterval with Levy area [B, D, D] |
 
-    With ``observation=`` (fixed steps only) each step is one ``sdeint`` call over one interval of
-    the grid, and the observed coordinates are replaced between them; the result has the law of
+    With ``observation=`` or ``callback=`` (fixed steps only) each step is one ``sdeint`` call over
+    one interval of the grid, and the observed coordinates are replaced (the callback told) between
+    them; the result has the law of
     the same method with the projection after every step (reversible_heun restarts its
     auxiliary state at every step).
 
@@ -106,7 +107,7 @@ class ReverseSDESampler(Sampler):
                 f"method must be one of the torchsde methods {sorted(self.METHODS)}; got method={method!r}"
             )
         self.method = method
-        self._set_grid(steps, grid, default_steps=self.default_steps)
+        self._set_grid(steps, grid)
         self.adaptive = bool(adaptive)
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
         if method == "reversible_heun" and not self.adaptive and not isinstance(self.grid, UniformGrid):
@@ -146,8 +147,7 @@ class ReverseSDESampler(Sampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         spec = self.METHODS[self.method]
         ts = grid.ts
@@ -155,8 +155,8 @@ class ReverseSDESampler(Sampler):
             grid.sde, score, event_shape=x.shape[1:], sde_type=spec.sde_type, noise_type=spec.noise_type
         )
         s = rsde.reversed_times(ts)  # torchsde needs increasing times: s = T - t
-        if observation is not None:
-            return self._sample_projected(rsde, s, grid, score, x, generator, return_trajectory, observation)
+        if path.per_step:
+            return self._sample_per_step(rsde, s, grid, score, x, generator, path)
         y0 = rsde.flatten(x)
         start, end = float(s[0]), float(s[-1])
         uniform = isinstance(self.grid, UniformGrid)
@@ -183,7 +183,7 @@ class ReverseSDESampler(Sampler):
         if self.adaptive or uniform:
             if not self.adaptive:
                 rsde.tabulate(_step_starts(start, end, dt, grid.steps))
-            s_out = s if return_trajectory else s[[0, -1]]
+            s_out = s if path.keep else s[[0, -1]]
             ys = torchsde.sdeint(rsde, y0, s_out, dt=dt, **solve)
         else:
             # One call per step: torchsde's own loop would step uniformly and interpolate.
@@ -192,9 +192,9 @@ class ReverseSDESampler(Sampler):
             for k in range(grid.steps):
                 h = float(s[k + 1] - s[k]) * (1 + 1e-9)
                 ys.append(torchsde.sdeint(rsde, ys[-1], s[k : k + 2], dt=h, **solve)[-1])
-            ys = torch.stack(ys) if return_trajectory else torch.stack([ys[0], ys[-1]])
-        path = rsde.unflatten(ys)
-        return SamplePath(path[-1], path if return_trajectory else None, ts)
+            ys = torch.stack(ys) if path.keep else torch.stack([ys[0], ys[-1]])
+        xs = rsde.unflatten(ys)
+        return path.result(xs[-1], xs)
 
     def _entropy(self, generator: RandomSource, x: Tensor) -> int:
         """The seed of a torchsde BrownianInterval, drawn from ``generator``."""
@@ -207,7 +207,7 @@ class ReverseSDESampler(Sampler):
             )
         return int(torch.randint(0, 2**62, (1,), generator=generator, device=x.device))
 
-    def _sample_projected(
+    def _sample_per_step(
         self,
         rsde: ReverseTimeSDE,
         s: Tensor,
@@ -215,13 +215,12 @@ class ReverseSDESampler(Sampler):
         score: ScoreEvaluator,
         x: Tensor,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection,
+        path: Trajectory,
     ) -> SamplePath:
-        """One sdeint call per grid interval (exactly one step each), the projection after each."""
+        """One sdeint call per grid interval (exactly one step each), ``path.reached`` after each:
+        for an observation imposed, or a callback told, at every grid time."""
         spec = self.METHODS[self.method]
         rsde.tabulate(s[:-1])  # every step starts at a grid time
-        path = [x] if return_trajectory else None
         for i in range(grid.steps):
             score.step = i
             start, end = float(s[i]), float(s[i + 1])
@@ -238,7 +237,5 @@ class ReverseSDESampler(Sampler):
                 )  # fmt: skip
             dt = (end - start) * (1 + 1e-9)  # one step, clipped to the interval's end
             y = torchsde.sdeint(rsde, y, s[i : i + 2], bm=bm, method=self.method, dt=dt)[-1]
-            x = observation(i + 1, rsde.unflatten(y))
-            if path is not None:
-                path.append(x)
-        return SamplePath(x, None if path is None else torch.stack(path), grid.ts)
+            x = path.reached(i + 1, rsde.unflatten(y))
+        return path.result(x)

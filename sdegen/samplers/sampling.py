@@ -1,4 +1,5 @@
-"""``sdegen.sample``: one entry point for every sampler."""
+"""``sdegen.sample``: one entry point for every sampler, a thin front for ``Sampler.__call__``
+(it chooses the default sampler and the start, the prior or ``x_T``; the sampler checks the rest)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_generator, check_shape_tuple, check_tensor
+from sdegen._checks import check_shape_tuple, check_tensor
 from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
-from sdegen.samplers.base import Sampler, SampleResult, resolve_eps
+from sdegen.samplers.base import PriorDraw, Sampler, SampleResult
+from sdegen.samplers.callback import SamplingCallback
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.sde.base import SDE, ScoreFn
 
@@ -33,6 +35,7 @@ def sample(
     denoise: bool = False,
     check_finite_every: int | None = None,
     observation: Observation | None = None,
+    callback: SamplingCallback | None = None,
 ) -> SampleResult:
     """Draw samples by running ``sampler`` from the prior p_T (or from ``x_T``) down to t = eps.
 
@@ -69,6 +72,10 @@ def sample(
         observation: an :class:`~sdegen.observations.Observation` (e.g. ``Inpainting(mask, values)``)
             to condition on by projection at every step of a grid sampler (see
             :class:`~sdegen.samplers.base.Sampler`); other samplers refuse it before any work.
+        callback: ``callback(info)`` after every step of a grid sampler, with a
+            :class:`~sdegen.samplers.callback.StepInfo` (step, t, x, x0_hat); returning
+            :data:`~sdegen.StopSampling` ends sampling at that state (see
+            :mod:`sdegen.samplers.callback`). Adaptive solvers refuse it before any work.
 
     Returns:
         :class:`~sdegen.samplers.base.SampleResult` with ``x``, ``nfe``, ``trajectory``, ``ts``.
@@ -79,24 +86,10 @@ def sample(
         raise TypeError(
             f"sampler must be an sdegen Sampler such as ReverseSDESampler(); got {type(sampler).__name__}"
         )
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-    check_generator(generator)
-    if observation is not None:
-        sampler.check_observation()  # before drawing the prior
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
-        shape = check_shape_tuple("shape", shape)
-        start = float(sampler.time_grid(sde, resolve_eps(sde, eps))[0])
-        if abs(start - sde.T) > 1e-9 * max(1.0, sde.T):
-            raise ValueError(
-                f"the sampler's time grid starts at ts[0]={start:.6g} < T={sde.T:.6g}, where the prior "
-                f"does not hold; pass x_T, the state at time ts[0]"
-            )
-        if device is None and generator is not None:
-            device = generator.device
-        x_T = sde.prior_sampling(shape, generator=generator, device=device, dtype=dtype)
+        start: Tensor | PriorDraw = PriorDraw(check_shape_tuple("shape", shape), device, dtype)
     else:
         check_tensor("x_T", x_T)
         if shape is not None and tuple(check_shape_tuple("shape", shape)) != tuple(x_T.shape):
@@ -104,12 +97,11 @@ def sample(
                 f"shape {tuple(shape)} does not match x_T's shape {tuple(x_T.shape)}; pass shape=None "
                 f"with x_T"
             )
-        if device is not None or dtype is not None:
-            x_T = x_T.to(device=device, dtype=dtype)
-    return sampler(
+        start = x_T if device is None and dtype is None else x_T.to(device=device, dtype=dtype)
+    return sampler._run(
         sde,
         score_fn,
-        x_T,
+        start,
         eps=eps,
         generator=generator,
         return_trajectory=return_trajectory,
@@ -117,4 +109,5 @@ def sample(
         denoise=denoise,
         check_finite_every=check_finite_every,
         observation=observation,
+        callback=callback,
     )

@@ -11,11 +11,10 @@ from torch import Tensor
 
 from sdegen._checks import check_steps
 from sdegen.random import RandomSource
-from sdegen.samplers._denoiser import DenoiserSampler, Trajectory
-from sdegen.samplers._projection import ObservationProjection
+from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers.base import SamplePath
-from sdegen.samplers.dpm_solver_multistep import multistep_order
+from sdegen.samplers._steps import exponential_step, multistep_order
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -68,6 +67,8 @@ class UniPCSampler(DenoiserSampler):
     """
 
     nfe_per_step = 1
+    # its x0_hat is evaluated at the predictor's state, not at the corrected x it reaches
+    reports_x0_hat = False
 
     def __init__(
         self,
@@ -106,11 +107,9 @@ class UniPCSampler(DenoiserSampler):
         x: Tensor,
         *,
         generator: RandomSource,
-        return_trajectory: bool,
-        observation: ObservationProjection | None = None,
+        path: Trajectory,
     ) -> SamplePath:
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        path = Trajectory(x, return_trajectory, observation)
         score.step = 0
         D = [self.denoised(grid, 0, x, score)]  # x0_hat at t_i, t_{i-1}, ...
         for i in range(grid.steps):
@@ -121,7 +120,7 @@ class UniPCSampler(DenoiserSampler):
             rks = [(lam[i - k] - lam[i]) / h for k in range(1, p)] + [1.0]
             D1 = [(D[k] - D[0]) / rks[k - 1] for k in range(1, p)]
             rho_p, rho_c = _coefficients(rks, hh, B_h, p)
-            x_lin = torch.add(x * (sigma[i + 1] / sigma[i]), D[0], alpha=-alpha[i + 1] * math.expm1(hh))
+            x_lin = exponential_step(x, D[0], sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             x = x_lin
             for rho, d in zip(rho_p, D1, strict=True):  # UniP
                 x = torch.add(x, d, alpha=-alpha[i + 1] * B_h * rho)
@@ -133,4 +132,4 @@ class UniPCSampler(DenoiserSampler):
                     x = torch.add(x, d, alpha=-alpha[i + 1] * B_h * rho)
                 D = [D_next, *D[: self._p - 1]]
             x = path.reached(i + 1, x)
-        return path.path(x, grid)
+        return path.result(x)

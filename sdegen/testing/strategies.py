@@ -21,7 +21,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 import torch
 
 from sdegen.analytic import GaussianMixture
-from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
+from sdegen.sde import EDMVESDE, SDE, VESDE, VPSDE, CosineVPSDE, DiscreteVPSDE, LinearSDE, SubVPSDE
 
 __all__ = [
     "vp_sdes",
@@ -29,6 +29,7 @@ __all__ = [
     "ve_sdes",
     "cosine_vp_sdes",
     "edm_ve_sdes",
+    "discrete_vp_sdes",
     "linear_sdes",
     "times",
     "gaussian_mixtures",
@@ -87,9 +88,29 @@ def edm_ve_sdes() -> st.SearchStrategy[EDMVESDE]:
     return st.builds(EDMVESDE, st.one_of(st.sampled_from([80.0, 10.0]), st.floats(1.0, 200.0)))
 
 
+def discrete_vp_sdes() -> st.SearchStrategy[DiscreteVPSDE]:
+    """Discrete tables of diffusers' beta schedules with N in {1000, 100}: linear and scaled_linear
+    with 0 < beta_start < beta_end and N beta_end in [1, 30] (the VP SDE's range of rates), or
+    squaredcos_cap_v2 (whose last beta is clipped at 0.999)."""
+
+    def build(name: str, N: int, start: float, spread: float) -> DiscreteVPSDE:
+        if name == "squaredcos_cap_v2":
+            return DiscreteVPSDE.from_beta_schedule(name, N)
+        return DiscreteVPSDE.from_beta_schedule(name, N, start / N, (start + spread) / N)
+
+    return st.builds(
+        build,
+        st.sampled_from(["linear", "scaled_linear", "squaredcos_cap_v2"]),
+        st.sampled_from([1000, 100]),
+        st.one_of(st.just(0.1), st.floats(0.01, 2.0)),
+        st.one_of(st.just(19.9), st.floats(1.0, 28.0)),
+    )
+
+
 def linear_sdes() -> st.SearchStrategy[LinearSDE]:
-    """Any built-in linear SDE: the three of Song et al. (2021), the cosine VP and EDM's VE."""
-    return st.one_of(vp_sdes(), subvp_sdes(), ve_sdes(), cosine_vp_sdes(), edm_ve_sdes())
+    """Any built-in linear SDE: the three of Song et al. (2021), the cosine VP, EDM's VE and discrete
+    VP tables."""
+    return st.one_of(vp_sdes(), subvp_sdes(), ve_sdes(), cosine_vp_sdes(), edm_ve_sdes(), discrete_vp_sdes())
 
 
 def times(sde: SDE, eps: float = 0.0) -> st.SearchStrategy[float]:

@@ -19,7 +19,7 @@ from sdegen._checks import check_batch_shape, check_steps
 from sdegen.data.images import check_dataset_labels
 from sdegen.likelihood import DivergenceEstimator, log_likelihood
 from sdegen.losses.base import Loss, perturb
-from sdegen.parameterization import TransitionKernel
+from sdegen.sde.kernel import GaussianKernel
 
 __all__ = ["Callback", "TrainerView", "HeldOutLoss", "HeldOutNLL", "HeldOutAccuracy"]
 
@@ -179,6 +179,6 @@ class HeldOutAccuracy(Callback):
         for chunk, y in zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True):
             x0 = chunk.to(trainer.device, trainer.dtype)
             t = torch.full((x0.shape[0],), self.t, device=x0.device, dtype=x0.dtype)
-            x_t, _ = perturb(TransitionKernel.of(model.sde, t), x0, g)
+            x_t, _ = perturb(GaussianKernel.of(model.sde, t), x0, g)
             correct += int((model(t, x_t).argmax(dim=1).cpu() == y).sum())
         return {"held_out_accuracy": correct / self.x.shape[0]}

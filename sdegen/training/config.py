@@ -9,7 +9,7 @@ from dataclasses import dataclass
 __all__ = ["TrainConfig", "RESUMABLE", "EXECUTION", "SCHEDULE", "PRECISIONS", "resumable"]
 
 # The resume policy of the training settings, stated here once (the CLI reads it through
-# sdegen.cli.run.resumable). RESUMABLE: settings a resumed run may change; the loaded optimizer and
+# sdegen.run.config.resumable). RESUMABLE: settings a resumed run may change; the loaded optimizer and
 # schedule are updated to them, and the change is recorded in the checkpoint.
 RESUMABLE = (
     "lr",

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from sdegen import data as D
-from sdegen.cli._common import UsageError
+from sdegen.run.errors import SettingsError
 
 __all__ = ["DataBundle", "toy", "digits", "image_folder", "vision"]
 
@@ -39,7 +39,7 @@ class DataBundle:
         if self.distribution is not None:
             return D.DistributionBatches(self.distribution, batch_size, labels=labels)
         if batch_size > len(self.train):
-            raise UsageError(f"--batch-size {batch_size} exceeds the {len(self.train)} training images")
+            raise SettingsError(f"--batch-size {batch_size} exceeds the {len(self.train)} training images")
         if labels:
             return D.DatasetBatches(
                 self.train, batch_size, seed=seed, labels=self.train.labels, n_classes=self.n_classes
@@ -96,7 +96,7 @@ def digits(cfg: Mapping[str, Any]) -> DataBundle:  # labelled: the digit 0..9 of
 def _root(cfg: Mapping[str, Any]) -> str:
     root = cfg.get("root")
     if root is None:
-        raise UsageError(f"--data {cfg['name']} needs --data-root DIR")
+        raise SettingsError(f"--data {cfg['name']} needs --data-root DIR")
     return root
 
 
@@ -104,7 +104,7 @@ def image_folder(cfg: Mapping[str, Any]) -> DataBundle:
     root = _root(cfg)
     images = D.load_image_folder(root, image_size=cfg["image_size"], channels=cfg["channels"])
     if len(images) < 2:
-        raise UsageError(f"--data-root {root} holds {len(images)} image(s); need at least 2")
+        raise SettingsError(f"--data-root {root} holds {len(images)} image(s); need at least 2")
     train, test = images.split(0.1, seed=0)
     return DataBundle(cfg["name"], images.event_shape, train=train, test=test)
 

@@ -24,9 +24,11 @@ import torch
 
 import sdegen
 from sdegen.classifier import NoisyClassifier
-from sdegen.cli._common import UsageError, as_usage_error
-from sdegen.cli._data import DataBundle
-from sdegen.cli.registry import (
+from sdegen.losses import LabelDropout, Loss, NCSNLevels, NoiseLevels
+from sdegen.parameterization import ScoreModel
+from sdegen.run.datasets import DataBundle
+from sdegen.run.errors import SettingsError, as_settings_error
+from sdegen.run.registry import (
     AUTO_MODEL,
     DATASETS,
     KINDS,
@@ -37,8 +39,6 @@ from sdegen.cli.registry import (
     LossOptions,
     lookup,
 )
-from sdegen.losses import LabelDropout, Loss, NCSNLevels, NoiseLevels
-from sdegen.parameterization import ScoreModel
 from sdegen.sde import LinearSDE
 from sdegen.training import TrainConfig, load_checkpoint, load_weights
 from sdegen.training import config as training_config
@@ -59,7 +59,9 @@ __all__ = [
 ]
 
 CONFIG = "config.json"
+"""The file of a run directory that holds its :class:`RunConfig`."""
 CHECKPOINT = Path("checkpoints") / "last.pt"
+"""The trainer's last checkpoint, relative to the run directory."""
 
 # The settings of config.json outside its "train" section that `sdegen train --resume` may change:
 # the batch size, the evaluation schedule and where the data live (a moved copy; which data set it
@@ -80,13 +82,13 @@ class RunConfig:
     """Every setting of a training run, as stored in ``config.json``.
 
     Each named section is ``{"name": <registry key>, **that entry's settings}``: ``data`` (a key of
-    :data:`~sdegen.cli.registry.DATASETS` and the data options it reads), ``sde`` (a key of
+    :data:`~sdegen.run.registry.DATASETS` and the data options it reads), ``sde`` (a key of
     ``SDES`` and its options), ``model`` (a key of ``MODELS``, ``hidden``, ``depth``) and ``loss``
     (a key of ``LOSSES``, ``eps`` and the loss's options, e.g. ``levels`` for ``ncsn``). ``eval`` is
     ``{"every": steps, "n": held-out points}``. ``resumed`` records each ``--resume`` that changed
     settings: ``{"step": k, "changed": {option: [old, new]}}``.
 
-    ``kind`` (one of :data:`~sdegen.cli.registry.KINDS`) is what the run trains: ``"score"`` (an
+    ``kind`` (one of :data:`~sdegen.run.registry.KINDS`) is what the run trains: ``"score"`` (an
     unconditional score model, the default of older runs), ``"conditional"`` (a class-conditional
     score model on the data's labels; its ``loss`` section holds ``label_dropout``, the probability
     of the null label) or ``"classifier"`` (a noise-conditional classifier p_t(y | x), with the loss
@@ -119,7 +121,7 @@ class RunConfig:
             object.__setattr__(self, "model", {**self.model, "name": AUTO_MODEL[data.images]})
         model = lookup(MODELS, self.model["name"], "model")
         if model.images and not data.images:
-            raise UsageError(
+            raise SettingsError(
                 f"--model {self.model['name']} needs image data; {self.data['name']} is 2-D, use --model mlp"
             )
         for key in ("hidden", "depth"):
@@ -131,26 +133,28 @@ class RunConfig:
         for key in ("eps", *loss.options):
             _require(self.loss, "loss", key)
         if self.kind not in KINDS:
-            raise UsageError(f"setting 'kind' must be one of {list(KINDS)}; got {self.kind!r}")
+            raise SettingsError(f"setting 'kind' must be one of {list(KINDS)}; got {self.kind!r}")
         flag = {"conditional": "--conditional", "classifier": "--classifier"}.get(self.kind)
         if flag and not data.labelled:
             labelled = [name for name, spec in DATASETS.items() if spec.labelled]
-            raise UsageError(
+            raise SettingsError(
                 f"{flag} needs a labelled data set ({', '.join(labelled)}); {self.data['name']} has no classes"
             )
         if loss.classifier != (self.kind == "classifier"):
-            raise UsageError(
+            raise SettingsError(
                 f"--loss {self.loss['name']} trains a classifier: add --classifier"
                 if loss.classifier
                 else f"--classifier trains with --loss cross-entropy; got --loss {self.loss['name']}"
             )
         if (self.kind == "conditional") != ("label_dropout" in self.loss):
-            raise UsageError(
+            raise SettingsError(
                 "setting 'loss' must hold 'label_dropout' exactly for a conditional run (kind 'conditional'); "
                 f"got kind {self.kind!r} and loss {dict(self.loss)}"
             )
         if self.kind == "classifier" and model.classifier is None:
-            raise UsageError(f"--model {self.model['name']} has no classifier; use --model mlp or unet-SIZE")
+            raise SettingsError(
+                f"--model {self.model['name']} has no classifier; use --model mlp or unet-SIZE"
+            )
         for key in ("every", "n"):
             _require(self.eval, "eval", key)
         if not isinstance(self.train, TrainConfig):
@@ -176,17 +180,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], source: str = CONFIG) -> RunConfig:
-        """Inverse of :meth:`to_dict`; a missing or malformed entry raises :class:`UsageError`
+        """Inverse of :meth:`to_dict`; a missing or malformed entry raises :class:`SettingsError`
         naming ``source`` and the key."""
         if not isinstance(d, Mapping):
-            raise UsageError(f"{source} must hold a JSON object; got {type(d).__name__}")
+            raise SettingsError(f"{source} must hold a JSON object; got {type(d).__name__}")
         optional = ("sdegen_version", "resumed", "kind")  # absent from the configs of older runs
         keys = [f.name for f in dataclasses.fields(cls) if f.name not in optional]
         missing = [k for k in keys if k not in d]
         if missing:
-            raise UsageError(f"{source} lacks the setting(s) {missing}; was it written by `sdegen train`?")
+            raise SettingsError(f"{source} lacks the setting(s) {missing}; was it written by `sdegen train`?")
         try:
-            with as_usage_error(f"settings in {source}"):
+            with as_settings_error(f"settings in {source}"):
                 train = TrainConfig.from_dict(d["train"])
             return cls(
                 **{k: d[k] for k in keys if k != "train"},
@@ -195,8 +199,8 @@ class RunConfig:
                 kind=d.get("kind", "score"),
                 sdegen_version=d.get("sdegen_version", "unknown"),
             )
-        except UsageError as e:
-            raise UsageError(f"{source}: {e}") from None
+        except SettingsError as e:
+            raise SettingsError(f"{source}: {e}") from None
 
     def with_train(self, **changes: Any) -> RunConfig:
         """A copy whose training settings have ``changes`` applied."""
@@ -213,9 +217,9 @@ class RunConfig:
 
 def _require(section: object, name: str, key: str) -> Any:
     if not isinstance(section, Mapping):
-        raise UsageError(f"setting {name!r} must be a JSON object; got {section!r}")
+        raise SettingsError(f"setting {name!r} must be a JSON object; got {section!r}")
     if key not in section:
-        raise UsageError(f"setting {name!r} lacks {key!r}; got {dict(section)}")
+        raise SettingsError(f"setting {name!r} lacks {key!r}; got {dict(section)}")
     return section[key]
 
 
@@ -276,7 +280,7 @@ def read_config(run_dir: str | Path) -> RunConfig:
     try:
         d = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise UsageError(f"{str(path)!r} is not valid JSON ({e})") from None
+        raise SettingsError(f"{str(path)!r} is not valid JSON ({e})") from None
     return RunConfig.from_dict(d, source=repr(str(path)))
 
 
@@ -289,21 +293,21 @@ def build_run(config: RunConfig, device: torch.device, *, training: bool = False
     where the teacher is gone.
     """
     bundle = DATASETS[config.data["name"]].factory(config.data)
-    with as_usage_error("SDE settings"):
+    with as_settings_error("SDE settings"):
         sde = SDES[config.sde["name"]].factory(**{k: v for k, v in config.sde.items() if k != "name"})
     teacher = load_teacher(config, device) if training else None
-    with as_usage_error("loss settings"):
+    with as_settings_error("loss settings"):
         options = LossOptions(config.loss["eps"], sde, bundle, config.loss, teacher)
         loss = LOSSES[config.loss["name"]].factory(options)
         if config.kind == "conditional":
             loss = LabelDropout(loss, config.loss["label_dropout"])
     classes = None if config.kind == "score" else bundle.n_classes
     if config.kind != "score" and classes is None:
-        raise UsageError(f"the data of this run ({bundle.name}) carry no labels for a {config.kind} run")
+        raise SettingsError(f"the data of this run ({bundle.name}) carry no labels for a {config.kind} run")
     spec = MODELS[config.model["name"]]
     # Parameter initialisation draws from torch's global generator; fork it so the caller's
     # random state is left as it was.
-    with torch.random.fork_rng(devices=[]), as_usage_error("model settings"):
+    with torch.random.fork_rng(devices=[]), as_settings_error("model settings"):
         torch.manual_seed(config.seed)
         if config.kind == "classifier":
             model = NoisyClassifier(spec.classifier(config.model, bundle.event_shape, classes), sde)
@@ -326,7 +330,7 @@ def teacher_checkpoint(teacher: str | Path, student: RunConfig) -> dict[str, Any
             "conditional": "a class-conditional score model",
             "classifier": "a classifier",
         }
-        raise UsageError(
+        raise SettingsError(
             f"{where} is {kinds[cfg.kind]}; distilling {kinds[student.kind]} needs a teacher of the same "
             f"kind{' (add --conditional)' if cfg.kind == 'conditional' else ''}"
         )
@@ -337,7 +341,7 @@ def teacher_checkpoint(teacher: str | Path, student: RunConfig) -> dict[str, Any
             "SDE": "give the student the teacher's SDE settings (its score is that of the teacher's p_t)",
             "data": "distil on the teacher's data",
         }[part]
-        raise UsageError(f"{where} was trained with the {part} {theirs}, this run has {ours}; {advice}")
+        raise SettingsError(f"{where} was trained with the {part} {theirs}, this run has {ours}; {advice}")
     state = load_checkpoint(teacher / CHECKPOINT)
     return {"checksum": state.get("checksum"), "step": state.get("step")}
 
@@ -366,7 +370,7 @@ def load_teacher(config: RunConfig, device: torch.device) -> ScoreModel | None:
     found = teacher_checkpoint(path, config)
     recorded = config.loss.get("teacher_checksum")
     if recorded is not None and found["checksum"] != recorded:
-        raise UsageError(
+        raise SettingsError(
             f"the teacher {path} has changed since this run started (its checkpoint is now at step "
             f"{found['step']}, with another checksum); training on would regress onto a different "
             f"target: restore the teacher's checkpoint, or distil it in a new run"
@@ -380,10 +384,14 @@ def _describe(section: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in section.items())
 
 
-def load_run(run_dir: str | Path, device: torch.device, *, ema: bool = True) -> Run:
-    """The run in ``run_dir`` with its trained weights (the EMA by default), in eval mode."""
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu", *, ema: bool = True) -> Run:
+    """The run in ``run_dir`` with its trained weights (the EMA by default), in eval mode, on ``device``.
+
+    ``run.model`` is a score function for every sampler and for ``sdegen.log_likelihood``
+    on ``run.sde``; ``run.config`` holds every setting and ``run.data`` the data set it was trained on.
+    """
     run_dir = Path(run_dir)
-    run = build_run(read_config(run_dir), device)
+    run = build_run(read_config(run_dir), torch.device(device))
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise FileNotFoundError(

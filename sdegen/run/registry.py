@@ -4,14 +4,9 @@ become library objects.
 Each registry is a dict from the name used on the command line and in ``config.json`` to a small
 frozen spec: the factory that builds the object, the titles printed in reports and figures, and
 what else the command needs to know about it. Adding a data set, an SDE, a network, a
-parameterisation, a loss or a sampler is one entry here; the parsers' choices, ``--help``,
-``config.json`` and the reports all follow from it. For example, a new sampler::
-
-    SAMPLERS["euler-ode"] = SamplerSpec(
-        lambda o: S.EulerODESampler(steps=o.steps), "probability-flow ODE (Euler)", "Euler ODE"
-    )
-
-and ``sdegen sample RUN --sampler euler-ode`` works.
+parameterisation or a loss is one entry here; the parsers' choices, ``--help``, ``config.json``
+and the reports all follow from it. Samplers are registered in the library, in
+:mod:`sdegen.samplers.registry` (one line each), and :data:`SAMPLERS` is generated from it.
 """
 
 from __future__ import annotations
@@ -25,9 +20,6 @@ from torch import Tensor, nn
 
 from sdegen import data as D
 from sdegen import samplers as S
-from sdegen.cli import _data
-from sdegen.cli._common import UsageError
-from sdegen.cli._data import DataBundle
 from sdegen.likelihood import Hutchinson
 from sdegen.losses import (
     DDPMLoss,
@@ -42,6 +34,11 @@ from sdegen.losses import (
 )
 from sdegen.nn import UNET_SIZES, MLPClassifier, ScoreMLP, UNet, UNetClassifier
 from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
+from sdegen.run import datasets as _data
+from sdegen.run.datasets import DataBundle
+from sdegen.run.errors import SettingsError
+from sdegen.samplers.registry import SAMPLERS as SAMPLER_REGISTRY
+from sdegen.samplers.registry import SamplerEntry
 from sdegen.sde import EDMVESDE, VESDE, VPSDE, CosineVPSDE, LinearSDE, SubVPSDE
 
 __all__ = [
@@ -241,7 +238,7 @@ def _esm_target(o: LossOptions):
         return o.teacher if o.teacher is not None else _unloaded_teacher(teacher)
     mixture = getattr(o.data.distribution, "mixture", None)
     if mixture is None:
-        raise UsageError(
+        raise SettingsError(
             f"--loss esm regresses onto the exact score, known only for the Gaussian-mixture data sets "
             f"(ring, grid); {o.data.name} has none. Distil a trained run with --teacher RUN, or use "
             f"--loss dsm or ism."
@@ -367,60 +364,25 @@ class SamplerSpec:
         return self.factory(SamplerOptions()).steps
 
 
-SAMPLERS: dict[str, SamplerSpec] = {
-    "reverse-sde": SamplerSpec(
-        lambda o: S.ReverseSDESampler(method="euler", **o.grid_arguments()),
-        "reverse SDE (Euler-Maruyama)",
-        "reverse SDE",
-    ),
-    "ode": SamplerSpec(
-        lambda o: S.ProbabilityFlowSampler(),
-        "probability-flow ODE (dopri5)",
-        "probability-flow ODE",
-        fixed_steps=False,
-    ),
-    "pc": SamplerSpec(
-        lambda o: S.PredictorCorrectorSampler(
-            S.ReverseDiffusion(), S.LangevinCorrector(snr=o.snr), **o.grid_arguments()
-        ),
-        "predictor-corrector (RD + Langevin)",
-        "predictor-corrector",
-    ),
-    "ddpm": SamplerSpec(lambda o: S.DDPMSampler(**o.grid_arguments()), "DDPM ancestral", "DDPM"),
-    # Few-step samplers, in lambda against x0_hat (default grid: log-SNR; Karras for the EDM two).
-    "ddim": SamplerSpec(lambda o: S.DDIMSampler(**o.grid_arguments()), "DDIM (eta = 0)", "DDIM"),
-    "dpmpp-2m": SamplerSpec(
-        lambda o: S.DPMSolverMultistepSampler(order=2, **o.grid_arguments()), "DPM-Solver++(2M)", "DPM++ 2M"
-    ),
-    "dpmpp-3m": SamplerSpec(
-        lambda o: S.DPMSolverMultistepSampler(order=3, **o.grid_arguments()), "DPM-Solver++(3M)", "DPM++ 3M"
-    ),
-    "dpmpp-2s": SamplerSpec(
-        lambda o: S.DPMSolverSinglestepSampler(**o.grid_arguments()), "DPM-Solver++(2S)", "DPM++ 2S"
-    ),
-    "dpmpp-2m-sde": SamplerSpec(
-        lambda o: S.DPMSolverSDESampler(**o.grid_arguments()), "DPM-Solver++(2M) SDE", "DPM++ 2M SDE"
-    ),
-    "unipc": SamplerSpec(lambda o: S.UniPCSampler(**o.grid_arguments()), "UniPC (bh2, order 2)", "UniPC"),
-    "edm-heun": SamplerSpec(
-        lambda o: S.EDMHeunSampler(**o.grid_arguments()), "EDM Heun (Karras et al. Alg. 1)", "EDM Heun"
-    ),
-    "edm-churn": SamplerSpec(
-        lambda o: S.EDMStochasticSampler(
-            s_churn=40.0, s_tmin=0.05, s_tmax=50.0, s_noise=1.003, **o.grid_arguments()
-        ),
-        "EDM stochastic (Alg. 2, ImageNet-64 churn)",
-        "EDM churn",
-    ),
-    # NCSN's Alg. 1 (Song and Ermon 2019) on an NCSN run's own noise levels (``ts``), else on
-    # its grid (geometric in sigma/alpha by default); snr 0.22 is the paper's epsilon = 2e-5 at sigma_L = 0.01.
-    "annealed-langevin": SamplerSpec(
-        lambda o: S.AnnealedLangevinSampler(n_steps_each=o.n_steps_each, snr=o.snr, **o.grid_arguments()),
-        "annealed Langevin dynamics (NCSN)",
-        "annealed Langevin",
-        snr=0.22,
-    ),
-}
+def _sampler_spec(entry: SamplerEntry) -> SamplerSpec:
+    """The command line's view of a registered sampler: built from the run's sampler settings,
+    the grid arguments only for a sampler that takes steps, and the options it declares."""
+
+    def factory(o: SamplerOptions) -> S.Sampler:
+        grid = o.grid_arguments() if entry.takes_steps else {}
+        return entry.build(**grid, **{name: getattr(o, name) for name in entry.options})
+
+    return SamplerSpec(
+        factory,
+        entry.title,
+        entry.short_title,
+        entry.takes_steps,
+        entry.options.get("snr", SamplerOptions.snr),
+    )
+
+
+#: Generated from :data:`sdegen.samplers.registry.SAMPLERS`: a sampler is registered there, once.
+SAMPLERS: dict[str, SamplerSpec] = {name: _sampler_spec(entry) for name, entry in SAMPLER_REGISTRY.items()}
 
 
 # -- presets of `sdegen train` -----------------------------------------------------------------------
@@ -488,11 +450,11 @@ _Spec = TypeVar("_Spec")
 
 
 def lookup(registry: Mapping[str, _Spec], name: str, what: str) -> _Spec:
-    """The entry ``name`` of ``registry``, or a :class:`UsageError` listing the choices."""
+    """The entry ``name`` of ``registry``, or a :class:`SettingsError` listing the choices."""
     try:
         return registry[name]
     except (KeyError, TypeError):
-        raise UsageError(f"unknown {what} {name!r}; choose from {sorted(registry)}") from None
+        raise SettingsError(f"unknown {what} {name!r}; choose from {sorted(registry)}") from None
 
 
 def sde_options() -> dict[str, tuple[Option, list[str]]]:
