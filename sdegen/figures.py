@@ -8,7 +8,7 @@ headless machine. Needs matplotlib (``pip install sdegen[train]``); image grids 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -21,6 +21,7 @@ __all__ = [
     "image_grid",
     "density_on_grid",
     "limits_of",
+    "training_curves",
 ]
 
 Limits = tuple[float, float, float, float]
@@ -156,3 +157,42 @@ def image_grid(images: Tensor, path: str | Path, *, nrow: int | None = None) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(grid, path)
     return path
+
+
+# The held-out metrics of the second panel, the first one logged wins (bits/dim where the data are images).
+_HELD_OUT = {
+    "held_out_bpd": "held-out NLL (bits/dim)",
+    "held_out_nll": "held-out NLL (nats)",
+    "held_out_accuracy": "held-out accuracy",
+}
+
+
+def training_curves(history: Sequence[Mapping[str, float]], path: str | Path) -> Path:
+    """The learning curves of a run from its log records (``Trainer.history``, ``metrics.jsonl``):
+    the training loss (the mean over each logging interval) with the held-out loss, on a log
+    scale where they are positive, and the held-out NLL (or a classifier's held-out accuracy)
+    against the step."""
+
+    def series(name: str) -> tuple[list[float], list[float]]:
+        points = [(r["step"], r[name]) for r in history if name in r and "step" in r]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    held_out = next((name for name in _HELD_OUT if series(name)[0]), None)
+    fig, axes = _figure(1 if held_out is None else 2, size=3.6)
+    ax = axes[0]
+    values = []
+    for name, label, style in (("loss", "training loss", "-"), ("held_out_loss", "held-out loss", "o-")):
+        steps, ys = series(name)
+        if steps:
+            ax.plot(steps, ys, style, label=label, markersize=3, linewidth=1)
+            values += ys
+    if values and min(values) > 0:
+        ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel="loss", title="loss")
+    if values:
+        ax.legend(fontsize=8)
+    if held_out is not None:
+        steps, ys = series(held_out)
+        axes[1].plot(steps, ys, "o-", markersize=3, linewidth=1, color="C2")
+        axes[1].set(xlabel="step", ylabel=_HELD_OUT[held_out], title=_HELD_OUT[held_out])
+    return _save(fig, path)

@@ -23,9 +23,11 @@ def write_run(
     data: str = "ring",
     model: str = "mlp",
     batch_size: int = 32,
+    record: bool = True,
 ) -> Path:
     """Train ``steps`` steps of a small network on ``data`` into ``out``, as `sdegen train` would:
-    a score model, a class-conditional one (``kind="conditional"``) or a classifier."""
+    a score model, a class-conditional one (``kind="conditional"``) or a classifier. Its checkpoints
+    record the run (``record=False``: as sdegen wrote them before it did)."""
     loss = {"name": "cross-entropy" if kind == "classifier" else "dsm", "eps": 1e-5}
     if kind == "conditional":
         loss["label_dropout"] = 0.2
@@ -44,7 +46,8 @@ def write_run(
         kind=kind,
     )
     run = build_run(config, torch.device("cpu"))
-    trainer = Trainer(run.model, run.loss, run.batches(), config.train, run_dir=out)
+    metadata = {"config": config.to_dict()} if record else None
+    trainer = Trainer(run.model, run.loss, run.batches(), config.train, run_dir=out, metadata=metadata)
     write_json(out / CONFIG, config.to_dict())
     trainer.fit()
     return out

@@ -212,7 +212,8 @@ def test_label_dropout_replaces_labels_by_the_null_label_at_its_rate():
 
 
 class LabelSpy(nn.Module):
-    """A conditional network that records the labels it is trained on."""
+    """A conditional network that records the labels it is trained on (in training mode: the
+    trainer's preflight check evaluates the objective once in eval mode, before the first step)."""
 
     n_classes = 3
 
@@ -222,7 +223,8 @@ class LabelSpy(nn.Module):
         self.seen: list[torch.Tensor] = []
 
     def forward(self, t, x, y):
-        self.seen.append(y.detach().clone())
+        if self.training:
+            self.seen.append(y.detach().clone())
         return self.net(t, x, y)
 
 

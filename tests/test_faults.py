@@ -24,7 +24,7 @@ from _runs import write_run
 
 import sdegen
 from sdegen import data as D
-from sdegen.cli import main
+from sdegen.cli import _report, main
 from sdegen.losses import DenoisingScoreMatching, SlicedScoreMatching
 from sdegen.nn import ScoreMLP
 from sdegen.parameterization import DataPrediction, NoisePrediction, ScoreModel
@@ -47,13 +47,19 @@ TINY = [
 ]
 
 
-def _trainer(run_dir=None, *, sde=None, loss=None, param=None, seed=0, hidden=16, **kw):
+def _trainer(run_dir=None, *, sde=None, loss=None, param=None, seed=0, hidden=16, checkpoint_every=2, **kw):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = ScoreMLP(2, hidden=hidden, depth=1, time_dim=8)
     model = ScoreModel(net, sde or sdegen.VPSDE(), param or NoisePrediction())
     config = TrainConfig(
-        steps=4, lr=1e-2, warmup_steps=1, log_every=2, checkpoint_every=2, progress=False, seed=seed
+        steps=4,
+        lr=1e-2,
+        warmup_steps=1,
+        log_every=2,
+        checkpoint_every=checkpoint_every,
+        progress=False,
+        seed=seed,
     )
     return Trainer(
         model,
@@ -457,3 +463,205 @@ def test_downloading_offline_is_one_clear_line(tmp_path, capsys, monkeypatch):
     assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 1
     err = _one_line(capsys)
     assert "could not download CIFAR-10 into" in err and "check the network connection" in err, err
+
+
+# -- the run a checkpoint belongs to ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two runs that differ only in their data set (same network shapes): ring and moons."""
+    base = tmp_path_factory.mktemp("two-runs")
+    return write_run(base / "ring"), write_run(base / "moons", data="moons")
+
+
+def _swap_checkpoint(two_runs, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+    shutil.copy(two_runs[1] / "checkpoints" / "last.pt", run / "checkpoints" / "last.pt")
+    return run
+
+
+def _edit_data(two_runs, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"]["name"] = "moons"
+    (run / "config.json").write_text(json.dumps(cfg))
+    return run
+
+
+@pytest.mark.parametrize(
+    "make", [_swap_checkpoint, _edit_data], ids=["other-runs-checkpoint", "edited-config"]
+)
+@pytest.mark.parametrize("command", ["sample", "nll", "resume"])
+def test_a_checkpoint_of_another_run_is_refused_naming_the_data(two_runs, tmp_path, capsys, make, command):
+    run = make(two_runs, tmp_path)
+    before = _snapshot(run)
+    argv = {
+        "sample": ["sample", str(run), "--n", "4", "--out", str(tmp_path / "out")],
+        "nll": ["nll", str(run), "--n", "4", "--out", str(tmp_path / "out")],
+        "resume": ["train", "--out", str(run), "--resume", "--steps", "6", "--no-progress"],
+    }[command]
+    assert main(argv) == 2
+    err = _one_line(capsys)
+    assert "was written by another run than the config.json beside it" in err, err
+    assert "data.name: checkpoint 'moons' vs config.json 'ring'" in err or (
+        "data.name: checkpoint 'ring' vs config.json 'moons'" in err
+    ), err
+    assert _snapshot(run) == before and not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_without_a_run_record_still_loads(tmp_path):
+    from sdegen.run import load_run
+
+    old = write_run(tmp_path / "old", record=False)
+    assert "config" not in load_checkpoint(old / "checkpoints" / "last.pt")["metadata"]
+    assert load_run(old, torch.device("cpu")).model is not None  # trusted to its config.json, as before
+
+
+# -- a deleted lock file -----------------------------------------------------------------------------
+class _DeleteLockThenResume(sdegen.training.Callback):
+    """At step 2 of the first trainer, someone deletes its lock file and a second trainer resumes
+    the run (and finishes it), while the first is still in fit()."""
+
+    def __init__(self, run: Path) -> None:
+        super().__init__(every=2)
+        self.run, self.second = run, None
+
+    def __call__(self, trainer):
+        if trainer.step == 2 and self.second is None:
+            (self.run / ".lock").unlink()
+            self.second = _trainer(self.run, if_exists="resume")
+            self.second.fit(4)
+        return {}
+
+
+def test_a_deleted_lock_stops_the_first_writer_before_it_writes_and_the_log_has_no_duplicates(tmp_path):
+    run = tmp_path / "run"
+    intruder = _DeleteLockThenResume(run)
+    first = _trainer(run, callbacks=[intruder])
+    with pytest.raises(
+        sdegen.training.RunDirectoryLost, match=r"lock file .* was removed or replaced.*at step 2"
+    ):
+        first.fit()
+    # The second writer's run is whole: one record per step, its checkpoint at step 4.
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4]
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 4 and intruder.second.step == 4
+
+
+def test_the_metrics_log_is_idempotent_by_step(tmp_path):
+    log = sdegen.training.MetricsLog(tmp_path / "metrics.jsonl")
+    for step in (2, 4, 6):
+        log.append({"step": step, "loss": float(step)})
+    log.append({"step": 4, "loss": -4.0})  # a run redone from step 2: steps 4 and 6 are replaced
+    assert log.read() == [{"step": 2, "loss": 2.0}, {"step": 4, "loss": -4.0}]
+    with open(log.path, "a") as f:
+        f.write('{"step": 6, "lo')  # a record cut short by a crash
+    assert log.last_step() == 4
+    log.append({"step": 6, "loss": 6.0})
+    assert [r["step"] for r in log.read()] == [2, 4, 6] and log.path.read_text().count("\n") == 3
+
+
+# -- a run that stops before its first checkpoint -----------------------------------------------------
+def test_an_invalid_run_fails_before_its_directory_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--loss", "ddpm", "--sde", "ve", "--out", str(out)]) == 1
+    assert "DDPMLoss needs an SDE" in _one_line(capsys)
+    assert not out.exists()  # nothing claimed: the same command with a valid SDE starts afresh
+
+
+def test_resume_of_a_run_without_a_checkpoint_starts_from_step_0(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+
+    def killed(self, steps=None):  # the process dies before its first checkpoint
+        raise KeyboardInterrupt
+
+    # Held-out NLL and figures are beside the point here (and the slowest part of a tiny run).
+    monkeypatch.setattr(_report, "evaluation_callbacks", lambda *args, **kwargs: [])
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "fit", killed)
+        assert main(["train", *TINY, "--out", str(out)]) == 130
+    assert (out / "config.json").is_file() and not (out / "checkpoints").exists()
+    capsys.readouterr()
+    assert main(["train", *TINY, "--out", str(out)]) == 2
+    assert "already holds a run; pass --resume" in _one_line(capsys)
+    assert main(["train", "--out", str(out), "--resume", "--no-progress"]) == 0
+    assert "has no checkpoint yet: its run starts from step 0" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 4
+
+
+class _SignalAt(sdegen.training.Callback):
+    def __init__(self, step: int, signum: int | None) -> None:
+        super().__init__()
+        self.step, self.signum = step, signum
+
+    def on_log(self, trainer, record):
+        if record["step"] == self.step:
+            if self.signum is None:
+                trainer.stop()
+            else:
+                os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_saves_a_checkpoint_and_the_resumed_run_is_the_uninterrupted_one(tmp_path, signum):
+    straight = _trainer(tmp_path / "straight", checkpoint_every=0)
+    straight.fit(6)
+    before = signal.getsignal(signum)
+    run = tmp_path / "run"
+    interrupted = _trainer(run, checkpoint_every=0, callbacks=[_SignalAt(2, signum)])
+    with pytest.raises(
+        sdegen.training.TrainingInterrupted, match=rf"{signal.Signals(signum).name} at step 2"
+    ):
+        interrupted.fit(6)
+    assert signal.getsignal(signum) is before  # the handler was fit()'s only
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2  # not lost: checkpoint_every=0
+    resumed = _trainer(run, if_exists="resume", checkpoint_every=0)
+    resumed.fit(6)
+    for a, b in zip(resumed.model.parameters(), straight.model.parameters(), strict=True):
+        assert torch.equal(a, b)  # bit for bit the run that was never interrupted
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6]
+
+
+def test_stop_from_a_callback_ends_fit_with_a_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path / "run", checkpoint_every=0, callbacks=[_SignalAt(2, None)])
+    result = trainer.fit(6)
+    assert result.step == 2 and load_checkpoint(trainer.checkpoint_path)["step"] == 2
+
+
+def test_ctrl_c_on_sdegen_train_saves_a_checkpoint_and_exits_130(tmp_path):
+    out = tmp_path / "run"
+    argv = [
+        *TINY,
+        "--steps",
+        "100000",
+        "--checkpoint-every",
+        "0",
+        "--log-every",
+        "1",
+        "--eval-every",
+        "100000",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sdegen", "train", *argv, "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").read_text():
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    step = load_checkpoint(out / "checkpoints" / "last.pt")["step"]
+    assert f"stopped by SIGINT at step {step}; a checkpoint was saved" in err and err.count("\n") == 1, err
+    assert step >= 1

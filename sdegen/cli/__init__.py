@@ -21,7 +21,7 @@ import torch
 from sdegen.cli import demo, nll, sample, train
 from sdegen.cli._common import Parser, apply_threads, explicit_options
 from sdegen.run import SettingsError
-from sdegen.training import CheckpointError, RunDirectoryBusy
+from sdegen.training import CheckpointError, RunDirectoryBusy, TrainingInterrupted
 
 __all__ = ["main", "build_parser"]
 
@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.set_num_threads(threads)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
+    except TrainingInterrupted as e:  # the run saved a checkpoint before stopping
+        print(f"sdegen {command}: {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("sdegen: interrupted", file=sys.stderr)
         return 130

@@ -29,6 +29,7 @@ __all__ = [
     "model_density",
     "evaluation_callbacks",
     "RunFigures",
+    "TrainingCurves",
 ]
 
 Limits = tuple[float, float, float, float]
@@ -162,6 +163,19 @@ class RunFigures(Callback):
                 }
             density_figure(panels, limits, fig_dir / "density.png")
         return {}
+
+
+class TrainingCurves(Callback):
+    """The run's learning curves (:func:`sdegen.figures.training_curves`) in ``out/figures/curves.png``,
+    redrawn after every evaluation and at the last step, from the trainer's log records."""
+
+    def __init__(self, out: Path) -> None:
+        super().__init__()
+        self.path = out / "figures" / "curves.png"
+
+    def on_log(self, trainer: Trainer, record: dict[str, float]) -> None:
+        if record["step"] >= trainer.config.steps or any(name.startswith("held_out") for name in record):
+            figures.training_curves(trainer.history, self.path)
 
 
 def evaluation_callbacks(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,16 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
-from sdegen.run.config import CONFIG, RunConfig, build_run, read_config, resumable, teacher_checkpoint
+from sdegen.cli._config_file import apply_config_file
+from sdegen.run.config import (
+    CONFIG,
+    RunConfig,
+    build_run,
+    check_run_record,
+    read_config,
+    resumable,
+    teacher_checkpoint,
+)
 from sdegen.run.registry import (
     AUTO_MODEL,
     DATASETS,
@@ -42,7 +52,14 @@ from sdegen.run.registry import (
     SDES,
     sde_options,
 )
-from sdegen.training import HeldOutLoss, RunDirectory, TrainConfig, Trainer
+from sdegen.training import (
+    HeldOutLoss,
+    RunDirectory,
+    TensorBoardLogger,
+    TrainConfig,
+    Trainer,
+    load_checkpoint,
+)
 from sdegen.training.config import PRECISIONS
 
 __all__ = ["add_parser", "run", "config_from_args"]
@@ -169,7 +186,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="continue the run in --out from its last checkpoint; of its settings only the optimisation "
         "schedule (--steps, --lr, --batch-size, ...) may be changed, and a change is recorded in config.json",
     )
-    p.set_defaults(run=run)
+    g = p.add_argument_group("configuration and logging")
+    g.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="start from the settings in FILE (the schema of the config.json a run writes, e.g. another "
+        "run's); options given on the command line override them",
+    )
+    g.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved configuration (what config.json would hold) and exit without training",
+    )
+    g.add_argument(
+        "--log",
+        default=None,
+        choices=LOGGERS,
+        help="also write the log records for TensorBoard to OUT/tensorboard (needs `pip install "
+        "sdegen[tensorboard]`); metrics.jsonl is always written",
+    )
+    p.set_defaults(run=run, actions={a.dest: a for a in p._actions})
 
 
 def _setting(args: argparse.Namespace, name: str):
@@ -354,16 +391,27 @@ def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    world = distributed.init(device)
-    device = world.device(device)
     out = Path(args.out)
     if args.resume and args.preset:
         raise UsageError(f"--resume continues the run in {out} with its own settings; drop --preset")
+    if args.config is not None:
+        if args.resume:
+            raise UsageError(
+                f"--resume continues the run in {out} with its own config.json; drop --config {args.config}"
+            )
+        if args.preset:
+            raise UsageError("--config and --preset both give the run's settings; choose one")
+        apply_config_file(args, Path(args.config), SETTINGS, args.actions)
+    logger = _logger(args.log, out)  # a missing package fails here, before any work
+    device = resolve_device(args.device)
+    world = distributed.init(device)
+    device = world.device(device)
 
     def settings() -> tuple[RunConfig, dict[str, list[Any]]]:
         if args.resume:
             return resumed_config(args, out)
+        if args.print_config:
+            return config_from_args(args), {}
         if RunDirectory(out).holds_run() or (out / CONFIG).exists():
             raise UsageError(
                 f"{out} already holds a run; pass --resume to continue it, or choose another --out"
@@ -372,13 +420,16 @@ def run(args: argparse.Namespace) -> int:
 
     # Every process checks before any writes (agreeing on a refusal), so none sees another's files.
     cfg, changed = world.run(settings)
+    say = print if world.is_main else _quiet
+    if args.print_config:
+        say(json.dumps(cfg.to_dict(), indent=2))
+        return 0
     parts = world.size * cfg.train.grad_accumulation
     if cfg.batch_size % parts:
         raise UsageError(
             f"--batch-size {cfg.batch_size} must split evenly over {world.size} process(es) x "
             f"--grad-accumulation {cfg.train.grad_accumulation}; use a multiple of {parts}"
         )
-    say = print if world.is_main else _quiet
     r = build_run(cfg, device, training=True)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     if r.kind == "score":
@@ -389,6 +440,7 @@ def run(args: argparse.Namespace) -> int:
     callbacks += _report.evaluation_callbacks(
         cfg, r.data, held_out, out, eps=r.end_time(None), labels=held_labels
     )
+    callbacks += [_report.TrainingCurves(out), *([logger] if logger is not None else [])]
     trainer = Trainer(
         r.model,
         r.loss,
@@ -399,10 +451,18 @@ def run(args: argparse.Namespace) -> int:
         callbacks=callbacks,
         device=device,
     )
+    # Whatever would fail in the first step fails now, before `out` is claimed or written.
+    trainer.preflight()
     # One writer from here on; nothing in `out` is written before the checkpoint has loaded.
     with trainer.locked():
         if args.resume:
-            step = trainer.load_checkpoint()
+            if trainer.checkpoint_path.is_file():
+                metadata = world.run(lambda: load_checkpoint(trainer.checkpoint_path).get("metadata") or {})
+                check_run_record(cfg, metadata, trainer.checkpoint_path)
+                step = trainer.load_checkpoint()
+            else:  # a run stopped before its first checkpoint starts again from step 0
+                step = 0
+                say(f"{out} has no checkpoint yet: its run starts from step 0")
             if step >= cfg.train.steps:
                 say(f"{out} is already at step {step} >= --steps {cfg.train.steps}; nothing to do")
                 return 0
@@ -426,6 +486,20 @@ def run(args: argparse.Namespace) -> int:
     say(f"step {result.step} in {result.wall_time:.1f} s: {summary}")
     say(f"run directory: {out} (config.json, checkpoints/last.pt, metrics.jsonl, figures/)")
     return 0
+
+
+# The --log choices: loggers written beside metrics.jsonl.
+LOGGERS = ("tensorboard",)
+
+
+def _logger(name: str | None, out: Path):
+    if name is None:
+        return None
+    with as_usage_error("--log tensorboard"):
+        try:
+            return TensorBoardLogger(out / "tensorboard")
+        except ImportError as e:
+            raise UsageError(f"--log tensorboard: {e}") from None
 
 
 def _quiet(*args: object, **kwargs: object) -> None:

@@ -40,7 +40,7 @@ from sdegen.run.registry import (
     lookup,
 )
 from sdegen.sde import LinearSDE
-from sdegen.training import TrainConfig, load_checkpoint, load_weights
+from sdegen.training import CheckpointError, TrainConfig, load_checkpoint, load_weights
 from sdegen.training import config as training_config
 
 __all__ = [
@@ -56,6 +56,8 @@ __all__ = [
     "noised_data_difference",
     "teacher_checkpoint",
     "resumable",
+    "run_definition",
+    "check_run_record",
 ]
 
 CONFIG = "config.json"
@@ -397,6 +399,50 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu", *, ema: bo
         raise FileNotFoundError(
             f"{str(ckpt)!r} does not exist; has `sdegen train --out {run_dir}` finished a checkpoint?"
         )
-    load_weights(run.model, ckpt, ema=ema)
+    check_run_record(run.config, load_weights(run.model, ckpt, ema=ema), ckpt)
     run.model.eval()
     return run
+
+
+def run_definition(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings of a ``config.json`` layout that define the run, ``{"data.name": "ring", ...}``:
+    every one that ``train --resume`` may not change (see :func:`resumable`)."""
+
+    def leaves(d: Mapping[str, Any], prefix: tuple[str, ...] = ()):
+        for key, value in d.items():
+            if isinstance(value, Mapping):
+                yield from leaves(value, (*prefix, key))
+            else:
+                yield (*prefix, key), value
+
+    record = {k: v for k, v in config.items() if k not in ("sdegen_version", "resumed")}
+    return {".".join(path): value for path, value in leaves(record) if not resumable(path)}
+
+
+def check_run_record(config: RunConfig, metadata: Mapping[str, Any], path: str | Path) -> None:
+    """Raise :class:`~sdegen.training.CheckpointError` if the checkpoint at ``path`` (whose
+    ``metadata`` the trainer wrote) was written for another run than ``config``: another data
+    set, SDE, network, objective or seed, whether the checkpoint was copied from another run or
+    ``config.json`` was edited. A checkpoint written before sdegen recorded its run (no
+    ``metadata["config"]``) is taken to belong to the ``config.json`` beside it, as it always was."""
+    saved = metadata.get("config") if isinstance(metadata, Mapping) else None
+    if not isinstance(saved, Mapping):
+        return
+    try:  # fill in what older records leave implicit (defaults, "auto" network), as config.json does
+        saved = RunConfig.from_dict(saved, source=f"the run recorded in {str(path)!r}").to_dict()
+    except (TypeError, ValueError):  # SettingsError is a ValueError
+        pass
+    theirs, ours = run_definition(saved), run_definition(config.to_dict())
+    diffs = [
+        f"{key}: checkpoint {theirs.get(key, 'not set')!r} vs config.json {ours.get(key, 'not set')!r}"
+        for key in sorted(set(theirs) | set(ours))
+        if theirs.get(key, _ABSENT) != ours.get(key, _ABSENT)
+    ]
+    if diffs:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was written by another run than the config.json beside it "
+            f"({'; '.join(diffs)}); use the run directory it belongs to, or restore its config.json"
+        )
+
+
+_ABSENT = object()

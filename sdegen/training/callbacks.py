@@ -1,15 +1,20 @@
-"""Periodic evaluations during training, run on the EMA model.
+"""Training callbacks: periodic evaluations on the EMA model, and hooks into the training loop.
 
 A :class:`Callback` is called every ``every`` steps (and at the last step) with the trainer and
-returns metrics to log. Callbacks draw from their own seeded generators, never the trainer's, so
-evaluating does not change the training run, and each evaluation uses the same random numbers,
-which makes successive values comparable (common random numbers).
+returns metrics to log; it is also told when :meth:`~sdegen.training.Trainer.fit` starts, after
+every logged record, and when ``fit`` ends (``on_fit_start``, ``on_log``, ``on_fit_end``), which is
+what loggers (:class:`~sdegen.training.TensorBoardLogger`) and early stopping need: a callback may
+call ``trainer.stop()``. Under torchrun callbacks run on process 0 only.
+
+The evaluations draw from their own seeded generators, never the trainer's, so evaluating does not
+change the training run, and each evaluation uses the same random numbers, which makes successive
+values comparable (common random numbers).
 """
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -25,26 +30,65 @@ __all__ = ["Callback", "TrainerView", "HeldOutLoss", "HeldOutNLL", "HeldOutAccur
 
 
 class TrainerView(Protocol):
-    """What a callback reads of the :class:`~sdegen.training.Trainer` that calls it."""
+    """What a callback may use of the :class:`~sdegen.training.Trainer` that calls it."""
 
     step: int
     device: torch.device
     dtype: torch.dtype
     loss: Loss
+    model: nn.Module
+    history: list[dict[str, float]]
+    run_dir: Path | None
 
     @property
     def ema_model(self) -> nn.Module: ...
 
+    def stop(self) -> None: ...
 
-class Callback(abc.ABC):
-    """An evaluation run every ``every`` steps; returns ``{metric name: value}``."""
 
-    def __init__(self, every: int) -> None:
-        self.every = check_steps("every", every)
+class Callback:
+    """A hook into :meth:`~sdegen.training.Trainer.fit`; subclass it and override what you need.
 
-    @abc.abstractmethod
+    ``__call__`` is an evaluation, run every ``every`` steps and at the last step on the EMA model;
+    the metrics it returns join that step's log record. ``every=None`` (a callback that only
+    watches, such as a logger) never evaluates. The ``on_*`` hooks are called on process 0:
+    ``on_fit_start`` before the first step (after resuming), ``on_log`` after each record is
+    logged (``{"step": k, "loss": ..., "lr": ..., "grad_norm": ..., evaluations}``), and
+    ``on_fit_end`` when ``fit`` ends, normally or by an error (release what you hold there).
+    A callback may call ``trainer.stop()`` to end training after the current step.
+
+    Example: stop when the held-out loss has not improved for ``patience`` evaluations::
+
+        class EarlyStopping(Callback):
+            def __init__(self, patience):
+                super().__init__()
+                self.best, self.bad, self.patience = float("inf"), 0, patience
+
+            def on_log(self, trainer, record):
+                if "held_out_loss" in record:
+                    if record["held_out_loss"] < self.best:
+                        self.best, self.bad = record["held_out_loss"], 0
+                    else:
+                        self.bad += 1
+                        if self.bad >= self.patience:
+                            trainer.stop()
+    """
+
+    def __init__(self, every: int | None = None) -> None:
+        self.every = None if every is None else check_steps("every", every)
+
     def __call__(self, trainer: TrainerView) -> dict[str, float]:
         """Evaluate ``trainer.ema_model`` (or anything else) and return metrics to log."""
+        return {}
+
+    def on_fit_start(self, trainer: TrainerView) -> None:
+        """Called when :meth:`~sdegen.training.Trainer.fit` starts, at ``trainer.step``."""
+
+    def on_log(self, trainer: TrainerView, record: dict[str, float]) -> None:
+        """Called after ``record`` has been logged (and written to ``metrics.jsonl``)."""
+
+    def on_fit_end(self, trainer: TrainerView) -> None:
+        """Called when :meth:`~sdegen.training.Trainer.fit` ends, however it ends."""
 
 
 class HeldOutLoss(Callback):

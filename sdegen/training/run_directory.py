@@ -26,7 +26,7 @@ import filelock
 from sdegen.distributed import World
 from sdegen.training.files import check_writable
 
-__all__ = ["RunDirectory", "RunDirectoryBusy", "IF_EXISTS"]
+__all__ = ["RunDirectory", "RunDirectoryBusy", "RunDirectoryLost", "IF_EXISTS"]
 
 # What a writer does with a directory that already holds a run.
 IF_EXISTS = ("error", "resume", "overwrite")
@@ -34,6 +34,11 @@ IF_EXISTS = ("error", "resume", "overwrite")
 
 class RunDirectoryBusy(RuntimeError):
     """Another writer holds the run directory."""
+
+
+class RunDirectoryLost(RunDirectoryBusy):
+    """The lock file of a run directory was removed or replaced while this writer held it: another
+    writer may have taken the directory, so this one must not write to it any more."""
 
 
 class RunDirectory:
@@ -49,6 +54,7 @@ class RunDirectory:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock: filelock.BaseFileLock | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the lock file we locked
         self._depth = 0
 
     def __repr__(self) -> str:
@@ -143,6 +149,7 @@ class RunDirectory:
                 f"for it to finish, or use another directory"
             ) from None
         self._lock = lock
+        self._identity = _identity(self.path / self.LOCK)
         owner = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -151,10 +158,24 @@ class RunDirectory:
         with contextlib.suppress(OSError):  # only used to explain a refusal
             (self.path / self.OWNER).write_text(json.dumps(owner))
 
+    def check_held(self, context: str = "") -> None:
+        """Raise :class:`RunDirectoryLost` if the lock file this object holds was removed or replaced
+        (a no-op when it holds none). An OS lock lives on the file, not on its name: once the file
+        is deleted, a second writer creates a new one and locks it too. Writers call this before
+        each write, so that at most one of them goes on writing; ``context`` ends the message."""
+        if self._lock is None or _identity(self.path / self.LOCK) == self._identity:
+            return
+        raise RunDirectoryLost(
+            f"the lock file {str(self.path / self.LOCK)!r} was removed or replaced while this process held "
+            f"it, so another writer may be using {str(self.path)!r}; this one stopped without writing"
+            + (f" ({context})" if context else "")
+            + "; do not delete .lock while a run writes"
+        )
+
     def _release(self) -> None:
         if self._lock is not None:
             self._lock.release()
-            self._lock = None
+            self._lock, self._identity = None, None
 
     def _owner(self) -> str:
         try:
@@ -162,3 +183,11 @@ class RunDirectory:
             return f"process {owner['pid']} on {owner['host']}, since {owner['since']}"
         except (OSError, ValueError, KeyError, TypeError):
             return "another process"
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino

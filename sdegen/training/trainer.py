@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,7 @@ from sdegen.training import state as checkpoint_state
 from sdegen.training.callbacks import Callback
 from sdegen.training.checkpoint import describe, load_checkpoint, save_checkpoint
 from sdegen.training.config import TrainConfig
+from sdegen.training.interrupt import TrainingInterrupted, stop_on_signals
 from sdegen.training.metrics_log import MetricsLog
 from sdegen.training.run_directory import IF_EXISTS, RunDirectory
 
@@ -228,6 +230,9 @@ class Trainer:
         self._grad_norm = torch.tensor(math.nan)
         self._saved_step: int | None = None  # of the last checkpoint in run_dir, for error messages
         self._lock_depth = 0  # nesting of locked() on every process (process 0 holds the lock)
+        self._preflown = False  # whether preflight() has run
+        self._stop_requested = False  # by stop()
+        self._stop_signal: int | None = None  # SIGINT or SIGTERM received during fit()
 
     def _lr_factor(self, step: int) -> float:
         """Linear warm-up: lr * min(1, (step + 1) / warmup_steps)."""
@@ -276,6 +281,14 @@ class Trainer:
                 yield
             finally:
                 self._lock_depth -= 1
+
+    def check_lock(self) -> None:
+        """Raise :class:`~sdegen.training.RunDirectoryLost` if this process holds the run directory's
+        lock and its lock file has been removed or replaced: another writer may be in, so nothing
+        more is written (called before every write; the last checkpoint stays as it was)."""
+        if self.run is not None and self.run.locked:
+            last = f"step {self._saved_step}" if self._saved_step is not None else "none yet"
+            self.run.check_held(f"at step {self.step}; last checkpoint: {last}")
 
     def _claim_run(self) -> None:
         """Under the lock, before the first write: resume, replace or refuse what is there."""
@@ -368,15 +381,23 @@ class Trainer:
     def fit(self, steps: int | None = None) -> TrainResult:
         """Train until ``self.step == steps`` (default ``config.steps``); log, evaluate, checkpoint.
 
-        With a run directory, holds its lock throughout. Raises ``FloatingPointError`` naming the
-        steps if the loss becomes NaN or infinite.
+        Before anything is written, :meth:`preflight` evaluates the objective once, so that a
+        model, loss and data that cannot train together fail here. With a run directory, holds
+        its lock throughout, and the first SIGINT (Ctrl-C) or SIGTERM ends training after the
+        current step with a checkpoint there, then raises
+        :class:`~sdegen.training.TrainingInterrupted` (a ``KeyboardInterrupt``; a second signal
+        interrupts at once). :meth:`stop` (from a callback, say) ends it the same way but returns.
+        Raises ``FloatingPointError`` naming the steps if the loss becomes NaN or infinite.
         """
         cfg = self.config
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)):
             raise TypeError(f"steps must be an int or None; got {steps!r}")
-        with self.locked():
+        target = cfg.steps if steps is None else steps
+        self.preflight()
+        self._stop_requested, self._stop_signal = False, None
+        signals = stop_on_signals(self._on_signal) if self.run is not None else contextlib.nullcontext()
+        with self.locked(), signals:
             self._claim_run()
-            target = cfg.steps if steps is None else steps
             if target < self.step:
                 raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
             start = time.perf_counter()
@@ -390,6 +411,7 @@ class Trainer:
             )
             loss_sum, n_summed, first_summed = None, 0, self.step + 1
             try:
+                self._on_main(lambda cb: cb.on_fit_start(self))
                 while self.step < target:
                     loss = self.train_step()
                     loss_sum = loss if loss_sum is None else loss_sum + loss
@@ -408,17 +430,27 @@ class Trainer:
                         record.update(loss=mean, lr=lr, grad_norm=float(self._grad_norm))
                         bar.set_postfix_str(f"loss={mean:.4g}")
                         loss_sum, n_summed, first_summed = None, 0, self.step + 1
-                    due = [cb for cb in self.callbacks if self.step % cb.every == 0 or last]
+                    # Evaluations run on schedule only: a stop (Ctrl-C) should not wait for an NLL.
+                    due = [
+                        cb
+                        for cb in self.callbacks
+                        if cb.every is not None and (self.step % cb.every == 0 or last)
+                    ]
                     if due:
                         # On process 0 (the EMA is the same everywhere); every process logs its metrics.
                         metrics = self.world.run(lambda due=due: self.evaluate(due), where="main")
                         record.update(self.world.broadcast(metrics))
                     if record:
                         self._log({"step": self.step, **record})
+                    # After the step's record, so that a callback that asks to stop is heard now; the
+                    # loss of a partial logging interval is not logged (the checkpoint has the state).
+                    stopping = not last and self._stopping()
                     if self.run_dir is not None and (
-                        last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
+                        last or stopping or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
                     ):
                         self.save_checkpoint()
+                    if stopping:
+                        break
             except RuntimeError as e:
                 if not (self.world.distributed and _lost_a_process(e)):
                     raise
@@ -431,7 +463,77 @@ class Trainer:
                 ) from e
             finally:
                 bar.close()
+                if self.world.is_main:  # no collective here: a peer may be gone
+                    for cb in self.callbacks:
+                        cb.on_fit_end(self)
+        if self._stop_signal is not None:
+            saved = self.checkpoint_path if self._saved_step == self.step else None
+            raise TrainingInterrupted(self._stop_signal, self.step, saved)
         return TrainResult(self.step, list(self.history), time.perf_counter() - start)
+
+    def stop(self) -> None:
+        """Ask :meth:`fit` to end after the step it is taking, saving a checkpoint there (with a run
+        directory); ``fit`` then returns normally. Callable from a callback or another thread."""
+        self._stop_requested = True
+
+    def _on_signal(self, signum: int) -> None:
+        self._stop_signal = signum
+
+    def _stopping(self) -> bool:
+        """Whether to stop after this step: asked by :meth:`stop` or a signal on any process. With
+        several processes they agree on it at every step (a small all-reduce), so all stop alike."""
+        local = [
+            float(self._stop_requested),
+            float(self._stop_signal == signal.SIGINT),
+            float(self._stop_signal == signal.SIGTERM),
+        ]
+        if not self.world.distributed:
+            return any(local)
+        agreed = self.world.all_reduce_sum(torch.tensor(local, device=self.device)).tolist()
+        if self._stop_signal is None and (agreed[1] or agreed[2]):  # another process got the signal
+            self._stop_signal = signal.SIGINT if agreed[1] else signal.SIGTERM
+        return any(agreed)
+
+    def _on_main(self, hook: Callable[[Callback], None]) -> None:
+        """Run ``hook`` on every callback, on process 0 (callbacks run there only)."""
+
+        def run() -> None:
+            for cb in self.callbacks:
+                hook(cb)
+
+        self.world.run(run, where="main")
+
+    def preflight(self) -> None:
+        """Evaluate the objective once on a few rows of the next batch, so that whatever would make
+        the first step fail (a loss that does not fit the SDE or the model, data of the wrong
+        shape or dtype, a network that fails) fails now, before the run directory is claimed or
+        anything is written. It uses a copy of the trainer's generator and the model in eval mode
+        (nothing is updated, dropout and batch statistics are untouched), so the run is the one it
+        would have been. :meth:`fit` calls it once; callers that write files of their own before
+        ``fit`` (the CLI's ``config.json``) call it first."""
+        if not self._preflown:
+            # Every process tries; a failure on any is raised on all (none goes on to wait for it).
+            self.world.run(self._preflight)
+            self._preflown = True
+
+    def _preflight(self) -> None:
+        G = self.data.batch_size
+        per_process = G // self.world.size
+        first = self.world.rank * per_process
+        rows = min(2, per_process // self.config.grad_accumulation)
+        g = torch.Generator(self.device)
+        g.set_state(self.generator.get_state())
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            batch = self.data.batch(
+                self.step, g, device=self.device, dtype=self.dtype, rows=(first, first + rows)
+            )
+            x0, y = batch if isinstance(batch, LabelledBatch) else (batch, None)
+            with self._network_precision():
+                self.loss(self.model, x0, y, generator=GlobalBatchGenerator(g, G).rows(first, first + rows))
+        finally:
+            self.model.train(was_training)
 
     def _check_data_fits_model(self) -> None:
         """Data that do not fit the network fail here, with their shapes, not deep inside torch."""
@@ -442,6 +544,7 @@ class Trainer:
 
     def evaluate(self, callbacks: Sequence[Callback] | None = None) -> dict[str, float]:
         """Run ``callbacks`` (default: all) on the EMA model; return their merged metrics."""
+        self.check_lock()  # evaluations write figures (the CLI's) into the run directory
         metrics: dict[str, float] = {}
         self.ema_model.eval()
         for cb in self.callbacks if callbacks is None else callbacks:
@@ -450,10 +553,17 @@ class Trainer:
 
     def _log(self, record: dict[str, float]) -> None:
         self.history.append(record)
-        if self.run_dir is not None:
-            self.world.run(lambda: self._append(record), where="main")
+
+        def write() -> None:  # on process 0, which writes the log and runs the callbacks
+            if self.run_dir is not None:
+                self._append(record)
+            for cb in self.callbacks:
+                cb.on_log(self, record)
+
+        self.world.run(write, where="main")
 
     def _append(self, record: dict[str, float]) -> None:
+        self.check_lock()
         try:
             MetricsLog(self.run.metrics).append(record)
         except OSError as e:
@@ -487,9 +597,13 @@ class Trainer:
             if path is None:
                 self._claim_run()
             state = self.state_dict()
-            self.world.run(
-                lambda: save_checkpoint(target, state, configuration=self.configuration), where="main"
-            )
+
+            def write() -> None:
+                if path is None:
+                    self.check_lock()
+                save_checkpoint(target, state, configuration=self.configuration)
+
+            self.world.run(write, where="main")
         if path is None:
             self._saved_step = self.step
         return target
