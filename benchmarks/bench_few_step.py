@@ -20,9 +20,11 @@ oracle's exact score, in float64, on one thread. Columns:
 A sampler with k evaluations per step takes NFE // k steps; a cell whose actual NFE differs shows it
 in brackets. ``nan`` or ``div`` marks a solver that diverged (non-finite or |x| > 1e3).
 
-k-diffusion (0.1.1) rows appear when ``import k_diffusion`` works -- it is not a dependency of
-sdegen: install it into a scratch environment that also sees sdegen and run this script with that
-interpreter. Its samplers run on the same problems through the denoiser D(x, s) = x0_hat in the
+k-diffusion (0.1.1) rows appear when k-diffusion is installed -- it is not a dependency of
+sdegen. Its package imports its training code (scikit-image, kornia, ...) on ``import
+k_diffusion``; when that fails, :func:`k_diffusion_sampling` loads ``k_diffusion/sampling.py``
+alone (it needs only torch, scipy, torchsde, torchdiffeq and tqdm), so ``pip install --no-deps
+k-diffusion`` suffices. Its samplers run on the same problems through the denoiser D(x, s) = x0_hat in the
 scaled variable x / alpha, s = sigma / alpha, on grids from s(T) to s(eps) (no final step to 0).
 
 Run:  python benchmarks/bench_few_step.py [--n 5000] [--nfe 5 10 20 50] [--quick] [--markdown PATH]
@@ -304,8 +306,7 @@ class KDiffusionSpec:
 
     def run(self, sde, score, x_T, eps, grid, steps) -> tuple[Tensor, int]:
         """Deterministic samplers only: k-diffusion's noise would come from torch's global generator."""
-        import k_diffusion.sampling as ks
-
+        ks = k_diffusion_sampling()
         calls = [0]
 
         def denoiser(x_scaled: Tensor, s: Tensor) -> Tensor:
@@ -326,6 +327,8 @@ class KDiffusionSpec:
             out = fn(
                 denoiser, x, float(sigmas[-1]), float(sigmas[0]), steps * self.nfe_per_step, disable=True
             )
+        elif self.function == "sample_dpmpp_3m_sde":  # eta = 0: DPM-Solver++(3M), deterministic
+            out = fn(denoiser, x, sigmas, disable=True, eta=0.0)
         else:
             out = fn(denoiser, x, sigmas, disable=True)
         return alpha_eps * out, calls[0]
@@ -337,13 +340,38 @@ K_DIFFUSION = [
     KDiffusionSpec("k-diffusion sample_lms", 1, True, "sample_lms"),
     KDiffusionSpec("k-diffusion sample_dpm_fast", 1, True, "sample_dpm_fast", ("lambda",)),
     KDiffusionSpec("k-diffusion sample_dpmpp_2m", 1, True, "sample_dpmpp_2m", ("karras",)),
+    KDiffusionSpec("k-diffusion sample_dpmpp_3m_sde eta=0", 1, True, "sample_dpmpp_3m_sde", ("lambda",)),
 ]
 
 
-def k_diffusion_available() -> str | None:
+def k_diffusion_sampling():
+    """k-diffusion's ``sampling`` module, or None when k-diffusion is not installed.
+
+    ``import k_diffusion`` runs its package ``__init__``, which imports the training stack
+    (scikit-image, kornia, ...); the samplers need none of it. When that import fails for a missing
+    module, the package is registered as an empty namespace over its installed directory, so that
+    ``k_diffusion.sampling`` (and its ``utils``) load alone. Benchmark-only: sdegen never imports it.
+    """
+    import importlib
+    import importlib.util
+    import types
+
     try:
-        import k_diffusion  # noqa: F401
+        return importlib.import_module("k_diffusion.sampling")
     except ImportError:
+        spec = importlib.util.find_spec("k_diffusion")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+    for name in [m for m in sys.modules if m == "k_diffusion" or m.startswith("k_diffusion.")]:
+        del sys.modules[name]
+    package = types.ModuleType("k_diffusion")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["k_diffusion"] = package
+    return importlib.import_module("k_diffusion.sampling")
+
+
+def k_diffusion_available() -> str | None:
+    if k_diffusion_sampling() is None:
         return None
     from importlib.metadata import version
 

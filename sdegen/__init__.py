@@ -16,6 +16,7 @@ from sdegen import (
     likelihood,
     losses,
     metrics,
+    models,
     observations,
     run,
     samplers,
@@ -52,7 +53,14 @@ from sdegen.losses import (
     SlicedScoreMatching,
 )
 from sdegen.observations import Colorization, Inpainting, LinearObservation, Observation
-from sdegen.parameterization import DataPrediction, NoisePrediction, ScoreModel, ScorePrediction
+from sdegen.parameterization import (
+    DataPrediction,
+    EDMPreconditioning,
+    NoisePrediction,
+    ScoreModel,
+    ScorePrediction,
+    VPrediction,
+)
 from sdegen.run import load_run
 from sdegen.samplers import (
     AnnealedLangevinSampler,
@@ -102,6 +110,7 @@ __all__ = [
     "losses",
     "training",
     "run",
+    "models",
     "analytic",
     "composition",
     "observations",
@@ -125,6 +134,8 @@ __all__ = [
     "NoisePrediction",
     "DataPrediction",
     "ScorePrediction",
+    "VPrediction",
+    "EDMPreconditioning",
     "load_run",
     # sampling
     "sample",

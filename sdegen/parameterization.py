@@ -7,6 +7,10 @@ with transition kernel N(alpha(t) x_0, sigma(t)^2 I) the three are affine in one
 
     score = -z_hat / sigma(t)                         (noise prediction, Ho et al. 2020)
     score = (alpha(t) x0_hat - x) / sigma(t)^2        (data prediction)
+    score = -(sigma x + alpha v_hat) / (sigma r^2)    (v-prediction, Salimans and Ho 2022; r^2 = alpha^2 + sigma^2)
+
+and EDM's preconditioning (Karras et al. 2022) is a data prediction whose network also sees a scaled
+input and a noise embedding instead of t (:meth:`Parameterization.network_input`).
 
 Each :class:`Parameterization` holds both halves of its contract: the regression ``target`` the
 network is trained on and the map ``to_score`` from its output to a score. Because
@@ -27,8 +31,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from sdegen._broadcast import batch_time
-from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde
+from sdegen._broadcast import batch_time, expand_like
+from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde, check_positive
 from sdegen.sde.base import SDE
 from sdegen.sde.kernel import GaussianKernel
 
@@ -37,6 +41,8 @@ __all__ = [
     "ScorePrediction",
     "NoisePrediction",
     "DataPrediction",
+    "VPrediction",
+    "EDMPreconditioning",
     "ScoreModel",
     "TransitionKernel",
 ]
@@ -89,6 +95,14 @@ class Parameterization(abc.ABC):
     def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         """eps_hat = -sigma score implied by ``output``; overridden with direct maps like :meth:`to_data`."""
         return kernel.noise_from_score(self.to_score(output, x, kernel))
+
+    def network_input(self, t: Tensor, x: Tensor, kernel: GaussianKernel | None) -> tuple[Tensor, Tensor]:
+        """What the network is called with at time ``t`` ``[B]`` and state ``x``: ``(t, x)`` itself.
+
+        A preconditioning (:class:`EDMPreconditioning`) overrides this to scale the input and to
+        replace the time by a noise-level embedding.
+        """
+        return t, x
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -161,6 +175,104 @@ class DataPrediction(Parameterization):
 
     def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
         return kernel.noise_from_data(x, output)
+
+
+class VPrediction(Parameterization):
+    """The network outputs the velocity v = alpha(t) z - sigma(t) x_0 (Salimans and Ho 2022, sec. 4).
+
+    For x_t = alpha x_0 + sigma z, with r^2 = alpha^2 + sigma^2 (1 on a VP SDE),
+
+        x0_hat  = (alpha x - sigma v) / r^2,       eps_hat = (sigma x + alpha v) / r^2,
+        score   = -eps_hat / sigma = -(sigma x + alpha v) / (sigma r^2),
+
+    exact for every linear SDE (Salimans and Ho state the VP case, r = 1, as x0_hat = alpha x -
+    sigma v; ``prediction_type="v_prediction"`` of diffusers). Its output stays of unit size at both
+    ends of the schedule: v -> z as sigma -> 0 and v -> -x_0 as alpha -> 0, where noise and data
+    prediction each divide by a vanishing coefficient.
+    """
+
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.velocity(x0, noise)
+
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_v(x, output)
+
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.v_from_score(x, score)
+
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.data_from_v(x, output)
+
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_v(x, output)
+
+
+class EDMPreconditioning(Parameterization):
+    """EDM's preconditioned denoiser D = c_skip x~ + c_out F(c_in x~, c_noise) (Karras et al. 2022).
+
+    Table 1 ("Ours") and eq. 7 of Karras et al. 2022, for the kernel x~ = x_0 + sigma~ z of a VE
+    SDE, with sigma_data the standard deviation of the data:
+
+        c_skip  = sigma_data^2 / (sigma~^2 + sigma_data^2),   c_out = sigma~ sigma_data / sqrt(sigma~^2 + sigma_data^2),
+        c_in    = 1 / sqrt(sigma~^2 + sigma_data^2),           c_noise = log(sigma~) / 4.
+
+    **Any linear SDE.** x_t = alpha x_0 + sigma z is that VE kernel in the scaled variable
+    x~ = x_t / alpha with noise level sigma~ = sigma / alpha = exp(-lambda) (Karras et al. 2022,
+    eq. 4 and sec. 3, "scaling s(t)"), so the network F sees c_in x / alpha and c_noise = -lambda / 4,
+    and x0_hat = D; on :class:`~sdegen.EDMVESDE` (alpha = 1, sigma = t) this is EDM exactly. The
+    network is called as ``net(c_noise, c_in x~)``: its time input is the noise embedding c_noise
+    ``[B]``, not t.
+
+    The training target of F is (x_0 - c_skip x~) / c_out, and a loss weighted by lambda(t) in score
+    space is lambda(t) (alpha c_out / sigma^2)^2 ||F - target||^2; EDM's own weighting, unit weight on
+    F, is lambda(t) = sigma^4 / (alpha c_out)^2.
+
+    Args:
+        sigma_data: standard deviation of the data (EDM's 0.5 for images in [-1, 1]).
+    """
+
+    def __init__(self, sigma_data: float = 0.5) -> None:
+        self.sigma_data = check_positive("sigma_data", sigma_data)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sigma_data={self.sigma_data:g})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.sigma_data == other.sigma_data  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.sigma_data))
+
+    def coefficients(self, kernel: GaussianKernel) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(c_skip, c_out, c_in, c_noise), each ``[B]``, at the scaled noise level sigma~ = sigma / alpha."""
+        sd = self.sigma_data
+        sig = kernel.sigma / kernel.alpha
+        norm = torch.sqrt(sig * sig + sd * sd)
+        return sd * sd / (norm * norm), sig * sd / norm, 1.0 / norm, torch.log(sig) / 4.0
+
+    def network_input(self, t: Tensor, x: Tensor, kernel: GaussianKernel) -> tuple[Tensor, Tensor]:
+        _, _, c_in, c_noise = self.coefficients(kernel)
+        return c_noise.to(t.dtype), x * expand_like(c_in / kernel.alpha, x)
+
+    def target(self, x0: Tensor, noise: Tensor, kernel: GaussianKernel) -> Tensor:
+        c_skip, c_out, _, _ = self.coefficients(kernel)
+        scaled = x0 + expand_like(kernel.sigma / kernel.alpha, noise) * noise
+        return (x0 - expand_like(c_skip, x0) * scaled) / expand_like(c_out, x0)
+
+    def to_data(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        c_skip, c_out, _, _ = self.coefficients(kernel)
+        return expand_like(c_skip / kernel.alpha, x) * x + expand_like(c_out, x) * output
+
+    def to_score(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.score_from_data(x, self.to_data(output, x, kernel))
+
+    def to_noise(self, output: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        return kernel.noise_from_data(x, self.to_data(output, x, kernel))
+
+    def from_score(self, score: Tensor, x: Tensor, kernel: GaussianKernel) -> Tensor:
+        c_skip, c_out, _, _ = self.coefficients(kernel)
+        x0 = kernel.data_from_score(x, score)
+        return (x0 - expand_like(c_skip / kernel.alpha, x) * x) / expand_like(c_out, x)
 
 
 class ScoreModel(nn.Module):
@@ -277,8 +389,9 @@ class ScoreModel(nn.Module):
         """alpha(t) and sigma(t) of the SDE at times ``t`` (shape ``[B]``)."""
         return GaussianKernel.of(self.sde, t)
 
-    def _net(self, t: Tensor, x: Tensor, y: int | Tensor | None) -> Tensor:
-        """The network at times ``t`` ``[B]``, with the labels ``y`` exactly when it is conditional."""
+    def _net(self, t: Tensor, x: Tensor, y: int | Tensor | None, kernel: GaussianKernel | None) -> Tensor:
+        """The network at times ``t`` ``[B]``, with the labels ``y`` exactly when it is conditional,
+        on the input the parameterisation makes of ``(t, x)`` (itself, unless it preconditions)."""
         if y is None:
             if self.is_conditional:
                 raise ValueError(
@@ -287,18 +400,23 @@ class ScoreModel(nn.Module):
                     f"{self.null_label} for the unconditional score), or sample model.given(y) or "
                     f"ClassifierFreeGuidance(model, y, guidance)"
                 )
-            return self.net(t, x)
+            return self.net(*self.parameterization.network_input(t, x, kernel))
         if not self.is_conditional:
             self.check_labels(y, x)
         if isinstance(y, int) and not isinstance(y, bool):
             y = torch.full((x.shape[0],), y, dtype=torch.int64, device=x.device)
         elif torch.is_tensor(y) and y.device.type == "cpu":  # free on the CPU; see check_class_labels
             y = self.check_labels(y, x)
-        return self.net(t, x, y)
+        return self.net(*self.parameterization.network_input(t, x, kernel), y)
+
+    def _kernel_if_needed(self, t: Tensor) -> GaussianKernel | None:
+        return self.kernel(t) if self.parameterization.needs_kernel else None
 
     def output(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
-        """The raw network output ``net(t, x)`` (``net(t, x, y)``), with ``t`` broadcast to ``[B]``."""
-        return self._net(batch_time(t, x), x, y)
+        """The raw network output ``net(t, x)`` (``net(t, x, y)``), with ``t`` broadcast to ``[B]``
+        (for :class:`EDMPreconditioning`: ``net(c_noise, c_in x / alpha)``)."""
+        tb = batch_time(t, x)
+        return self._net(tb, x, y, self._kernel_if_needed(tb))
 
     def forward(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """The score s_theta(t, x) (of class ``y`` for a conditional model), shaped like ``x``."""
@@ -307,23 +425,24 @@ class ScoreModel(nn.Module):
         # range of y, checked where labels enter (losses, given, guidance).
         check_batch_shape("x", x)
         tb = batch_time(t, x)
-        out = self._net(tb, x, y)
-        kernel = self.kernel(tb) if self.parameterization.needs_kernel else None
-        return self.parameterization.to_score(out, x, kernel)
+        kernel = self._kernel_if_needed(tb)
+        return self.parameterization.to_score(self._net(tb, x, y, kernel), x, kernel)
 
     def data_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """x0_hat(t, x) = E[x_0 | x_t = x] from the network's output without passing through the score."""
         check_batch_shape("x", x)
         self._require_kernel("data_prediction")
         tb = batch_time(t, x)
-        return self.parameterization.to_data(self._net(tb, x, y), x, self.kernel(tb))
+        kernel = self.kernel(tb)
+        return self.parameterization.to_data(self._net(tb, x, y, kernel), x, kernel)
 
     def noise_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """eps_hat(t, x) = E[z | x_t = x] from the network's output without passing through the score."""
         check_batch_shape("x", x)
         self._require_kernel("noise_prediction")
         tb = batch_time(t, x)
-        return self.parameterization.to_noise(self._net(tb, x, y), x, self.kernel(tb))
+        kernel = self.kernel(tb)
+        return self.parameterization.to_noise(self._net(tb, x, y, kernel), x, kernel)
 
     def _require_kernel(self, what: str) -> None:
         check_linear_sde(self.sde, f"ScoreModel.{what}")

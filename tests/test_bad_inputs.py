@@ -587,7 +587,7 @@ CLI = [
     ("train-model-choice", ["train", "--model", "resnet"], "argument --model: invalid choice"),
     (
         "train-param-choice",
-        ["train", "--parameterization", "v"],
+        ["train", "--parameterization", "x0"],
         "argument --parameterization: invalid choice",
     ),
     ("train-channels-choice", ["train", "--channels", "2"], "argument --channels"),
@@ -604,7 +604,7 @@ CLI = [
     ("train-device-tpu", ["train", "--device", "xla"], "--device"),
     ("train-unknown-option", ["train", "--learning-rate", "1"], "unrecognized arguments: --learning-rate"),
     ("train-resume-nothing", ["train", "--resume", "--out", "{tmp}/none"], "config.json' does not exist"),
-    ("sample-no-run", ["sample"], "the following arguments are required: RUN"),
+    ("sample-no-run", ["sample"], "give a run directory RUN, or a brought model with --model SPEC"),
     ("sample-missing-run", ["sample", "{tmp}/none"], "config.json' does not exist"),
     (
         "sample-sampler-choice",

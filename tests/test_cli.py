@@ -91,7 +91,7 @@ def test_train_writes_a_run_directory_and_resumes(tmp_path, capsys):
         (["train", "--resume", "--out", "{tmp}/none"], "config.json' does not exist"),
         (["sample", "{tmp}/none"], "config.json' does not exist"),
         (["nll", "{tmp}/none"], "config.json' does not exist"),
-        (["sample"], "the following arguments are required: RUN"),
+        (["sample"], "give a run directory RUN, or a brought model with --model SPEC"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: COMMAND"),
     ],

@@ -12,15 +12,23 @@ from sdegen import SDE, VPSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.parameterization import (
     DataPrediction,
+    EDMPreconditioning,
     NoisePrediction,
     ScoreModel,
     ScorePrediction,
     TransitionKernel,
+    VPrediction,
 )
 from sdegen.testing import strategies as sst
 
 F64 = torch.float64
-PARAMETERIZATIONS = [ScorePrediction(), NoisePrediction(), DataPrediction()]
+PARAMETERIZATIONS = [
+    ScorePrediction(),
+    NoisePrediction(),
+    DataPrediction(),
+    VPrediction(),
+    EDMPreconditioning(sigma_data=0.7),
+]
 
 
 def _draw(sde, seed, shape=(16, 3)):
@@ -77,6 +85,16 @@ def test_data_and_noise_predictions_are_tweedies_formula_of_the_score(param, sde
         assert param.to_noise(out, x_t, kernel) is out
 
 
+def undo_network_input(param, sde, t_in, x_in):
+    """(t, x) from what a parameterisation calls its network with (EDM: c_noise = -lambda / 4, c_in x / alpha)."""
+    if not isinstance(param, EDMPreconditioning):
+        return t_in, x_in
+    t = sde.inverse_log_snr(-4.0 * t_in)
+    kernel = TransitionKernel.of(sde, t)
+    _, _, c_in, _ = param.coefficients(kernel)
+    return t, x_in * (kernel.alpha / c_in)[:, None]
+
+
 class OracleNet(nn.Module):
     """Outputs, in the parameterisation's units, the exact score of a Gaussian mixture."""
 
@@ -85,6 +103,7 @@ class OracleNet(nn.Module):
         self.score, self.sde, self.param = mixture.score(sde), sde, param
 
     def forward(self, t, x):
+        t, x = undo_network_input(self.param, self.sde, t, x)
         return self.param.from_score(self.score(t, x), x, TransitionKernel.of(self.sde, t))
 
 
@@ -137,3 +156,115 @@ def test_score_model_argument_errors():
 def test_parameterizations_compare_by_type():
     assert NoisePrediction() == NoisePrediction() and NoisePrediction() != DataPrediction()
     assert ScoreModel(nn.Identity(), VPSDE()).parameterization == NoisePrediction()
+
+
+# -- v-prediction and EDM's preconditioning ------------------------------------------------------------
+@given(sde=sst.linear_sdes(), seed=st.integers(0, 2**16))
+def test_v_target_and_its_direct_maps(sde, seed):
+    """v = alpha z - sigma x0 (Salimans and Ho 2022), and x0, z are recovered from (x_t, v) exactly
+    for any alpha, sigma: x0 = (alpha x - sigma v) / r^2, z = (sigma x + alpha v) / r^2."""
+    _, x0, z, kernel, x_t = _draw(sde, seed)
+    a, s = kernel.alpha[:, None], kernel.sigma[:, None]
+    v = VPrediction().target(x0, z, kernel)
+    torch.testing.assert_close(v, a * z - s * x0, rtol=0, atol=0)
+    atol = 1e-9 + 1e-14 / float(kernel.alpha.min())
+    torch.testing.assert_close(VPrediction().to_data(v, x_t, kernel), x0, rtol=1e-9, atol=atol)
+    torch.testing.assert_close(VPrediction().to_noise(v, x_t, kernel), z, rtol=1e-9, atol=1e-9)
+
+
+def test_v_prediction_on_vp_is_salimans_and_ho():
+    """On a VP SDE (alpha^2 + sigma^2 = 1): x0_hat = alpha x - sigma v and eps_hat = sigma x + alpha v."""
+    sde = VPSDE()
+    t, _, _, kernel, x_t = _draw(sde, 3)
+    v = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(4), dtype=F64)
+    a, s = kernel.alpha[:, None], kernel.sigma[:, None]
+    torch.testing.assert_close(VPrediction().to_data(v, x_t, kernel), a * x_t - s * v, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        VPrediction().to_noise(v, x_t, kernel), s * x_t + a * v, rtol=1e-12, atol=1e-12
+    )
+
+
+def test_edm_coefficients_are_table_1_on_edm_ve_and_at_sigma_over_alpha_elsewhere():
+    from sdegen import EDMVESDE
+
+    sd = 0.5
+    param = EDMPreconditioning(sigma_data=sd)
+    sigma = torch.tensor([0.002, 0.5, 1.0, 80.0], dtype=F64)
+    c_skip, c_out, c_in, c_noise = param.coefficients(TransitionKernel.of(EDMVESDE(), sigma))
+    # Karras et al. 2022, Table 1, "Ours": at sigma = 1 with sigma_data = 0.5, c_skip = 0.25 / 1.25.
+    torch.testing.assert_close(c_skip[2], torch.tensor(0.2, dtype=F64))
+    torch.testing.assert_close(c_out[2], torch.tensor(0.5 / 1.25**0.5, dtype=F64))
+    torch.testing.assert_close(c_skip, sd**2 / (sigma**2 + sd**2), rtol=1e-14, atol=0)
+    torch.testing.assert_close(c_out, sigma * sd / (sigma**2 + sd**2).sqrt(), rtol=1e-14, atol=0)
+    torch.testing.assert_close(c_in, 1 / (sigma**2 + sd**2).sqrt(), rtol=1e-14, atol=0)
+    torch.testing.assert_close(c_noise, sigma.log() / 4, rtol=1e-14, atol=0)
+    # On VP the same coefficients, at the scaled noise level sigma / alpha, and the network sees x / alpha.
+    vp, t = VPSDE(), torch.tensor([0.01, 0.3, 0.9], dtype=F64)
+    k = TransitionKernel.of(vp, t)
+    ve_k = TransitionKernel(torch.ones_like(t), k.sigma / k.alpha)
+    for ours, ve in zip(param.coefficients(k), param.coefficients(ve_k), strict=True):
+        torch.testing.assert_close(ours, ve, rtol=1e-14, atol=0)
+    x = torch.randn(3, 2, dtype=F64)
+    t_in, x_in = param.network_input(t, x, k)
+    torch.testing.assert_close(t_in, -vp.log_snr(t) / 4)
+    torch.testing.assert_close(x_in, x / k.alpha[:, None] * param.coefficients(k)[2][:, None])
+
+
+class PointMassNet(nn.Module):
+    """The exact network of data concentrated at one point x*: its score -(x - alpha x*) / sigma^2 is
+    the conditional score, so every DSM target is met exactly, and the loss vanishes."""
+
+    def __init__(self, point, sde, param):
+        super().__init__()
+        self.point, self.sde, self.param = point, sde, param
+
+    def forward(self, t, x):
+        t, x = undo_network_input(self.param, self.sde, t, x)
+        k = TransitionKernel.of(self.sde, t)
+        score = -(x - k.alpha[:, None] * self.point) / k.sigma[:, None] ** 2
+        return self.param.from_score(score, x, k)
+
+
+@pytest.mark.parametrize("param", PARAMETERIZATIONS, ids=repr)
+def test_a_perfect_network_has_zero_loss_on_its_target(param):
+    """A loss is lambda c^2 ||F - target||^2: the exact network of point-mass data has loss 0 (to
+    rounding) under every parameterisation and weighting."""
+    from sdegen.losses import DenoisingScoreMatching, LikelihoodWeighting
+
+    sde = VPSDE()
+    point = torch.tensor([[0.7, -1.2]], dtype=F64)
+    model = ScoreModel(PointMassNet(point, sde, param), sde, param)
+    x0 = point.expand(64, 2)
+    g = torch.Generator().manual_seed(0)
+    for loss in (DenoisingScoreMatching(eps=1e-3), DenoisingScoreMatching(LikelihoodWeighting(), eps=1e-3)):
+        assert float(loss(model, x0, generator=g)) < 1e-16
+    # ... and a wrong network does not.
+    wrong = ScoreModel(PointMassNet(point + 0.1, sde, param), sde, param)
+    assert float(DenoisingScoreMatching(eps=1e-3)(wrong, x0, generator=g)) > 1e-3
+
+
+@pytest.mark.parametrize(
+    "param", [NoisePrediction(), DataPrediction(), VPrediction(), EDMPreconditioning()], ids=repr
+)
+def test_the_exact_model_samples_the_same_through_every_parameterization(param):
+    """The one exact model written in four parameterisations: DPM-Solver++(2M) (via data_prediction)
+    and the probability-flow Euler steps of DDIM give the same samples as the score itself."""
+    import sdegen
+
+    sde = VPSDE()
+    mixture = GaussianMixture.ring(4, radius=2.0, std=0.3)
+    model = ScoreModel(OracleNet(mixture, sde, param), sde, param)
+    reference = ScoreModel(OracleNet(mixture, sde, ScorePrediction()), sde, ScorePrediction())
+    for sampler in (sdegen.DPMSolverMultistepSampler(steps=12), sdegen.DDIMSampler(steps=12)):
+        x, ref = (
+            sdegen.sample(sde, m, (64, 2), sampler, generator=torch.Generator().manual_seed(5), dtype=F64).x
+            for m in (model, reference)
+        )
+        torch.testing.assert_close(x, ref, rtol=1e-9, atol=1e-9)
+
+
+def test_edm_preconditioning_parameter_errors():
+    with pytest.raises(ValueError, match="sigma_data"):
+        EDMPreconditioning(sigma_data=0.0)
+    assert EDMPreconditioning(0.5) == EDMPreconditioning(0.5) != EDMPreconditioning(1.0)
+    assert "sigma_data=0.5" in repr(EDMPreconditioning())

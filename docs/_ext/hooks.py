@@ -38,6 +38,7 @@ API_MODULES = (
     "divergence",
     "losses",
     "parameterization",
+    "models",
     "nn",
     "training",
     "classifier",

@@ -1,4 +1,4 @@
-"""The ``sdegen`` command: ``sdegen train | sample | nll | demo``.
+"""The ``sdegen`` command: ``sdegen train | sample | fit-grid | nll | demo``.
 
 Every subcommand takes ``--device``, ``--seed`` and ``--out DIR``; ``sdegen <command> --help`` lists
 the rest with their defaults. Bad arguments, and missing or unusable input files, print one line on
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from sdegen.cli import demo, nll, sample, train
+from sdegen.cli import demo, fit_grid, nll, sample, train
 from sdegen.cli._common import Parser, apply_threads, explicit_options
 from sdegen.run import SettingsError
 from sdegen.training import CheckpointError, RunDirectoryBusy, TrainingInterrupted
@@ -32,7 +32,7 @@ def build_parser() -> Parser:
         description="Score-based generative modelling through SDEs: train, sample, evaluate likelihoods.",
     )
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
-    for module in (train, sample, nll, demo):
+    for module in (train, sample, fit_grid, nll, demo):
         module.add_parser(sub)
     return parser
 

@@ -40,9 +40,9 @@ from sdegen.cli._common import (
     resolve_device,
     write_json,
 )
+from sdegen.cli.brought import add_model_arguments, describe_space, load_model
 from sdegen.likelihood import summarize_nll
 from sdegen.random import PerSampleGenerator, derive_seed
-from sdegen.run.config import load_run
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run", "PER_EXAMPLE"]
@@ -62,7 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "over the processes, with the same per-example results. --bound elbo|ddpm reports a variational "
         "upper bound of the stochastic model instead (no ODE solve).",
     )
-    p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
+    p.add_argument(
+        "run_dir", metavar="RUN", nargs="?", default=None, help="run directory written by `sdegen train`"
+    )
     add_common_arguments(p, out=None, out_help="where to write nll.json [default: RUN]")
     p.add_argument("--split", default="test", choices=("test", "train"), help="image split")
     p.add_argument("--n", type=positive_int, default=500, help="number of points or images")
@@ -79,7 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--eps",
         type=positive_float,
         default=None,
-        help="start time of the ODE [default: the smallest noise level of an NCSN run, else 1e-5]",
+        help="start time of the ODE [default: the smallest noise level of an NCSN run, step 0 (t = 1/N) of a "
+        "brought discrete-time model, else 1e-5]",
     )
     p.add_argument(
         "--batch-size",
@@ -125,6 +128,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="of a class-conditional run: -log p(x) of its unconditional half (the null label) instead "
         "of -log p(x | y) with the data's labels",
     )
+    add_model_arguments(p)
     p.set_defaults(run=run)
 
 
@@ -132,9 +136,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
+    trained, out = load_model(args, device, needs_data=True)
     run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir
-    trained = load_run(run_dir, device, ema=not args.no_ema)
     bundle, model = trained.data, trained.model
     if trained.kind == "classifier":
         raise UsageError(
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         )
     # Before the work: a result that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
-    eps = check_end_time(model.sde, trained.end_time(args.eps) or 1e-5)
+    eps = check_end_time(model.sde, trained.end_time(args.eps) or model.sde.likelihood_eps)
     if args.compile:
         model.net.compile()
     d = math.prod(bundle.event_shape)
@@ -246,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
             args, gathered, n, divergence, bundle, images if bundle.is_image else None, labelled, true_nll
         )
         report["eps"] = eps
+        report["nats_of"] = describe_space(bundle)
         report["seconds"] = time.perf_counter() - start
         report["processes"] = world.size
         # Printed before it is written, so that a failed write does not lose it.

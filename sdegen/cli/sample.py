@@ -12,6 +12,7 @@ so a chunk is guided by the labels and observations of its own samples.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -35,9 +36,12 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
+from sdegen.cli.brought import BroughtRun, add_model_arguments, load_model
+from sdegen.cli.fit_grid import load_fitted_grid
 from sdegen.metrics import energy_distance
+from sdegen.models import scheduler_thresholding
 from sdegen.random import PerSampleGenerator, derive_seed
-from sdegen.run.config import Run, load_run
+from sdegen.run.config import Run
 from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
 from sdegen.samplers import AnnealedLangevinSampler
 from sdegen.training.files import atomic_write, check_writable
@@ -55,7 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "classifier-free guidance --guidance W; an unconditional run is guided to a class by a "
         "classifier run (--label K --classifier RUN). --inpaint MASK fills in test images.",
     )
-    p.add_argument("run_dir", metavar="RUN", help="run directory written by `sdegen train`")
+    p.add_argument(
+        "run_dir", metavar="RUN", nargs="?", default=None, help="run directory written by `sdegen train`"
+    )
     add_common_arguments(p, out=None, out_help="where to write the samples [default: RUN]")
     p.add_argument(
         "--sampler",
@@ -75,10 +81,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--grid",
         default="default",
-        choices=GRIDS,
-        help="time grid of fixed-step samplers: uniform in t, logsnr (uniform in log-SNR), karras (Karras "
-        "et al., rho = 7), or the sampler's own (default): uniform for reverse-sde, pc, ddpm; logsnr for "
-        "ddim, dpmpp-*, unipc; karras for edm-*; geometric levels for annealed-langevin",
+        metavar="{" + ",".join([*GRIDS, "fitted"]) + "} or FILE",
+        help="time grid of fixed-step samplers: uniform in t, uniform in log-SNR, Karras (rho = 7), or the "
+        "sampler's own (uniform for reverse-sde, pc, ddpm; logsnr for ddim, dpmpp-*, unipc and karras for "
+        "edm-*, both stopping at the SDE's noise floor before a denoising step; geometric levels for "
+        "annealed-langevin); fitted: the run's grid fitted for --sampler and --steps by `sdegen fit-grid`; "
+        "or a fitted grid's JSON file",
     )
     p.add_argument(
         "--snr",
@@ -144,6 +152,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --inpaint: how many test images to fill in; sample i fills in image i mod K (default: 8)",
     )
+    add_model_arguments(p)
+    p.add_argument(
+        "--scheduler-thresholding",
+        action="store_true",
+        help="with --model diffusers:DIR: clip or dynamically threshold x0_hat as the saved scheduler's "
+        "clip_sample / thresholding say (inexact: off by default)",
+    )
     p.set_defaults(run=run)
 
 
@@ -165,8 +180,6 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
-    run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else run_dir
     if args.sampler is not None and not SAMPLERS[args.sampler].fixed_steps:
         for given, flag in (
             (args.grid != "default", f"--grid {args.grid}"),
@@ -177,7 +190,13 @@ def run(args: argparse.Namespace) -> int:
                     f"{flag} applies to fixed-step samplers; --sampler {args.sampler} is adaptive (it places "
                     f"its own steps): drop {flag.split()[0]}, or choose a fixed-step sampler such as dpmpp-2m"
                 )
-    trained = load_run(run_dir, device, ema=not args.no_ema)
+    trained, out = load_model(args, device, needs_data=args.inpaint is not None)
+    run_dir = Path(args.run_dir)
+    if isinstance(trained, BroughtRun) and args.classifier is not None:
+        raise UsageError(
+            "--classifier guides a run trained by sdegen (checked to classify its noised data); guide a "
+            "brought model in Python with sdegen.ClassifierGuidance"
+        )
     if trained.kind == "classifier":
         raise UsageError(
             f"{run_dir} is a classifier run (`sdegen train --classifier`), which has no samples: guide an "
@@ -195,6 +214,15 @@ def run(args: argparse.Namespace) -> int:
     options = SamplerOptions(
         steps=steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts, grid=args.grid
     )
+    if args.grid not in GRIDS:
+        if args.sampler is None:
+            raise UsageError(f"--grid {args.grid} needs --sampler: a fitted grid belongs to one sampler")
+        if args.grid != "fitted" and not Path(args.grid).is_file():
+            raise UsageError(
+                f"--grid {args.grid!r} is neither one of {', '.join([*GRIDS, 'fitted'])} nor a file"
+            )
+        fitted = load_fitted_grid(args.grid, run_dir, name, args.steps, model.sde)
+        options = dataclasses.replace(options, custom_grid=fitted.grid)
     with as_usage_error("sampler settings"):
         sampler = spec.factory(options)
     fill = inpaint(args, trained, args.n)
@@ -208,11 +236,21 @@ def run(args: argparse.Namespace) -> int:
         model.net.compile()
     start = time.perf_counter()
 
+    def score_fn(begin: int, end: int):
+        score = cond.score_fn(begin, end)
+        return scheduler_thresholding(model, score) if args.scheduler_thresholding else score
+
+    if args.scheduler_thresholding:
+        if not isinstance(trained, BroughtRun) or getattr(model.net, "scheduler_config", None) is None:
+            raise UsageError("--scheduler-thresholding applies the scheduler config of --model diffusers:DIR")
+        with as_usage_error("--scheduler-thresholding"):
+            score_fn(0, min(args.n, args.batch_size))  # checked now, before any sample is drawn
+
     def draw(begin: int, end: int) -> dict:
         g = PerSampleGenerator([derive_seed(args.seed, i) for i in range(begin, end)], device)
         result = sdegen.sample(
             model.sde,
-            cond.score_fn(begin, end),
+            score_fn(begin, end),
             (end - begin, *bundle.event_shape),
             sampler,
             eps=eps,
@@ -260,7 +298,7 @@ def _write(
     name: str,
     sampler: object,
     title: str,
-    trained: Run,
+    trained: Run | BroughtRun,
     cond: Classes,
     fill: Inpaint | None,
     eps: float,

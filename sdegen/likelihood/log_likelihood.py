@@ -187,7 +187,7 @@ def log_likelihood(
     method: str = "dopri5",
     rtol: float = 1e-5,
     atol: float = 1e-5,
-    eps: float = 1e-5,
+    eps: float | None = None,
     prior_logp: Callable[[Tensor], Tensor] | None = None,
     generator: RandomSource = None,
     adjoint: bool = False,
@@ -217,7 +217,9 @@ def log_likelihood(
         method: an adaptive torchdiffeq solver: one of ``ADAPTIVE_METHODS``.
         rtol: relative tolerance, enforced for every sample's state and log-density separately.
         atol: absolute tolerance, enforced the same way.
-        eps: start time in (0, T); the score is singular at t = 0.
+        eps: start time in (0, T); the score is singular at t = 0. Default: the SDE's
+            ``likelihood_eps``, 1e-5, or for a :class:`~sdegen.DiscreteVPSDE` 1/N, the time of
+            step 0, the least noise its network was trained on.
         prior_logp: ``z -> [B]`` log-density of x_T; default ``sde.prior_logp``. Pass an exact
             log p_T (of an oracle) to remove the prior mismatch log pi(z) - log p_T(z).
         generator: for the probes: a ``torch.Generator``, or a
@@ -260,6 +262,12 @@ def log_likelihood(
         raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
     if not callable(score_fn):
         raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    if getattr(score_fn, "is_density_score", True) is False:
+        raise ValueError(
+            f"score_fn is {score_fn!r}, which is not the score of any density (e.g. a thresholded or "
+            f"clipped x0_hat): its probability-flow ODE defines no likelihood. Pass the model itself, "
+            f"without thresholding"
+        )
     if divergence is None:
         divergence = Hutchinson()
     elif not isinstance(divergence, DivergenceEstimator):
@@ -272,7 +280,7 @@ def log_likelihood(
             f"method must be an adaptive torchdiffeq solver, one of {ADAPTIVE_METHODS}; got {method!r}"
         )
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
-    eps = check_real("eps", eps)
+    eps = check_real("eps", sde.likelihood_eps if eps is None else eps)
     if not 0.0 < eps < sde.T:
         raise ValueError(
             f"eps must lie in (0, T) = (0, {sde.T:g}): the ODE is solved from eps to T and the score is "

@@ -33,7 +33,14 @@ from sdegen.losses import (
     SlicedScoreMatching,
 )
 from sdegen.nn import UNET_SIZES, MLPClassifier, ScoreMLP, UNet, UNetClassifier
-from sdegen.parameterization import DataPrediction, NoisePrediction, Parameterization, ScorePrediction
+from sdegen.parameterization import (
+    DataPrediction,
+    EDMPreconditioning,
+    NoisePrediction,
+    Parameterization,
+    ScorePrediction,
+    VPrediction,
+)
 from sdegen.run import datasets as _data
 from sdegen.run.datasets import DataBundle
 from sdegen.run.errors import SettingsError
@@ -200,6 +207,12 @@ PARAMETERIZATIONS: dict[str, ParameterizationSpec] = {
     "data": ParameterizationSpec(DataPrediction, "data prediction"),
     "noise": ParameterizationSpec(NoisePrediction, "noise prediction"),
     "score": ParameterizationSpec(ScorePrediction, "score prediction"),
+    "v": ParameterizationSpec(VPrediction, "v-prediction (Salimans and Ho 2022)"),
+    # sigma_data = 0.5: EDM's value for images in [-1, 1], which is what sdegen's images are.
+    "edm": ParameterizationSpec(
+        lambda: EDMPreconditioning(sigma_data=0.5),
+        "EDM preconditioning (Karras et al. 2022), sigma_data = 0.5",
+    ),
 }
 
 
@@ -332,12 +345,16 @@ class SamplerOptions:
     #: a decreasing time grid of the run (NCSN's noise levels) for samplers that step through levels
     ts: Tensor | None = None
     grid: str = "default"
+    #: a grid of its own (a fitted grid, ``--grid fitted`` or ``--grid FILE``) instead of ``grid``
+    custom_grid: S.TimeGrid | None = None
 
     def grid_arguments(self) -> dict[str, Any]:
         """The run's own times ``ts=`` when given; else ``steps=`` for the sampler's default kind of
         grid, or ``grid=`` with that many steps."""
         if self.ts is not None:
             return {"ts": self.ts}
+        if self.custom_grid is not None:
+            return {"grid": self.custom_grid}
         factory = lookup(GRIDS, self.grid, "grid").factory
         if factory is None:
             return {} if self.steps is None else {"steps": self.steps}

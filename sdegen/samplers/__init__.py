@@ -31,6 +31,7 @@ from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
 from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
 from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
+from sdegen.samplers.fitted_grid import FittedGrid, fit_grid
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.metropolis import HMCCorrector, MALACorrector
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
@@ -44,6 +45,7 @@ from sdegen.samplers.predictors import (
 from sdegen.samplers.probability_flow import ProbabilityFlowSampler
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.samplers.sampling import sample
+from sdegen.samplers.thresholding import Thresholded
 from sdegen.samplers.unipc import UniPCSampler
 
 __all__ = [
@@ -64,12 +66,15 @@ __all__ = [
     "EDMHeunSampler",
     "EDMStochasticSampler",
     "UniPCSampler",
+    "Thresholded",
     "TimeGrid",
     "UniformGrid",
     "LogSNRGrid",
     "KarrasGrid",
     "CustomGrid",
     "DiffusersGrid",
+    "FittedGrid",
+    "fit_grid",
     "Predictor",
     "EulerMaruyama",
     "ReverseDiffusion",

@@ -12,6 +12,13 @@ with no assumption alpha^2 + sigma^2 = 1. This base class resolves ``steps``/``g
 non-linear SDE before any work, and evaluates x0_hat at grid times or at extra times (the
 intermediate stages of singlestep and stochastic methods) with the coefficients of the one
 :class:`~sdegen.sde.coefficients.CoefficientGrid`.
+
+``steps=N`` means N steps of a grid in the noise level that stops at the SDE's noise floor
+(``LogSNRGrid(N, floor=True)``, sigma_min for VE) and takes its last step from there to eps, a
+denoising step: the multistep methods take it at first order (their order rule,
+``multistep_order`` in ``sdegen.samplers._steps``), since an extrapolation of x0_hat
+over that long step would only amplify the noise of its history; the one-step methods (2S, EDM's
+Heun) take it as any other step.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ class DenoiserSampler(Sampler):
     stochastic: ClassVar[bool] = False
     supports_observation: ClassVar[bool] = True
     default_grid: ClassVar[type[TimeGrid]] = LogSNRGrid
+    default_floor: ClassVar[bool] = True
     #: N when neither ``steps`` nor ``grid`` is given (the reference implementation's default)
     default_steps: ClassVar[int] = 20
     #: the loops evaluate x0_hat at each state they reach and report it to the callback

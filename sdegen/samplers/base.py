@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Sequence
 from typing import ClassVar, NamedTuple
 
@@ -86,6 +87,9 @@ class Sampler(abc.ABC):
     stochastic: ClassVar[bool]
     default_grid: ClassVar[type[TimeGrid]] = UniformGrid
     """The kind of grid ``steps=N`` means."""
+    #: whether ``steps=N`` means ``default_grid(N, floor=True)`` (a grid in the noise level that
+    #: stops at the SDE's noise floor before a final denoising step)
+    default_floor: ClassVar[bool] = False
     #: N when neither ``steps`` nor ``grid`` is given: 1000 for the SDE and Langevin samplers, a
     #: few-step budget for the few-step ones, None where steps must be given or are adaptive
     default_steps: ClassVar[int | None] = None
@@ -258,6 +262,8 @@ class Sampler(abc.ABC):
         else:
             check_finite_every = check_steps("check_finite_every", check_finite_every)
         grid = CoefficientGrid(sde, self.time_grid(sde, eps))
+        if self.grid is not None:
+            grid.denoising_final_step = self.grid.denoising_final_step(sde, eps)
         if isinstance(x_T, PriorDraw):
             x_T = x_T.draw(sde, grid, generator)
             _check_state(x_T, score_fn, generator)
@@ -353,17 +359,20 @@ class Sampler(abc.ABC):
         if ts is not None and grid is not None:
             raise ValueError("pass grid=... or ts=..., not both (ts=ts is the same as grid=CustomGrid(ts))")
         name = "ts" if ts is not None else "grid"
+        default = (
+            functools.partial(self.default_grid, floor=True) if self.default_floor else self.default_grid
+        )
         self.grid = resolve_grid(
             steps,
             grid if ts is None else ts,
-            default=self.default_grid,
+            default=default,
             default_steps=self.default_steps,
             grid_name=name,
         )
 
     def _grid_repr(self) -> str:
         """``steps=N`` for the default kind of grid, else ``grid=...``."""
-        if type(self.grid) is self.default_grid:
+        if type(self.grid) is self.default_grid and getattr(self.grid, "floor", False) == self.default_floor:
             return f"steps={self.steps}"
         return f"grid={self.grid!r}"
 

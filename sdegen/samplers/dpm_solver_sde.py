@@ -79,7 +79,7 @@ class DPMSolverSDESampler(DenoiserSampler):
             path.report(i, x, D[0])
             h = lam[i + 1] - lam[i]
             one_minus = -math.expm1(-2 * h)  # 1 - e^{-2h}
-            if multistep_order(2, i, grid.steps, self.lower_order_final) == 2:
+            if multistep_order(2, i, grid, self.lower_order_final) == 2:
                 r0 = (lam[i] - lam[i - 1]) / h
                 x0 = torch.add(D[0], D[0] - D[1], alpha=0.5 / r0)
             else:

@@ -10,6 +10,14 @@ time axis when a sampler runs (it needs the SDE: lambda(t) and its inverse):
 * :class:`KarrasGrid`: uniform in (sigma/alpha)^(1/rho) (Karras et al. 2022, eq. 5, rho = 7);
 * :class:`CustomGrid`: the user's own decreasing times.
 
+The grids in the noise level can stop at a noise floor (``floor=True``: the SDE's
+``noise_floor``, sigma_min for VE) and take one last step from there to the end time, a denoising
+step: the shape of EDM's and k-diffusion's grids, which end at sigma_min and then step to 0. The
+few-step samplers use such grids by default and take that step at first order (a DDIM step, which
+from s_floor to s(eps) << s_floor is Tweedie's denoiser up to a fraction s(eps)/s_floor of the noise):
+without a floor, VE's default end time eps = 1e-5 (sigma = 1.3e-4) puts a third of the steps of a
+log-SNR grid below sigma_min = 0.01, where the data is already resolved.
+
 Every grid sampler takes one as ``grid=`` (a tensor or sequence of times is a :class:`CustomGrid`);
 ``steps=N`` stands for the sampler's default kind of grid with N steps, so passing both is an
 error. Grids are computed in float64, as EDM keeps them. Placing a grid by lambda works for any
@@ -73,6 +81,11 @@ class TimeGrid(abc.ABC):
     def _times(self, sde: SDE, t_end: float) -> Tensor:
         """The times as a float64 CPU tensor (validated by :meth:`times`)."""
 
+    def denoising_final_step(self, sde: SDE, t_end: float) -> bool:
+        """Whether the last step of :meth:`times` is a denoising step from a noise floor to ``t_end``
+        (the few-step samplers take it at first order); False unless the grid says so."""
+        return False
+
 
 class UniformGrid(TimeGrid):
     """Times uniform in t: t_i = T - i (T - eps) / N (Song et al. 2021)."""
@@ -88,18 +101,54 @@ class UniformGrid(TimeGrid):
 
 
 class _NoiseLevelGrid(TimeGrid):
-    """A grid placed in lambda = log(alpha/sigma) and mapped to times by the SDE's inverse_log_snr."""
+    """A grid placed in lambda = log(alpha/sigma) and mapped to times by the SDE's inverse_log_snr.
+
+    With a floor s_f (``floor=True``: the SDE's ``noise_floor``; a float: that noise level
+    sigma/alpha), the first N - 1 steps are placed from T down to lambda_f = -log s_f and the last
+    goes from there to the end time -- where the plain grid would spend more than one of those steps
+    below the floor (VE's and sub-VP's default end times; not VP's, whose end is at the floor).
+    """
+
+    floor: bool | float = False
+
+    def _set(self, steps: int, floor: bool | float) -> None:
+        self.steps = check_steps("steps", steps)
+        if not isinstance(floor, bool):
+            floor = check_positive("floor", floor)
+        self.floor = floor
+
+    def _floor_repr(self) -> str:
+        return "" if self.floor is False else f", floor={self.floor!r}"
 
     def _times(self, sde: SDE, t_end: float) -> Tensor:
         check_linear_sde(sde, f"{self!r}", "Use UniformGrid(steps) or CustomGrid(ts) instead.")
         lam_T, lam_end = _log_snr(sde, [sde.T, t_end])
-        lam = self._log_snrs(lam_T, lam_end)
+        lam_floor = self._floor_log_snr(sde, lam_T, lam_end)
+        if lam_floor is None:
+            lam = self._log_snrs(lam_T, lam_end, self.steps)
+        else:
+            end = torch.tensor([lam_end], dtype=F64)
+            lam = torch.cat([self._log_snrs(lam_T, lam_floor, self.steps - 1), end])
         ts = sde.inverse_log_snr(lam)
         ts[0], ts[-1] = sde.T, t_end  # exact ends, whatever the inverse's rounding
         return ts
 
+    def denoising_final_step(self, sde: SDE, t_end: float) -> bool:
+        if self.floor is False or self.steps < 2 or not isinstance(sde, LinearSDE):
+            return False
+        lam_T, lam_end = _log_snr(sde, [sde.T, float(t_end)])
+        return self._floor_log_snr(sde, lam_T, lam_end) is not None
+
+    def _floor_log_snr(self, sde: LinearSDE, lam_T: float, lam_end: float) -> float | None:
+        """lambda at the floor where the grid stops before its denoising step, or None (no floor)."""
+        if self.floor is False or self.steps < 2:
+            return None
+        lam_floor = -math.log(sde.noise_floor if self.floor is True else self.floor)
+        regular = (lam_floor - lam_T) / (self.steps - 1)  # one of the N - 1 steps above the floor
+        return lam_floor if regular > 0 and lam_end - lam_floor > regular else None
+
     @abc.abstractmethod
-    def _log_snrs(self, lam_T: float, lam_end: float) -> Tensor:
+    def _log_snrs(self, lam_T: float, lam_end: float, steps: int) -> Tensor:
         """steps + 1 increasing float64 values of lambda from lam_T to lam_end."""
 
 
@@ -111,16 +160,22 @@ class LogSNRGrid(_NoiseLevelGrid):
     DPM-Solver's "logSNR" grid (Lu et al. 2022, sec. 3.3). Exponential integrators, which are exact
     in lambda for the linear part, take equal steps h = lambda_{i+1} - lambda_i on it. Needs a
     :class:`~sdegen.sde.LinearSDE`.
+
+    Args:
+        steps: N.
+        floor: ``True``: stop at the SDE's ``noise_floor`` and take the last step from there to
+            the end time (see the module docstring); a float: that noise level sigma/alpha
+            instead; ``False`` (default): uniform down to the end time.
     """
 
-    def __init__(self, steps: int) -> None:
-        self.steps = check_steps("steps", steps)
+    def __init__(self, steps: int, *, floor: bool | float = False) -> None:
+        self._set(steps, floor)
 
     def __repr__(self) -> str:
-        return f"LogSNRGrid(steps={self.steps})"
+        return f"LogSNRGrid(steps={self.steps}{self._floor_repr()})"
 
-    def _log_snrs(self, lam_T: float, lam_end: float) -> Tensor:
-        return torch.linspace(lam_T, lam_end, self.steps + 1, dtype=F64)
+    def _log_snrs(self, lam_T: float, lam_end: float, steps: int) -> Tensor:
+        return torch.linspace(lam_T, lam_end, steps + 1, dtype=F64)
 
 
 class KarrasGrid(_NoiseLevelGrid):
@@ -132,20 +187,21 @@ class KarrasGrid(_NoiseLevelGrid):
 
     s_max = s(T), s_min = s(eps), and t_i = t(lambda = -log s_i). rho = 7 is the paper's choice;
     rho = 1 is uniform in s, and rho -> infinity tends to :class:`LogSNRGrid`. Needs a
-    :class:`~sdegen.sde.LinearSDE`.
+    :class:`~sdegen.sde.LinearSDE`. ``floor`` as for :class:`LogSNRGrid` (EDM's grid is this one with
+    s_min = sigma_min, then a step to 0).
     """
 
-    def __init__(self, steps: int, rho: float = 7.0) -> None:
-        self.steps = check_steps("steps", steps)
+    def __init__(self, steps: int, rho: float = 7.0, *, floor: bool | float = False) -> None:
+        self._set(steps, floor)
         self.rho = check_positive("rho", rho)
 
     def __repr__(self) -> str:
-        return f"KarrasGrid(steps={self.steps}, rho={self.rho:g})"
+        return f"KarrasGrid(steps={self.steps}, rho={self.rho:g}{self._floor_repr()})"
 
-    def _log_snrs(self, lam_T: float, lam_end: float) -> Tensor:
+    def _log_snrs(self, lam_T: float, lam_end: float, steps: int) -> Tensor:
         # s^(1/rho) = exp(-lambda / rho), computed from lambda so that huge or tiny s do not overflow.
         lo, hi = math.exp(-lam_T / self.rho), math.exp(-lam_end / self.rho)
-        ramp = torch.linspace(0.0, 1.0, self.steps + 1, dtype=F64)
+        ramp = torch.linspace(0.0, 1.0, steps + 1, dtype=F64)
         return -self.rho * torch.log(lo + ramp * (hi - lo))
 
 
@@ -153,19 +209,30 @@ class CustomGrid(TimeGrid):
     """The user's own strictly decreasing times ts[0] > ... > ts[N], within [eps, T].
 
     The samples are taken at ``ts[-1]`` (the sampler's ``eps`` only bounds the grid), and a grid
-    that starts below T needs the state at ``ts[0]`` as ``x_T``.
+    that starts below T needs the state at ``ts[0]`` as ``x_T``. ``denoising_final_step=True`` marks
+    the last step as a denoising step from a noise floor (as a floored :class:`LogSNRGrid`'s), which
+    the few-step samplers take at first order.
     """
 
-    def __init__(self, ts: Tensor | Sequence[float], *, name: str = "ts") -> None:
+    def __init__(
+        self, ts: Tensor | Sequence[float], *, name: str = "ts", denoising_final_step: bool = False
+    ) -> None:
         self._name = name
         self.ts = check_decreasing_times(name, ts, math.inf, lower=-math.inf).detach().to("cpu", F64)
         self.steps = len(self.ts) - 1
+        if not isinstance(denoising_final_step, bool):
+            raise TypeError(f"denoising_final_step must be a bool; got {denoising_final_step!r}")
+        self._denoising = denoising_final_step
 
     def __repr__(self) -> str:
-        return f"CustomGrid(<{len(self.ts)} times from {float(self.ts[0]):.4g} to {float(self.ts[-1]):.4g}>)"
+        flag = ", denoising final step" if self._denoising else ""
+        return f"CustomGrid(<{len(self.ts)} times from {float(self.ts[0]):.4g} to {float(self.ts[-1]):.4g}{flag}>)"
 
     def _times(self, sde: SDE, t_end: float) -> Tensor:
         return check_decreasing_times(self._name, self.ts, sde.T, lower=t_end).clone()
+
+    def denoising_final_step(self, sde: SDE, t_end: float) -> bool:
+        return self._denoising
 
 
 def resolve_grid(

@@ -113,7 +113,7 @@ class UniPCSampler(DenoiserSampler):
         score.step = 0
         D = [self.denoised(grid, 0, x, score)]  # x0_hat at t_i, t_{i-1}, ...
         for i in range(grid.steps):
-            p = multistep_order(self._p, i, grid.steps, self.lower_order_final)
+            p = multistep_order(self._p, i, grid, self.lower_order_final)
             h = lam[i + 1] - lam[i]
             hh = -h  # data prediction integrates e^{-h}
             B_h = hh if self.variant == "bh1" else math.expm1(hh)

@@ -55,6 +55,9 @@ class SDE(abc.ABC):
     #: Default end time eps of sampling: samplers stop at t = eps > 0, where the score is still
     #: finite (1e-3 for VP and sub-VP, 1e-5 for VE, as in Song et al. 2021's reference code).
     sampling_eps: ClassVar[float] = 1e-3
+    #: Default start time of :func:`sdegen.log_likelihood`: the reference code's 1e-5, or where an
+    #: SDE's networks start (step 0 of a :class:`~sdegen.DiscreteVPSDE`).
+    likelihood_eps: ClassVar[float] = 1e-5
 
     def __init__(self, T: float = 1.0) -> None:
         self.T = check_positive("T", T)
@@ -165,6 +168,13 @@ class LinearSDE(SDE):
     that overrides one of those would be silently ignored, so it is refused when the class is
     defined: change alpha and sigma instead, or subclass :class:`SDE` for a general drift.
     """
+
+    #: The noise level s = sigma/alpha below which few-step grids spend no steps: a
+    #: ``LogSNRGrid(steps, floor=True)`` (the few-step samplers' default) stops there and takes one
+    #: last step to the end time, a denoising step, as EDM's and k-diffusion's grids end at sigma_min
+    #: and then 0. 0.01 is the noise level of VP(0.1, 20) at its sampling_eps = 1e-3, so that every
+    #: VP-like schedule spends its steps where VP's do (sub-VP reaches 1e-4 at the same end time).
+    noise_floor: ClassVar[float] = 0.01
 
     #: Methods derived from alpha and sigma; overriding them is refused (see the class docstring).
     _DERIVED: ClassVar[tuple[str, ...]] = (

@@ -77,6 +77,10 @@ class CoefficientGrid:
             _require_finite(sde, t, "g(t)^2", g2)
             self.a = self.alpha = self.sigma = self.log_snr = None
         self.g2: list[float] = g2.clamp_min(0.0).tolist()
+        #: whether the last step is a denoising step from a noise floor (set by the sampler from its
+        #: time grid; see :class:`~sdegen.samplers.grid.LogSNRGrid`), which multistep samplers take
+        #: at first order
+        self.denoising_final_step = False
 
     def __len__(self) -> int:
         return self.steps

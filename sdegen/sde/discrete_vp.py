@@ -89,6 +89,8 @@ class DiscreteVPSDE(LinearSDE):
         self.num_train_timesteps = len(abar)
         #: samplers stop by default at step 0, t = 1/N
         self.sampling_eps = 1.0 / self.num_train_timesteps
+        #: log_likelihood starts there too: a discrete model's density is that of its step 0
+        self.likelihood_eps = self.sampling_eps
         knots = torch.cat([torch.zeros(1, dtype=F64), torch.log(abar)])  # L_j at t = j / N, j = 0..N
         slopes = knots[1:] - knots[:-1]  # L_{j+1} - L_j, per unit of u = N t
         bad = (~(slopes < 0)).nonzero().reshape(-1)

@@ -34,6 +34,8 @@ class EDMVESDE(LinearSDE):
 
     #: EDM's sigma_min: samplers stop at the noise level 0.002 by default.
     sampling_eps: ClassVar[float] = 0.002
+    #: EDM's grids end at sigma_min = 0.002 and then step to 0: no floor above the end.
+    noise_floor: ClassVar[float] = 0.002
 
     def __init__(self, sigma_max: float = 80.0) -> None:
         sigma_max = check_positive("sigma_max", sigma_max)

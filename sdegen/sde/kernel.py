@@ -81,7 +81,7 @@ class GaussianKernel(NamedTuple):
     # -- between data, noise and score --------------------------------------------------------------
     def data_from_score(self, x: Tensor, score: Tensor) -> Tensor:
         """x0_hat = (x + sigma^2 s) / alpha: Tweedie's formula E[x_0 | x_t = x] (Efron 2011, eq. 2.8)."""
-        return _axpy(x, _square(self.sigma), score) / _scale(self.alpha, x)
+        return _divide(_axpy(x, _square(self.sigma), score), self.alpha)
 
     def score_from_data(self, x: Tensor, x0: Tensor) -> Tensor:
         """s = (alpha x0_hat - x) / sigma^2, the inverse of :meth:`data_from_score`."""
@@ -97,7 +97,7 @@ class GaussianKernel(NamedTuple):
 
     def data_from_noise(self, x: Tensor, noise: Tensor) -> Tensor:
         """x0_hat = (x - sigma eps_hat) / alpha: x_t = alpha x0 + sigma eps solved for x0."""
-        return _axpy(x, _negate(self.sigma), noise) / _scale(self.alpha, x)
+        return _divide(_axpy(x, _negate(self.sigma), noise), self.alpha)
 
     def noise_from_data(self, x: Tensor, x0: Tensor) -> Tensor:
         """eps_hat = (x - alpha x0_hat) / sigma: x_t = alpha x0 + sigma eps solved for eps."""
@@ -139,6 +139,11 @@ class GaussianKernel(NamedTuple):
 def _scale(c: Coefficient, x: Tensor) -> Coefficient:
     """``c`` broadcastable against ``x``: a ``[B]`` tensor viewed as ``[B, 1, ..., 1]``."""
     return expand_like(c, x) if isinstance(c, Tensor) else c
+
+
+def _divide(x: Tensor, c: Coefficient) -> Tensor:
+    """x / c, skipped for the float c = 1 (alpha of VE and EDM on a sampler's grid): no pass over x."""
+    return x if isinstance(c, float) and c == 1.0 else x / _scale(c, x)
 
 
 def _square(c: Coefficient) -> Coefficient:

@@ -58,6 +58,12 @@ class VESDE(LinearSDE):
             f"{type(self).__name__}(sigma_min={self.sigma_min:g}, sigma_max={self.sigma_max:g}, T={self.T:g})"
         )
 
+    @property
+    def noise_floor(self) -> float:  # type: ignore[override]
+        """sigma_min: the smallest noise level of NCSN's training, where few-step grids stop before
+        their final denoising step (as score_sde's VE samplers stop at sigma_min, then denoise)."""
+        return self.sigma_min
+
     def noise_scale(self, t: Tensor) -> Tensor:
         """s(t) = sigma_min (sigma_max / sigma_min)^(t / T), the SMLD noise level at time t."""
         return self.sigma_min * torch.exp((t / self.T) * self._log_ratio)

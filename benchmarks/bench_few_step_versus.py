@@ -1,0 +1,326 @@
+"""sdegen against k-diffusion at few steps: endpoint error per NFE, each library's best configuration.
+
+On 2-D mixtures with exact scores -- the ring ``GaussianMixture.ring(8, 4.0, 0.5)``, the anisotropic
+5-component mixture of ``bench_few_step.py`` and a multi-scale mixture (a broad component beside
+clusters of std 0.02-0.6, unequal weights) -- under VE(0.01, 50) and VP(0.1, 20), every
+deterministic sampler of both libraries runs from the same n states x_T (exact samples of p_T), and
+its endpoint error is the mean distance |x - x*| to a dopri5 solve of the probability-flow ODE from
+the same x_T at rtol = atol = 1e-9, down to the SDE's ``sampling_eps``. For every NFE in
+{5, 10, 15, 20, 30} the best configuration of each library is taken (a configuration using fewer
+evaluations than the budget competes at that budget):
+
+* sdegen: DDIM, DPM-Solver++ 2M, 3M (the default, DPM-Solver's form) and 3M ``third_order="taylor"``,
+  2S, UniPC (bh2 and bh1, orders 2 and 3) and EDM Heun, on its built-in grids (``LogSNRGrid`` --
+  which stops at the SDE's noise floor and takes one last first-order step --, ``KarrasGrid``,
+  ``UniformGrid``), through ``sdegen.sample``;
+* k-diffusion: ``sample_euler``, ``sample_heun``, ``sample_dpm_2``, ``sample_lms``,
+  ``sample_dpmpp_2m``, ``sample_dpmpp_3m_sde(eta=0)``, ``sample_dpmpp_2m_sde(eta=0)``,
+  ``sample_dpmpp_2s_ancestral(eta=0)``, ``sample_dpmpp_sde(eta=0)`` on ``get_sigmas_karras`` and
+  ``get_sigmas_exponential`` grids, each ending either at s(eps) or at sigma_min = max(0.01, s(eps))
+  followed by its step to sigma = 0 (the denoising step, as k-diffusion's grids end), and
+  ``sample_dpm_fast``; through the exact denoiser D(y, s) = x0_hat in the scaled variable
+  y = x / alpha, s = sigma / alpha.
+
+Fitted grids: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of sdegen's two best
+configurations there on a calibration batch of 256 other x_T (its own dopri5 reference included in
+its cost), and the fitted grids are scored on the benchmark's x_T. The excess energy distance is
+ED(samples, y) - ED(converged, y) with y n exact samples of p_eps (``sdegen.metrics``).
+
+k-diffusion is loaded as in ``bench_few_step.py`` (``pip install --no-deps k-diffusion`` suffices).
+
+Run:  python benchmarks/bench_few_step_versus.py [--n 5000] [--problems ring anisotropic multiscale]
+      [--sdes VE VP] [--nfe 5 10 15 20 30] [--markdown PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from bench_few_step import PROBLEMS as BASE_PROBLEMS
+from bench_few_step import k_diffusion_available, k_diffusion_sampling
+from torch import Tensor
+
+import sdegen
+from sdegen import VESDE, VPSDE
+from sdegen.analytic import GaussianMixture
+from sdegen.metrics import energy_distance
+from sdegen.samplers import (
+    DDIMSampler,
+    DPMSolverMultistepSampler,
+    DPMSolverSinglestepSampler,
+    EDMHeunSampler,
+    KarrasGrid,
+    LogSNRGrid,
+    ProbabilityFlowSampler,
+    TimeGrid,
+    UniformGrid,
+    UniPCSampler,
+    fit_grid,
+)
+from sdegen.sde.base import LinearSDE
+
+F64 = torch.float64
+
+
+def multiscale_mixture() -> GaussianMixture:
+    """A broad component (std 2) beside tight clusters (std 0.02-0.6) of unequal weights."""
+    means = [[0.0, 0.0], [6.0, 1.0], [6.5, 1.3], [-5.0, 4.0], [1.0, -7.0], [-2.0, -3.0]]
+    stds = [2.0, 0.05, 0.08, 0.6, 0.02, 0.3]
+    cov = torch.stack([torch.eye(2, dtype=F64) * s**2 for s in stds])
+    return GaussianMixture([0.35, 0.1, 0.1, 0.15, 0.1, 0.2], means, cov)
+
+
+PROBLEMS: dict[str, Callable[[], GaussianMixture]] = {**BASE_PROBLEMS, "multiscale": multiscale_mixture}
+SDES: dict[str, Callable[[], LinearSDE]] = {"VE": lambda: VESDE(0.01, 50.0), "VP": lambda: VPSDE(0.1, 20.0)}
+GRIDS: dict[str, Callable[[int], TimeGrid]] = {"lambda": LogSNRGrid, "karras": KarrasGrid, "t": UniformGrid}
+
+
+@dataclass(frozen=True)
+class Config:
+    """An sdegen sampler on a kind of grid."""
+
+    name: str
+    nfe_per_step: int
+    make: Callable[[TimeGrid], sdegen.Sampler]
+
+
+SDEGEN: list[Config] = [
+    Config("DDIM", 1, lambda g: DDIMSampler(grid=g)),
+    Config("DPM-Solver++ 2M", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=2)),
+    Config("DPM-Solver++ 3M", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=3)),
+    Config(
+        "DPM-Solver++ 3M exact", 1, lambda g: DPMSolverMultistepSampler(grid=g, order=3, third_order="taylor")
+    ),
+    Config("DPM-Solver++ 2S", 2, lambda g: DPMSolverSinglestepSampler(grid=g)),
+    Config("UniPC bh2", 1, lambda g: UniPCSampler(grid=g)),
+    Config("UniPC bh1", 1, lambda g: UniPCSampler(grid=g, variant="bh1")),
+    Config("UniPC-3 bh2", 1, lambda g: UniPCSampler(grid=g, order=3)),
+    Config("EDM Heun", 2, lambda g: EDMHeunSampler(grid=g)),
+]
+
+# k-diffusion's deterministic samplers: (function, keyword arguments, evaluations per step)
+KD: dict[str, tuple[str, dict, int]] = {
+    "euler": ("sample_euler", {}, 1),
+    "heun": ("sample_heun", {}, 2),
+    "dpm_2": ("sample_dpm_2", {}, 2),
+    "lms": ("sample_lms", {}, 1),
+    "dpmpp_2m": ("sample_dpmpp_2m", {}, 1),
+    "dpmpp_3m_sde eta=0": ("sample_dpmpp_3m_sde", {"eta": 0.0}, 1),
+    "dpmpp_2m_sde eta=0": ("sample_dpmpp_2m_sde", {"eta": 0.0}, 1),
+    "dpmpp_2s_ancestral eta=0": ("sample_dpmpp_2s_ancestral", {"eta": 0.0}, 2),
+    "dpmpp_sde eta=0": ("sample_dpmpp_sde", {"eta": 0.0}, 2),
+}
+
+
+@dataclass
+class Best:
+    err: float = math.inf
+    name: str = "-"
+    nfe: int = 0
+
+    def offer(self, err: float, name: str, nfe: int) -> None:
+        if err < self.err:
+            self.err, self.name, self.nfe = err, name, nfe
+
+
+class Problem:
+    """One mixture under one SDE: x_T, the dopri5 endpoints x*, the denoiser, the exact p_eps samples."""
+
+    def __init__(self, problem: str, sde_name: str, n: int) -> None:
+        self.name = f"{problem} {sde_name}"
+        self.mixture, self.sde = PROBLEMS[problem](), SDES[sde_name]()
+        self.eps = self.sde.sampling_eps
+        self.score = self.mixture.score(self.sde)
+        prior = self.mixture.marginal(self.sde, self.sde.T)
+        self.x_T = prior.sample(n, generator=torch.Generator().manual_seed(1))
+        self.x_cal = prior.sample(256, generator=torch.Generator().manual_seed(5))
+        solve = ProbabilityFlowSampler("dopri5", rtol=1e-9, atol=1e-9)
+        self.exact = solve(self.sde, self.score, self.x_T, eps=self.eps).x
+        self.y = self.mixture.marginal(self.sde, self.eps).sample(
+            n, generator=torch.Generator().manual_seed(2)
+        )
+        self.converged_ed = float(energy_distance(self.exact, self.y))
+        ends = torch.tensor([self.sde.T, self.eps], dtype=F64)
+        self.s_T, self.s_eps = torch.exp(-self.sde.log_snr(ends)).tolist()
+        self.alpha_T, self.alpha_eps = self.sde.alpha(ends).tolist()
+        self.calls = 0
+
+    def error(self, x: Tensor | None) -> float:
+        if x is None or not bool(torch.isfinite(x).all()):
+            return math.inf
+        return float((x - self.exact).norm(dim=1).mean())
+
+    def denoiser(self, y: Tensor, s: Tensor) -> Tensor:
+        """D(y, s) = x0_hat(t, alpha y) at the t where sigma/alpha = s (k-diffusion's model call)."""
+        self.calls += 1
+        t = self.sde.inverse_log_snr(-torch.log(s.to(F64))).expand(y.shape[0])
+        alpha, sigma = self.sde.alpha(t)[:, None], self.sde.sigma(t)[:, None]
+        x = alpha * y
+        return (x + sigma**2 * self.score(t, x)) / alpha
+
+
+def run_sdegen(p: Problem, sampler: sdegen.Sampler) -> tuple[float, int]:
+    try:
+        out = sdegen.sample(p.sde, p.score, None, sampler, x_T=p.x_T, eps=p.eps)
+    except FloatingPointError:
+        return math.inf, 0
+    return p.error(out.x), out.nfe
+
+
+def run_k_diffusion(ks, p: Problem, name: str, grid: str, end: str, nfe: int) -> tuple[float, int]:
+    """``end``: "eps" -- steps down to s(eps); "zero" -- down to sigma_min = max(0.01, s(eps)), then to 0."""
+    function, kwargs, per_step = KD[name]
+    make = {"karras": ks.get_sigmas_karras, "exponential": ks.get_sigmas_exponential}[grid]
+    if end == "eps":
+        sigmas = make(nfe // per_step + 1, p.s_eps, p.s_T)[:-1].to(F64)  # drop the appended zero
+    else:
+        # the last step to 0 costs one evaluation for every sampler (an Euler step for the 2-stage ones)
+        sigmas = make((nfe - 1) // per_step + 1, max(0.01, p.s_eps), p.s_T).to(F64)
+    p.calls = 0
+    try:
+        out = getattr(ks, function)(p.denoiser, p.x_T / p.alpha_T, sigmas, disable=True, **kwargs)
+    except (FloatingPointError, RuntimeError):
+        return math.inf, p.calls
+    return p.error(out * (p.alpha_eps if end == "eps" else 1.0)), p.calls
+
+
+def run_dpm_fast(ks, p: Problem, nfe: int) -> tuple[float, int]:
+    p.calls = 0
+    out = ks.sample_dpm_fast(p.denoiser, p.x_T / p.alpha_T, p.s_eps, p.s_T, nfe, disable=True)
+    return p.error(p.alpha_eps * out), p.calls
+
+
+@dataclass
+class Row:
+    sdegen: Best
+    kd: Best
+    fitted: Best
+    fit_cost: int = 0
+    fitted_ed: float = math.nan
+
+
+def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int) -> dict[int, Row]:
+    rows = {k: Row(Best(), Best(), Best()) for k in nfes}
+    errors: dict[tuple[str, str, int], float] = {}
+    for config in SDEGEN:
+        for grid in GRIDS:
+            for nfe in nfes:
+                if nfe // config.nfe_per_step < 1:
+                    continue
+                err, used = run_sdegen(p, config.make(GRIDS[grid](nfe // config.nfe_per_step)))
+                if used <= nfe:
+                    errors[(config.name, grid, nfe)] = err
+                    rows[nfe].sdegen.offer(err, f"{config.name}, {grid}", used)
+    if ks is not None:
+        for name in KD:
+            for grid in ("karras", "exponential"):
+                for end in ("eps", "zero"):
+                    for nfe in nfes:
+                        err, used = run_k_diffusion(ks, p, name, grid, end, nfe)
+                        if used <= nfe:
+                            rows[nfe].kd.offer(
+                                err, f"{name}, {grid}{', to 0' if end == 'zero' else ''}", used
+                            )
+        for nfe in nfes:
+            err, used = run_dpm_fast(ks, p, nfe)
+            if used <= nfe:
+                rows[nfe].kd.offer(err, "dpm_fast", used)
+    for nfe in nfes:  # fit the grids of the two best configurations at this budget
+        ranked = sorted(((e, c, g) for (c, g, k), e in errors.items() if k == nfe and math.isfinite(e)))
+        for _, config_name, grid in ranked[:2]:
+            config = next(c for c in SDEGEN if c.name == config_name)
+            sampler = config.make(GRIDS[grid](nfe // config.nfe_per_step))
+            fit = fit_grid(sampler, p.sde, p.score, p.x_cal, eps=p.eps, max_evaluations=fit_evaluations)
+            out = sdegen.sample(p.sde, p.score, None, config.make(fit.grid), x_T=p.x_T, eps=p.eps)
+            err = p.error(out.x)
+            if err < rows[nfe].fitted.err:
+                rows[nfe].fitted.offer(err, f"{config_name}, fitted from {grid}", out.nfe)
+                rows[nfe].fit_cost = fit.nfe
+                rows[nfe].fitted_ed = float(energy_distance(out.x, p.y)) - p.converged_ed
+        print(f"  {p.name} NFE {nfe} done", file=sys.stderr, flush=True)
+    return rows
+
+
+def ratio(a: Best, b: Best) -> str:
+    return f"{a.err / b.err:.2f}" if math.isfinite(a.err) and math.isfinite(b.err) and b.err > 0 else "-"
+
+
+def tables(results: dict[str, dict[int, Row]], nfes: list[int]) -> str:
+    head = "| | " + " | ".join(f"NFE {k}" for k in nfes) + " |\n|---|" + "---:|" * len(nfes)
+    out = ["#### Endpoint error ratio sdegen / k-diffusion, built-in grids", "", head]
+    out += [
+        f"| {name} | " + " | ".join(ratio(r[k].sdegen, r[k].kd) for k in nfes) + " |"
+        for name, r in results.items()
+    ]
+    out += ["", "#### Endpoint error ratio sdegen / k-diffusion, fitted grids", "", head]
+    out += [
+        f"| {name} | " + " | ".join(ratio(r[k].fitted, r[k].kd) for k in nfes) + " |"
+        for name, r in results.items()
+    ]
+    ed_nfes = [k for k in nfes if k in (5, 10)]
+    if ed_nfes:
+        out += ["", "#### Excess energy distance over the converged value, fitted grids (x 1e-3)", ""]
+        out += ["| | " + " | ".join(f"NFE {k}" for k in ed_nfes) + " |", "|---|" + "---:|" * len(ed_nfes)]
+        out += [
+            f"| {name} | " + " | ".join(f"{1e3 * r[k].fitted_ed:+.2f}" for k in ed_nfes) + " |"
+            for name, r in results.items()
+        ]
+    out += ["", "#### The configurations (endpoint error, NFE used)", ""]
+    out += [
+        "| problem | NFE | sdegen, built-in | k-diffusion | sdegen, fitted (fit cost: NFE per calibration x_T) |"
+    ]
+    out += ["|---|---:|---|---|---|"]
+    for name, r in results.items():
+        for k in nfes:
+            row = r[k]
+            out.append(
+                f"| {name} | {k} | {row.sdegen.name}: {row.sdegen.err:.3g} ({row.sdegen.nfe}) | {row.kd.name}: "
+                f"{row.kd.err:.3g} ({row.kd.nfe}) | {row.fitted.name}: {row.fitted.err:.3g} ({row.fitted.nfe}); "
+                f"cost {row.fit_cost} |"
+            )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
+    parser.add_argument("--sdes", nargs="+", choices=list(SDES), default=list(SDES))
+    parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 15, 20, 30])
+    parser.add_argument("--fit-evaluations", type=int, default=150, help="bound on fit_grid's sampler runs")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--markdown", help="also write the tables to this Markdown file")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    # k-diffusion's eta = 0 samplers still build a Brownian tree, which warns at float rounding of its ends
+    warnings.filterwarnings("ignore", module="torchsde")
+    version = k_diffusion_available()
+    ks = k_diffusion_sampling() if version else None
+    header = (
+        f"torch {torch.__version__}, sdegen {sdegen.__version__}, k-diffusion {version or 'not installed'}, "
+        f"{args.threads} thread(s), float64, CPU, n = {args.n}"
+    )
+    print(header)
+    start = time.perf_counter()
+    results = {}
+    for problem in args.problems:
+        for sde_name in args.sdes:
+            p = Problem(problem, sde_name, args.n)
+            results[p.name] = measure(p, args.nfe, ks, args.fit_evaluations)
+    text = tables(results, args.nfe)
+    print("\n" + text + f"\n\ntotal {time.perf_counter() - start:.0f} s")
+    if args.markdown:
+        command = "python benchmarks/bench_few_step_versus.py " + " ".join(sys.argv[1:])
+        with open(args.markdown, "w") as f:
+            f.write(f"Measured with `{command.strip()}`: {header}.\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Time grids fitted to a score model: the N + 1 times that minimise a sampler's endpoint error.
+
+For a deterministic grid sampler with N steps, a score model and a small calibration batch of
+x_T, :func:`fit_grid` finds the times T = t_0 > t_1 > ... > t_N = eps that minimise the mean
+endpoint error
+
+    E(t_1, ..., t_{N-1}) = mean_b |Phi_t(x_T^b) - x*(x_T^b)|,
+
+where Phi_t is the sampler on those times and x* a high-accuracy solve of the probability-flow ODE
+from the same x_T (dopri5 at tight tolerances, or a reference the caller passes). This is the
+objective that Align Your Steps (Sabour et al. 2024) bounds and that GITS (Chen et al. 2024)
+splits into one-step local errors; here it is minimised directly, for whatever sampler is given
+(its multistep history, lower-order steps and final step included), by a derivative-free pattern
+search (a compass search: Kolda, Lewis and Torczon 2003) over the log-lengths of the N steps in
+lambda = log(alpha/sigma), started from the sampler's own grid. The ends t_0 and t_N stay fixed,
+and every candidate is strictly decreasing by construction.
+
+The cost is bounded and reported: one reference solve plus at most ``max_evaluations`` runs of the
+sampler on the calibration batch, N score evaluations each. The result is a
+:class:`~sdegen.samplers.grid.CustomGrid` with its fit record (:class:`FittedGrid`), which saves to
+and loads from a small JSON file that stores the float64 times exactly, so that a reloaded grid
+gives bit-identical samples.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from sdegen._checks import check_batch_shape, check_positive, check_steps, check_tensor
+from sdegen.samplers.base import Sampler, resolve_eps
+from sdegen.samplers.grid import CustomGrid
+from sdegen.samplers.probability_flow import ProbabilityFlowSampler
+from sdegen.sde.base import SDE, LinearSDE, ScoreFn
+
+__all__ = ["FittedGrid", "fit_grid"]
+
+F64 = torch.float64
+#: the version of the JSON layout written by :meth:`FittedGrid.save`
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FittedGrid:
+    """A time grid fitted to a model by :func:`fit_grid`, and how it was fitted.
+
+    Attributes:
+        times: the N + 1 float64 times, decreasing from t_0 to t_N.
+        denoising_final_step: whether the last step is a denoising step from a noise floor, as
+            on the sampler's own grid (multistep samplers take it at first order).
+        sampler: ``repr`` of the sampler it was fitted for (on its own grid).
+        sde: ``repr`` of the SDE.
+        error: mean endpoint error on the calibration batch with the fitted times.
+        initial_error: the same with the sampler's own grid (the starting point).
+        nfe: score evaluations of the whole fit, per calibration sample (reference solve included).
+        reference_nfe: those of the reference solve.
+        evaluations: runs of the sampler on the calibration batch.
+        calibration_size: the number of x_T in the calibration batch.
+    """
+
+    times: tuple[float, ...]
+    denoising_final_step: bool
+    sampler: str
+    sde: str
+    error: float
+    initial_error: float
+    nfe: int
+    reference_nfe: int
+    evaluations: int
+    calibration_size: int
+
+    @property
+    def steps(self) -> int:
+        """N, the number of steps."""
+        return len(self.times) - 1
+
+    @property
+    def grid(self) -> CustomGrid:
+        """The times as a :class:`~sdegen.samplers.grid.CustomGrid`, to pass as a sampler's ``grid=``."""
+        return CustomGrid(torch.tensor(self.times, dtype=F64), denoising_final_step=self.denoising_final_step)
+
+    def save(self, path: str | Path) -> None:
+        """Write the grid and its record as JSON (float64 times written exactly, by their repr)."""
+        Path(path).write_text(json.dumps({"format": FORMAT, **asdict(self)}, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> FittedGrid:
+        """Read a grid written by :meth:`save`; ``ValueError`` naming the file if it is not one."""
+        path = Path(path)
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"no fitted grid at {path}; fit one with sdegen.samplers.fit_grid"
+            ) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path} is not a fitted-grid JSON file ({e})") from None
+        fields = set(cls.__dataclass_fields__)
+        if not isinstance(record, dict) or record.get("format") != FORMAT or not fields <= set(record):
+            raise ValueError(
+                f"{path} is not a fitted-grid file of format {FORMAT} (it needs the keys "
+                f"{sorted(fields | {'format'})}); write one with FittedGrid.save"
+            )
+        times = record["times"]
+        # the times must make a grid: strictly decreasing, finite, at least two
+        CustomGrid(times if isinstance(times, list) else [], name=f"the times in {path}")
+        return cls(**{k: record[k] for k in fields} | {"times": tuple(float(t) for t in times)})
+
+
+def fit_grid(
+    sampler: Sampler,
+    sde: SDE,
+    score_fn: ScoreFn,
+    x_T: Tensor,
+    *,
+    eps: float | None = None,
+    reference: Tensor | None = None,
+    max_evaluations: int = 200,
+    rtol: float = 1e-6,
+) -> FittedGrid:
+    """Fit the times of ``sampler``'s grid to ``score_fn`` on the calibration batch ``x_T``.
+
+    Minimises the mean endpoint error against a reference solve over the N - 1 interior times of a
+    grid of the sampler's N steps, from T to ``eps`` (see the module docstring). The sampler is
+    not changed: pass ``grid=result.grid`` to a sampler of the same kind, e.g.
+    ``DPMSolverMultistepSampler(grid=result.grid, order=3)``.
+
+    Args:
+        sampler: a deterministic grid sampler; its grid sets N and the starting times.
+        sde: the forward SDE (its log-SNR places the search; a general SDE searches in t).
+        score_fn: the score model ``(t [B], x [B, ...]) -> [B, ...]``.
+        x_T: ``[B, ...]`` calibration states at T (a few hundred prior samples suffice for a
+            low-dimensional model; the fitted grid has only N - 1 free times).
+        eps: the end time (default ``sde.sampling_eps``).
+        reference: ``[B, ...]`` the exact endpoints of ``x_T`` at ``eps``, if known; else a dopri5
+            solve of the probability-flow ODE at ``rtol`` gives them.
+        max_evaluations: bound on the runs of the sampler on the calibration batch.
+        rtol: relative (and absolute) tolerance of the reference solve.
+
+    Returns:
+        :class:`FittedGrid`, whose ``nfe`` is the cost of the fit per calibration sample.
+
+    Raises:
+        TypeError: a stochastic sampler, or one without a grid (an adaptive solver).
+    """
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be an sdegen Sampler; got {type(sampler).__name__}")
+    if sampler.stochastic:
+        raise TypeError(
+            f"fit_grid fits a deterministic sampler's endpoints to a reference solve; {sampler!r} is "
+            f"stochastic. Fit the grid of its deterministic form (e.g. DDIMSampler(eta=0)) instead."
+        )
+    if sampler.grid is None:
+        raise TypeError(
+            f"{sampler!r} places its own times (an adaptive solver) and has no grid to fit; pass a grid "
+            f"sampler such as DPMSolverMultistepSampler(steps=10)"
+        )
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    check_tensor("x_T", x_T)
+    check_batch_shape("x_T", x_T)
+    max_evaluations = check_steps("max_evaluations", max_evaluations)
+    rtol = check_positive("rtol", rtol)
+    eps = resolve_eps(sde, eps)
+    start = sampler.time_grid(sde, eps)
+    steps = len(start) - 1
+    if steps < 2:
+        raise ValueError(f"a grid of {steps} step has no interior time to fit; use steps >= 2 ({sampler!r})")
+    if abs(float(start[0]) - sde.T) > 1e-9 * max(1.0, sde.T):
+        raise ValueError(
+            f"fit_grid fits grids that start at T={sde.T:g}; {sampler!r} starts at {float(start[0]):.6g}"
+        )
+
+    reference_nfe = 0
+    if reference is None:
+        solve = ProbabilityFlowSampler("dopri5", rtol=rtol, atol=rtol)
+        out = solve(sde, score_fn, x_T, eps=eps)
+        reference, reference_nfe = out.x, out.nfe
+    else:
+        check_tensor("reference", reference)
+        if reference.shape != x_T.shape:
+            raise ValueError(
+                f"reference must be the endpoints of x_T, of its shape {tuple(x_T.shape)}; got "
+                f"shape {tuple(reference.shape)}"
+            )
+
+    axis = _Axis(sde, float(start[0]), float(start[-1]))
+    # the fitted grid keeps the structure of the sampler's: a floored grid's last step stays its
+    # denoising step (first order for the multistep samplers), wherever the fit moves the floor
+    denoising = sampler.grid.denoising_final_step(sde, eps)
+    runs = [0, 0]  # sampler runs, score evaluations per sample path
+
+    def error(log_lengths: Tensor) -> float:
+        candidate = copy.copy(sampler)
+        try:
+            candidate.grid = CustomGrid(axis.times(log_lengths), denoising_final_step=denoising)
+        except ValueError:  # two times closer than float64 resolves: not a grid
+            return math.inf
+        runs[0] += 1
+        try:
+            out = candidate(sde, score_fn, x_T, eps=eps)
+        except FloatingPointError:  # the sampler diverged on these times: the worst candidate
+            return math.inf
+        runs[1] += out.nfe
+        value = float((out.x - reference).flatten(1).norm(dim=1).mean())
+        return value if math.isfinite(value) else math.inf
+
+    z = axis.log_lengths(start)
+    initial = best = error(z)
+    if not math.isfinite(initial):
+        raise FloatingPointError(
+            f"{sampler!r} diverged on its own grid on the calibration batch; nothing to fit"
+        )
+    # Compass search: try each log-length up and down by delta, keep any improvement, halve delta
+    # after a sweep without one. Lengths are relative, so delta = 0.5 first moves a step by ~1.6x.
+    delta = 0.5
+    while runs[0] < max_evaluations and delta > 1e-3:
+        improved = False
+        for j in range(steps):
+            for sign in (1.0, -1.0):  # the other direction only if this one did not help
+                if runs[0] >= max_evaluations:
+                    break
+                trial = z.clone()
+                trial[j] += sign * delta
+                value = error(trial)
+                if value < best:
+                    z, best, improved = trial, value, True
+                    break
+        if not improved:
+            delta /= 2
+    return FittedGrid(
+        times=tuple(axis.times(z).tolist()),
+        denoising_final_step=denoising,
+        sampler=repr(sampler),
+        sde=repr(sde),
+        error=best,
+        initial_error=initial,
+        nfe=reference_nfe + runs[1],
+        reference_nfe=reference_nfe,
+        evaluations=runs[0],
+        calibration_size=x_T.shape[0],
+    )
+
+
+class _Axis:
+    """The grid's coordinates: the log-lengths of its N steps in lambda (in t for a general SDE),
+    normalised so that the steps span the fixed ends."""
+
+    def __init__(self, sde: SDE, t_start: float, t_end: float) -> None:
+        self.sde = sde
+        self.linear = isinstance(sde, LinearSDE)
+        self.t_start, self.t_end = t_start, t_end
+        self.start, self.end = (float(v) for v in self._to_axis(torch.tensor([t_start, t_end], dtype=F64)))
+
+    def _to_axis(self, t: Tensor) -> Tensor:
+        return self.sde.log_snr(t) if self.linear else -t
+
+    def log_lengths(self, times: Tensor) -> Tensor:
+        return torch.diff(self._to_axis(times.to(F64))).clamp_min(1e-300).log()
+
+    def times(self, log_lengths: Tensor) -> Tensor:
+        fractions = torch.cumsum(torch.softmax(log_lengths, 0), 0)
+        values = self.start + (self.end - self.start) * fractions[:-1]
+        inner = self.sde.inverse_log_snr(values) if self.linear else -values
+        return torch.cat(
+            [torch.tensor([self.t_start], dtype=F64), inner, torch.tensor([self.t_end], dtype=F64)]
+        )
