@@ -234,7 +234,7 @@ def test_nll_reports_the_model_and_the_true_nll(ring_run, tmp_path, capsys):
     )
     assert report["nll_minus_true"] == pytest.approx(report["nll"] - report["true_nll"], abs=1e-9)
     out = capsys.readouterr().out
-    assert "true NLL of the same points" in out and "nats per point in the data's own coordinates" in out
+    assert "true NLL of the same points" in out and "nats of x in R^2, the data's own space per point" in out
     assert f"NLL {report['nll']:.4f} +- {report['nll_se']:.2g}" in out
 
 

@@ -334,25 +334,16 @@ def _report(args, gathered, n, divergence, bundle, images, labelled, true_nll) -
 
 def describe(report: dict) -> str:
     """The NLL line of ``sdegen nll``: the mean over examples +- its standard error, saying which
-    density it is of (``report["space"]``), bits/dim for images, and the true NLL where known."""
+    density it is of (``report["nats_of"]``), bits/dim for images, and the true NLL where known."""
     conditional = "conditional " if report["of"].startswith("-log p(x | y)") else ""
     what = {None: "NLL", "elbo": "ELBO bound on the NLL", "ddpm": "DDPM bound on the NLL"}[
         report.get("bound")
     ]
     unit = report["unit"]
-    line = f"{conditional}{what} {report['nll']:.4f} +- {report['nll_se']:.2g} nats per {unit}"
+    line = f"{conditional}{what} {report['nll']:.4f} +- {report['nll_se']:.2g} nats of {report['nats_of']}"
+    line += f" per {unit} at t = {report['eps']:g}"
     if "bits_per_dim" in report:
-        space = (
-            " of the pixels"
-            if report.get("bound") == "ddpm"
-            else " of the model's x in [-1, 1] (dequantized pixels, scaled)"
-        )
-        line += (
-            f"{space}; {report['bits_per_dim']:.4f} +- "
-            f"{report['bits_per_dim_se']:.2g} bits/dim on {report['bits_per_dim_scale']}"
-        )
-    else:
-        line += " in the data's own coordinates"
+        line += f"; {report['bits_per_dim']:.4f} +- {report['bits_per_dim_se']:.2g} bits/dim on {report['bits_per_dim_scale']}"
     if "true_nll" in report:
         line += (
             f"; true NLL of the same points {report['true_nll']:.4f}, model - true "
