@@ -1205,7 +1205,7 @@ CLI = [
     (
         "applies-steps-ode",
         ["sample", "{tmp}/none", "--sampler", "ode", "--steps", "50"],
-        "--steps is an option of --sampler",
+        "--steps 50 applies to fixed-step samplers",
     ),
     (
         "applies-n-steps-each-pc",

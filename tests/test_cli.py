@@ -133,9 +133,7 @@ def test_train_writes_figures_and_the_held_out_nll(ring_run):
 @pytest.mark.parametrize("sampler", ["reverse-sde", "ode", "pc", "ddpm"])
 def test_sample_writes_samples_a_figure_and_a_report(ring_run, tmp_path, capsys, sampler):
     out = tmp_path / sampler
-    steps = (
-        ["--steps", "20"] if registry.SAMPLERS[sampler].fixed_steps else []
-    )  # an adaptive solver refuses it
+    steps = [] if sampler == "ode" else ["--steps", "20"]  # ode is adaptive: --steps is an error
     argv = ["sample", str(ring_run), "--sampler", sampler, *steps, "--n", "50", "--out", str(out)]
     assert main(argv) == 0
     x = torch.load(out / "samples.pt", weights_only=True)
@@ -189,7 +187,6 @@ def test_nfe_is_per_sample_path_and_the_total_is_reported_beside_it(ring_run, tm
 
 @pytest.mark.parametrize("grid", ["default", "uniform", "logsnr", "karras"])
 def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
-    from sdegen.run import registry
     from sdegen.samplers import KarrasGrid, LogSNRGrid, UniformGrid
 
     kinds = {"uniform": UniformGrid, "logsnr": LogSNRGrid, "karras": KarrasGrid}
@@ -206,7 +203,7 @@ def test_a_grid_for_an_adaptive_sampler_is_a_usage_error(ring_run, capsys):
     _fails_cleanly(
         capsys,
         ["sample", str(ring_run), "--sampler", "ode", "--grid", "karras"],
-        "--grid is an option of --sampler reverse-sde",
+        "--grid karras applies to",
     )
 
 
@@ -232,7 +229,15 @@ def test_nll_reports_the_model_and_the_true_nll(ring_run, tmp_path, capsys):
     assert report["n"] == 64 and "ExactTrace" in report["divergence"]
     # The true NLL of these points is the mixture's: about 3.5 nats for the ring.
     assert 3.0 < report["true_nll"] < 4.2 and report["nll"] > report["true_nll"] - 0.5
-    assert "true NLL of the same points" in capsys.readouterr().out
+    # the standard error over the 64 points: the sd of their -log p / 8
+    logp = torch.load(tmp_path / "nll_per_example.pt", weights_only=True)["logp"].double()
+    assert (
+        report["nll_se"] == pytest.approx(float(logp.std()) / 8, rel=1e-6) and report["nll_minus_true_se"] > 0
+    )
+    assert report["nll_minus_true"] == pytest.approx(report["nll"] - report["true_nll"], abs=1e-9)
+    out = capsys.readouterr().out
+    assert "true NLL of the same points" in out and "nats of x in R^2, the data's own space per point" in out
+    assert f"NLL {report['nll']:.4f} +- {report['nll_se']:.2g}" in out
 
 
 def test_ncsn_preset_trains_on_the_ve_levels_and_samples_and_evaluates_there(tmp_path, capsys):
@@ -305,6 +310,10 @@ def test_image_run_writes_a_grid_and_bits_per_dim(tmp_path, capsys):
     assert main(["nll", str(out), "--n", "4", "--rtol", "1e-3", "--atol", "1e-3"]) == 0
     report = json.loads((out / "nll.json").read_text())
     assert "Hutchinson" in report["divergence"] and report["bits_per_dim"] > 0
+    # bits/dim are affine in log p: their SE is the NLL's / (D ln 2), D = 64 pixels
+    assert report["bits_per_dim_se"] == pytest.approx(report["nll_se"] / (64 * math.log(2)), rel=1e-9)
+    assert "in [-1, 1]^(1x8x8)" in report["space"]
+    assert "bits/dim on the pixels' own 0..16 scale (17 levels)" in capsys.readouterr().out
 
 
 def test_demo_runs_end_to_end_with_tiny_settings(tmp_path, capsys):
@@ -368,7 +377,6 @@ def test_python_dash_m_runs_the_command():
 def test_every_registry_entry_is_a_choice_and_a_new_entry_is_one_line(
     ring_run, tmp_path, capsys, monkeypatch
 ):
-    from sdegen.run import registry
     from sdegen.samplers import ReverseSDESampler
 
     train_help = main(["train", "--help"]) == 0 and capsys.readouterr().out

@@ -135,11 +135,6 @@ def test_capabilities_are_attributes():
     assert DDPMSampler().nfe_per_step == 1 and DDPMSampler().steps == 1000
 
 
-def test_progress_bar(capsys):
-    sdegen.sample(VP, SCORE, (2, 2), DDPMSampler(5), progress=True)
-    assert "nfe=5" in capsys.readouterr().err
-
-
 def test_a_custom_time_grid():
     """Quadratically spaced steps (dense near eps) for the PC loop and a fixed-grid ODE method."""
     eps = 1e-3

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ __all__ = [
     "UsageError",
     "as_usage_error",
     "Parser",
+    "HelpFormatter",
     "add_common_arguments",
     "positive_int",
     "nonnegative_int",
@@ -64,11 +66,23 @@ def as_usage_error(what: str) -> Iterator[None]:
         raise UsageError(f"invalid {what}: {e}") from e
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" after an option's help, unless the help states its default itself
+    ("(default: ...", "[default: ...", "(default)"), or there is none to state: a flag (False) or an option
+    that is off unless given (None), whose help says what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if re.search(r"[(\[]default\b", text) or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line and exit code 2, raised to ``main``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
@@ -78,8 +92,8 @@ class Parser(argparse.ArgumentParser):
 def add_common_arguments(
     p: argparse.ArgumentParser, *, out: str | None, out_help: str, threads: int = 0
 ) -> None:
-    """``--device``, ``--seed``, ``--out DIR`` (``out=None``: defaults to the run directory) and
-    ``--threads``."""
+    """``--device``, ``--seed``, ``--out DIR`` (``out=None``: defaults to the run directory),
+    ``--threads`` and ``--no-progress``."""
     g = p.add_argument_group("common")
     g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
     g.add_argument("--seed", type=seed, default=0, help="seed of every random number drawn, in [0, 2^63)")
@@ -89,6 +103,12 @@ def add_common_arguments(
         type=thread_count,
         default=threads,
         help="CPU threads for torch, at most the CPUs of this machine (0: torch's default)",
+    )
+    g.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (by default a bar on a terminal, and a line per tenth of the work "
+        "in a log or pipe once it runs for more than a few seconds)",
     )
 
 

@@ -10,7 +10,6 @@ beside the true NLL of the same points under the mixture. Figures and ``report.j
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.figures import density_on_grid
+from sdegen.likelihood import summarize_nll
 from sdegen.metrics import energy_distance
 from sdegen.parameterization import ScoreModel
 from sdegen.run.config import CONFIG, Run, RunConfig, build_run, sde_section
@@ -71,7 +71,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-nll", type=positive_int, default=1000, help="held-out points for the NLL")
     p.add_argument("--sampler-steps", type=positive_int, default=500, help="steps of the SDE and PC samplers")
     p.add_argument("--grid", type=positive_int, default=48, help="resolution of the density heat map")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(run=run)
     # `sdegen sample/nll runs/demo` work on the result: the demo writes a run's config.json.
 
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     out = RunDirectory(args.out)
     with out.lock():  # the demo is the directory's only writer, and it can write there
         trained = train(args, out, device)
-        nll = held_out_nll(trained)
+        nll = held_out_nll(trained, progress=not args.no_progress)
         samplers = sample(args, trained, device)
         figures = draw_figures(args, trained, samplers, out.path / "figures", device)
         report = build_report(args, trained, nll, samplers, figures, time.perf_counter() - wall)
@@ -165,10 +164,12 @@ def train(args: argparse.Namespace, out: RunDirectory, device: torch.device) -> 
 
 
 # -- stage 2: held-out NLL by the probability-flow ODE, beside the truth ------------------------------
-def held_out_nll(trained: Trained) -> dict[str, Any]:
+def held_out_nll(trained: Trained, progress: bool = False) -> dict[str, Any]:
     start = time.perf_counter()
     x, dist = trained.held_out, trained.run.data.distribution
-    nll = sdegen.log_likelihood(x, trained.run.sde, trained.score_model, divergence=sdegen.ExactTrace())
+    nll = sdegen.log_likelihood(
+        x, trained.run.sde, trained.score_model, divergence=sdegen.ExactTrace(), progress=progress
+    )
     seconds = time.perf_counter() - start
     model_nll = -nll.logp.detach().double().cpu()
     true_nll = -dist.log_prob(x.double()).cpu()
@@ -183,8 +184,10 @@ def held_out_nll(trained: Trained) -> dict[str, Any]:
     }
 
 
-def _mean_se(v: Tensor) -> dict[str, float]:
-    return {"mean": float(v.mean()), "se": float(v.std() / math.sqrt(v.numel()))}
+def _mean_se(nll: Tensor) -> dict[str, float]:
+    """The mean of per-point NLLs and its standard error over the points."""
+    summary = summarize_nll(-nll)
+    return {"mean": summary.nll, "se": summary.se}
 
 
 # -- stage 3: samples from three samplers, scored against fresh data ----------------------------------
@@ -304,7 +307,8 @@ def _table(r: dict[str, Any]) -> str:
     )
     lines = [
         "",
-        f"held-out NLL of {nll['points']} points (nats), probability-flow ODE ({nll['nfe']} evaluations, "
+        f"held-out NLL of {nll['points']} points (nats per point in the data's coordinates, +- one standard "
+        f"error), probability-flow ODE ({nll['nfe']} evaluations, "
         f"{nll['seconds']:.1f} s):",
         f"  model {m:.3f} +- {ms:.3f}    true {t:.3f} +- {ts:.3f}    model - true {g:.3f} +- {gs:.3f}",
         "",

@@ -41,6 +41,7 @@ from sdegen.cli._common import (
     write_json,
 )
 from sdegen.cli.brought import add_model_arguments, describe_space, load_model
+from sdegen.likelihood import summarize_nll
 from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.run.config import CONFIG, read_config
 from sdegen.run.registry import check_options_apply
@@ -191,9 +192,9 @@ def run(args: argparse.Namespace) -> int:
         n = points.shape[0]
         mixture = getattr(bundle.distribution, "mixture", None)
         if mixture is not None:  # exactly at eps: the data convolved with the kernel at eps
-            true_nll = -float(_mixture_log_prob(mixture, model.sde, eps, points, labels).mean())
+            true_nll = -_mixture_log_prob(mixture, model.sde, eps, points, labels)
         elif bundle.distribution.has_density and not labelled:
-            true_nll = -float(bundle.distribution.log_prob(points.double()).mean())
+            true_nll = -bundle.distribution.log_prob(points.double()).cpu()
 
     def solve(begin: int, end: int) -> dict:
         # Work item j is example j % n in repeat j // n; each has its own stream.
@@ -240,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
             atol=args.atol,
             eps=eps,
             generator=g,
+            progress=world.is_main and not args.no_progress,
         )
         return {"logp": res.logp.detach(), "nfe": res.nfe, "batches": 1}
 
@@ -248,28 +250,18 @@ def run(args: argparse.Namespace) -> int:
         world.barrier()  # until process 0 has written
         return 0
     try:
-        report = {
-            "of": ("-log p(x | y), the data's labels" if labelled else "-log p(x)")
-            + ("" if args.bound is None else f", upper bound ({args.bound})"),
-            **_report(args, gathered, n, divergence, bundle, images if bundle.is_image else None),
-        }
+        report = _report(
+            args, gathered, n, divergence, bundle, images if bundle.is_image else None, labelled, true_nll
+        )
         report["eps"] = eps
         report["nats_of"] = describe_space(bundle)
         report["seconds"] = time.perf_counter() - start
         report["processes"] = world.size
-        what = {None: "NLL", "elbo": "ELBO bound on the NLL", "ddpm": "DDPM bound on the NLL"}[args.bound]
-        line = f"{'conditional ' if labelled else ''}{what} {report['nll']:.4f} nats of {report['nats_of']} at t = {eps:g}"
-        if args.bound is not None:
-            line += f" (+- {report['monte_carlo_stderr']:.4f})"
-        if "bits_per_dim" in report:
-            line += f", {report['bits_per_dim']:.4f} bits/dim"
-        if true_nll is not None:
-            report["true_nll"] = true_nll
-            line += f" (true NLL of the same points {true_nll:.4f} nats)"
         # Printed before it is written, so that a failed write does not lose it.
         print(
-            f"{line}; {n} points x {args.repeats} repeat(s), {describe_evaluations(report)}, "
-            f"{report['seconds']:.1f} s" + (f" on {world.size} processes" if world.distributed else "")
+            f"{describe(report)}; {n} {report['unit']}s x {args.repeats} repeat(s), "
+            f"{describe_evaluations(report)}, {report['seconds']:.1f} s"
+            + (f" on {world.size} processes" if world.distributed else "")
         )
         logp = gathered["logp"].view(args.repeats, n)
         atomic_write(out / PER_EXAMPLE, lambda f: torch.save({"logp": logp}, f))
@@ -285,16 +277,21 @@ def _bound_row(res: sdegen.BoundResult) -> dict:
     return {"logp": -res.nll.detach(), "stderr": res.stderr.detach(), "nfe": res.nfe, "batches": 1}
 
 
-def _report(args, gathered, n, divergence, bundle, images) -> dict:
+def _report(args, gathered, n, divergence, bundle, images, labelled, true_nll) -> dict:
+    """What nll.json holds: the mean NLL (or bound) over examples with its standard error, the space
+    it is a density in, bits/dim for images, and the true NLL of the same points where it is known."""
     logp = gathered["logp"].view(args.repeats, n)
-    nll_per_repeat = (-logp.double().mean(dim=1)).tolist()
+    summary = summarize_nll(logp, bits_per_dim=None if images is None else images.bits_per_dim)
     report = {
+        "of": ("-log p(x | y), the data's labels" if labelled else "-log p(x)")
+        + ("" if args.bound is None else f", upper bound ({args.bound})"),
         "split": args.split if bundle.is_image else "fresh",
         "n": n,
         "repeats": args.repeats,
         "batch_size": args.batch_size,
-        "nll": sum(nll_per_repeat) / args.repeats,
-        "nll_per_repeat": nll_per_repeat,
+        "nll": summary.nll,
+        "nll_se": summary.se,
+        "nll_per_repeat": (-logp.double().mean(dim=1)).tolist(),
         **evaluations(gathered),
     }
     if args.bound is None:
@@ -309,16 +306,55 @@ def _report(args, gathered, n, divergence, bundle, images) -> dict:
             report.update(steps=args.steps, variance=args.variance)
         else:
             report["time_law"] = args.time_law
-    if images is not None and args.bound == "ddpm":  # a code length of the pixels: no offset
-        d = math.prod(images.event_shape)
-        bpd = [float(-row.double().mean()) / (d * math.log(2)) for row in logp]
-        report["bits_per_dim"] = sum(bpd) / args.repeats
-        report["bits_per_dim_per_repeat"] = bpd
-    elif images is not None:
-        bpd = [float(images.bits_per_dim(row).mean()) for row in logp]
-        report["bits_per_dim"] = sum(bpd) / args.repeats
-        report["bits_per_dim_per_repeat"] = bpd
+    if images is not None:
+        c, h, w = images.event_shape
+        report["unit"] = "image"
+        if args.bound == "ddpm":  # a code length of the pixels: no offset
+            d = math.prod(images.event_shape)
+            to_bpd = lambda lp: -lp / (d * math.log(2))  # noqa: E731
+            report["space"] = f"nats per image: a code length of the discrete pixels 0..{images.levels - 1}"
+        else:
+            to_bpd = images.bits_per_dim
+            report["space"] = (
+                f"nats per image of x = 2 (k + u) / {images.levels} - 1 in [-1, 1]^({c}x{h}x{w}): the pixels "
+                f"k in 0..{images.levels - 1}, dequantized by u ~ U[0, 1) and scaled, as the model sees them"
+            )
+        bpd = summarize_nll(logp, bits_per_dim=to_bpd)
+        report["bits_per_dim"] = bpd.bits_per_dim
+        report["bits_per_dim_se"] = bpd.bits_per_dim_se
+        report["bits_per_dim_per_repeat"] = [float(to_bpd(row.double()).mean()) for row in logp]
+        report["bits_per_dim_scale"] = (
+            f"the pixels' own 0..{images.levels - 1} scale ({images.levels} levels)"
+        )
+    else:
+        report["unit"] = "point"
+        report["space"] = f"nats per point of the {bundle.name} data as drawn, in its own 2-D coordinates"
+    if true_nll is not None:
+        report["true_nll"] = float(true_nll.mean())
+        # per example: -log p(x_i) - true_nll_i, summarised as the NLL of log p + true_nll
+        gap = summarize_nll(logp.double().cpu() + true_nll.double().cpu())
+        report["nll_minus_true"], report["nll_minus_true_se"] = gap.nll, gap.se
     return report
+
+
+def describe(report: dict) -> str:
+    """The NLL line of ``sdegen nll``: the mean over examples +- its standard error, saying which
+    density it is of (``report["nats_of"]``), bits/dim for images, and the true NLL where known."""
+    conditional = "conditional " if report["of"].startswith("-log p(x | y)") else ""
+    what = {None: "NLL", "elbo": "ELBO bound on the NLL", "ddpm": "DDPM bound on the NLL"}[
+        report.get("bound")
+    ]
+    unit = report["unit"]
+    line = f"{conditional}{what} {report['nll']:.4f} +- {report['nll_se']:.2g} nats of {report['nats_of']}"
+    line += f" per {unit} at t = {report['eps']:g}"
+    if "bits_per_dim" in report:
+        line += f"; {report['bits_per_dim']:.4f} +- {report['bits_per_dim_se']:.2g} bits/dim on {report['bits_per_dim_scale']}"
+    if "true_nll" in report:
+        line += (
+            f"; true NLL of the same points {report['true_nll']:.4f}, model - true "
+            f"{report['nll_minus_true']:.4f} +- {report['nll_minus_true_se']:.2g}"
+        )
+    return f"{line} (+- one standard error over the {unit}s)"
 
 
 def _mixture_log_prob(

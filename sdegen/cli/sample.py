@@ -43,6 +43,7 @@ from sdegen.models import scheduler_thresholding
 from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.run.config import Run
 from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions, check_options_apply
+from sdegen.samplers import AnnealedLangevinSampler
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run"]
@@ -73,8 +74,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--steps",
         type=positive_int,
-        default=1000,
-        help="time steps of fixed-step samplers (10-20 suit the few-step samplers ddim, dpmpp-*, unipc, edm-*)",
+        default=None,
+        help=f"time steps (noise levels of annealed-langevin) of fixed-step samplers (default: the "
+        f"sampler's own: {_default_steps()})",
     )
     p.add_argument(
         "--grid",
@@ -160,10 +162,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _default_steps() -> str:
+    """Each fixed-step sampler's default ``--steps``, grouped: ``1000 for reverse-sde, ddpm; ...``."""
+    groups: dict[str, list[str]] = {}
+    for name, spec in SAMPLERS.items():
+        if spec.fixed_steps:
+            sampler = spec.factory(SamplerOptions())
+            per_step = (
+                "--n-steps-each" if isinstance(sampler, AnnealedLangevinSampler) else sampler.nfe_per_step
+            )
+            each = f" ({per_step} evaluations each)" if per_step != 1 else ""
+            groups.setdefault(f"{sampler.steps}{each}", []).append(name)
+    return "; ".join(f"{steps} for {', '.join(names)}" for steps, names in groups.items())
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
+    if args.sampler is not None and not SAMPLERS[args.sampler].fixed_steps:
+        for given, flag in (
+            (args.grid != "default", f"--grid {args.grid}"),
+            (args.steps, f"--steps {args.steps}"),
+        ):
+            if given:
+                raise UsageError(
+                    f"{flag} applies to fixed-step samplers; --sampler {args.sampler} is adaptive (it places "
+                    f"its own steps): drop {flag.split()[0]}, or choose a fixed-step sampler such as dpmpp-2m"
+                )
     explicit = set(getattr(args, "explicit", ()))
     if args.sampler is not None:  # refused before the run is loaded
         check_options_apply("sample", explicit, {"sampler": args.sampler})
@@ -187,8 +213,10 @@ def run(args: argparse.Namespace) -> int:
     spec = SAMPLERS[name]
     # An NCSN run's annealed Langevin steps through exactly its training levels.
     ts = levels.t if levels is not None and name == "annealed-langevin" and args.eps is None else None
+    # Without --steps, the sampler's own number: a few-step sampler takes a few-step budget.
+    steps = args.steps if args.steps is not None else spec.default_steps
     options = SamplerOptions(
-        steps=args.steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts, grid=args.grid
+        steps=steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts, grid=args.grid
     )
     if args.grid not in GRIDS:
         if args.sampler is None:
@@ -233,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             generator=g,
             device=device,
             return_trajectory=not bundle.is_image,
-            progress=world.is_main,
+            progress=world.is_main and not args.no_progress,
             denoise=args.denoise,
             observation=None if fill is None else fill.observation(begin, end),
         )

@@ -189,7 +189,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="continue the run in --out from its last checkpoint; of its settings only the optimisation "
         "schedule (--steps, --lr, --batch-size, ...) may be changed, and a change is recorded in config.json",
     )
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g = p.add_argument_group("configuration and logging")
     g.add_argument(
         "--config",

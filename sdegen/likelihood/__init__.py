@@ -1,4 +1,5 @@
-"""Exact log-likelihoods through the probability-flow ODE, variational bounds, divergence estimators, bits per dimension."""
+"""Exact log-likelihoods through the probability-flow ODE, variational bounds, divergence estimators, bits per
+dimension, and the mean NLL of a data set with its standard error."""
 
 from sdegen.divergence import DivergenceEstimator, ExactTrace, Hutchinson
 from sdegen.likelihood.bits_per_dim import Quantization, bits_per_dim, dequantize
@@ -10,6 +11,7 @@ from sdegen.likelihood.bounds import (
     elbo,
 )
 from sdegen.likelihood.log_likelihood import ADAPTIVE_METHODS, LikelihoodResult, log_likelihood
+from sdegen.likelihood.summary import NLLSummary, summarize_nll
 
 __all__ = [
     "log_likelihood",
@@ -26,4 +28,6 @@ __all__ = [
     "Quantization",
     "bits_per_dim",
     "dequantize",
+    "summarize_nll",
+    "NLLSummary",
 ]

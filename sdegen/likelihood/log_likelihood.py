@@ -47,6 +47,8 @@ from sdegen._checks import (
     check_sde,
     check_steps,
 )
+from sdegen._progress import Progress
+from sdegen._progress import progress as _progress
 from sdegen._solve import SolveLog, solve_failure
 from sdegen.divergence import DivergenceEstimator, Hutchinson
 from sdegen.likelihood.bits_per_dim import Quantization
@@ -113,6 +115,7 @@ class _AugmentedFlow(nn.Module):
         self.linear = self.coefficients.linear
         # Plain-object bookkeeping: nn.Module.__setattr__ would cost ~30 us per assignment.
         self.log = SolveLog()
+        self.bar: Progress | None = None  # follows the time reached, from 0 to T - eps
 
     def forward(self, t: Tensor, state: Tensor) -> Tensor:
         self.log.nfe += 1
@@ -150,6 +153,9 @@ class _AugmentedFlow(nn.Module):
     def callback_step(self, t0: Tensor, y0: Tensor, dt: Tensor) -> None:
         """torchdiffeq's hook at the start of every step attempt: remembered for error messages."""
         self.log.step = (t0, dt)
+        if self.bar is not None:  # torchdiffeq reads its step sizes back anyway: no added sync
+            self.bar.set_postfix_str(f"nfe={self.log.nfe}")
+            self.bar.advance_to(float(t0) - self.t_span[0])
 
     def _check_score(self, score: Tensor, x: Tensor) -> None:
         check_score_output(score, x)
@@ -193,6 +199,7 @@ def log_likelihood(
     bits_per_dim: Quantization | None = None,
     create_graph: bool = False,
     max_steps: int | None = MAX_STEPS,
+    progress: bool = False,
 ) -> LikelihoodResult:
     """log p_eps(x) = log p_T(x_T) + int_eps^T div f~(t, x_t) dt through the probability-flow ODE.
 
@@ -232,6 +239,8 @@ def log_likelihood(
         create_graph: make ``logp`` differentiable w.r.t. ``x`` and the score's parameters (for
             maximum-likelihood training). Off by default: no graph is kept across evaluations.
         max_steps: raise :class:`~sdegen.SolverError` after this many solver steps (None: no limit).
+        progress: show progress in t, labelled "nll": a tqdm bar on a terminal, periodic lines in a
+            log or pipe.
 
     Returns:
         :class:`LikelihoodResult` ``(logp [B] in nats, z, nfe, bpd or None)``.
@@ -301,7 +310,7 @@ def log_likelihood(
     check_fits_model("x", x, score_fn)
     if max_steps is not None:
         max_steps = check_steps("max_steps", max_steps)
-    for name, flag in (("adjoint", adjoint), ("create_graph", create_graph)):
+    for name, flag in (("adjoint", adjoint), ("create_graph", create_graph), ("progress", progress)):
         check_bool(name, flag)
     if adjoint and not create_graph:
         raise ValueError(
@@ -345,11 +354,20 @@ def log_likelihood(
     if max_steps is not None:
         options["max_num_steps"] = max_steps
     solve = odeint_adjoint if adjoint else odeint
+    if progress:
+        flow.bar = _progress(sde.T - eps, label="nll", unit="t", position_format="t={n:.3g}/{total:.3g}")
     try:
         with torch.set_grad_enabled(create_graph):
             final = solve(flow, state0, ts, rtol=rtol, atol=atol, method=method, options=options)[-1]
+        if flow.bar is not None:
+            flow.bar.set_postfix_str(f"nfe={flow.log.nfe}")
+            flow.bar.advance_to(sde.T - eps)
     except AssertionError as err:
         raise flow.failure(err, method, rtol, atol) from err
+    finally:
+        if flow.bar is not None:
+            flow.bar.close()
+            flow.bar = None
 
     with torch.set_grad_enabled(create_graph):
         z = final[: flow.n].view(x.shape).to(x.dtype)

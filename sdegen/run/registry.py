@@ -343,9 +343,10 @@ GRIDS: dict[str, GridSpec] = {
 @dataclass(frozen=True)
 class SamplerOptions:
     """The sampler settings of ``sdegen sample``, passed to every sampler factory: ``steps`` steps of
-    the grid named ``grid`` (a key of :data:`GRIDS`)."""
+    the grid named ``grid`` (a key of :data:`GRIDS`); ``steps=None`` with the default grid: the
+    sampler's own number (its class's ``default_steps``)."""
 
-    steps: int = 1000
+    steps: int | None = None
     snr: float = 0.16
     #: Langevin steps per noise level of annealed Langevin dynamics
     n_steps_each: int = 100
@@ -363,7 +364,11 @@ class SamplerOptions:
         if self.custom_grid is not None:
             return {"grid": self.custom_grid}
         factory = lookup(GRIDS, self.grid, "grid").factory
-        return {"steps": self.steps} if factory is None else {"grid": factory(self.steps)}
+        if factory is None:
+            return {} if self.steps is None else {"steps": self.steps}
+        if self.steps is None:
+            raise ValueError(f"the grid {self.grid!r} needs a number of steps")
+        return {"grid": factory(self.steps)}
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,11 @@ class SamplerSpec:
     def reads(self) -> tuple[str, ...]:
         """Every option of ``sdegen sample`` that this sampler reads."""
         return (("steps", "grid") if self.fixed_steps else ()) + self.options
+
+    @property
+    def default_steps(self) -> int | None:
+        """The sampler's own number of steps, its class's ``default_steps`` (None: adaptive)."""
+        return self.factory(SamplerOptions()).steps
 
 
 def _sampler_spec(entry: SamplerEntry) -> SamplerSpec:

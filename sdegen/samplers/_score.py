@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_score_output
+from sdegen._progress import progress as _progress
 from sdegen.sde.kernel import GaussianKernel
 
 __all__ = ["ScoreEvaluator"]
@@ -55,17 +56,23 @@ class ScoreEvaluator:
         progress: bool = False,
         check_every: int | None = None,
         times: Sequence[float] | None = None,
+        label: str = "sample",
     ) -> None:
         self.score_fn = score_fn
         self.nfe = 0
         #: index of the current step, set by samplers that own their loop (for error messages)
         self.step: int | None = None
         self.check_every = check_every
-        self._T = T
+        self._T, self._t_end = T, t_end
         # The grid's times on the host: the progress bar follows self.step through them instead of
         # reading t back from the device at every evaluation.
         self._times = times
-        self._bar = _progress_bar(T - t_end) if progress else None
+        # Its position is the time covered, T - t, from 0 to T - t_end.
+        self._bar = (
+            _progress(T - t_end, label=label, unit="t", position_format="t={n:.3g}/{total:.3g}")
+            if progress
+            else None
+        )
         # Per unchecked evaluation: the device-side sum of its score, its time (a view) and step.
         self._sums: list[Tensor] = []
         self._where: list[tuple[Tensor, int | None, str]] = []
@@ -118,9 +125,8 @@ class ScoreEvaluator:
                 done = self._T - self._times[self.step]
             else:  # torchsde's and torchdiffeq's loops, which read their state back anyway
                 done = self._T - float(t.reshape(-1)[0])
-            if done > self._bar.n:
-                self._bar.update(done - self._bar.n)
-            self._bar.set_postfix_str(f"nfe={self.nfe}", refresh=False)
+            self._bar.set_postfix_str(f"nfe={self.nfe}")
+            self._bar.advance_to(done)
         return out
 
     def _check_now(self, out: Tensor, t: Tensor, name: str) -> None:
@@ -169,6 +175,12 @@ class ScoreEvaluator:
             f"stopped"
         )
 
+    def finish(self) -> None:
+        """Sampling reached the grid's last time: the progress display shows all of it."""
+        if self._bar is not None:
+            self._bar.set_postfix_str(f"nfe={self.nfe}")
+            self._bar.advance_to(self._T - self._t_end)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -182,13 +194,3 @@ def _method(score_fn: object, name: str) -> Callable[[Tensor, Tensor], Tensor] |
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype | None:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
-
-
-def _progress_bar(total: float):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        raise ImportError(
-            "progress=True needs tqdm; install it with `pip install sdegen[train]` or `pip install tqdm`"
-        ) from None
-    return tqdm(total=total, unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}{postfix}]")

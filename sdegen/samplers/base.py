@@ -202,7 +202,8 @@ class Sampler(abc.ABC):
                 or a :class:`~sdegen.random.PerSampleGenerator` with one seed per sample, which makes
                 sample i depend on seed i only, whatever the batch it is drawn in.
             return_trajectory: also return the states at every time of the grid.
-            progress: show a tqdm progress bar.
+            progress: show progress, labelled with the sampler's class: a tqdm bar on a terminal,
+                plain periodic lines in a log or pipe.
             denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
             check_finite_every: read the score's finiteness back to the host every this many
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
@@ -291,6 +292,7 @@ class Sampler(abc.ABC):
             progress=progress,
             check_every=check_finite_every,
             times=grid.t,
+            label=type(self).__name__,
         )
         try:
             with torch.no_grad():
@@ -319,6 +321,7 @@ class Sampler(abc.ABC):
                     if projection is not None:
                         x = projection.exact(x)
                 score.raise_if_nonfinite()
+                score.finish()
         finally:
             score.close()
         check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")

@@ -72,7 +72,8 @@ def sample(
         device: of prior samples (default: the generator's device); ``x_T`` is moved to it when given.
         dtype: of prior samples (default: torch's default dtype); ``x_T`` is cast to it when given.
         return_trajectory: also return the states along the sampler's time grid.
-        progress: show a tqdm progress bar (off by default).
+        progress: show progress (off by default): a tqdm bar labelled with the sampler's class on a
+            terminal, plain periodic lines in a log or pipe.
         denoise: finish with Tweedie's formula E[x_0 | x_eps] (one more score evaluation).
         check_finite_every: read the score's finiteness back to the host every this many evaluations
             (default: the sampler's own; once at the end for sdegen's own loops).

@@ -61,7 +61,7 @@ class TrainConfig:
         seed: seeds the trainer's generator, the only source of randomness in training.
         log_every: steps between log lines (mean loss, learning rate, gradient norm).
         checkpoint_every: steps between checkpoints (0: only at the end).
-        progress: show a tqdm progress bar.
+        progress: show progress ("train"): a tqdm bar on a terminal, periodic lines in a log or pipe.
         grad_accumulation: split each process's share of a step's batch into this many
             micro-batches, whose gradients are summed before the optimizer step: the global batch
             (``data.batch_size``) is kept with 1/k of the activation memory, and the parameters agree

@@ -42,6 +42,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from sdegen import distributed
 from sdegen._checks import check_fits_model
+from sdegen._progress import progress
 from sdegen.classifier import NoisyClassifier
 from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
@@ -401,7 +402,13 @@ class Trainer:
                 raise ValueError(f"steps={target} is before the current step {self.step}; nothing to do")
             start = time.perf_counter()
             self._truncate_log()  # records past this step belong to a run being redone or replaced
-            bar = _progress(target, self.step, cfg.progress and self.world.is_main)
+            bar = progress(
+                target,
+                label="train",
+                unit="step",
+                initial=self.step,
+                enabled=cfg.progress and self.world.is_main,
+            )
             loss_sum, n_summed, first_summed = None, 0, self.step + 1
             try:
                 self._on_main(lambda cb: cb.on_fit_start(self))
@@ -421,7 +428,7 @@ class Trainer:
                             )
                         lr = self.scheduler.get_last_lr()[0]
                         record.update(loss=mean, lr=lr, grad_norm=float(self._grad_norm))
-                        bar.set_postfix(loss=f"{mean:.4g}")
+                        bar.set_postfix_str(f"loss={mean:.4g}")
                         loss_sum, n_summed, first_summed = None, 0, self.step + 1
                     # Evaluations run on schedule only: a stop (Ctrl-C) should not wait for an NLL.
                     due = [
@@ -679,16 +686,6 @@ def _lost_a_process(error: RuntimeError) -> bool:
     )
 
 
-def _progress(total: int, initial: int, enabled: bool):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the `train` extra
-        enabled = False
-    if not enabled:
-        return _NoBar()
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, leave=False)
-
-
 class _Objective(torch.nn.Module):
     """The loss of a model on a micro-batch, as one module: what DistributedDataParallel wraps, so
     that its forward hooks see the network however the loss calls it."""
@@ -699,14 +696,3 @@ class _Objective(torch.nn.Module):
 
     def forward(self, x0: Tensor, y: Tensor | None, generator: Any) -> Tensor:
         return self.loss(self.model, x0, y, generator=generator)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kw: object) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
