@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
-    if (Path(args.run_dir) / CONFIG).is_file():  # a run of sdegen: options its data do not read are refused
+    if args.run_dir is not None and (Path(args.run_dir) / CONFIG).is_file():  # options its data do not read
         data = read_config(args.run_dir).data["name"]
         check_options_apply("nll", set(getattr(args, "explicit", ())), {"data": data})
     trained, out = load_model(args, device, needs_data=True)
