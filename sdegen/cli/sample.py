@@ -376,5 +376,8 @@ def _inpainting_figure(bundle, fill: Inpaint, x: torch.Tensor, path: Path) -> Pa
     k = fill.n_images
     shown = fill.originals.clone()
     shown[:, ~fill.mask] = 0.0  # mid-grey in [-1, 1]
-    n = (x.shape[0] // k) * k  # whole rows only
-    return _report.image_figure(bundle, torch.cat([fill.originals, shown, x[:n]]), path, nrow=k)
+    rows = x.shape[0] // k  # whole rows only
+    labels = ["original", "observed", *(f"sample {i + 1}" for i in range(rows))]
+    return _report.image_figure(
+        bundle, torch.cat([fill.originals, shown, x[: rows * k]]), path, nrow=k, row_labels=labels
+    )
