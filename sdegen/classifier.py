@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time
-from sdegen._checks import check_batch_shape, check_class_labels
+from sdegen._checks import check_batch_shape, check_class_labels, check_sde
 from sdegen.sde.base import SDE
 
 __all__ = ["NoisyClassifier"]
@@ -37,8 +37,7 @@ class NoisyClassifier(nn.Module):
         super().__init__()
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module net(t, x) -> logits; got {type(net).__name__}")
-        if not isinstance(sde, SDE):
-            raise TypeError(f"sde must be an sdegen.SDE; got {type(sde).__name__}")
+        check_sde(sde)
         n_classes = getattr(net, "n_classes", None)
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
             raise ValueError(
@@ -60,7 +59,7 @@ class NoisyClassifier(nn.Module):
 
     def log_prob(self, t: float | Tensor, x: Tensor, y: int | Tensor) -> Tensor:
         """log p_t(y | x) of the labels ``y`` (an int or an int64 ``[B]`` tensor), shape ``[B]``."""
-        labels = check_class_labels("y", y, x.shape[0], self.n_classes).to(x.device)
+        labels = check_class_labels("y", y, x.shape[0], self.n_classes, device=x.device)
         return self(t, x).log_softmax(dim=-1).gather(1, labels[:, None]).squeeze(1)
 
     def extra_repr(self) -> str:

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from sdegen._broadcast import batch_time, expand_like
-from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde, check_positive
+from sdegen._checks import check_batch_shape, check_class_labels, check_linear_sde, check_positive, check_sde
 from sdegen.sde.base import SDE
 from sdegen.sde.kernel import GaussianKernel
 
@@ -309,8 +309,7 @@ class ScoreModel(nn.Module):
         super().__init__()
         if not isinstance(net, nn.Module):
             raise TypeError(f"net must be a torch.nn.Module net(t, x); got {type(net).__name__}")
-        if not isinstance(sde, SDE):
-            raise TypeError(f"sde must be an sdegen.SDE; got {type(sde).__name__}")
+        check_sde(sde)
         parameterization = NoisePrediction() if parameterization is None else parameterization
         if not isinstance(parameterization, Parameterization):
             raise TypeError(
@@ -362,8 +361,13 @@ class ScoreModel(nn.Module):
             )
         C = self.n_classes
         return check_class_labels(
-            name, y, x.shape[0], C + 1, meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)"
-        ).to(x.device)
+            name,
+            y,
+            x.shape[0],
+            C + 1,
+            meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)",
+            device=x.device,
+        )
 
     def given(self, y: int | Tensor) -> ScoreModel:
         """The score model of class ``y`` with the label bound: ``given(y)(t, x) = self(t, x, y)``.
@@ -378,10 +382,8 @@ class ScoreModel(nn.Module):
             self.check_labels(y, torch.empty(0))
         C = self.n_classes
         meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
-        if torch.is_tensor(y) and y.ndim == 1:
-            labels: int | Tensor = check_class_labels("y", y, y.shape[0], C + 1, meaning=meaning)
-        else:
-            labels = int(check_class_labels("y", y, 1, C + 1, meaning=meaning)[0])
+        checked = check_class_labels("y", y, None, C + 1, meaning=meaning)
+        labels: int | Tensor = int(checked) if checked.ndim == 0 else checked
         return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
 
     # -- evaluation ------------------------------------------------------------------------------

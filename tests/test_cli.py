@@ -12,6 +12,7 @@ import torch
 from _runs import write_run
 
 from sdegen.cli import main
+from sdegen.run import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [
@@ -186,7 +187,6 @@ def test_nfe_is_per_sample_path_and_the_total_is_reported_beside_it(ring_run, tm
 
 @pytest.mark.parametrize("grid", ["default", "uniform", "logsnr", "karras"])
 def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
-    from sdegen.run import registry
     from sdegen.samplers import KarrasGrid, LogSNRGrid, UniformGrid
 
     kinds = {"uniform": UniformGrid, "logsnr": LogSNRGrid, "karras": KarrasGrid}
@@ -201,7 +201,9 @@ def test_every_fixed_step_sampler_entry_builds_its_grid(grid):
 
 def test_a_grid_for_an_adaptive_sampler_is_a_usage_error(ring_run, capsys):
     _fails_cleanly(
-        capsys, ["sample", str(ring_run), "--sampler", "ode", "--grid", "karras"], "--grid karras applies to"
+        capsys,
+        ["sample", str(ring_run), "--sampler", "ode", "--grid", "karras"],
+        "--grid karras applies to",
     )
 
 
@@ -375,7 +377,6 @@ def test_python_dash_m_runs_the_command():
 def test_every_registry_entry_is_a_choice_and_a_new_entry_is_one_line(
     ring_run, tmp_path, capsys, monkeypatch
 ):
-    from sdegen.run import registry
     from sdegen.samplers import ReverseSDESampler
 
     train_help = main(["train", "--help"]) == 0 and capsys.readouterr().out

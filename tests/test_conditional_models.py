@@ -420,7 +420,7 @@ BAD = [
     ("unlabelled distribution", lambda: D.DistributionBatches(D.SwissRoll(), 8, labels=True), ValueError, "needs a labelled distribution"),
     ("sample_labelled unlabelled", lambda: D.Checkerboard().sample_labelled(3), TypeError, "has no class labels"),
     ("dataset labels shape", lambda: D.DatasetBatches(X, 2, labels=Y[:3]), ValueError, "one label per example, shape [4]"),
-    ("dataset float labels", lambda: D.DatasetBatches(X, 2, labels=Y.float()), TypeError, "integer class labels"),
+    ("dataset float labels", lambda: D.DatasetBatches(X, 2, labels=Y.float()), TypeError, "labels must be integers: integer labels"),
     ("dataset n_classes too small", lambda: D.DatasetBatches(X, 2, labels=Y, n_classes=2), ValueError, "0..1; got a label 2"),
     ("trainer conditional, unlabelled", lambda: _bad_trainer(_model(), DenoisingScoreMatching(), D.DistributionBatches(DATA, 8)), ValueError, "yields no labels"),
     ("trainer unconditional, labelled", lambda: _bad_trainer(ScoreModel(_net(), VP), DenoisingScoreMatching(), D.DistributionBatches(DATA, 8, labels=True)), ValueError, "n_classes=3 to train a class-conditional"),

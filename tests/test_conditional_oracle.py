@@ -190,7 +190,7 @@ def test_bad_labels_and_classes_are_refused():
     with pytest.raises(ValueError, match="needs a labelled mixture"):
         GaussianMixture.ring().classifier(VPSDE())
     model = LABELLED.conditional_score(VPSDE())
-    with pytest.raises(ValueError, match=r"labels y must lie in 0..2; got a label 3"):
+    with pytest.raises(ValueError, match=r"y must hold class labels in 0..2; got y\[1\]=3"):
         model(0.5, torch.zeros(2, 2, dtype=F64), torch.tensor([0, 3]))
 
 

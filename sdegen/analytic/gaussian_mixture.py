@@ -33,6 +33,7 @@ from torch import Tensor
 
 from sdegen._checks import (
     check_batch_shape,
+    check_class_labels,
     check_linear_sde,
     check_positive,
     check_real,
@@ -336,6 +337,7 @@ class GaussianMixture:
             _, g = self._log_prob_and_score(flat, a, s, want_score=True)
             return g.reshape(x.shape).to(x.dtype)
 
+        score_fn.sde = sde  # the SDE it is the score of, checked where it is used (sdegen._checks)
         return score_fn
 
     def marginal_log_prob(self, sde: LinearSDE) -> Callable[[float | Tensor, Tensor], Tensor]:
@@ -347,6 +349,7 @@ class GaussianMixture:
             a, s = self._coefficients(sde, t, x)
             return self._log_prob_and_score(flat, a, s, want_score=False)[0].to(x.dtype)
 
+        log_prob_fn.sde = sde
         return log_prob_fn
 
     # -- classes --------------------------------------------------------------------------------
@@ -366,7 +369,7 @@ class GaussianMixture:
     def class_conditional(self, y: int) -> GaussianMixture:
         """p(x | y): the components of class ``y`` with their weights renormalised."""
         labels = self._require_labels("class_conditional(y)")
-        y = _check_class("y", y, self.n_classes)
+        y = int(check_class_labels("y", y, 1, self.n_classes)[0])
         keep = labels == y
         w = self.weights[keep]
         return GaussianMixture(
@@ -528,7 +531,7 @@ class MixtureClassifier:
         """
         m = self.mixture
         flat = m._flatten(x)
-        labels = _check_label_batch(y, x.shape[0], self.n_classes, x.device)
+        labels = check_class_labels("y", y, x.shape[0], self.n_classes, device=x.device)
         a, s = m._coefficients(self.sde, t, x)
         log_joint, whitened, log_onehot = m._class_log_joint(flat, a, s)
         mask = log_onehot.T[labels]  # [B, K]: 0 for the components of class y_b, -inf otherwise
@@ -555,7 +558,7 @@ class MixtureConditionalScore:
     def __call__(self, t: float | Tensor, x: Tensor, y: int | Tensor) -> Tensor:
         m = self.mixture
         flat = m._flatten(x)
-        labels = _check_label_batch(y, x.shape[0], self.n_classes + 1, x.device)
+        labels = check_class_labels("y", y, x.shape[0], self.n_classes + 1, device=x.device)
         a, s = m._coefficients(self.sde, t, x)
         log_joint, whitened, log_onehot = m._class_log_joint(flat, a, s)
         # log 1[label_k = y_b] [B, K], with every component allowed for the null label (row C)
@@ -565,56 +568,18 @@ class MixtureConditionalScore:
 
 
 def _check_labels(labels: object, K: int) -> Tensor:
-    if torch.is_tensor(labels):
-        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-            raise TypeError(f"labels must be integers; got dtype {labels.dtype}")
-        out = labels.detach().to("cpu", torch.int64)
-    else:
-        try:
-            values = list(labels)  # type: ignore[call-overload]
-        except TypeError:
-            raise TypeError(f"labels must be a sequence of ints; got {labels!r}") from None
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            raise TypeError(f"labels must be ints; got {values!r}")
-        out = torch.tensor(values, dtype=torch.int64)
+    """The component-to-class map: one class label >= 0 per component, using every class 0..C-1."""
+    out = check_class_labels("labels", labels, None, None).cpu()
     if out.shape != (K,):
         raise ValueError(
             f"labels must have shape [K] = [{K}] (one per component); got shape {tuple(out.shape)}"
         )
-    if bool((out < 0).any()):
-        raise ValueError(f"labels must be >= 0; got labels={out.tolist()}")
     missing = sorted(set(range(int(out.max()) + 1)) - set(out.tolist()))
     if missing:
         raise ValueError(
             f"labels must use every class 0..C-1; class(es) {missing} have no component in labels={out.tolist()}"
         )
     return out
-
-
-def _check_class(name: str, y: object, n_classes: int) -> int:
-    if torch.is_tensor(y) and y.numel() == 1 and not y.is_floating_point():
-        y = int(y)
-    if isinstance(y, bool) or not isinstance(y, int):
-        raise TypeError(f"{name} must be an int class label; got {y!r}")
-    if not 0 <= y < n_classes:
-        raise ValueError(f"{name} must be a class label in 0..{n_classes - 1}; got {name}={y}")
-    return y
-
-
-def _check_label_batch(y: object, batch: int, n_labels: int, device: torch.device) -> Tensor:
-    """``y`` (an int or an int ``[B]`` tensor of labels in 0..n_labels-1) as an int64 ``[B]`` tensor."""
-    if torch.is_tensor(y):
-        if y.is_floating_point() or y.dtype == torch.bool:
-            raise TypeError(f"y must hold integer labels; got dtype {y.dtype}")
-        if y.ndim == 0:
-            y = y.expand(batch)
-        if y.shape != (batch,):
-            raise ValueError(f"y must be an int or have shape [B] = [{batch}]; got shape {tuple(y.shape)}")
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= n_labels:
-            raise ValueError(f"labels y must lie in 0..{n_labels - 1}; got a label {lo if lo < 0 else hi}")
-        return y.to(device, torch.int64)
-    return torch.full((batch,), _check_class("y", y, n_labels), dtype=torch.int64, device=device)
 
 
 def _check_linear(sde: object) -> None:

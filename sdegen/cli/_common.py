@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sdegen._checks import SEED_LIMIT
 from sdegen.run.errors import SettingsError
 from sdegen.sde import SDE
 from sdegen.training.files import atomic_write
@@ -25,6 +27,8 @@ __all__ = [
     "add_common_arguments",
     "positive_int",
     "nonnegative_int",
+    "seed",
+    "thread_count",
     "positive_float",
     "probability",
     "real",
@@ -92,10 +96,13 @@ def add_common_arguments(
     ``--threads`` and ``--no-progress``."""
     g = p.add_argument_group("common")
     g.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, mps")
-    g.add_argument("--seed", type=nonnegative_int, default=0, help="seed of every random number drawn")
+    g.add_argument("--seed", type=seed, default=0, help="seed of every random number drawn, in [0, 2^63)")
     g.add_argument("--out", default=out, metavar="DIR", help=out_help)
     g.add_argument(
-        "--threads", type=nonnegative_int, default=threads, help="CPU threads for torch (0: torch's default)"
+        "--threads",
+        type=thread_count,
+        default=threads,
+        help="CPU threads for torch, at most the CPUs of this machine (0: torch's default)",
     )
     g.add_argument(
         "--no-progress",
@@ -148,6 +155,20 @@ nonnegative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
 positive_float = _number_type(float, lambda v: math.isfinite(v) and v > 0, "a positive number")
 probability = _number_type(float, lambda v: 0.0 <= v <= 1.0, "a probability in [0, 1]")
 real = _number_type(float, math.isfinite, "a finite number")
+seed = _number_type(int, lambda v: 0 <= v < SEED_LIMIT, "an integer seed in [0, 2^63)")
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# More threads than CPUs never helps, and far more ends in an OpenMP allocation failure.
+thread_count = _number_type(
+    int, lambda v: 0 <= v <= _cpus(), f"a number of threads in 0..{_cpus()} (the CPUs here)"
+)
 
 
 def resolve_device(name: str) -> torch.device:

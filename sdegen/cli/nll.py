@@ -43,6 +43,8 @@ from sdegen.cli._common import (
 from sdegen.cli.brought import add_model_arguments, describe_space, load_model
 from sdegen.likelihood import summarize_nll
 from sdegen.random import PerSampleGenerator, derive_seed
+from sdegen.run.config import CONFIG, read_config
+from sdegen.run.registry import check_options_apply
 from sdegen.training.files import atomic_write, check_writable
 
 __all__ = ["add_parser", "run", "PER_EXAMPLE"]
@@ -136,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     world = distributed.init(device)
     device = world.device(device)
+    if (Path(args.run_dir) / CONFIG).is_file():  # a run of sdegen: options its data do not read are refused
+        data = read_config(args.run_dir).data["name"]
+        check_options_apply("nll", set(getattr(args, "explicit", ())), {"data": data})
     trained, out = load_model(args, device, needs_data=True)
     run_dir = Path(args.run_dir)
     bundle, model = trained.data, trained.model

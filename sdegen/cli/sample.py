@@ -42,7 +42,7 @@ from sdegen.metrics import energy_distance
 from sdegen.models import scheduler_thresholding
 from sdegen.random import PerSampleGenerator, derive_seed
 from sdegen.run.config import Run
-from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions
+from sdegen.run.registry import GRIDS, MASKS, SAMPLERS, SamplerOptions, check_options_apply
 from sdegen.samplers import AnnealedLangevinSampler
 from sdegen.training.files import atomic_write, check_writable
 
@@ -190,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
                     f"{flag} applies to fixed-step samplers; --sampler {args.sampler} is adaptive (it places "
                     f"its own steps): drop {flag.split()[0]}, or choose a fixed-step sampler such as dpmpp-2m"
                 )
+    explicit = set(getattr(args, "explicit", ()))
+    if args.sampler is not None:  # refused before the run is loaded
+        check_options_apply("sample", explicit, {"sampler": args.sampler})
     trained, out = load_model(args, device, needs_data=args.inpaint is not None)
     run_dir = Path(args.run_dir)
     if isinstance(trained, BroughtRun) and args.classifier is not None:
@@ -206,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     # Before the work: samples that cannot be written would be lost.
     world.run(lambda: check_writable(out), where="main")
     name = args.sampler or ("annealed-langevin" if levels is not None else "pc")
+    check_options_apply("sample", explicit, {"sampler": name})
     spec = SAMPLERS[name]
     # An NCSN run's annealed Langevin steps through exactly its training levels.
     ts = levels.t if levels is not None and name == "annealed-langevin" and args.eps is None else None

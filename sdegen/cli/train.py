@@ -44,12 +44,15 @@ from sdegen.run.config import (
 )
 from sdegen.run.registry import (
     AUTO_MODEL,
+    DATA_OPTION_FLAGS,
     DATASETS,
+    LOSS_OPTION_FLAGS,
     LOSSES,
     MODELS,
     PARAMETERIZATIONS,
     PRESETS,
     SDES,
+    check_options_apply,
     sde_options,
 )
 from sdegen.training import (
@@ -244,12 +247,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     loss = _setting(args, "loss")
     if kind == "classifier" and "loss" not in getattr(args, "explicit", ()):
         loss = "cross-entropy"  # the classifier's objective; a score loss given explicitly is refused
-    for key, dest in _LOSS_OPTIONS.items():
-        if dest in getattr(args, "explicit", ()) and key not in LOSSES[loss].options:
-            owners = " or ".join(f"--loss {name}" for name, spec in LOSSES.items() if key in spec.options)
-            raise UsageError(
-                f"--{dest.replace('_', '-')} is an option of {owners}; this run trains with --loss {loss}"
-            )
+    model = AUTO_MODEL[DATASETS[args.data].images] if args.model == "auto" else args.model
+    chosen = {"sde": sde_name, "data": args.data, "loss": loss, "model": model}
+    check_options_apply("train", set(getattr(args, "explicit", ())), chosen)
     extra = {"label_dropout": args.label_dropout} if kind == "conditional" else {}
     with as_usage_error("training settings"):
         train = TrainConfig(
@@ -296,16 +296,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return dataclasses.replace(config, loss=loss)
 
 
-# The option behind each key a loss may read from its section.
-_LOSS_OPTIONS = {"levels": "ncsn_levels", "teacher": "teacher"}
-
-# The attribute of the parsed arguments behind each data option a data set may read.
-_DATA_OPTIONS = {
-    "root": "data_root",
-    "download": "download",
-    "image_size": "image_size",
-    "channels": "channels",
-}
+# The option behind each key a loss or a data set may read from its section (registry.py).
+_LOSS_OPTIONS = LOSS_OPTION_FLAGS
+_DATA_OPTIONS = DATA_OPTION_FLAGS
 
 
 # Where each option of `sdegen train` is stored in config.json; whether `--resume` may change it is

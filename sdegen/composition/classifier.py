@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from sdegen._checks import check_real, check_score_output
+from sdegen._checks import check_real, check_score_fn, check_score_output, common_sde
 from sdegen.composition.conditional import (
     NoiseConditionalClassifier,
     check_label,
@@ -48,13 +49,11 @@ class ClassifierGuidance:
         *,
         n_classes: int | None = None,
     ) -> None:
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
-        if not callable(classifier):
-            raise TypeError(
-                f"classifier must be callable as classifier(t, x) -> logits [B, C]; got {type(classifier).__name__}"
-            )
+        check_score_fn(score_fn)
+        check_score_fn(classifier, "classifier", "(t, x) -> logits [B, C]")
         self.score_fn, self.classifier = score_fn, classifier
+        #: the SDE that the score and the classifier agree on (None if neither says)
+        self.sde = common_sde([("score_fn", score_fn), ("classifier", classifier)])
         self.n_classes = n_classes_of(classifier, n_classes, "ClassifierGuidance", "the classifier")
         self.y = check_label(y, self.n_classes)
         self.scale = check_real("scale", scale)
@@ -70,14 +69,24 @@ class ClassifierGuidance:
 
         def log_p(xg: Tensor) -> Tensor:
             logits = self.classifier(t, xg)
-            if logits.shape != (x.shape[0], self.n_classes):
+            if (
+                not torch.is_tensor(logits)
+                or logits.shape != (x.shape[0], self.n_classes)
+                or not logits.is_floating_point()
+                or logits.device != x.device
+            ):
+                got = (
+                    f"shape {tuple(logits.shape)}, dtype {logits.dtype}, device {logits.device}"
+                    if torch.is_tensor(logits)
+                    else f"a {type(logits).__name__}"
+                )
                 raise ValueError(
-                    f"classifier must return logits of shape [B, C] = [{x.shape[0]}, {self.n_classes}]; "
-                    f"got {tuple(logits.shape)}"
+                    f"classifier must return floating-point logits of shape [B, C] = [{x.shape[0]}, "
+                    f"{self.n_classes}] on x's device {x.device}; got {got}"
                 )
             return logits.log_softmax(dim=-1).gather(1, y[:, None])
 
-        return input_gradient(log_p, x)[1]
+        return input_gradient(log_p, x, "the classifier's log p_t(y | x)")[1]
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         score = self.score_fn(t, x)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import batch_time
-from sdegen._checks import check_real, check_score_output
+from sdegen._checks import carried_sde, check_bool, check_real, check_score_fn, check_score_output
 from sdegen.composition.conditional import (
     ConditionalScoreModel,
     check_label,
@@ -52,8 +52,7 @@ class ClassifierFreeGuidance:
         null_label: int | None = None,
         concatenate: bool = True,
     ) -> None:
-        if not callable(model):
-            raise TypeError(f"model must be callable as model(t, x, y); got {type(model).__name__}")
+        check_score_fn(model, "model", "(t, x, y)")
         arity = positional_arity(model)
         if arity is not None and arity < 3:
             raise TypeError(
@@ -83,7 +82,9 @@ class ClassifierFreeGuidance:
         self.null_label = null_label
         self.y = check_label(y, self.n_classes)
         self.guidance = check_real("guidance", guidance)
-        self.concatenate = bool(concatenate)
+        self.concatenate = check_bool("concatenate", concatenate)
+        #: the SDE the model was built for (None if it does not say)
+        self.sde = carried_sde(model)
 
     def __repr__(self) -> str:
         y = self.y if isinstance(self.y, int) else f"<{self.y.shape[0]} labels>"

@@ -21,6 +21,8 @@ from typing import Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
+from sdegen._checks import check_class_labels
+
 __all__ = ["ConditionalScoreModel", "NoiseConditionalClassifier", "check_label", "labels_like"]
 
 
@@ -46,29 +48,11 @@ class NoiseConditionalClassifier(Protocol):
 def check_label(y: object, n_classes: int, name: str = "y") -> int | Tensor:
     """A class label ``y`` (an int, or an int ``[B]`` tensor) validated against 0..n_classes-1.
 
-    Returns an int or an int64 CPU tensor. Raises ``TypeError`` for a non-integer label and
-    ``ValueError`` (naming the label) for one out of range.
+    Returns an int (for an int or a 0-d tensor) or an int64 ``[B]`` tensor on ``y``'s device, by
+    ``sdegen._checks.check_class_labels``, the one label check.
     """
-    if torch.is_tensor(y):
-        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-            raise TypeError(f"{name} must hold integer class labels; got dtype {y.dtype}")
-        if y.ndim == 0:
-            y = int(y)
-        elif y.ndim != 1:
-            raise ValueError(f"{name} must be an int or a [B] tensor of labels; got shape {tuple(y.shape)}")
-        else:
-            bad = ((y < 0) | (y >= n_classes)).nonzero()
-            if bad.numel():
-                i = int(bad[0])
-                raise ValueError(
-                    f"{name} must hold class labels in 0..{n_classes - 1}; got {name}[{i}]={int(y[i])}"
-                )
-            return y.detach().to(torch.int64)
-    if isinstance(y, bool) or not isinstance(y, int):
-        raise TypeError(f"{name} must be an int class label or a [B] int tensor; got {y!r}")
-    if not 0 <= y < n_classes:
-        raise ValueError(f"{name} must be a class label in 0..{n_classes - 1}; got {name}={y}")
-    return y
+    labels = check_class_labels(name, y, None, n_classes)
+    return int(labels) if labels.ndim == 0 else labels
 
 
 def labels_like(y: int | Tensor, x: Tensor, name: str = "y") -> Tensor:
@@ -120,16 +104,25 @@ def positional_arity(fn: object) -> int | None:
     return count
 
 
-def input_gradient(fn, x: Tensor) -> tuple[Tensor, Tensor]:
+def input_gradient(fn, x: Tensor, name: str = "the function") -> tuple[Tensor, Tensor]:
     """(value, grad_x value.sum()) of ``fn(x)``, inside or outside an autograd graph.
 
     Under ``torch.no_grad`` (samplers) x is detached and the gradient is plain; when x is part of
     a graph (the likelihood's divergence differentiates the score again) the gradient is taken
-    with ``create_graph=True`` so that it stays differentiable.
+    with ``create_graph=True`` so that it stays differentiable. A value with no gradient path to x
+    (``fn`` detaches x, or runs under ``torch.no_grad()``) raises ``ValueError`` naming ``name``.
     """
     outer = torch.is_grad_enabled() and x.requires_grad
     with torch.enable_grad():
         xg = x if outer else x.detach().requires_grad_(True)
         value = fn(xg)
-        (grad,) = torch.autograd.grad(value.sum(), xg, create_graph=outer)
+        grad = None
+        if torch.is_tensor(value) and value.requires_grad:
+            (grad,) = torch.autograd.grad(value.sum(), xg, create_graph=outer, allow_unused=True)
+    if grad is None:
+        raise ValueError(
+            f"{name} has no gradient path to x: it detaches x (x.detach(), .item(), numpy) or runs under "
+            f"torch.no_grad(), so its gradient in x, which guidance adds to the score, cannot be taken. "
+            f"Compute it from x with torch operations."
+        )
     return value, grad

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_real
+from sdegen._checks import check_real, check_score_fn, check_score_output, common_sde
 from sdegen.sde.base import ScoreFn
 
 __all__ = ["ProductOfExperts"]
@@ -48,14 +48,17 @@ class ProductOfExperts:
         *,
         log_densities: Sequence[LogDensityFn] | None = None,
     ) -> None:
+        if callable(scores) or not isinstance(scores, Sequence):
+            raise TypeError(f"scores must be a list of expert score functions; got {type(scores).__name__}")
         scores = list(scores)
         if len(scores) == 0:
             raise ValueError("scores must hold at least one expert score function")
         for i, s in enumerate(scores):
-            if not callable(s):
-                raise TypeError(f"scores[{i}] must be callable as score(t, x); got {type(s).__name__}")
+            check_score_fn(s, f"scores[{i}]")
         if weights is None:
             weights = [1.0] * len(scores)
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, torch.Tensor)):
+            raise TypeError(f"weights must be a sequence of real numbers; got {weights!r}")
         weights = [check_real(f"weights[{i}]", w) for i, w in enumerate(weights)]
         if len(weights) != len(scores):
             raise ValueError(f"weights must have one entry per expert ({len(scores)}); got {len(weights)}")
@@ -66,9 +69,10 @@ class ProductOfExperts:
                     f"log_densities must have one entry per expert ({len(scores)}); got {len(log_densities)}"
                 )
             for i, f in enumerate(log_densities):
-                if not callable(f):
-                    raise TypeError(f"log_densities[{i}] must be callable as f(t, x); got {type(f).__name__}")
+                check_score_fn(f, f"log_densities[{i}]", "(t, x) -> [B]")
         self.scores, self.weights, self.log_densities = scores, weights, log_densities
+        #: the SDE the experts agree on (None if none says); experts of different SDEs are refused
+        self.sde = common_sde([(f"scores[{i}]", s) for i, s in enumerate(scores)])
 
     def __repr__(self) -> str:
         energies = ", with energies" if self.log_densities is not None else ""
@@ -76,8 +80,9 @@ class ProductOfExperts:
 
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         out = None
-        for w, score in zip(self.weights, self.scores, strict=True):
+        for i, (w, score) in enumerate(zip(self.weights, self.scores, strict=True)):
             s = score(t, x)
+            check_score_output(s, x, f"scores[{i}]")  # each expert like a top-level score
             out = s * w if out is None else torch.add(out, s, alpha=w)
         return out
 
@@ -89,7 +94,22 @@ class ProductOfExperts:
                 "(t, x) -> log p_t(x)) to use log_density, e.g. for MALACorrector"
             )
         out = None
-        for w, f in zip(self.weights, self.log_densities, strict=True):
+        for i, (w, f) in enumerate(zip(self.weights, self.log_densities, strict=True)):
             v = f(t, x)
+            if (
+                not torch.is_tensor(v)
+                or v.shape != (x.shape[0],)
+                or v.dtype != x.dtype
+                or v.device != x.device
+            ):
+                got = (
+                    f"shape {tuple(v.shape)}, dtype {v.dtype}"
+                    if torch.is_tensor(v)
+                    else f"a {type(v).__name__}"
+                )
+                raise ValueError(
+                    f"log_densities[{i}] must return a tensor [B] = [{x.shape[0]}] of x's dtype {x.dtype} "
+                    f"on {x.device}; got {got}"
+                )
             out = v * w if out is None else torch.add(out, v, alpha=w)
         return out

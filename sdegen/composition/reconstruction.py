@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from sdegen._broadcast import batch_time
-from sdegen._checks import check_linear_sde, check_real, check_score_output
+from sdegen._checks import check_linear_sde, check_real, check_same_sde, check_score_fn, check_score_output
 from sdegen.composition.conditional import input_gradient
 from sdegen.observations.base import Observation
 from sdegen.sde.base import LinearSDE, ScoreFn
@@ -43,9 +44,9 @@ class ReconstructionGuidance:
     def __init__(
         self, score_fn: ScoreFn, sde: LinearSDE, observation: Observation, scale: float = 1.0
     ) -> None:
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+        check_score_fn(score_fn)
         check_linear_sde(sde, "ReconstructionGuidance (Tweedie's x0_hat)")
+        check_same_sde(sde, score_fn, "score_fn", "of ReconstructionGuidance")
         if not isinstance(observation, Observation):
             raise TypeError(
                 f"observation must be an sdegen.observations.Observation (Inpainting, Colorization, "
@@ -60,6 +61,8 @@ class ReconstructionGuidance:
             )
         self.score_fn, self.sde, self.observation = score_fn, sde, observation
         self.scale = check_real("scale", scale)
+        # Whether score_fn has been seen to have a gradient path to x (checked at the first call).
+        self._differentiable = False
 
     def __repr__(self) -> str:
         return f"ReconstructionGuidance({self.observation!r}, scale={self.scale:g})"
@@ -73,6 +76,8 @@ class ReconstructionGuidance:
         def log_likelihood(xg: Tensor) -> Tensor:
             s = self.score_fn(t, xg)
             check_score_output(s, xg)
+            if not self._differentiable:
+                self._check_differentiable(s, xg)
             scores.append(s)
             return self.observation.log_likelihood(kernel.data_from_score(xg, s))
 
@@ -81,3 +86,18 @@ class ReconstructionGuidance:
         if not score.requires_grad or not x.requires_grad:
             score = score.detach()
         return score + self.scale * grad
+
+    def _check_differentiable(self, score: Tensor, xg: Tensor) -> None:
+        """Refuse a score without a gradient path to x: x0_hat would still depend on x through x
+        itself, and the guidance would be silently biased (the score's Jacobian dropped)."""
+        grad = None
+        if score.requires_grad:
+            (grad,) = torch.autograd.grad(score.sum(), xg, retain_graph=True, allow_unused=True)
+        if grad is None:
+            raise ValueError(
+                "score_fn's output has no gradient path to x: it detaches x (x.detach(), .item(), numpy) "
+                "or runs under torch.no_grad(), but ReconstructionGuidance differentiates x0_hat(t, x) = "
+                "(x + sigma^2 score(t, x)) / alpha through the score, so its guidance would be silently "
+                "biased. Pass a score computed from x with torch operations."
+            )
+        self._differentiable = True

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_steps
+from sdegen._checks import check_bool, check_int, check_steps
 from sdegen.data.images import ImageData, check_dataset_labels
 from sdegen.data.toy import ToyDistribution
 from sdegen.random import GlobalBatchGenerator
@@ -142,7 +142,8 @@ class DatasetBatches(BatchSource):
                     else type(data).__name__
                 )
             )
-        self.data, self.seed, self.dequantize = data, int(seed), bool(dequantize)
+        self.data, self.dequantize = data, check_bool("dequantize", dequantize)
+        self.seed = check_int("seed", seed, 0)
         self.batch_size = check_steps("batch_size", batch_size)
         if self.batch_size > len(data):
             raise ValueError(

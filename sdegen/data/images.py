@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from sdegen import random
-from sdegen._checks import check_steps
+from sdegen._checks import check_class_labels, check_steps
 
 __all__ = ["ImageData"]
 
@@ -115,13 +115,6 @@ def check_dataset_labels(labels: object, n: int, name: str = "labels") -> Tensor
     """``labels`` as an int64 CPU tensor ``[n]`` of classes 0..C-1 (every value >= 0), or raise naming it."""
     if not torch.is_tensor(labels):
         raise TypeError(f"{name} must be an int64 tensor [N] of class labels; got {type(labels).__name__}")
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class labels; got dtype {labels.dtype}")
-    if tuple(labels.shape) != (n,):
-        raise ValueError(
-            f"{name} must have one label per example, shape [{n}]; got shape {tuple(labels.shape)}"
-        )
-    labels = labels.detach().to("cpu", torch.int64)
-    if n and int(labels.min()) < 0:
-        raise ValueError(f"{name} must be class labels >= 0; got a label {int(labels.min())}")
-    return labels
+    if labels.ndim == 0:
+        raise ValueError(f"{name} must have one label per example, shape [{n}]; got shape ()")
+    return check_class_labels(name, labels.detach().cpu(), n, None, meaning="class labels >= 0")

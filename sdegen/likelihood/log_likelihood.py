@@ -34,12 +34,17 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from sdegen._checks import (
     check_batch_shape,
+    check_bool,
     check_fits_model,
     check_generator,
     check_nonempty,
     check_positive,
     check_real,
+    check_same_sde,
+    check_score_differentiable,
+    check_score_fn,
     check_score_output,
+    check_sde,
     check_steps,
 )
 from sdegen._progress import Progress
@@ -258,10 +263,9 @@ def log_likelihood(
             f"solve is off by up to ~1 nat); pass x.float() with a float32 model (autocast inside "
             f"score_fn is fine)"
         )
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    check_sde(sde)
+    check_score_fn(score_fn)
+    check_same_sde(sde, score_fn, "score_fn", "of the likelihood")
     if getattr(score_fn, "is_density_score", True) is False:
         raise ValueError(
             f"score_fn is {score_fn!r}, which is not the score of any density (e.g. a thresholded or "
@@ -307,8 +311,7 @@ def log_likelihood(
     if max_steps is not None:
         max_steps = check_steps("max_steps", max_steps)
     for name, flag in (("adjoint", adjoint), ("create_graph", create_graph), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise TypeError(f"{name} must be a bool; got {flag!r}")
+        check_bool(name, flag)
     if adjoint and not create_graph:
         raise ValueError(
             "adjoint=True only saves memory when backpropagating through the solve; without "
@@ -328,6 +331,14 @@ def log_likelihood(
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"x contains {int((~torch.isfinite(x)).sum())} NaN or infinite value(s)")
     check_schedule(sde, eps, sde.T)
+    # The divergence is d score / dx by autograd: a score without a gradient path to x would give 0.
+    check_score_differentiable(
+        score_fn,
+        torch.full((x.shape[0],), sde.T, dtype=x.dtype, device=x.device),
+        x,
+        "score_fn",
+        " the likelihood's divergence (ExactTrace and Hutchinson alike)",
+    )
 
     vectors = divergence.draw(x.detach(), generator)
     flow = _AugmentedFlow(sde, score_fn, divergence, vectors, x.shape, x.dtype, (eps, sde.T))

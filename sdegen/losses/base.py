@@ -124,7 +124,7 @@ class Loss(abc.ABC):
                 )
             return None
         if self.needs_labels:
-            return check_class_labels("y", y, x0.shape[0], n_classes).to(x0.device)
+            return check_class_labels("y", y, x0.shape[0], n_classes, device=x0.device)
         if n_classes is None:
             raise TypeError(
                 "labels y given but the model is unconditional (its network has no n_classes); build "

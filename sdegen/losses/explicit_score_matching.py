@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_score_output
+from sdegen._checks import check_same_sde, check_score_fn, check_score_output
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
@@ -53,17 +53,19 @@ class ExplicitScoreMatching(TimeWeightedLoss):
         eps: float = 1e-5,
         reduction: Reduction = "mean",
     ) -> None:
-        if not callable(target_score):
-            raise TypeError(
-                f"target_score must be callable as target_score(t, x), e.g. GaussianMixture.score(sde) "
-                f"or a trained ScoreModel; got {type(target_score).__name__}"
-            )
+        check_score_fn(
+            target_score, "target_score", "(t, x), e.g. GaussianMixture.score(sde) or a trained ScoreModel"
+        )
         super().__init__(weighting, eps=eps, reduction=reduction)
         self.target_score = target_score
 
     def __repr__(self) -> str:
         name = getattr(self.target_score, "__qualname__", type(self.target_score).__name__)
         return f"ExplicitScoreMatching(target_score={name}, weighting={self.weighting!r}, eps={self.eps:g})"
+
+    def check(self, model: ScoreModel, x0: Tensor) -> None:
+        super().check(model, x0)
+        check_same_sde(model.sde, self.target_score, "target_score", "of the model being trained")
 
     def given(self, y: Tensor) -> ExplicitScoreMatching:
         """This loss with the labels ``y`` bound to a conditional ``target_score(t, x, y)``."""

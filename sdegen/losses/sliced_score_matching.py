@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_score_output, check_steps
+from sdegen._checks import check_bool, check_score_output, check_steps
 from sdegen.divergence import Hutchinson
 from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
@@ -62,7 +62,7 @@ class SlicedScoreMatching(TimeWeightedLoss):
             raise ValueError(f"projection must be one of {_PROJECTIONS}; got projection={projection!r}")
         self.projection = projection
         self.n_projections = check_steps("n_projections", n_projections)
-        self.variance_reduced = bool(variance_reduced)
+        self.variance_reduced = check_bool("variance_reduced", variance_reduced)
         self.probes = Hutchinson(projection, self.n_projections)
 
     def __repr__(self) -> str:

@@ -73,6 +73,11 @@ __all__ = [
     "GRIDS",
     "lookup",
     "sde_options",
+    "DATA_OPTION_FLAGS",
+    "LOSS_OPTION_FLAGS",
+    "Belongs",
+    "option_owners",
+    "check_options_apply",
 ]
 
 
@@ -171,6 +176,8 @@ class ModelSpec:
     title: str
     images: bool = False
     classifier: Callable[[Mapping[str, Any], tuple[int, ...], int], nn.Module] | None = None
+    #: the options of ``sdegen train`` that its factory reads (its keys in config.json's model section)
+    options: tuple[str, ...] = ()
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -178,6 +185,7 @@ MODELS: dict[str, ModelSpec] = {
         lambda c, shape, k: ScoreMLP(shape, hidden=c["hidden"], depth=c["depth"], n_classes=k),
         "ScoreMLP",
         classifier=lambda c, shape, k: MLPClassifier(shape, k, hidden=c["hidden"], depth=c["depth"]),
+        options=("hidden", "depth"),
     ),
     **{
         f"unet-{size}": ModelSpec(
@@ -374,6 +382,14 @@ class SamplerSpec:
     short_title: str
     fixed_steps: bool = True
     snr: float = 0.16
+    #: the options of ``sdegen sample`` its factory reads besides ``--steps`` and ``--grid`` (which
+    #: every fixed-step sampler reads): ``snr`` for samplers with Langevin steps, ``n_steps_each``
+    options: tuple[str, ...] = ()
+
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """Every option of ``sdegen sample`` that this sampler reads."""
+        return (("steps", "grid") if self.fixed_steps else ()) + self.options
 
     @property
     def default_steps(self) -> int | None:
@@ -395,6 +411,7 @@ def _sampler_spec(entry: SamplerEntry) -> SamplerSpec:
         entry.short_title,
         entry.takes_steps,
         entry.options.get("snr", SamplerOptions.snr),
+        tuple(entry.options),
     )
 
 
@@ -483,3 +500,74 @@ def sde_options() -> dict[str, tuple[Option, list[str]]]:
                 raise RuntimeError(f"SDE option {opt.name!r} is declared differently by {name!r}")
             options.setdefault(opt.name, (opt, []))[1].append(name)
     return options
+
+
+# -- which option belongs to which choice -----------------------------------------------------------
+#: The option of ``sdegen train`` behind each key a data set reads from its section of config.json.
+DATA_OPTION_FLAGS = {
+    "root": "data_root",
+    "download": "download",
+    "image_size": "image_size",
+    "channels": "channels",
+}
+#: The option of ``sdegen train`` behind each key a loss reads from its section of config.json.
+LOSS_OPTION_FLAGS = {"levels": "ncsn_levels", "teacher": "teacher"}
+
+
+@dataclass(frozen=True)
+class Belongs:
+    """An option read only by some entries of a registry: those named ``takers`` of the option
+    ``choice`` (e.g. ``--sigma-max`` belongs to ``--sde ve`` and ``--sde edm``)."""
+
+    choice: str
+    takers: tuple[str, ...]
+
+
+def option_owners(command: str) -> dict[str, Belongs]:
+    """The one table of which option of ``sdegen <command>`` belongs to which choice.
+
+    It is read off the registries above -- the options each SDE, data set, network, loss and
+    sampler declares -- so that adding an entry with its options updates it. An option given
+    explicitly for a choice that does not read it is a usage error (:func:`check_options_apply`),
+    never silently ignored. Options absent from the table apply to every choice.
+    """
+    table: dict[str, Belongs] = {}
+
+    def add(dest: str, choice: str, registry: Mapping[str, Any], reads: Callable[[Any], bool]) -> None:
+        table[dest] = Belongs(choice, tuple(name for name, spec in registry.items() if reads(spec)))
+
+    if command == "train":
+        for name in sde_options():
+            add(name, "sde", SDES, lambda spec, name=name: any(o.name == name for o in spec.options))
+        for key, dest in DATA_OPTION_FLAGS.items():
+            add(dest, "data", DATASETS, lambda spec, key=key: key in spec.options)
+        for key, dest in LOSS_OPTION_FLAGS.items():
+            add(dest, "loss", LOSSES, lambda spec, key=key: key in spec.options)
+        for key in ("hidden", "depth"):
+            add(key, "model", MODELS, lambda spec, key=key: key in spec.options)
+    elif command == "sample":
+        for dest in ("steps", "grid", "snr", "n_steps_each"):
+            add(dest, "sampler", SAMPLERS, lambda spec, dest=dest: dest in spec.reads)
+    elif command == "nll":
+        add("split", "data", DATASETS, lambda spec: spec.images)  # 2-D sets draw fresh points
+    return table
+
+
+def check_options_apply(command: str, explicit: set[str] | frozenset[str], chosen: Mapping[str, str]) -> None:
+    """Raise :class:`SettingsError` for an option given on the command line (``explicit``, argparse
+    dests) that the choices made (``chosen``: e.g. ``{"sde": "vp", "data": "ring"}``) do not read."""
+    for dest, owner in option_owners(command).items():
+        if dest not in explicit or owner.choice not in chosen:
+            continue
+        name = chosen[owner.choice]
+        if name in owner.takers:
+            continue
+        option, choice = "--" + dest.replace("_", "-"), "--" + owner.choice.replace("_", "-")
+        names = list(owner.takers)
+        takers = f"{choice} " + (f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0])
+        doing = {"train": "this run trains with", "sample": "this command samples with"}.get(
+            command, "this run has"
+        )
+        raise SettingsError(
+            f"{option} is an option of {takers}; {doing} {choice} {name}, which does not read it"
+        )

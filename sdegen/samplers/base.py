@@ -12,12 +12,16 @@ from torch import Tensor
 
 from sdegen._checks import (
     check_batch_shape,
+    check_bool,
     check_finite,
     check_fits_model,
     check_generator,
     check_linear_sde,
     check_nonempty,
     check_positive,
+    check_same_sde,
+    check_score_fn,
+    check_sde,
     check_steps,
 )
 from sdegen.observations.base import Observation
@@ -243,10 +247,15 @@ class Sampler(abc.ABC):
         callback: SamplingCallback | None,
     ) -> SampleResult:
         """:meth:`__call__`, from ``x_T`` or from a draw of the prior (:func:`sdegen.sample`)."""
-        if not isinstance(sde, SDE):
-            raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+        check_sde(sde)
+        check_score_fn(score_fn)
+        check_same_sde(sde, score_fn, "score_fn", "of the sampler")
+        for flag, value in (
+            ("return_trajectory", return_trajectory),
+            ("progress", progress),
+            ("denoise", denoise),
+        ):
+            check_bool(flag, value)
         eps = resolve_eps(sde, eps)
         if callback is not None:
             check_callback(callback)
@@ -262,6 +271,9 @@ class Sampler(abc.ABC):
         else:
             check_finite_every = check_steps("check_finite_every", check_finite_every)
         grid = CoefficientGrid(sde, self.time_grid(sde, eps))
+        grid.check_range(
+            x_T.dtype if torch.is_tensor(x_T) else (x_T.dtype or torch.get_default_dtype()), "x_T"
+        )
         if self.grid is not None:
             grid.denoising_final_step = self.grid.denoising_final_step(sde, eps)
         if isinstance(x_T, PriorDraw):

@@ -199,10 +199,12 @@ class KarrasGrid(_NoiseLevelGrid):
         return f"KarrasGrid(steps={self.steps}, rho={self.rho:g}{self._floor_repr()})"
 
     def _log_snrs(self, lam_T: float, lam_end: float, steps: int) -> Tensor:
-        # s^(1/rho) = exp(-lambda / rho), computed from lambda so that huge or tiny s do not overflow.
-        lo, hi = math.exp(-lam_T / self.rho), math.exp(-lam_end / self.rho)
+        # s^(1/rho) = exp(-lambda / rho) is interpolated in log space,
+        # log((1 - r) exp(A) + r exp(B)) = logaddexp(log(1 - r) + A, log(r) + B), so that no power of s
+        # overflows however small rho is (rho = 1e-3 puts exp(+-5000) in the linear form).
+        a, b = -lam_T / self.rho, -lam_end / self.rho
         ramp = torch.linspace(0.0, 1.0, steps + 1, dtype=F64)
-        return -self.rho * torch.log(lo + ramp * (hi - lo))
+        return -self.rho * torch.logaddexp(torch.log1p(-ramp) + a, torch.log(ramp) + b)
 
 
 class CustomGrid(TimeGrid):

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_positive, check_steps
+from sdegen._checks import check_positive, check_score_fn, check_steps
 from sdegen.samplers.correctors import Corrector, Noise
 from sdegen.sde.base import ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
@@ -24,11 +24,9 @@ class _MetropolisCorrector(Corrector):
     requires_linear_sde = True
 
     def __init__(self, log_density: LogDensityFn, snr: float, n_steps: int) -> None:
-        if not callable(log_density):
-            raise TypeError(
-                f"log_density must be callable as log_density(t, x) -> [B] (log of the target density at "
-                f"time t up to a constant); got {type(log_density).__name__}"
-            )
+        check_score_fn(
+            log_density, "log_density", "(t, x) -> [B] (log of the target density at time t up to a constant)"
+        )
         self.log_density = log_density
         self.snr = check_positive("snr", snr)
         self.n_steps = check_steps("n_steps", n_steps)

@@ -9,7 +9,7 @@ import torch
 import torchsde
 from torch import Tensor
 
-from sdegen._checks import check_positive
+from sdegen._checks import check_bool, check_positive
 from sdegen.brownian import SequentialBrownian
 from sdegen.random import BatchGenerator, RandomSource
 from sdegen.samplers._score import ScoreEvaluator
@@ -108,7 +108,7 @@ class ReverseSDESampler(Sampler):
             )
         self.method = method
         self._set_grid(steps, grid)
-        self.adaptive = bool(adaptive)
+        self.adaptive = check_bool("adaptive", adaptive)
         self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
         if method == "reversible_heun" and not self.adaptive and not isinstance(self.grid, UniformGrid):
             raise ValueError(

@@ -65,15 +65,20 @@ class CoefficientGrid:
         self.t: list[float] = t.tolist()
         self.steps = len(self.t) - 1
         self.linear = isinstance(sde, LinearSDE)
-        g2 = sde.diffusion_squared(t)
         if self.linear:
-            alpha, sigma, a = sde.alpha(t), sde.sigma(t), sde.drift_coefficient(t)
+            # alpha and sigma first: the derived coefficients are computed from them.
+            alpha = _evaluate(sde, "alpha", t)
+            sigma = _evaluate(sde, "sigma", t)
+            _evaluate(sde, "sigma_squared", t)
+            a = _evaluate(sde, "drift_coefficient", t)
+            g2 = _evaluate(sde, "diffusion_squared", t)
             _validate_linear(sde, t, alpha, sigma, a, g2)
             self.a: list[float] | None = a.tolist()
             self.alpha: list[float] | None = alpha.tolist()
             self.sigma: list[float] | None = sigma.tolist()
             self.log_snr: list[float] | None = sde.log_snr(t).tolist()
         else:
+            g2 = _evaluate(sde, "diffusion_squared", t)
             _require_finite(sde, t, "g(t)^2", g2)
             self.a = self.alpha = self.sigma = self.log_snr = None
         self.g2: list[float] = g2.clamp_min(0.0).tolist()
@@ -84,6 +89,30 @@ class CoefficientGrid:
 
     def __len__(self) -> int:
         return self.steps
+
+    def check_range(self, dtype: torch.dtype, name: str = "x") -> None:
+        """Raise ``ValueError`` if the coefficients on this grid overflow ``dtype``, the samples' dtype.
+
+        A sample at time t has scale sigma(t) (and its squared norm sigma(t)^2 d); the score's scale
+        is 1 / sigma(t). Coefficients within float64 but beyond float32's 3.4e38 (``EDMVESDE(1e30)``)
+        would otherwise turn into inf in the middle of sampling.
+        """
+        if not dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating-point tensor; got dtype {dtype}")
+        limit = torch.finfo(dtype).max * 1e-6  # headroom for norms and products of a few terms
+        values = {"g(t)^2": self.g2}
+        if self.sigma is not None:
+            values["sigma(t)^2"] = [s * s for s in self.sigma]
+            values["1 / alpha(t)"] = [1.0 / a for a in self.alpha]
+            values["a(t)"] = [abs(a) for a in self.a]
+        for what, vals in values.items():
+            i = max(range(len(vals)), key=vals.__getitem__)
+            if not vals[i] < limit:
+                raise ValueError(
+                    f"sde={self.sde!r} has {what} = {vals[i]:.4g} at t = {self.t[i]:.6g}, beyond the range of "
+                    f"{name}'s dtype {dtype} (largest {torch.finfo(dtype).max:.3g}): sampling would overflow "
+                    f"to inf. Sample in torch.float64, or use a schedule of smaller scale."
+                )
 
     def step_size(self, i: int) -> float:
         """h_i = t_i - t_{i+1}."""
@@ -129,6 +158,7 @@ class Coefficients:
         self.sde = sde
         self.linear = isinstance(sde, LinearSDE)
         self._table: dict[float, tuple[float | None, float]] = {}
+        self._scale: float | None = None  # max |g^2| on [0, T], the scale of its rounding
 
     def tabulate(self, keys: Sequence[float], ts: Tensor | Sequence[float] | None = None) -> None:
         """Precompute the coefficients at ``ts`` (default: the keys themselves) under ``keys``.
@@ -150,8 +180,10 @@ class Coefficients:
             cached = self._table.get(float(t))
             if cached is not None:
                 return cached
-        g2 = self.sde.diffusion_squared(t).clamp_min(0)
-        return (self.sde.drift_coefficient(t) if self.linear else None), g2
+        g2 = self.sde.diffusion_squared(t)
+        a = self.sde.drift_coefficient(t) if self.linear else None
+        self._check(t, a, g2)
+        return a, g2.clamp_min(0)
 
     def at_float(self, t: float) -> tuple[float | None, float]:
         """(a(t), g(t)^2) at the time ``t`` as Python floats (evaluated in float64 unless tabulated)."""
@@ -159,8 +191,38 @@ class Coefficients:
         if cached is not None:
             return cached
         tt = torch.tensor(t, dtype=torch.float64)
-        g2 = max(float(self.sde.diffusion_squared(tt)), 0.0)
-        return (float(self.sde.drift_coefficient(tt)) if self.linear else None), g2
+        g2 = self.sde.diffusion_squared(tt)
+        a = self.sde.drift_coefficient(tt) if self.linear else None
+        self._check(tt, a, g2)
+        return (float(a) if a is not None else None), max(float(g2), 0.0)
+
+    def _check(self, t: Tensor, a: Tensor | None, g2: Tensor) -> None:
+        """Validate (a, g^2) at a time the solver chose, between the points :func:`check_schedule` saw.
+
+        Adaptive solvers (torchdiffeq's, torchsde's, the likelihood's) evaluate the vector field at
+        times known only as they go, and read their error estimate back to the host at every step
+        anyway, so one more read here costs little; it makes the schedule check see every time a
+        solver evaluates, so that a narrow dip of g^2 below 0 between checked points is refused.
+        """
+        if self._scale is None:
+            probe = torch.linspace(0.0, self.sde.T, 33, dtype=torch.float64)
+            g2_probe = self.sde.diffusion_squared(probe)  # may be NaN at t = 0 (autograd of a square root)
+            self._scale = float(torch.where(torch.isfinite(g2_probe), g2_probe.abs(), 0.0).max())
+        ok = torch.isfinite(g2) & (g2 >= -_G2_ROUNDING * self._scale)
+        if a is not None:
+            ok = ok & torch.isfinite(a)
+        if not bool(ok.all()):
+            k = int((~ok).reshape(-1).nonzero()[0])
+
+            def at(v: Tensor) -> float:
+                return float(v.reshape(-1)[k if v.numel() > 1 else 0])
+
+            drift = "" if a is None else f", a(t) = {at(a):.6g}"
+            raise ValueError(
+                f"sde={self.sde!r} has an invalid schedule at t = {at(t):.6g}, a time the solver evaluated "
+                f"between the checked points: g(t)^2 = {at(g2):.6g}{drift}; both must be finite and g(t)^2 "
+                f">= 0. Fix the schedule of {type(self.sde).__name__} there."
+            )
 
     def field(
         self,
@@ -193,11 +255,19 @@ _CHECKED: weakref.WeakKeyDictionary[SDE, set[tuple[float, float]]] = weakref.Wea
 def check_schedule(sde: SDE, t_min: float, t_max: float, points: int = 129) -> None:
     """Validate the schedule of ``sde`` on ``points`` times from ``t_max`` down to ``t_min``.
 
-    For a :class:`LinearSDE`: alpha finite and > 0, sigma finite and >= 0 with sigma(0) = 0 and
-    alpha(0) = 1, a(t) finite, g(t)^2 finite and >= 0 (up to rounding); for a general SDE, g^2
-    finite and >= 0. Raises ``ValueError`` naming the coefficient, its value and the time. An
-    interval already checked for the same SDE object is not checked again (losses call this on
-    every training step).
+    For a :class:`LinearSDE`: alpha(t), sigma(t), a(t), g(t)^2 real floating-point tensors shaped
+    like t; alpha finite and > 0, sigma finite and >= 0 with sigma(0) = 0 and alpha(0) = 1, a(t)
+    finite, g(t)^2 finite and >= 0 (up to rounding), and neither a(t) nor g(t)^2 / alpha(t)^2
+    singular on a step (``_require_resolved``); for a general SDE, g^2 finite and >= 0. Raises
+    ``ValueError`` naming the coefficient, its value and the time. An interval already checked for
+    the same SDE object is not checked again (losses call this on every training step).
+
+    What this guarantees, and where: these conditions hold at the checked times. Between them a
+    schedule may still misbehave, so every solver is checked where it evaluates: a grid sampler's
+    :class:`CoefficientGrid` applies the same conditions to its own grid (every time it steps
+    to), and the adaptive solvers' :class:`Coefficients` check g^2 and a at every time they
+    evaluate that was not tabulated. A loss draws its times at random and is covered by this
+    check on ``points`` times only.
     """
     done = _CHECKED.get(sde)
     if done is not None and (t_min, t_max) in done:
@@ -206,11 +276,45 @@ def check_schedule(sde: SDE, t_min: float, t_max: float, points: int = 129) -> N
     _CHECKED.setdefault(sde, set()).add((t_min, t_max))
 
 
+def _evaluate(sde: SDE, method: str, t: Tensor) -> Tensor:
+    """``sde.<method>(t)`` checked to be a real floating-point tensor shaped like ``t``, in float64.
+
+    A user's schedule that returns a Python float, an integer tensor (which would round alpha(t) to
+    0 or 1 and sample silently wrong) or a complex one is refused here with its name.
+    """
+    value = getattr(sde, method)(t)
+    where = f"{type(sde).__name__}.{method}(t)"
+    if not torch.is_tensor(value):
+        raise TypeError(
+            f"{where} must return a tensor shaped like t (float64 [{t.numel()}] here); got a "
+            f"{type(value).__name__}. Compute it from t with torch operations (a constant c: "
+            f"torch.full_like(t, c))."
+        )
+    if value.is_complex() or not value.is_floating_point():
+        raise TypeError(
+            f"{where} must return a real floating-point tensor; got dtype {value.dtype}. Compute it in "
+            f"t's dtype, with real operations (e.g. torch.ones_like(t), not torch.ones_like(t, "
+            f"dtype=torch.long))."
+        )
+    if value.shape != t.shape:
+        raise ValueError(
+            f"{where} must be elementwise in t: a tensor of t's shape {tuple(t.shape)}; got shape "
+            f"{tuple(value.shape)}"
+        )
+    return value.detach().to(torch.float64)
+
+
+#: A coefficient whose value times a step exceeds this multiple of its own integral over the step
+#: (and 1) is singular there: no step of the grid resolves it (see ``_require_resolved``).
+_SINGULAR = 1e6
+
+
 def _validate_linear(sde: LinearSDE, t: Tensor, alpha: Tensor, sigma: Tensor, a: Tensor, g2: Tensor) -> None:
     _require(sde, t, "alpha(t)", alpha, torch.isfinite(alpha) & (alpha > 0), "finite and > 0")
     _require(sde, t, "sigma(t)", sigma, torch.isfinite(sigma) & (sigma >= 0), "finite and >= 0")
     _require_finite(sde, t, "a(t) = d log alpha/dt", a)
     _require_finite(sde, t, "g(t)^2", g2)
+    _require_resolved(sde, t, alpha, sigma, a, g2)
     zero = torch.zeros(1, dtype=torch.float64)
     alpha0, sigma0 = float(sde.alpha(zero)), float(sde.sigma(zero))
     scale = max(1.0, float(sigma.abs().max()))
@@ -243,3 +347,38 @@ def _require(sde: SDE, t: Tensor, name: str, values: Tensor, ok: Tensor, what: s
         f"fail). Fix the schedule of {type(sde).__name__} there (e.g. keep alpha(T) > 0 by a smaller T "
         f"or a clipped schedule), or sample on times where it is valid."
     )
+
+
+def _require_resolved(sde: LinearSDE, t: Tensor, alpha: Tensor, sigma: Tensor, a: Tensor, g2: Tensor) -> None:
+    """Refuse coefficients that blow up at a time of the grid (a singular end of the schedule).
+
+    Over a step [t_{i+1}, t_i] of length h, a(t) integrates to log alpha(t_i) - log alpha(t_{i+1})
+    and g(t)^2 / alpha(t)^2 to v(t_i) - v(t_{i+1}), v = sigma^2 / alpha^2 (the variance in scaled
+    coordinates, dv/dt = g^2 / alpha^2). A coefficient that is smooth on the step has
+    |c(t_i)| h within a small factor of |integral| (the factor is the variation of c over the step:
+    2 for the linear VP schedule in one step, 350 for diffusers' clipped cosine table in one step).
+    Where it exceeds it by _SINGULAR (10^6), the coefficient is not a rate the step can use but a
+    singularity: the unclipped cosine schedule at T, where alpha(T) = 6e-17 and a(T) = -8e15, for
+    which the reverse-SDE Euler sampler returns |x| ~ 1e7 without any error.
+    """
+    if len(t) < 2:
+        return
+    h = (t[:-1] - t[1:]).abs()
+    v = sigma**2 / alpha**2
+    for name, c, integral in (
+        ("a(t) = d log alpha/dt", a.abs(), (alpha[:-1].log() - alpha[1:].log()).abs()),
+        ("g(t)^2", g2.abs() / alpha**2, (v[:-1] - v[1:]).abs()),
+    ):
+        step = torch.maximum(c[:-1], c[1:]) * h
+        bad = (step > _SINGULAR * integral) & (step > 1.0)
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0])
+            j = i if c[i] >= c[i + 1] else i + 1
+            raise ValueError(
+                f"sde={sde!r} has a singular schedule: {name} = {float((a if name[0] == 'a' else g2)[j]):.4g} "
+                f"at t = {float(t[j]):.6g} (alpha = {float(alpha[j]):.4g}, sigma = {float(sigma[j]):.4g}) "
+                f"blows up: over the step from t = {float(t[i]):.6g} to {float(t[i + 1]):.6g} it is "
+                f"{float(step[i] / max(float(integral[i]), 1e-300)):.3g} times its own integral, so no "
+                f"solver step resolves it. Clip the rate near the end (as improved DDPM clips its cosine "
+                f"betas at 0.999: sdegen.CosineVPSDE does), or use a smaller T."
+            )

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import batch_time
-from sdegen._checks import check_score_output
+from sdegen._checks import check_same_sde, check_score_fn, check_score_output
 from sdegen.sde.coefficients import Coefficients, check_schedule
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ class ProbabilityFlowODE(torch.nn.Module):
 
     def __init__(self, sde: SDE, score_fn: ScoreFn) -> None:
         super().__init__()
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+        check_score_fn(score_fn)
+        check_same_sde(sde, score_fn, "score_fn", "of the probability-flow ODE")
         self.sde = sde
         self.score_fn = score_fn
         self.T = float(sde.T)

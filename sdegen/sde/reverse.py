@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_decreasing_times, check_score_output
+from sdegen._checks import check_decreasing_times, check_same_sde, check_score_fn, check_score_output
 from sdegen.sde.coefficients import Coefficients, check_schedule
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ class ReverseTimeSDE(torch.nn.Module):
         noise_type: Literal["diagonal", "additive"] = "diagonal",
     ) -> None:
         super().__init__()
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+        check_score_fn(score_fn)
+        check_same_sde(sde, score_fn, "score_fn", "of the reverse-time SDE")
         if sde_type not in ("ito", "stratonovich"):
             raise ValueError(f"sde_type must be 'ito' or 'stratonovich'; got sde_type={sde_type!r}")
         if noise_type not in ("diagonal", "additive"):

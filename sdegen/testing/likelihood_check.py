@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from sdegen._checks import check_positive, check_steps
+from sdegen._checks import check_positive, check_score_fn, check_steps
 from sdegen.analytic import GaussianMixture
 from sdegen.sde.base import LinearSDE
 from sdegen.testing.result import CheckResult
@@ -41,10 +41,7 @@ def check_likelihood(
     n = check_steps("n", n)
     tolerance = check_positive("tolerance", tolerance)
     eps = check_positive("eps", eps)
-    if not callable(likelihood):
-        raise TypeError(
-            f"likelihood must be callable as likelihood(x, sde, score_fn, eps=..., prior_logp=...); got {likelihood!r}"
-        )
+    check_score_fn(likelihood, "likelihood", "(x, sde, score_fn, eps=..., prior_logp=...)")
     x = mixture.sample(n, generator=torch.Generator().manual_seed(seed), dtype=dtype)
     p_T = mixture.marginal(sde, sde.T)
     exact = mixture.marginal(sde, eps).log_prob(x.double())

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_positive, check_steps
+from sdegen._checks import check_positive, check_sde, check_steps
 from sdegen.sde.base import SDE
 from sdegen.testing.result import CheckResult
 from sdegen.testing.simulate import simulate_forward
@@ -167,8 +167,7 @@ def check_marginals(
     the last time, so it needs h |a(t)| well below 1 there: where the drift is stiff (the cosine
     schedule's a(t) reaches -500 near T) end ``times`` before it or take more steps.
     """
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE; got {type(sde).__name__}")
+    check_sde(sde)
     if type(sde).marginal_prob is SDE.marginal_prob:
         raise TypeError(
             f"{type(sde).__name__} defines no marginal_prob; check_marginals needs a closed-form marginal "

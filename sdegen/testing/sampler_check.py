@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from sdegen._checks import check_positive, check_steps
+from sdegen._checks import check_positive, check_score_fn, check_steps
 from sdegen.analytic import GaussianMixture
 from sdegen.sde.base import LinearSDE
 from sdegen.testing.oracle import OracleNulls, check_samples
@@ -41,10 +41,7 @@ def check_sampler(
     energy distance, local MMD). ``eps`` defaults to ``sde.sampling_eps``. Seeded by ``seed``.
     """
     n = check_steps("n", n, minimum=10)
-    if not callable(sampler):
-        raise TypeError(
-            f"sampler must be callable as sampler(sde, score_fn, x_T, eps=..., generator=...); got {sampler!r}"
-        )
+    check_score_fn(sampler, "sampler", "(sde, score_fn, x_T, eps=..., generator=...)")
     eps = check_positive("eps", float(getattr(sde, "sampling_eps", 1e-3)) if eps is None else eps)
     p_T, p_eps = mixture.marginal(sde, sde.T), mixture.marginal(sde, eps)
     x_T = p_T.sample(n, generator=torch.Generator().manual_seed(seed))

@@ -6,6 +6,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from sdegen._checks import check_int, check_seed
+
 __all__ = ["TrainConfig", "RESUMABLE", "EXECUTION", "SCHEDULE", "PRECISIONS", "resumable"]
 
 # The resume policy of the training settings, stated here once (the CLI reads it through
@@ -151,7 +153,6 @@ def _is_real(value: object) -> bool:
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {name}={value}")
+    check_int(name, value, minimum)
+    if name == "seed":
+        check_seed(name, value)

@@ -1,0 +1,77 @@
+"""The shared argument checks of sdegen._checks where they decide something beyond a type: which SDEs
+are the same process, and the grids and schedules they accept."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+import sdegen
+from sdegen._checks import check_class_labels, same_sde
+from sdegen.samplers import KarrasGrid, LogSNRGrid
+
+
+class _VPByKernel(sdegen.LinearSDE):
+    """The linear VP SDE written through its kernel only: the same process as VPSDE()."""
+
+    def alpha(self, t):
+        return torch.exp(-0.25 * t**2 * 19.9 - 0.5 * t * 0.1)
+
+    def sigma(self, t):
+        return (1 - self.alpha(t) ** 2).sqrt()
+
+
+def test_same_sde_is_the_same_kernel_whatever_the_class():
+    vp = sdegen.VPSDE()
+    assert same_sde(vp, sdegen.VPSDE(beta_min=0.1, beta_max=20.0))
+    assert same_sde(vp, _VPByKernel())
+    assert not same_sde(vp, sdegen.VPSDE(beta_max=20.1))  # 0.5% apart
+    assert not same_sde(vp, sdegen.SubVPSDE())  # same alpha, another sigma
+    assert not same_sde(vp, sdegen.VPSDE(T=2.0))
+    assert not same_sde(sdegen.VESDE(sigma_max=50.0), sdegen.VESDE(sigma_max=51.0))
+
+
+def test_karras_grid_is_finite_for_any_rho_and_tends_to_the_log_snr_grid():
+    vp = sdegen.VPSDE()
+    for rho in (1e-3, 0.5, 7.0, 1e4):
+        ts = KarrasGrid(8, rho=rho).times(vp, 1e-3)
+        assert torch.isfinite(ts).all() and bool((ts[:-1] > ts[1:]).all())
+        assert ts[0] == 1.0 and math.isclose(float(ts[-1]), 1e-3)
+    # s^(1/rho) -> 1 + log(s) / rho as rho -> infinity: interpolation uniform in log s (lambda).
+    lam = vp.log_snr(KarrasGrid(8, rho=1e6).times(vp, 1e-3))
+    assert torch.allclose(lam, vp.log_snr(LogSNRGrid(8).times(vp, 1e-3)), atol=1e-4)
+
+
+def test_labels_follow_the_device_policy_and_keep_their_form():
+    assert check_class_labels("y", 2, None, 3).ndim == 0
+    assert check_class_labels("y", [0, 2, 1], None, 3).tolist() == [0, 2, 1]
+    assert check_class_labels("y", torch.tensor(1), 4, 3).tolist() == [1, 1, 1, 1]
+    y = check_class_labels("y", torch.tensor([0, 1], dtype=torch.int32), 2, 3, device="meta")
+    assert y.device.type == "meta" and y.dtype == torch.int64
+
+
+class _OpaqueVP(sdegen.SDE):
+    """VPSDE known only through its drift and diffusion: the same process."""
+
+    def __init__(self, beta_max: float = 20.0):
+        super().__init__(T=1.0)
+        self.inner = sdegen.VPSDE(beta_max=beta_max)
+
+    def drift(self, t, x):
+        return self.inner.drift(t, x)
+
+    def diffusion(self, t):
+        return self.inner.diffusion(t)
+
+    def prior_sampling(self, shape, generator=None, device=None, dtype=None):
+        return self.inner.prior_sampling(shape, generator, device, dtype)
+
+    def prior_logp(self, z):
+        return self.inner.prior_logp(z)
+
+
+def test_a_general_sde_is_compared_by_its_drift_and_diffusion():
+    assert same_sde(_OpaqueVP(), sdegen.VPSDE())
+    assert not same_sde(_OpaqueVP(beta_max=10.0), sdegen.VPSDE())
+    assert not same_sde(_OpaqueVP(), sdegen.VESDE())
