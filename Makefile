@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.sdegen-installed
 
-.PHONY: setup test test-all demo lint bench docs clean
+.PHONY: setup test test-all demo lint bench docs docs-serve clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ lint: $(STAMP)
 # The documentation site, into build/site/; any warning fails the build.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# The site served on http://127.0.0.1:8000 (it uses directory URLs, so opening the built files from
+# disk shows folder listings).
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve --dev-addr 127.0.0.1:8000
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -134,7 +134,8 @@ def digits_inpainting(args, sde, out: Path) -> Path:
     shown = originals.clone()
     shown[..., 4:] = 0.0  # grey where hidden
     grid = torch.cat([originals, shown, x])
-    return image_grid(test.to_unit_interval(grid), out / "inpainted.png", nrow=k)
+    labels = ["original", "observed (left)", *(f"completion {i + 1}" for i in range(reps))]
+    return image_grid(test.to_unit_interval(grid), out / "inpainted.png", nrow=k, row_labels=labels)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ headless machine. Needs matplotlib (``pip install sdegen[train]``); image grids 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -37,6 +38,12 @@ def _figure(n_panels: int, size: float = 3.2):
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, n_panels, squeeze=False)[0]
     return fig, axes
+
+
+def _title(ax, text: str, size: float = 3.2) -> None:
+    """A panel title wrapped to the panel's width, so a long one (a sampler with its guidance)
+    is never clipped."""
+    ax.set_title("\n".join(textwrap.wrap(text, width=max(12, int(11 * size)))), fontsize=10)
 
 
 def limits_of(points: list[Tensor]) -> Limits:
@@ -85,7 +92,8 @@ def scatter_panels(
                 p[:, 0].numpy(), p[:, 1].numpy(), s=point_size, alpha=0.6, linewidths=0,
                 c=(y % 20).numpy(), cmap=cmap, vmin=0, vmax=9 if cmap == "tab10" else 19,
             )  # fmt: skip
-        ax.set(xlim=lim[:2], ylim=lim[2:], title=title, aspect="equal")
+        ax.set(xlim=lim[:2], ylim=lim[2:], aspect="equal")
+        _title(ax, title)
     return _save(fig, path)
 
 
@@ -110,36 +118,90 @@ def density_on_grid(
 
 def density_panels(panels: Mapping[str, Tensor], limits: Limits, path: str | Path) -> Path:
     """Heat maps of densities exp(log p) from ``[res, res]`` log-density grids (see
-    :func:`density_on_grid`), one per panel, on a common colour scale."""
+    :func:`density_on_grid`), one per panel, on a common colour scale shown by one colour bar."""
     dens = {k: v.detach().cpu().double().exp() for k, v in panels.items()}
     vmax = max(float(d[torch.isfinite(d)].max()) for d in dens.values())
     fig, axes = _figure(len(dens))
     for ax, (title, d) in zip(axes, dens.items(), strict=True):
-        ax.imshow(d.numpy(), origin="lower", extent=limits, cmap="magma", vmin=0.0, vmax=vmax)
-        ax.set(title=title, aspect="equal")
+        # bilinear: the grid's values are samples of a smooth density, not cells
+        image = ax.imshow(
+            d.numpy(),
+            origin="lower",
+            extent=limits,
+            cmap="magma",
+            vmin=0.0,
+            vmax=vmax,
+            interpolation="bilinear",
+        )
+        ax.set(aspect="equal")
+        _title(ax, title)
+    fig.colorbar(image, ax=list(axes), shrink=0.85, label="density p(x)")
     return _save(fig, path)
 
 
 def trajectory_panels(
-    panels: Mapping[str, Tensor], path: str | Path, *, limits: Limits | None = None, max_paths: int = 24
+    panels: Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    limits: Limits | None = None,
+    max_paths: int = 6,
+    max_times: int = 100,
 ) -> Path:
-    """Paths ``[steps, n, 2]`` of 2-D points, one panel per key: lines from grey (start, the
-    prior) to the end point marked in colour."""
-    paths = {k: v.detach().cpu().double()[:, :max_paths] for k, v in panels.items()}
+    """Paths ``[steps, n, 2]`` of 2-D points, one panel per key: ``max_paths`` of them, each in its
+    own colour from its start (t = T, open circle) to its end (filled), over the density of all n
+    end points (grey), so that one can follow a path and see where the sampler's mass went.
+
+    A path of more than ``max_times`` states is drawn through every k-th of them (and its last):
+    the states of a 1000-step stochastic sampler, all drawn, hide the path in its own noise."""
+    paths = {}
+    for k, v in panels.items():
+        v = v.detach().cpu().double()
+        stride = math.ceil(v.shape[0] / max_times)
+        keep = list(range(0, v.shape[0] - 1, stride)) + [v.shape[0] - 1]
+        paths[k] = v[keep]
     lim = _limits([p[-1] for p in paths.values()], limits)
     fig, axes = _figure(len(paths))
     for ax, (title, p) in zip(axes, paths.items(), strict=True):
-        ax.plot(p[:, :, 0].numpy(), p[:, :, 1].numpy(), color="0.6", linewidth=0.4, alpha=0.7)
-        ax.scatter(p[0, :, 0].numpy(), p[0, :, 1].numpy(), s=3, color="0.3", label="t = T")
-        ax.scatter(p[-1, :, 0].numpy(), p[-1, :, 1].numpy(), s=6, color="C3", label="end")
-        ax.set(xlim=lim[:2], ylim=lim[2:], title=title, aspect="equal")
+        ends = p[-1]
+        ax.hist2d(
+            ends[:, 0].numpy(), ends[:, 1].numpy(), bins=60, range=[lim[:2], lim[2:]], cmap="Greys",
+            cmin=1, alpha=0.7,
+        )  # fmt: skip
+        for i in range(min(max_paths, p.shape[1])):
+            colour = f"C{i % 10}"
+            ax.plot(p[:, i, 0].numpy(), p[:, i, 1].numpy(), color=colour, linewidth=0.9, alpha=0.9)
+            ax.plot(
+                *p[0, i].numpy(),
+                "o",
+                mfc="white",
+                mec=colour,
+                ms=4,
+                label="start (t = T)" if i == 0 else None,
+            )
+            ax.plot(
+                *p[-1, i].numpy(),
+                "o",
+                color=colour,
+                mec="black",
+                mew=0.5,
+                ms=5,
+                label="end" if i == 0 else None,
+            )
+        ax.set(xlim=lim[:2], ylim=lim[2:], aspect="equal")
+        _title(ax, title)
     axes[0].legend(loc="upper right", fontsize=7)
     return _save(fig, path)
 
 
-def image_grid(images: Tensor, path: str | Path, *, nrow: int | None = None) -> Path:
-    """Save images ``[B, C, H, W]`` with values in [0, 1] as one PNG grid (torchvision ``make_grid``);
-    images smaller than 32 pixels are enlarged by an integer factor."""
+def image_grid(
+    images: Tensor, path: str | Path, *, nrow: int | None = None, row_labels: Sequence[str] | None = None
+) -> Path:
+    """Save images ``[B, C, H, W]`` with values in [0, 1] as one PNG grid (torchvision ``make_grid``)
+    of ``nrow`` images per row; images smaller than 32 pixels are enlarged by an integer factor.
+
+    ``row_labels`` names the rows (one label per row, e.g. ``["original", "observed", "sample"]``),
+    written to their left.
+    """
     try:
         from torchvision.utils import make_grid, save_image
     except ImportError as e:  # pragma: no cover - exercised only without the extra
@@ -147,6 +209,12 @@ def image_grid(images: Tensor, path: str | Path, *, nrow: int | None = None) -> 
     if images.ndim != 4:
         raise ValueError(f"images must have shape [B, C, H, W]; got shape {tuple(images.shape)}")
     nrow = nrow or max(1, math.isqrt(images.shape[0]))
+    rows = math.ceil(images.shape[0] / nrow)
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(
+            f"row_labels must name each of the {rows} rows ({images.shape[0]} images, {nrow} per row); "
+            f"got {len(row_labels)} labels"
+        )
     images = images.detach().float().clamp(0, 1).cpu()
     # Small images (8x8 digits) are enlarged with nearest-neighbour pixels to stay legible.
     scale = max(1, 32 // max(images.shape[-2:]))
@@ -155,7 +223,25 @@ def image_grid(images: Tensor, path: str | Path, *, nrow: int | None = None) -> 
     grid = make_grid(images, nrow=nrow, padding=scale, pad_value=1.0)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, path)
+    if row_labels is None:
+        save_image(grid, path)
+        return path
+    return _labelled_grid(grid, row_labels, cell=images.shape[-2] + scale, pad=scale, path=path)
+
+
+def _labelled_grid(grid: Tensor, row_labels: Sequence[str], *, cell: int, pad: int, path: Path) -> Path:
+    """The grid image ``[3, H, W]`` at twice its pixel size, each row named at its left."""
+    height, width = grid.shape[-2:]
+    fig, axes = _figure(1)
+    fig.set_size_inches(2 * width / 100 + 1.5, 2 * height / 100 + 0.1)
+    ax = axes[0]
+    ax.imshow(grid.permute(1, 2, 0).numpy(), interpolation="nearest")
+    ax.set_yticks([pad + i * cell + (cell - pad) / 2 for i in range(len(row_labels))], list(row_labels))
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.savefig(path, bbox_inches="tight", pad_inches=0.05)  # the labels' width, measured
     return path
 
 

@@ -550,3 +550,35 @@ def test_a_teacher_of_another_kind_is_refused(tmp_path, capsys):
         capsys, argv, "is a class-conditional score model; distilling an unconditional score model"
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_preview_every_saves_x0_hat_of_the_first_batch_every_k_steps(ring_run, tmp_path, capsys):
+    """DDIM's x0_hat after step k is Tweedie's estimate at the state it reached; the last step has
+    none, so its preview is the state itself: the samples of the first batch."""
+    out = tmp_path / "previewed"
+    argv = ["sample", str(ring_run), "--sampler", "ddim", "--steps", "6", "--n", "24", "--batch-size", "8"]
+    assert main([*argv, "--preview-every", "2", "--no-progress", "--out", str(out)]) == 0
+    previews = sorted((out / "previews").glob("*.pt"))
+    assert [p.stem for p in previews] == ["step-0002", "step-0004", "step-0006"]
+    records = [torch.load(p, weights_only=True) for p in previews]
+    assert [r["what"] for r in records] == ["x0_hat", "x0_hat", "x"]
+    assert all(r["x"].shape == (8, 2) for r in records)  # the first batch only
+    samples = torch.load(out / "samples.pt", weights_only=True)
+    torch.testing.assert_close(records[-1]["x"], samples[:8], rtol=0, atol=0)
+    assert all(p.with_suffix(".png").is_file() for p in previews)
+    # x0_hat moves towards the samples as t decreases
+    err = [float((r["x"] - samples[:8]).norm()) for r in records]
+    assert err[0] > err[1] > err[2] == 0.0
+
+
+def test_preview_every_is_refused_for_an_adaptive_sampler_and_a_bad_value(ring_run, tmp_path, capsys):
+    _fails_cleanly(
+        capsys,
+        ["sample", str(ring_run), "--sampler", "ode", "--preview-every", "2", "--out", str(tmp_path / "o")],
+        "--preview-every is an option of --sampler",
+    )
+    _fails_cleanly(
+        capsys,
+        ["sample", str(ring_run), "--preview-every", "0", "--out", str(tmp_path / "o")],
+        "--preview-every",
+    )

@@ -33,6 +33,8 @@ __all__ = [
 ]
 
 Limits = tuple[float, float, float, float]
+#: points per side of a run's density heat maps (one probability-flow solve for all of them)
+DENSITY_RESOLUTION = 64
 
 
 def scatter_figure(
@@ -55,8 +57,10 @@ def density_figure(panels: Mapping[str, Tensor], limits: Limits, path: Path) -> 
     return figures.density_panels(panels, limits, path)
 
 
-def image_figure(bundle: DataBundle, x: Tensor, path: Path, *, nrow: int | None = None) -> Path:
-    return figures.image_grid(bundle.train.to_unit_interval(x), path, nrow=nrow)
+def image_figure(
+    bundle: DataBundle, x: Tensor, path: Path, *, nrow: int | None = None, row_labels: list[str] | None = None
+) -> Path:
+    return figures.image_grid(bundle.train.to_unit_interval(x), path, nrow=nrow, row_labels=row_labels)
 
 
 def class_labels(n_classes: int, n: int) -> Tensor:
@@ -155,10 +159,16 @@ class RunFigures(Callback):
         if last:
             eps = 1e-5 if self.eps is None else self.eps
             density = "model density" if labels is None else "unconditional model density"
-            panels = {density: model_density(model.sde, unconditional, limits, 48, trainer.device, eps)}
+            panels = {
+                density: model_density(
+                    model.sde, unconditional, limits, DENSITY_RESOLUTION, trainer.device, eps
+                )
+            }
             if bundle.distribution.has_density:
                 panels = {
-                    "true density": figures.density_on_grid(bundle.distribution.log_prob, limits, 48),
+                    "true density": figures.density_on_grid(
+                        bundle.distribution.log_prob, limits, DENSITY_RESOLUTION
+                    ),
                     **panels,
                 }
             density_figure(panels, limits, fig_dir / "density.png")

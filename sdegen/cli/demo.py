@@ -70,7 +70,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-samples", type=positive_int, default=2000, help="samples per sampler")
     p.add_argument("--n-nll", type=positive_int, default=1000, help="held-out points for the NLL")
     p.add_argument("--sampler-steps", type=positive_int, default=500, help="steps of the SDE and PC samplers")
-    p.add_argument("--grid", type=positive_int, default=48, help="resolution of the density heat map")
+    p.add_argument("--grid", type=positive_int, default=64, help="points per side of the density heat map")
     p.set_defaults(run=run)
     # `sdegen sample/nll runs/demo` work on the result: the demo writes a run's config.json.
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import sdegen
-from sdegen import distributed
+from sdegen import distributed, figures
 from sdegen.cli import _report
 from sdegen.cli._common import (
     UsageError,
@@ -152,6 +152,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --inpaint: how many test images to fill in; sample i fills in image i mod K (default: 8)",
     )
+    p.add_argument(
+        "--preview-every",
+        type=positive_int,
+        default=None,
+        metavar="K",
+        help="every K steps of a fixed-step sampler, save the first batch's x0_hat (its state where the "
+        "sampler has no x0_hat) to OUT/previews/step-NNNN.pt and .png",
+    )
     add_model_arguments(p)
     p.add_argument(
         "--scheduler-thresholding",
@@ -250,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         with as_usage_error("--scheduler-thresholding"):
             score_fn(0, min(args.n, args.batch_size))  # checked now, before any sample is drawn
 
+    previews = None if args.preview_every is None else _previews(out, args.preview_every, trained)
+
     def draw(begin: int, end: int) -> dict:
         g = PerSampleGenerator([derive_seed(args.seed, i) for i in range(begin, end)], device)
         result = sdegen.sample(
@@ -264,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             progress=world.is_main and not args.no_progress,
             denoise=args.denoise,
             observation=None if fill is None else fill.observation(begin, end),
+            callback=previews if begin == 0 and world.is_main else None,
         )
         chunk = {"x": result.x, "nfe": result.nfe, "batches": 1}
         if result.trajectory is not None:
@@ -292,6 +303,33 @@ def run(args: argparse.Namespace) -> int:
     finally:
         world.barrier()
     return 0
+
+
+def _previews(out: Path, every: int, trained: Run | BroughtRun):
+    """The callback of ``--preview-every K``: after every K-th step, the first batch's x0_hat (or its
+    state) as a tensor file and a figure in ``out/previews/``, each written atomically."""
+
+    def callback(info: sdegen.StepInfo) -> None:
+        if info.step % every:
+            return None
+        x = (info.x0_hat if info.x0_hat is not None else info.x).detach().cpu()
+        what = "x0_hat" if info.x0_hat is not None else "x"
+        path = out / "previews" / f"step-{info.step:04d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"step": info.step, "t": info.t, "what": what, "x": x}
+        atomic_write(path.with_suffix(".pt"), lambda f: torch.save(record, f))
+        title = f"{what} after step {info.step} (t = {info.t:.4g})"
+        if x.ndim == 4:
+            bundle = trained.data
+            if bundle is not None and bundle.train is not None:
+                _report.image_figure(bundle, x[:64], path.with_suffix(".png"))
+            else:  # a brought model without data: pixels in [-1, 1]
+                figures.image_grid((x[:64].clamp(-1, 1) + 1) / 2, path.with_suffix(".png"))
+        elif x.ndim == 2 and x.shape[1] == 2:
+            figures.scatter_panels({title: x}, path.with_suffix(".png"))
+        return None
+
+    return callback
 
 
 def _write(
@@ -380,5 +418,8 @@ def _inpainting_figure(bundle, fill: Inpaint, x: torch.Tensor, path: Path) -> Pa
     k = fill.n_images
     shown = fill.originals.clone()
     shown[:, ~fill.mask] = 0.0  # mid-grey in [-1, 1]
-    n = (x.shape[0] // k) * k  # whole rows only
-    return _report.image_figure(bundle, torch.cat([fill.originals, shown, x[:n]]), path, nrow=k)
+    rows = x.shape[0] // k  # whole rows only
+    labels = ["original", "observed", *(f"sample {i + 1}" for i in range(rows))]
+    return _report.image_figure(
+        bundle, torch.cat([fill.originals, shown, x[: rows * k]]), path, nrow=k, row_labels=labels
+    )

@@ -389,7 +389,7 @@ class SamplerSpec:
     @property
     def reads(self) -> tuple[str, ...]:
         """Every option of ``sdegen sample`` that this sampler reads."""
-        return (("steps", "grid") if self.fixed_steps else ()) + self.options
+        return (("steps", "grid", "preview_every") if self.fixed_steps else ()) + self.options
 
     @property
     def default_steps(self) -> int | None:
@@ -546,7 +546,7 @@ def option_owners(command: str) -> dict[str, Belongs]:
         for key in ("hidden", "depth"):
             add(key, "model", MODELS, lambda spec, key=key: key in spec.options)
     elif command == "sample":
-        for dest in ("steps", "grid", "snr", "n_steps_each"):
+        for dest in ("steps", "grid", "preview_every", "snr", "n_steps_each"):
             add(dest, "sampler", SAMPLERS, lambda spec, dest=dest: dest in spec.reads)
     elif command == "nll":
         add("split", "data", DATASETS, lambda spec: spec.images)  # 2-D sets draw fresh points
