@@ -43,9 +43,11 @@ def _data(gm: GaussianMixture, sde, n: int, seed: int = 1, dtype=F64) -> torch.T
 
 
 def _exact(gm, sde, x, **kwargs) -> LikelihoodResult:
-    """The reference configuration: exact trace, float64, rtol = atol = 1e-7, exact log p_T."""
+    """The reference configuration: exact trace, float64, rtol = atol = 1e-7, exact log p_T, from
+    t = EPS (where the data were drawn; an SDE's own ``likelihood_eps`` may differ, e.g. a
+    DiscreteVPSDE's first step 1/N)."""
     p_T = gm.marginal(sde, sde.T)
-    opts = dict(divergence=ExactTrace(), rtol=1e-7, atol=1e-7, prior_logp=p_T.log_prob) | kwargs
+    opts = dict(divergence=ExactTrace(), rtol=1e-7, atol=1e-7, prior_logp=p_T.log_prob, eps=EPS) | kwargs
     return log_likelihood(x, sde, gm.score(sde), **opts)
 
 

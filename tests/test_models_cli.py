@@ -60,6 +60,11 @@ def test_sample_and_nll_of_a_saved_diffusers_pipeline_in_one_command_each(pipeli
     assert report["eps"] == 0.01 and report["bits_per_dim"] > 0
     assert report["nats_of"].startswith("x = 2 (k + u) / 256 - 1 in [-1, 1]^64")
     assert "nats of x = 2 (k + u) / 256 - 1 in [-1, 1]^64" in capsys.readouterr().out
+    # The variational bounds of the brought model from the same command: finite, with their errors.
+    for bound in ("elbo", "ddpm"):
+        assert main([*nll, "--bound", bound, "--samples", "4", "--out", str(tmp_path / bound)]) == 0
+        report = json.loads((tmp_path / bound / "nll.json").read_text())
+        assert report["bits_per_dim"] > 0 and report["monte_carlo_stderr"] >= 0, report
 
 
 def test_classifier_free_guidance_and_inpainting_of_brought_models(tmp_path, monkeypatch):
@@ -119,3 +124,11 @@ def test_brought_model_usage_errors(pipeline, tmp_path, capsys):
         ["sample", "--model", f"diffusers:{pipeline}", "--label", "1", "--classifier", str(tmp_path), *out],
         "--classifier guides a run trained by sdegen",
     )
+
+
+def test_nll_steps_apply_to_the_ddpm_bound_of_a_continuous_model_only(pipeline, tmp_path, capsys):
+    nll = ["nll", "--model", f"diffusers:{pipeline}", "--data", "digits", "--n", "2", "--out", str(tmp_path)]
+    assert main([*nll, "--bound", "ddpm", "--steps", "20"]) == 2
+    assert "this model's chain has its own steps" in capsys.readouterr().err
+    assert main([*nll, "--steps", "20"]) == 2
+    assert "only --bound ddpm reads it" in capsys.readouterr().err

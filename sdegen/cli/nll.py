@@ -109,7 +109,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Monte-Carlo draws per example: of (t, noise) for elbo [default 100], replicates of the "
         "whole sum for ddpm [default 2, for a standard error]",
     )
-    p.add_argument("--steps", type=positive_int, default=1000, help="ddpm: steps N of the chain")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        default=None,
+        help="ddpm: steps N of the chain [default 1000; a discrete-time model (DiscreteVPSDE) is bounded "
+        "on its own steps]",
+    )
     p.add_argument(
         "--variance",
         default="beta",
@@ -160,7 +166,13 @@ def run(args: argparse.Namespace) -> int:
             "--bound ddpm is a code length of discrete data (pixels); the 2-D sets are continuous: use "
             "--bound elbo, or the exact likelihood"
         )
-    if args.bound == "ddpm" and args.steps < 2:
+    # A discrete-time model is bounded on its own chain; a continuous one on --steps steps of it.
+    own_chain = isinstance(model.sde, sdegen.DiscreteVPSDE)
+    if args.steps is not None and (args.bound != "ddpm" or own_chain):
+        why = "only --bound ddpm reads it" if args.bound != "ddpm" else "this model's chain has its own steps"
+        raise UsageError(f"--steps {args.steps} does not apply: {why}; drop --steps")
+    chain_steps = None if own_chain else (args.steps or 1000)
+    if args.bound == "ddpm" and chain_steps is not None and chain_steps < 2:
         raise UsageError(f"--steps must be >= 2 for --bound ddpm; got {args.steps}")
     if args.bound is not None and not isinstance(model.sde, sdegen.LinearSDE):
         raise UsageError(
@@ -214,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
                 model.sde,
                 score_fn,
                 grid=sdegen.DataGrid((-1 + 1 / L, 1 - 1 / L), L),
-                steps=args.steps,
+                steps=chain_steps,
                 variance=args.variance,
                 n_samples=args.samples or 2,
                 generator=g,
