@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -152,7 +153,9 @@ def trajectory_panels(
     end points (grey), so that one can follow a path and see where the sampler's mass went.
 
     A path of more than ``max_times`` states is drawn through every k-th of them (and its last):
-    the states of a 1000-step stochastic sampler, all drawn, hide the path in its own noise."""
+    the states of a 1000-step stochastic sampler, all drawn, hide the path in its own noise. A path
+    fades in from t = T to its end, so the noise-dominated start of a stochastic sampler's path
+    does not cover where it goes."""
     paths = {}
     for k, v in panels.items():
         v = v.detach().cpu().double()
@@ -160,7 +163,10 @@ def trajectory_panels(
         keep = list(range(0, v.shape[0] - 1, stride)) + [v.shape[0] - 1]
         paths[k] = v[keep]
     lim = _limits([p[-1] for p in paths.values()], limits)
-    fig, axes = _figure(len(paths))
+    fig, axes = _figure(len(paths))  # raises the clear ImportError without matplotlib
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
+
     for ax, (title, p) in zip(axes, paths.items(), strict=True):
         ends = p[-1]
         ax.hist2d(
@@ -169,7 +175,10 @@ def trajectory_panels(
         )  # fmt: skip
         for i in range(min(max_paths, p.shape[1])):
             colour = f"C{i % 10}"
-            ax.plot(p[:, i, 0].numpy(), p[:, i, 1].numpy(), color=colour, linewidth=0.9, alpha=0.9)
+            segments = torch.stack([p[:-1, i], p[1:, i]], dim=1).numpy()
+            rgba = np.tile(to_rgba(colour), (len(segments), 1))
+            rgba[:, 3] = np.linspace(0.12, 1.0, len(segments)) ** 2
+            ax.add_collection(LineCollection(segments, colors=rgba, linewidths=0.9))
             ax.plot(
                 *p[0, i].numpy(),
                 "o",
