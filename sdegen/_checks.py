@@ -97,6 +97,23 @@ def check_score_fn(fn: object, name: str = "score_fn", call: str = "(t, x)") -> 
     return fn
 
 
+def check_density_input(x: object, purpose: str) -> None:
+    """Raise unless ``x`` is a non-empty float32/float64 batch ``[B, ...]`` with a data dimension:
+    what a log-density (``purpose``: "an exact likelihood", "a likelihood bound") is evaluated at."""
+    check_batch_shape("x", x)
+    if x.ndim < 2:
+        raise ValueError(
+            f"x must have shape [B, ...]: a batch of samples with at least one data dimension; got shape "
+            f"{tuple(x.shape)}. For B one-dimensional points use x.unsqueeze(1), for one sample x.unsqueeze(0)"
+        )
+    check_nonempty("x", x)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(
+            f"x has dtype {x.dtype}: {purpose} needs float32 or float64 (half precision is off by up to "
+            f"~1 nat); pass x.float() with a float32 model (autocast inside score_fn is fine)"
+        )
+
+
 def check_sampling_dtype(name: str, dtype: object) -> torch.dtype | None:
     """Return ``dtype`` (None or a floating ``torch.dtype``), or raise ``TypeError`` naming ``name``."""
     if dtype is None:

@@ -451,3 +451,14 @@ def test_a_discrete_vp_sde_is_bounded_on_its_own_steps():
     assert bool(((res.nll - expected).abs() < 4 * res.stderr).all()), (res.nll, expected, res.stderr)
     with pytest.raises(ValueError, match="drop steps=10"):
         ddpm_bound(X, sde, model, grid=GRID, steps=10)
+
+
+def test_a_score_model_of_another_sde_is_refused_by_both_bounds():
+    """The bounds compare the score's SDE with their own, like the sampler and the likelihood."""
+    import sdegen
+    from sdegen.nn import ScoreMLP
+
+    model = sdegen.ScoreModel(ScoreMLP(2, hidden=8, depth=1), sdegen.VPSDE())
+    for bound in (sdegen.elbo, sdegen.ddpm_bound):
+        with pytest.raises(ValueError, match="score_fn"):
+            bound(torch.zeros(2, 2), sdegen.VESDE(), model)

@@ -77,12 +77,14 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen._checks import (
-    check_batch_shape,
+    check_density_input,
     check_fits_model,
     check_generator,
     check_linear_sde,
-    check_nonempty,
     check_real,
+    check_same_sde,
+    check_score_fn,
+    check_sde,
     check_steps,
 )
 from sdegen.likelihood.bits_per_dim import Quantization, grid_levels
@@ -191,28 +193,16 @@ def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_var: Tensor
 
 
 def _check_common(x: Tensor, sde: SDE, score_fn: ScoreFn, who: str, generator: RandomSource) -> int:
-    check_batch_shape("x", x)
-    if x.ndim < 2:
-        raise ValueError(
-            f"x must have shape [B, ...]: a batch of samples with at least one data dimension; got shape "
-            f"{tuple(x.shape)}. For B one-dimensional points use x.unsqueeze(1), for one sample x.unsqueeze(0)"
-        )
-    check_nonempty("x", x)
-    if x.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError(
-            f"x has dtype {x.dtype}: a likelihood bound needs float32 or float64; pass x.float() "
-            f"(autocast inside score_fn is fine)"
-        )
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    check_density_input(x, "a likelihood bound")
+    check_sde(sde)
     check_linear_sde(
         sde,
         who,
         "The bound is written in the forward process's Gaussian kernel; for a general SDE use "
         "log_likelihood (the probability-flow ODE), which needs only the drift and diffusion.",
     )
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(t, x); got {type(score_fn).__name__}")
+    check_score_fn(score_fn)
+    check_same_sde(sde, score_fn, "score_fn", f"of {who}")
     check_generator(generator, x, "x")
     check_fits_model("x", x, score_fn)
     if torch.is_inference_mode_enabled():

@@ -33,11 +33,10 @@ from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
 
 from sdegen._checks import (
-    check_batch_shape,
     check_bool,
+    check_density_input,
     check_fits_model,
     check_generator,
-    check_nonempty,
     check_positive,
     check_real,
     check_same_sde,
@@ -250,19 +249,7 @@ def log_likelihood(
         SolverError: (a ``RuntimeError``) the solver failed (step-size underflow or ``max_steps``),
             with the time t it reached.
     """
-    check_batch_shape("x", x)
-    if x.ndim < 2:
-        raise ValueError(
-            f"x must have shape [B, ...]: a batch of samples with at least one data dimension; got shape "
-            f"{tuple(x.shape)}. For B one-dimensional points use x.unsqueeze(1), for one sample x.unsqueeze(0)"
-        )
-    check_nonempty("x", x)
-    if x.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError(
-            f"x has dtype {x.dtype}: an exact likelihood needs float32 or float64 (in half precision the "
-            f"solve is off by up to ~1 nat); pass x.float() with a float32 model (autocast inside "
-            f"score_fn is fine)"
-        )
+    check_density_input(x, "an exact likelihood")
     check_sde(sde)
     check_score_fn(score_fn)
     check_same_sde(sde, score_fn, "score_fn", "of the likelihood")
