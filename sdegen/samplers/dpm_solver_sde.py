@@ -79,13 +79,15 @@ class DPMSolverSDESampler(DenoiserSampler):
             path.report(i, x, D[0])
             h = lam[i + 1] - lam[i]
             one_minus = -math.expm1(-2 * h)  # 1 - e^{-2h}
+            w = alpha[i + 1] * one_minus
+            x = torch.mul(x, sigma[i + 1] / sigma[i] * math.exp(-h))
             if multistep_order(2, i, grid, self.lower_order_final) == 2:
-                r0 = (lam[i] - lam[i - 1]) / h
-                x0 = torch.add(D[0], D[0] - D[1], alpha=0.5 / r0)
+                # w (D_0 + (D_0 - D_1) / (2 r_0)) as weights of D_0 and D_1: one pass per term
+                c = 0.5 * w * h / (lam[i] - lam[i - 1])
+                x = torch.add(torch.add(x, D[0], alpha=w + c), D[1], alpha=-c)
             else:
-                x0 = D[0]
+                x = torch.add(x, D[0], alpha=w)
             z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
-            x = torch.add(x * (sigma[i + 1] / sigma[i] * math.exp(-h)), x0, alpha=alpha[i + 1] * one_minus)
             x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(one_minus))
             x = path.reached(i + 1, x)
         return path.result(x)
