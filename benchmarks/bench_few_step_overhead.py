@@ -17,6 +17,15 @@ multiplication by a float computed on the host from t (exact, so that no sampler
 nearly free, so that the sampler's own cost is what is timed). d = 2 and d = 256, 5000 samples,
 float32, on VP (alpha != 1) and VE (alpha = 1), CPU.
 
+glibc's allocator hands a freed 5 MB tensor back to the operating system or keeps it depending on
+its history (its mmap threshold adapts, its heap top is trimmed), so that the same loop at d = 256
+runs either on warm memory or with a page fault on every new page of every new tensor (about 1600
+faults and +3.5 ms per DDIM step here, for the hand loop as for sdegen's, from one process to the
+next). That lottery swamps the difference being measured, so by default (``--malloc warm``) the
+benchmark first tells glibc to keep freed memory (``mallopt``: no mmap, no trimming), as
+``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824`` in the environment would; both loops then
+run on a warm heap. ``--malloc default`` leaves glibc as it is.
+
 The per-step cost is the marginal one, (time of 2N steps - time of N steps) / N, so that the per-call
 setup (validation, the grid and its coefficients, the final checks: reported separately, as
 sdegen's intercept minus the hand loop's) cancels. Each repeat times the four runs (hand and sdegen,
@@ -24,13 +33,14 @@ N and 2N steps) back to back, in alternating order; the table shows the medians 
 each marginal cost, and the median of the per-repeat ratios, which cancels slow drifts of the
 machine's load.
 
-Run:  python benchmarks/bench_few_step_overhead.py [--repeats 15] [--steps 20] [--threads 1]
-      [--only NAME ...] [--dims 2 256] [--sdes VP VE]
+Run:  python benchmarks/bench_few_step_overhead.py [--repeats 9] [--repeats-small 31] [--steps 20]
+      [--steps-small 100] [--threads 1] [--malloc warm] [--only NAME ...] [--dims 2 256] [--sdes VP VE]
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import math
 import os
 import statistics
@@ -41,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import sdegen
 from sdegen import (
@@ -434,6 +445,54 @@ CASES = [
 # -- the measurement ------------------------------------------------------------------------------
 
 
+class _Passes(TorchDispatchMode):
+    """Counts the tensor operations that read or write a tensor of ``numel`` numbers (the state)."""
+
+    _FREE = {
+        "view",
+        "reshape",
+        "_unsafe_view",
+        "detach",
+        "alias",
+        "expand",
+        "slice",
+        "select",
+        "empty",
+        "empty_like",
+    }
+
+    def __init__(self, numel: int) -> None:
+        super().__init__()
+        self.numel, self.count = numel, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket.__name__ not in self._FREE:
+            tensors = [a for a in (*args, *(kwargs or {}).values(), out) if isinstance(a, Tensor)]
+            self.count += any(a.numel() == self.numel for a in tensors)
+        return out
+
+
+def passes_per_step(case: Case, sde: sdegen.SDE) -> tuple[float, float]:
+    """(hand, sdegen): the marginal number of passes over the state per step, at 5000 x 5 (a
+    deterministic measure of the work, whatever the load; x5 keeps the output above the size below
+    which every evaluation's finiteness sum is a full one, as at d = 256)."""
+    x = sde.prior_sampling((5000, 5), generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    score = gaussian_score(sde)
+    counts = {}
+    for n in (10, 20):
+        sampler = case.make(n)
+        grid = CoefficientGrid(sde, sampler.time_grid(sde, sde.sampling_eps))
+        for who in ("hand", "sdegen"):
+            with _Passes(x.numel()) as mode:
+                if who == "hand":
+                    case.hand(grid, score, x, torch.Generator().manual_seed(1))
+                else:
+                    sampler(sde, score, x, generator=torch.Generator().manual_seed(1))
+            counts[(who, n)] = mode.count
+    return tuple((counts[(who, 20)] - counts[(who, 10)]) / 10 for who in ("hand", "sdegen"))
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -444,9 +503,11 @@ def timed(fn: Callable[[], object]) -> float:
 class Row:
     name: str
     nfe_per_step: int
+    passes: tuple[float, float]  # hand, sdegen: passes over the state per step
     hand: float  # ms per step
     ours: float
     ratio: float  # median over repeats of the per-repeat ratio of marginal costs
+    ratio_min: float  # the same ratio from the fastest run of each kind (the least disturbed)
     setup: float  # sdegen's intercept minus the hand loop's, ms per call
 
 
@@ -479,47 +540,75 @@ def measure(case: Case, sde: sdegen.SDE, x_T: Tensor, steps: int, repeats: int) 
     per_step = {who: statistics.median(v) for who, v in marginal.items()}
     ratios = [o / h for o, h in zip(marginal["sdegen"], marginal["hand"], strict=True) if h > 0]
     intercept = {who: statistics.median(times[(who, steps)]) - steps * per_step[who] for who in per_step}
+    fastest = {who: min(times[(who, 2 * steps)]) - min(times[(who, steps)]) for who in per_step}
     return Row(
         case.name,
         lib[steps].nfe_per_step,
+        passes_per_step(case, sde),
         1e3 * per_step["hand"],
         1e3 * per_step["sdegen"],
         statistics.median(ratios) if ratios else math.nan,
+        fastest["sdegen"] / fastest["hand"] if fastest["hand"] > 0 else math.nan,
         1e3 * (intercept["sdegen"] - intercept["hand"]),
     )
 
 
+def keep_freed_memory() -> bool:
+    """Tell glibc's malloc to keep freed memory (no mmap of large blocks, no trimming of the heap),
+    so that every run reuses warm pages; False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # from glibc's malloc.h
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=9, help="repeats at d = 256")
+    parser.add_argument("--repeats-small", type=int, default=31, help="repeats at d <= 16")
+    parser.add_argument("--steps", type=int, default=20, help="N for d = 256")
+    parser.add_argument("--steps-small", type=int, default=100, help="N for d <= 16 (microseconds a step)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 256])
     parser.add_argument("--sdes", nargs="+", default=["VP", "VE"], choices=["VP", "VE"])
     parser.add_argument("--only", nargs="+", default=None, help="run only the cases with these names")
+    parser.add_argument(
+        "--malloc", choices=["warm", "default"], default="warm", help="glibc's handling of freed memory"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    malloc = "glibc default" if args.malloc == "default" else "freed memory kept"
+    if args.malloc == "warm" and not keep_freed_memory():
+        malloc = "not glibc: allocator left as it is"
     cases = [c for c in CASES if args.only is None or c.name in args.only]
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s), float32, CPU, 5000 samples, "
-        f"N = {args.steps} vs {2 * args.steps}, {args.repeats} repeats; load average at start "
+        f"torch {torch.__version__}, {args.threads} thread(s), float32, CPU ({malloc}), 5000 samples, "
+        f"N = {args.steps} vs {2 * args.steps} (d <= 16: {args.steps_small} vs {2 * args.steps_small}), "
+        f"{args.repeats} repeats (d <= 16: {args.repeats_small}); load average at start "
         f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}"
     )
     print(
-        "\n| SDE | d | sampler | NFE/step | hand loop ms/step | sdegen ms/step | ratio | "
-        "sdegen's extra setup ms/call |"
+        "\n| SDE | d | sampler | NFE/step | passes/step hand, sdegen | hand loop ms/step | sdegen ms/step | "
+        "ratio | ratio of fastest runs | sdegen's extra setup ms/call |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for sde_name in args.sdes:
         sde = VPSDE() if sde_name == "VP" else VESDE()
         for d in args.dims:
             gen = torch.Generator().manual_seed(0)
             x_T = sde.prior_sampling((5000, d), generator=gen, dtype=torch.float32)
             for case in cases:
-                row = measure(case, sde, x_T, args.steps, args.repeats)
+                small = d <= 16
+                steps, repeats = (
+                    (args.steps_small, args.repeats_small) if small else (args.steps, args.repeats)
+                )
+                row = measure(case, sde, x_T, steps, repeats)
                 print(
-                    f"| {sde_name} | {d} | {row.name} | {row.nfe_per_step} | {row.hand:.3f} | "
-                    f"{row.ours:.3f} | {row.ratio:.2f} | {row.setup:.2f} |",
+                    f"| {sde_name} | {d} | {row.name} | {row.nfe_per_step} | "
+                    f"{row.passes[0]:.1f}, {row.passes[1]:.1f} | {row.hand:.3f} | "
+                    f"{row.ours:.3f} | {row.ratio:.2f} | {row.ratio_min:.2f} | {row.setup:.2f} |",
                     flush=True,
                 )
     print(f"\nload average at end {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
