@@ -2,7 +2,7 @@
 
 Every few-step sampler (DDIM, DPM-Solver++, EDM, UniPC) is written in the noise level of a
 linear SDE, lambda = log(alpha/sigma) or sigma/alpha = exp(-lambda), against the data prediction
-x0_hat(t, x) (see :mod:`sdegen.samplers.denoise`). For any kernel N(alpha x_0, sigma^2 I) the
+x0_hat(t, x) (see :mod:`sdegen.samplers.tweedie`). For any kernel N(alpha x_0, sigma^2 I) the
 probability-flow ODE is then
 
     d(x / sigma) / d lambda = e^lambda x0_hat,                    (Lu et al. 2022b, eq. 9)
