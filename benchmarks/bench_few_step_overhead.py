@@ -26,6 +26,11 @@ benchmark first tells glibc to keep freed memory (``mallopt``: no mmap, no trimm
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824`` in the environment would; both loops then
 run on a warm heap. ``--malloc default`` leaves glibc as it is.
 
+Times are CPU times of the process (``time.process_time``, one thread): on a machine shared with
+other work the wall time of a run includes the time slices given to others, which at a load of 5-7
+on 2 cores scattered the marginal costs by 2x and made some negative; the CPU time does not (the
+contention for memory bandwidth and caches remains).
+
 The per-step cost is the marginal one, (time of 2N steps - time of N steps) / N, so that the per-call
 setup (validation, the grid and its coefficients, the final checks: reported separately, as
 sdegen's intercept minus the hand loop's) cancels. Each repeat times the four runs (hand and sdegen,
@@ -494,9 +499,11 @@ def passes_per_step(case: Case, sde: sdegen.SDE) -> tuple[float, float]:
 
 
 def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
+    """The CPU time ``fn`` takes: on a loaded machine the wall time adds whatever the scheduler
+    gives other processes, the CPU time does not (with one thread, it is the work done)."""
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 @dataclass
