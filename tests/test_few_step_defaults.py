@@ -276,6 +276,17 @@ def test_a_nan_in_one_sample_is_caught_by_the_sparse_full_sums_and_located_to_fo
         )
 
 
+def test_a_nan_in_the_evaluations_after_the_last_full_sum_is_caught_through_the_samples():
+    """The trailing evaluations (9 and 10 of 10, after the full sum of the 8th) are covered by the sum
+    of the samples they flow into: the failure is located to them, not blamed on the solver."""
+    with pytest.raises(
+        FloatingPointError,
+        match=r"or the sampler's update after it diverged\) at t=0\.1\d* \(step 9, score evaluation 10; "
+        r"the first is among evaluations 9-10",
+    ):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.15, slice(5, 6)), torch.zeros(8, 4096))
+
+
 def test_a_nan_in_one_sample_of_a_small_output_is_named_exactly():
     """An output of at most SMALL_OUTPUT numbers is summed whole at every evaluation: the first
     non-finite one is named exactly, over a run long enough to stack its sums (every 32 evaluations)."""

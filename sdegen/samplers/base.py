@@ -270,6 +270,7 @@ class Sampler(abc.ABC):
             check_every=check_finite_every,
             times=grid.t,
             label=type(self).__name__,
+            final_state=True,
         )
         try:
             with torch.no_grad():
@@ -297,7 +298,7 @@ class Sampler(abc.ABC):
                     x = x0_hat
                     if projection is not None:
                         x = projection.exact(x)
-                score.raise_if_nonfinite()
+                score.raise_if_nonfinite(x)
                 score.finish()
         finally:
             score.close()

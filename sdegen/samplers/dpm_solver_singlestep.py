@@ -57,8 +57,9 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
             path.report(i, x, x0)
             u = exponential_step(x, x0, sigma_ratio=mid.sigma[i] / sigma[i], alpha_to=mid.alpha[i], h=r * h)
             x0_mid = self.denoised(mid, i, u, score)
-            # r = 1/2: D_i is x0_hat at the midpoint itself (no pass over x0 * 0)
-            D = x0_mid if r == 0.5 else torch.add(x0 * (1 - 0.5 / r), x0_mid, alpha=0.5 / r)
-            x = exponential_step(x, D, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
+            # r = 1/2: D_i is x0_hat at the midpoint itself (no pass over x0 * 0); rebinding x0 frees
+            # the first evaluation before the step (one buffer less in the working set)
+            x0 = x0_mid if r == 0.5 else torch.add(x0 * (1 - 0.5 / r), x0_mid, alpha=0.5 / r)
+            x = exponential_step(x, x0, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             x = path.reached(i + 1, x)
         return path.result(x)
