@@ -26,6 +26,7 @@ asks which SDE it is: only ``alpha(t)`` and ``sigma(t)`` of :class:`~sdegen.sde.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -432,19 +433,21 @@ class ScoreModel(nn.Module):
 
     def data_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """x0_hat(t, x) = E[x_0 | x_t = x] from the network's output without passing through the score."""
-        check_batch_shape("x", x)
-        self._require_kernel("data_prediction")
-        tb = batch_time(t, x)
-        kernel = self.kernel(tb)
-        return self.parameterization.to_data(self._net(tb, x, y, kernel), x, kernel)
+        return self._prediction("data_prediction", self.parameterization.to_data, t, x, y)
 
     def noise_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """eps_hat(t, x) = E[z | x_t = x] from the network's output without passing through the score."""
+        return self._prediction("noise_prediction", self.parameterization.to_noise, t, x, y)
+
+    def _prediction(
+        self, what: str, convert: Callable[..., Tensor], t: float | Tensor, x: Tensor, y: int | Tensor | None
+    ) -> Tensor:
+        """``convert(net output, x, kernel)``: the network's output as the prediction ``what``."""
         check_batch_shape("x", x)
-        self._require_kernel("noise_prediction")
+        self._require_kernel(what)
         tb = batch_time(t, x)
         kernel = self.kernel(tb)
-        return self.parameterization.to_noise(self._net(tb, x, y, kernel), x, kernel)
+        return convert(self._net(tb, x, y, kernel), x, kernel)
 
     def _require_kernel(self, what: str) -> None:
         check_linear_sde(self.sde, f"ScoreModel.{what}")
