@@ -360,15 +360,13 @@ class ScoreModel(nn.Module):
                 f"no n_classes. Build the network with n_classes=C (e.g. ScoreMLP(2, n_classes=C)) to "
                 f"train and sample a class-conditional model."
             )
+        return self._labels(name, y, x.shape[0], x.device)
+
+    def _labels(self, name: str, y: object, batch: int | None, device: torch.device | None) -> Tensor:
+        """``check_class_labels`` with this model's labels: classes 0..C-1 and the null label C."""
         C = self.n_classes
-        return check_class_labels(
-            name,
-            y,
-            x.shape[0],
-            C + 1,
-            meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)",
-            device=x.device,
-        )
+        meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
+        return check_class_labels(name, y, batch, C + 1, meaning=meaning, device=device)
 
     def given(self, y: int | Tensor) -> ScoreModel:
         """The score model of class ``y`` with the label bound: ``given(y)(t, x) = self(t, x, y)``.
@@ -381,9 +379,7 @@ class ScoreModel(nn.Module):
         """
         if not self.is_conditional:
             self.check_labels(y, torch.empty(0))
-        C = self.n_classes
-        meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
-        checked = check_class_labels("y", y, None, C + 1, meaning=meaning)
+        checked = self._labels("y", y, None, None)
         labels: int | Tensor = int(checked) if checked.ndim == 0 else checked
         return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
 
