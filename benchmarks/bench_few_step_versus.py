@@ -22,10 +22,11 @@ evaluations than the budget competes at that budget):
   ``sample_dpm_fast``; through the exact denoiser D(y, s) = x0_hat in the scaled variable
   y = x / alpha, s = sigma / alpha.
 
-Fitted grids: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of sdegen's two best
-samplers there on a calibration batch of 1024 other x_T (``--calibration``; its own dopri5
-reference included in its cost), and the fitted grids are scored on the benchmark's x_T. The excess energy distance is
-ED(samples, y) - ED(converged, y) with y n exact samples of p_eps (``sdegen.metrics``).
+Fitted grids: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of every sdegen sampler
+(at NFE <= 10) or of the two best (above) on a calibration batch of 1024 other x_T
+(``--calibration``; its own dopri5 reference included in its cost), and the fitted grids are
+scored on the benchmark's x_T. The excess energy distance is ED(samples, y) - ED(converged, y)
+with y n exact samples of p_eps (``sdegen.metrics``).
 
 k-diffusion is loaded as in ``bench_few_step.py`` (``pip install --no-deps k-diffusion`` suffices).
 
@@ -240,11 +241,13 @@ def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int) -> dict[int, 
             err, used = run_dpm_fast(ks, p, nfe)
             if used <= nfe:
                 rows[nfe].kd.offer(err, "dpm_fast", used)
-    for nfe in nfes:  # fit the grids of the two best samplers at this budget (from their best grid)
+    for nfe in nfes:
+        # Fit the grids of every sampler at NFE <= 10 (a sampler poor on the built-in grids can fit
+        # best: UniPC bh1 at NFE 5), of the two best at larger budgets; each from its best grid.
         ranked = sorted(((e, c, g) for (c, g, k), e in errors.items() if k == nfe and math.isfinite(e)))
         chosen: dict[str, str] = {}
         for _, config_name, grid in ranked:
-            if len(chosen) < 2:
+            if nfe <= 10 or len(chosen) < 2:
                 chosen.setdefault(config_name, grid)
         for config_name, grid in chosen.items():
             config = next(c for c in SDEGEN if c.name == config_name)
