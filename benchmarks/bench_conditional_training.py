@@ -29,9 +29,9 @@ import sdegen
 from sdegen import VPSDE
 from sdegen import data as D
 from sdegen.analytic import GaussianMixture
-from sdegen.classifier import NoisyClassifier
-from sdegen.losses import DenoisingScoreMatching, LabelDropout, NoisyClassifierLoss
-from sdegen.nn import MLPClassifier, ScoreMLP
+from sdegen.classifier import MLPClassifier, NoisyClassifier, NoisyClassifierLoss
+from sdegen.losses import DenoisingScoreMatching, LabelDropout
+from sdegen.nn import ScoreMLP
 from sdegen.parameterization import ScoreModel
 from sdegen.testing import check_moments, check_samples
 from sdegen.training import TrainConfig, Trainer

@@ -4,14 +4,11 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-import importlib
-import warnings
-from typing import Any
-
 __version__ = "0.1.0"  # before the imports: sdegen.run records it in every run's settings
 
 from sdegen import (
     analytic,
+    classifier,
     composition,
     likelihood,
     losses,
@@ -23,6 +20,7 @@ from sdegen import (
     sde,
     training,
 )
+from sdegen._deprecation import moved_names
 from sdegen._solve import SolverError
 from sdegen.brownian import SequentialBrownian
 from sdegen.composition import (
@@ -112,6 +110,7 @@ __all__ = [
     "run",
     "models",
     "analytic",
+    "classifier",
     "composition",
     "observations",
     "metrics",
@@ -214,18 +213,8 @@ _MOVED = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        where = _MOVED[name]
-        advice = (
-            f"use {where}.{name}"
-            if not where.split(".")[-1].startswith("_")
-            else "it is an internal helper: broadcast with t.reshape(-1, *(1,) * (x.ndim - 1))"
-        )
-        warnings.warn(
-            f"sdegen.{name} is deprecated and will be removed in sdegen 0.3; {advice}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(where), name)
-    raise AttributeError(f"module 'sdegen' has no attribute {name!r}")
+__getattr__ = moved_names(
+    "sdegen",
+    _MOVED,
+    advice={"expand_like": "it is an internal helper: broadcast with t.reshape(-1, *(1,) * (x.ndim - 1))"},
+)

@@ -282,7 +282,7 @@ class ScoreModel(nn.Module):
     ``net`` (so ``state_dict``, ``.to`` and EMA work on it) and is itself a
     ``score_fn(t, x)`` for :func:`sdegen.sample` and :func:`sdegen.log_likelihood`.
 
-    It also implements the denoiser protocol of ``sdegen.samplers.denoise``:
+    It also implements the denoiser protocol of ``sdegen.samplers.tweedie``:
     :meth:`data_prediction` and :meth:`noise_prediction` map the network's output straight to
     x0_hat and eps_hat (for :class:`DataPrediction` the output itself), so the few-step samplers
     use an x0- or noise-predicting network without a round trip through the score.

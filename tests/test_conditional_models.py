@@ -14,7 +14,7 @@ import sdegen
 from sdegen import VESDE, VPSDE
 from sdegen import data as D
 from sdegen.analytic import GaussianMixture
-from sdegen.classifier import NoisyClassifier
+from sdegen.classifier import MLPClassifier, NoisyClassifier, NoisyClassifierLoss, UNetClassifier
 from sdegen.losses import (
     DDPMLoss,
     DenoisingScoreMatching,
@@ -23,10 +23,9 @@ from sdegen.losses import (
     LabelDropout,
     LikelihoodWeighting,
     NCSNLoss,
-    NoisyClassifierLoss,
     SlicedScoreMatching,
 )
-from sdegen.nn import MLPClassifier, ScoreMLP, UNet, UNetClassifier
+from sdegen.nn import ScoreMLP, UNet
 from sdegen.parameterization import DataPrediction, NoisePrediction, ScoreModel, ScorePrediction
 from sdegen.testing import check_moments
 from sdegen.training import CheckpointError, HeldOutLoss, TrainConfig, Trainer, load_weights

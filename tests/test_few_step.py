@@ -7,6 +7,7 @@ between the samplers (DDIM eta=0 is DPM-Solver++(1), Alg. 2 without churn is Alg
 """
 
 import functools
+import math
 
 import pytest
 import torch
@@ -32,7 +33,9 @@ from sdegen import (
 from sdegen.analytic import GaussianMixture
 from sdegen.parameterization import DataPrediction, NoisePrediction, ScoreModel, ScorePrediction
 from sdegen.samplers import tweedie_denoise
+from sdegen.samplers._steps import exponential_step, noisy_exponential_step
 from sdegen.sde import EDMVESDE, CosineVPSDE
+from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.testing import check_order
 from sdegen.testing.oracle import calibrate, check_samples
 
@@ -397,6 +400,35 @@ def test_relations_between_the_samplers():
         run(EDMStochasticSampler(grid=KarrasGrid(5), s_churn=0.0)), run(EDMHeunSampler(grid=KarrasGrid(5)))
     )
     torch.testing.assert_close(run(DPMSolverSDESampler(grid=ts)), run(DDIMSampler(grid=ts, eta=1.0)))
+
+
+@pytest.mark.parametrize("sde_name", ["VP", "VE", "subVP"])
+@pytest.mark.parametrize("log_k", [0.0, -0.05, -1.3, -math.inf])
+def test_the_noisy_exponential_step_keeps_the_fraction_k_of_the_predicted_noise(sde_name, log_k):
+    """DDIM(eta) and SDE-DPM-Solver++ share one step: x_{i+1} = alpha_{i+1} x0_hat +
+    sigma_{i+1} (k eps_hat + sqrt(1 - k^2) z) with eps_hat = (x_i - alpha_i x0_hat) / sigma_i (DDIM's
+    eq. 12 as it is written), which the step computes in x_i; k = 1 draws nothing."""
+    sde = SDES[sde_name]
+    grid = CoefficientGrid(sde, torch.tensor([0.7, 0.2], dtype=torch.float64))
+    gen = torch.Generator().manual_seed(3)
+    x, x0 = torch.randn(64, 3, generator=gen, dtype=F64), torch.randn(64, 3, generator=gen, dtype=F64)
+    out = noisy_exponential_step(grid, 0, x, x0, log_k=log_k, generator=torch.Generator().manual_seed(4))
+    z = torch.randn(64, 3, generator=torch.Generator().manual_seed(4), dtype=F64)
+    k = math.exp(log_k)
+    eps_hat = (x - grid.alpha[0] * x0) / grid.sigma[0]
+    expected = grid.alpha[1] * x0 + grid.sigma[1] * (k * eps_hat + math.sqrt(1 - k**2) * z)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    if log_k == 0.0:
+        assert torch.equal(
+            out,
+            exponential_step(
+                x,
+                x0,
+                sigma_ratio=grid.sigma[1] / grid.sigma[0],
+                alpha_to=grid.alpha[1],
+                h=grid.log_snr[1] - grid.log_snr[0],
+            ),
+        )
 
 
 @pytest.mark.parametrize(

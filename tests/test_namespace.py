@@ -88,3 +88,52 @@ def test_the_divergence_estimators_moved_to_a_module_the_losses_and_likelihood_s
         assert old.ExactTrace is sdegen.divergence.ExactTrace
     with pytest.raises(AttributeError):
         old.NoSuchEstimator  # noqa: B018
+
+
+#: Every old path of a classifier piece: (module, name). Each still works, with a warning, until 0.3.
+_CLASSIFIER_MOVES = [
+    ("sdegen.losses", "NoisyClassifierLoss"),
+    ("sdegen.losses.classifier", "NoisyClassifierLoss"),
+    ("sdegen.training", "HeldOutAccuracy"),
+    ("sdegen.training.callbacks", "HeldOutAccuracy"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), _CLASSIFIER_MOVES, ids=lambda v: v)
+def test_a_classifier_piece_moved_to_sdegen_classifier_warns_from_its_old_path(
+    module: str, name: str
+) -> None:
+    import importlib
+
+    import sdegen.classifier
+
+    old = importlib.import_module(module)
+    assert name not in getattr(old, "__all__", ())
+    with pytest.warns(
+        DeprecationWarning, match=rf"{module}\.{name} is deprecated.*sdegen 0\.3.*sdegen\.classifier"
+    ):
+        obj = getattr(old, name)
+    assert obj is getattr(sdegen.classifier, name)
+    with pytest.warns(DeprecationWarning):  # the from-import goes through the same module __getattr__
+        exec(f"from {module} import {name}", {})
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
+        old.NoSuchName  # noqa: B018
+
+
+def test_the_classifier_namespace_holds_every_classifier_piece_without_a_warning() -> None:
+    """``sdegen.classifier`` is the one home a newcomer looks in: the pieces defined elsewhere (the
+    networks beside the score networks, the guidance and its protocol among the compositions of
+    scores) are the same objects there, and importing them warns of nothing."""
+    import sdegen.classifier as C
+    import sdegen.composition
+    import sdegen.nn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in C.__all__:
+            assert getattr(C, name) is not None
+    assert C.ClassifierGuidance is sdegen.composition.ClassifierGuidance
+    assert C.NoiseConditionalClassifier is sdegen.composition.NoiseConditionalClassifier
+    assert C.MLPClassifier is sdegen.nn.MLPClassifier and C.UNetClassifier is sdegen.nn.UNetClassifier
+    assert C.NoisyClassifierLoss.model_type is C.NoisyClassifier
+    assert "classifier" in sdegen.__all__ and sdegen.classifier is C

@@ -1,6 +1,8 @@
 """sdegen.sample and the Sampler protocol: inputs, outputs, bookkeeping, and every error path."""
 
+import importlib
 import math
+import re
 
 import pytest
 import torch
@@ -356,3 +358,20 @@ def test_public_names():
     ]:  # fmt: skip  -- the predictor-corrector parts live in sdegen.samplers
         assert name in sdegen.samplers.__all__ and name not in sdegen.__all__
     assert VP.sampling_eps == 1e-3 and SDES["subVP"].sampling_eps == 1e-3 and VE.sampling_eps == 1e-5
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "name"),
+    [
+        ("sdegen.samplers.probability_flow", "sdegen.samplers.pf_ode", "ProbabilityFlowSampler"),
+        ("sdegen.samplers.denoise", "sdegen.samplers.tweedie", "tweedie_denoise"),
+    ],
+)
+def test_a_renamed_sampler_module_still_gives_the_same_object_with_a_warning(old, new, name) -> None:
+    """The samplers' modules were renamed apart from sdegen.sde.probability_flow and from
+    sdegen.samplers._denoiser; the old paths resolve to the new objects for one release."""
+    old_module, new_module = importlib.import_module(old), importlib.import_module(new)  # no warning yet
+    with pytest.warns(DeprecationWarning, match=rf"{re.escape(old)}\.{name} is deprecated.*{re.escape(new)}"):
+        assert getattr(old_module, name) is getattr(new_module, name) is getattr(sdegen.samplers, name)
+    with pytest.raises(AttributeError, match="has no attribute"):
+        old_module.NoSuchName  # noqa: B018

@@ -12,11 +12,12 @@ from torch import Tensor
 
 import sdegen
 from sdegen import figures
+from sdegen.classifier import HeldOutAccuracy
 from sdegen.likelihood import ExactTrace, Hutchinson
 from sdegen.run.datasets import DataBundle
 from sdegen.run.registry import SAMPLERS, SamplerOptions
 from sdegen.sde import LinearSDE
-from sdegen.training import Callback, HeldOutAccuracy, HeldOutNLL, Trainer
+from sdegen.training import Callback, HeldOutNLL, Trainer
 
 if TYPE_CHECKING:
     from sdegen.run.config import RunConfig

@@ -15,8 +15,8 @@ time by lambda(t) (a :class:`TimeWeighting`):
 Each trains a class-conditional model too, ``loss(model, x0, y)``, through one path
 (:meth:`Loss.labelled_per_sample`: the loss of the model with its labels bound);
 :class:`LabelDropout` wraps any of them for classifier-free guidance.
-:class:`NoisyClassifierLoss` trains the noise-conditional classifier p_t(y | x) of classifier
-guidance on the same noised data.
+:class:`~sdegen.classifier.NoisyClassifierLoss`, with the rest of :mod:`sdegen.classifier`, trains
+the noise-conditional classifier p_t(y | x) of classifier guidance on the same noised data.
 
 ESM, ISM and DSM share one scale (no factor 1/2), so with s* = grad log p_t and at each t
 
@@ -30,8 +30,8 @@ Every loss is called as ``loss(model, x0, generator=g)``; losses seeded alike dr
 and noise (common random numbers).
 """
 
+from sdegen._deprecation import moved_names
 from sdegen.losses.base import Loss, NoisedBatch, Reduction, TimeWeightedLoss, perturb
-from sdegen.losses.classifier import NoisyClassifierLoss
 from sdegen.losses.ddpm import DDPMLoss
 from sdegen.losses.denoising_score_matching import DenoisingScoreMatching
 from sdegen.losses.explicit_score_matching import ExplicitScoreMatching
@@ -62,10 +62,14 @@ __all__ = [
     "NoiseLevels",
     "DDPMLoss",
     "LabelDropout",
-    "NoisyClassifierLoss",
     "TimeWeighting",
     "SigmaSquaredWeighting",
     "LikelihoodWeighting",
     "UniformWeighting",
     "WeightedTimes",
 ]
+
+#: Names this package exported before 0.2, where they live now (they work, with a warning, until 0.3).
+_MOVED = {"NoisyClassifierLoss": "sdegen.classifier"}
+
+__getattr__ = moved_names("sdegen.losses", _MOVED)

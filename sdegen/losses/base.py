@@ -57,7 +57,7 @@ class Loss(abc.ABC):
 
     Subclasses implement :meth:`per_sample` and may extend :meth:`check`, which runs before any
     random number is drawn or any network is evaluated; a loss whose model is not a score model
-    (:class:`~sdegen.losses.NoisyClassifierLoss`) sets ``model_type`` and ``needs_labels``.
+    (:class:`~sdegen.classifier.NoisyClassifierLoss`) sets ``model_type`` and ``needs_labels``.
     """
 
     #: the kind of model the loss trains (checked first)

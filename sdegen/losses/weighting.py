@@ -102,7 +102,7 @@ class UniformWeighting(TimeWeighting):
     """lambda(t) = 1, t ~ U[eps, T]: the plain time average.
 
     The weighting of objectives whose per-time value is already of order one, such as the
-    cross-entropy of a noise-conditional classifier (:class:`~sdegen.losses.NoisyClassifierLoss`).
+    cross-entropy of a noise-conditional classifier (:class:`~sdegen.classifier.NoisyClassifierLoss`).
     For denoising score matching it is the unweighted loss, dominated by the small-t terms of
     size d / sigma(t)^2.
     """

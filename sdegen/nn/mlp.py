@@ -104,7 +104,7 @@ class ScoreMLP(_TimeMLP):
 class MLPClassifier(_TimeMLP):
     """A noise-conditional classifier ``(t, x) -> logits [B, C]``: the trunk of :class:`ScoreMLP` with C outputs.
 
-    Trained by :class:`~sdegen.losses.NoisyClassifierLoss` on x_t = alpha(t) x0 + sigma(t) z, its
+    Trained by :class:`~sdegen.classifier.NoisyClassifierLoss` on x_t = alpha(t) x0 + sigma(t) z, its
     softmax estimates p_t(y | x), the posterior of the class given the noised data (Song et al.
     2021, sec. 5 and appendix I.1); wrap it in :class:`~sdegen.classifier.NoisyClassifier`.
 

@@ -158,7 +158,7 @@ class UNetClassifier(nn.Module):
     The down path and middle of :class:`UNet` (with the same config), then GroupNorm, SiLU, a
     global average over positions and a linear layer to K logits: the half-U-Net classifier of
     Dhariwal and Nichol 2021 (ADM's ``EncoderUNetModel`` with adaptive pooling), here timed by the
-    Fourier embedding of t. Trained by :class:`~sdegen.losses.NoisyClassifierLoss`, its softmax
+    Fourier embedding of t. Trained by :class:`~sdegen.classifier.NoisyClassifierLoss`, its softmax
     estimates p_t(y | x); wrap it in :class:`~sdegen.classifier.NoisyClassifier`.
 
     Args:

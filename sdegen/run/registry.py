@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from sdegen import data as D
 from sdegen import samplers as S
+from sdegen.classifier import MLPClassifier, NoisyClassifierLoss, UNetClassifier
 from sdegen.likelihood import Hutchinson
 from sdegen.losses import (
     DDPMLoss,
@@ -29,10 +30,9 @@ from sdegen.losses import (
     LikelihoodWeighting,
     Loss,
     NCSNLoss,
-    NoisyClassifierLoss,
     SlicedScoreMatching,
 )
-from sdegen.nn import UNET_SIZES, MLPClassifier, ScoreMLP, UNet, UNetClassifier
+from sdegen.nn import UNET_SIZES, ScoreMLP, UNet
 from sdegen.parameterization import (
     DataPrediction,
     EDMPreconditioning,

@@ -25,7 +25,6 @@ from sdegen.samplers.correctors import (
 )
 from sdegen.samplers.ddim import DDIMSampler
 from sdegen.samplers.ddpm import DDPMSampler
-from sdegen.samplers.denoise import tweedie_denoise
 from sdegen.samplers.diffusers_grid import DiffusersGrid
 from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
 from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
@@ -34,6 +33,7 @@ from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
 from sdegen.samplers.fitted_grid import FittedGrid, fit_grid
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.metropolis import HMCCorrector, MALACorrector
+from sdegen.samplers.pf_ode import ProbabilityFlowSampler
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import (
     AncestralSampling,
@@ -42,10 +42,10 @@ from sdegen.samplers.predictors import (
     Predictor,
     ReverseDiffusion,
 )
-from sdegen.samplers.probability_flow import ProbabilityFlowSampler
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.samplers.sampling import sample
 from sdegen.samplers.thresholding import Thresholded
+from sdegen.samplers.tweedie import tweedie_denoise
 from sdegen.samplers.unipc import UniPCSampler
 
 __all__ = [

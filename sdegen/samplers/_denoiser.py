@@ -2,7 +2,7 @@
 
 Every few-step sampler (DDIM, DPM-Solver++, EDM, UniPC) is written in the noise level of a
 linear SDE, lambda = log(alpha/sigma) or sigma/alpha = exp(-lambda), against the data prediction
-x0_hat(t, x) (see :mod:`sdegen.samplers.denoise`). For any kernel N(alpha x_0, sigma^2 I) the
+x0_hat(t, x) (see :mod:`sdegen.samplers.tweedie`). For any kernel N(alpha x_0, sigma^2 I) the
 probability-flow ODE is then
 
     d(x / sigma) / d lambda = e^lambda x0_hat,                    (Lu et al. 2022b, eq. 9)
@@ -30,7 +30,9 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_linear_sde
+from sdegen.random import RandomSource
 from sdegen.samplers._score import ScoreEvaluator
+from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.base import Sampler
 from sdegen.samplers.grid import LogSNRGrid, TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
@@ -45,6 +47,10 @@ class DenoiserSampler(Sampler):
     at every grid time (``path.reached``); the multistep methods (DPM-Solver++ 2M/3M and SDE,
     UniPC) keep the x0_hat of their history as evaluated before the projection, as inpainting
     pipelines do. The steps they share are in :mod:`sdegen.samplers._steps`.
+
+    A method that takes one evaluation per step, x0_hat at the state it has reached, implements
+    :meth:`_step` and inherits the loop (DDIM, DPM-Solver++ 2M/3M and SDE); one with stages
+    within a step implements ``_sample`` itself (2S, EDM, UniPC).
     """
 
     stochastic: ClassVar[bool] = False
@@ -55,9 +61,39 @@ class DenoiserSampler(Sampler):
     default_steps: ClassVar[int] = 20
     #: the loops evaluate x0_hat at each state they reach and report it to the callback
     reports_x0_hat: ClassVar[bool] = True
+    #: how many x0_hat values :meth:`_step` is given: those at t_i, t_{i-1}, ... (fewer at the start)
+    history: ClassVar[int] = 1
 
-    def __init__(self, steps: int | None, grid: TimeGrid | Tensor | Sequence[float] | None) -> None:
+    def __init__(
+        self, steps: int | None = None, *, grid: TimeGrid | Tensor | Sequence[float] | None = None
+    ) -> None:
         self._set_grid(steps, grid)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._grid_repr()})"
+
+    def _sample(
+        self,
+        grid: CoefficientGrid,
+        score: ScoreEvaluator,
+        x: Tensor,
+        *,
+        generator: RandomSource,
+        path: Trajectory,
+    ) -> SamplePath:
+        D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, ...
+        for i in range(grid.steps):
+            score.step = i
+            D = [self.denoised(grid, i, x, score), *D[: self.history - 1]]
+            path.report(i, x, D[0])
+            x = path.reached(i + 1, self._step(grid, i, x, D, generator))
+        return path.result(x)
+
+    def _step(
+        self, grid: CoefficientGrid, i: int, x: Tensor, D: list[Tensor], generator: RandomSource
+    ) -> Tensor:
+        """x_{i+1} from x_i and the latest values D of x0_hat (D[0] at t_i, D[1] at t_{i-1}, ...)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither _step nor _sample")
 
     def check(self, grid: CoefficientGrid) -> None:
         check_linear_sde(

@@ -41,7 +41,7 @@ class ScoreEvaluator:
     (``check_every=1`` names it exactly).
 
     :meth:`data_prediction` is the denoiser view x0_hat(t, x) that the few-step samplers use. It
-    follows the protocol of :mod:`sdegen.samplers.denoise`: a ``score_fn`` that offers
+    follows the protocol of :mod:`sdegen.samplers.tweedie`: a ``score_fn`` that offers
     ``data_prediction(t, x)`` (or else ``noise_prediction(t, x)``) is asked for it directly,
     without the round trip through the score; one call is one evaluation either way, counted and
     checked like a score.

@@ -1,4 +1,5 @@
-"""The steps the few-step samplers share: the exponential-integrator step and the multistep order rule.
+"""The steps the few-step samplers share: the exponential-integrator step, deterministic or with
+injected noise, and the multistep order rule.
 
 Written in lambda = log(alpha / sigma) against the data prediction x0_hat, for any kernel
 N(alpha x_0, sigma^2 I) (no alpha^2 + sigma^2 = 1 assumed), where the probability-flow ODE is
@@ -12,9 +13,11 @@ import math
 import torch
 from torch import Tensor
 
+from sdegen import random
+from sdegen.random import RandomSource
 from sdegen.sde.coefficients import CoefficientGrid
 
-__all__ = ["exponential_step", "multistep_order", "LOWER_ORDER_FINAL_BELOW"]
+__all__ = ["exponential_step", "noisy_exponential_step", "multistep_order", "LOWER_ORDER_FINAL_BELOW"]
 
 # DPM-Solver lowers the order of the last steps only for short runs (its `lower_order_final`
 # applies below 10 steps), where a high-order extrapolation over few, long steps near the data
@@ -24,12 +27,18 @@ LOWER_ORDER_FINAL_BELOW = 10
 MAX_STEP_RATIO = 2.0
 
 
-def exponential_step(x: Tensor, x0_hat: Tensor, *, sigma_ratio: float, alpha_to: float, h: float) -> Tensor:
-    """x_s = (sigma_s / sigma_t) x_t + alpha_s (1 - e^{-h}) x0_hat, with h = lambda_s - lambda_t.
+def exponential_step(
+    x: Tensor, x0_hat: Tensor, *, sigma_ratio: float, alpha_to: float, h: float, log_k: float = 0.0
+) -> Tensor:
+    """x_s = k (sigma_s / sigma_t) x_t + alpha_s (1 - k e^{-h}) x0_hat, with h = lambda_s - lambda_t.
 
-    The exact solution of d(x / sigma) / d lambda = e^lambda x0_hat from t to s for x0_hat held
-    constant over the step: DDIM (Song et al. 2021, eq. 12 with eta = 0), DPM-Solver++(1) (Lu et
-    al. 2022b, eq. 10), the first-order part of every multistep and singlestep method here.
+    That is x_s = alpha_s x0_hat + k sigma_s eps_hat, eps_hat = (x_t - alpha_t x0_hat) / sigma_t
+    (sigma_s alpha_t / sigma_t = alpha_s e^{-h}): the step that keeps the fraction k of the
+    predicted noise. With k = 1 (the default) it is the exact solution of
+    d(x / sigma) / d lambda = e^lambda x0_hat from t to s for x0_hat held constant over the step:
+    DDIM (Song et al. 2021, eq. 12 with eta = 0), DPM-Solver++(1) (Lu et al. 2022b, eq. 10), the
+    first-order part of every multistep and singlestep method here. With k < 1 it is the mean of
+    :func:`noisy_exponential_step`.
 
     Args:
         x: the state at t.
@@ -37,8 +46,41 @@ def exponential_step(x: Tensor, x0_hat: Tensor, *, sigma_ratio: float, alpha_to:
         sigma_ratio: sigma_s / sigma_t.
         alpha_to: alpha_s.
         h: lambda_s - lambda_t (> 0 towards the data).
+        log_k: log k <= 0 (-inf: k = 0, x_s = alpha_s x0_hat).
     """
-    return torch.add(x * sigma_ratio, x0_hat, alpha=-alpha_to * math.expm1(-h))
+    return torch.add(x * (sigma_ratio * math.exp(log_k)), x0_hat, alpha=-alpha_to * math.expm1(log_k - h))
+
+
+def noisy_exponential_step(
+    grid: CoefficientGrid, i: int, x: Tensor, x0_hat: Tensor, *, log_k: float, generator: RandomSource
+) -> Tensor:
+    """x_{i+1} = alpha_{i+1} x0_hat + sigma_{i+1} (k eps_hat + sqrt(1 - k^2) z), z ~ N(0, I), from t_i
+    to t_{i+1} of ``grid``.
+
+    The noise of x_{i+1} keeps the fraction k of the predicted noise eps_hat and draws the rest of
+    its unit variance afresh. In x_i this is :func:`exponential_step` with ``log_k`` plus
+    sigma_{i+1} sqrt(1 - k^2) z. It is DDIM's step (Song et al. 2021, eq. 12, with
+    sqrt(sigma_{i+1}^2 - c^2) = k sigma_{i+1}; eta in [0, 1] is k = sqrt(1 - eta^2 (1 - e^{-2h})))
+    and, with k = e^{-h}, SDE-DPM-Solver++(1): the exact solution of the reverse-time SDE
+    dx = [f - g^2 score] dt + g dw over the step for x0_hat held constant (Lu et al. 2022b, app.;
+    k-diffusion's ``sample_dpmpp_2m_sde``), which is DDIM with eta = 1. k = 1 (``log_k`` = 0) is
+    the deterministic step and draws nothing.
+
+    Args:
+        grid, i: the step, from ``grid.t[i]`` to ``grid.t[i + 1]``.
+        x: the state at t_i.
+        x0_hat: the data prediction the step holds constant.
+        log_k: log k <= 0 (-inf: k = 0).
+        generator: the source of z.
+    """
+    sigma, h = grid.sigma, grid.log_snr[i + 1] - grid.log_snr[i]
+    x = exponential_step(
+        x, x0_hat, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=grid.alpha[i + 1], h=h, log_k=log_k
+    )
+    if log_k == 0.0:
+        return x
+    z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
+    return torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(-math.expm1(2 * log_k)))
 
 
 def multistep_order(order: int, i: int, grid: CoefficientGrid, lower_order_final: bool) -> int:

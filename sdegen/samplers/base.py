@@ -140,21 +140,27 @@ class Sampler(abc.ABC):
 
     def check_observation(self) -> None:
         """Raise ``TypeError`` before any work unless this sampler can condition on an observation."""
-        if not self.supports_observation:
-            raise TypeError(
-                f"{self!r} cannot condition on an observation: it does not step through a grid of its own "
-                f"(supports_observation). Use a grid sampler ({_grid_sampler_names()}), or condition "
-                f"by guidance with sdegen.composition.ReconstructionGuidance, which works with every sampler."
-            )
+        self._needs_own_grid(
+            self.supports_observation,
+            "condition on an observation",
+            "supports_observation",
+            "condition by guidance with sdegen.composition.ReconstructionGuidance, which works with every sampler",
+        )
 
     def check_callback(self) -> None:
         """Raise ``TypeError`` before any work unless this sampler can call back after every step."""
-        if not self.supports_callback:
+        self._needs_own_grid(
+            self.supports_callback,
+            "call back after every step",
+            "adaptive and multistep Adams solvers choose or carry their own steps",
+            "return_trajectory=True for its states at the grid times after the run",
+        )
+
+    def _needs_own_grid(self, supported: bool, what: str, why: str, instead: str) -> None:
+        if not supported:
             raise TypeError(
-                f"{self!r} cannot call back after every step: it does not step through a grid of its "
-                f"own (adaptive and multistep Adams solvers choose or carry their own steps). Use a grid "
-                f"sampler ({_grid_sampler_names()}), or return_trajectory=True for its states at the grid "
-                f"times after the run."
+                f"{self!r} cannot {what}: it does not step through a grid of its own ({why}). Use a grid "
+                f"sampler ({_grid_sampler_names()}), or {instead}."
             )
 
     @abc.abstractmethod
@@ -217,36 +223,7 @@ class Sampler(abc.ABC):
                 :data:`~sdegen.samplers.callback.StopSampling` ends the run at that state (see
                 :mod:`sdegen.samplers.callback`); needs ``supports_callback``.
         """
-        return self._run(
-            sde,
-            score_fn,
-            x_T,
-            eps=eps,
-            generator=generator,
-            return_trajectory=return_trajectory,
-            progress=progress,
-            denoise=denoise,
-            check_finite_every=check_finite_every,
-            observation=observation,
-            callback=callback,
-        )
-
-    def _run(
-        self,
-        sde: SDE,
-        score_fn: ScoreFn,
-        x_T: Tensor | PriorDraw,
-        *,
-        eps: float | None,
-        generator: RandomSource,
-        return_trajectory: bool,
-        progress: bool,
-        denoise: bool,
-        check_finite_every: int | None,
-        observation: Observation | None,
-        callback: SamplingCallback | None,
-    ) -> SampleResult:
-        """:meth:`__call__`, from ``x_T`` or from a draw of the prior (:func:`sdegen.sample`)."""
+        # sdegen.sample passes a PriorDraw as x_T: the prior is drawn once the grid is known to start at T.
         check_sde(sde)
         check_score_fn(score_fn)
         check_same_sde(sde, score_fn, "score_fn", "of the sampler")
@@ -261,7 +238,7 @@ class Sampler(abc.ABC):
             check_callback(callback)
             self.check_callback()
         if isinstance(x_T, PriorDraw):
-            check_generator(generator)
+            x_T.check(generator)
             if observation is not None:
                 self.check_observation()  # before drawing the prior
         else:
@@ -402,8 +379,18 @@ class PriorDraw(NamedTuple):
     ``x_T``), drawn once the grid is known to start at T."""
 
     shape: tuple[int, ...]
-    device: torch.device | str | None
+    device: torch.device | None
     dtype: torch.dtype | None
+
+    def check(self, generator: object) -> None:
+        """Raise before any work unless ``generator`` can draw the prior on ``device``."""
+        check_generator(generator)
+        if generator is not None and self.device is not None and self.device.type != generator.device.type:
+            raise ValueError(
+                f"generator is on {generator.device} but device={str(self.device)!r}: the prior is drawn on "
+                f"the generator's device; create the generator there, "
+                f"torch.Generator(device={str(self.device)!r})"
+            )
 
     def draw(self, sde: SDE, grid: CoefficientGrid, generator: RandomSource) -> Tensor:
         start = grid.t[0]

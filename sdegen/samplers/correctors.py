@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import expand_like
-from sdegen._checks import check_linear_sde, check_positive, check_steps
+from sdegen._checks import check_bool, check_linear_sde, check_positive, check_steps
 from sdegen.sde.base import ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -67,8 +67,7 @@ class LangevinCorrector(Corrector):
     def __init__(self, snr: float = 0.16, n_steps: int = 1, *, per_sample_step: bool = False) -> None:
         self.snr = check_positive("snr", snr)
         self.n_steps = check_steps("n_steps", n_steps)
-        if not isinstance(per_sample_step, bool):
-            raise TypeError(f"per_sample_step must be a bool; got per_sample_step={per_sample_step!r}")
+        check_bool("per_sample_step", per_sample_step)
         self.per_sample_step = per_sample_step
 
     def __repr__(self) -> str:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
-from sdegen import random
 from sdegen._checks import check_real
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers._steps import exponential_step
-from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers._steps import noisy_exponential_step
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -34,13 +30,17 @@ class DDIMSampler(DenoiserSampler):
     the variance of q(x_{i+1} | x_i, x_0) (which is sigma_{i+1}^2 (1 - e^{-2h}) for any kernel;
     eq. 16 for VP). With k = sqrt(1 - eta^2 (1 - e^{-2h})) this is
 
-        x_{i+1} = (sigma_{i+1} / sigma_i) k x_i + alpha_{i+1} (1 - k e^{-h}) x0_hat + c z.
+        x_{i+1} = (sigma_{i+1} / sigma_i) k x_i + alpha_{i+1} (1 - k e^{-h}) x0_hat + c z,
+
+    the exponential-integrator step with injected noise that :class:`DPMSolverSDESampler` takes
+    too (``noisy_exponential_step`` in ``sdegen.samplers._steps``).
 
     eta = 0 (the default) is deterministic and is the exact solution of the probability-flow ODE
     for a constant x0_hat over the step, the first-order exponential integrator in lambda
     (DPM-Solver++(1), Lu et al. 2022b, eq. 10): order 1, and exact in one step for data that is a
-    point mass. eta = 1 draws from the posterior q(x_{i+1} | x_i, x0_hat), ancestral sampling.
-    One evaluation per step.
+    point mass. eta = 1 (k = e^{-h}) draws from the posterior q(x_{i+1} | x_i, x0_hat), ancestral
+    sampling, which is also SDE-DPM-Solver++(1), the exact step of the reverse-time SDE for a
+    constant x0_hat (Lu et al. 2022b, app.). One evaluation per step.
 
     Args:
         steps: N steps of a :class:`~sdegen.samplers.grid.LogSNRGrid` (default 50, DDIM's usual).
@@ -59,7 +59,7 @@ class DDIMSampler(DenoiserSampler):
         grid: TimeGrid | Tensor | Sequence[float] | None = None,
         eta: float = 0.0,
     ) -> None:
-        super().__init__(steps, grid)
+        super().__init__(steps, grid=grid)
         eta = check_real("eta", eta)
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1] (0: deterministic DDIM, 1: ancestral); got eta={eta:g}")
@@ -72,32 +72,14 @@ class DDIMSampler(DenoiserSampler):
     def stochastic(self) -> bool:  # type: ignore[override]
         return self.eta > 0
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
-        alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        for i in range(grid.steps):
-            score.step = i
-            x0 = self.denoised(grid, i, x, score)
-            path.report(i, x, x0)
-            h = lam[i + 1] - lam[i]
-            if self.eta == 0.0:
-                x = exponential_step(x, x0, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
-            else:
-                c2 = self.eta**2 * -math.expm1(-2 * h)  # (c / sigma_{i+1})^2
-                log_k = 0.5 * math.log1p(-c2) if c2 < 1.0 else -math.inf  # k = 0 once e^{-2h} underflows
-                x = torch.add(
-                    x * (sigma[i + 1] / sigma[i] * math.exp(log_k)),
-                    x0,
-                    alpha=-alpha[i + 1] * math.expm1(log_k - h),
-                )
-                z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
-                x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(c2))
-            x = path.reached(i + 1, x)
-        return path.result(x)
+    def _log_k(self, h: float) -> float:
+        """log k = 1/2 log(1 - eta^2 (1 - e^{-2h})), k the fraction of eps_hat a step of h keeps (k = 1
+        for eta = 0)."""
+        c2 = self.eta**2 * -math.expm1(-2 * h)  # (c / sigma_{i+1})^2
+        return 0.5 * math.log1p(-c2) if c2 < 1.0 else -math.inf  # k = 0 once e^{-2h} underflows
+
+    def _step(
+        self, grid: CoefficientGrid, i: int, x: Tensor, D: list[Tensor], generator: RandomSource
+    ) -> Tensor:
+        log_k = self._log_k(grid.log_snr[i + 1] - grid.log_snr[i])
+        return noisy_exponential_step(grid, i, x, D[0], log_k=log_k, generator=generator)

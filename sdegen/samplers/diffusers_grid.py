@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_steps
+from sdegen._checks import check_bool, check_steps
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.base import SDE
 from sdegen.sde.discrete_vp import DiscreteVPSDE
@@ -105,8 +105,7 @@ class DiffusersGrid(TimeGrid):
         if isinstance(steps_offset, bool) or not isinstance(steps_offset, int) or steps_offset < 0:
             raise ValueError(f"steps_offset must be an int >= 0; got steps_offset={steps_offset!r}")
         for name, value in (("multistep", multistep), ("rounded", rounded)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool; got {name}={value!r}")
+            check_bool(name, value)
         if final_sigmas_type not in ("zero", "sigma_min"):
             raise ValueError(f"final_sigmas_type must be 'zero' or 'sigma_min'; got {final_sigmas_type!r}")
         self.spacing, self.steps_offset, self.multistep = spacing, steps_offset, multistep

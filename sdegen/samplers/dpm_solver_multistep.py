@@ -8,12 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_steps
+from sdegen._checks import check_bool, check_steps
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._steps import multistep_order
-from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -78,6 +76,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
     """
 
     nfe_per_step = 1
+    history = 3
 
     def __init__(
         self,
@@ -88,7 +87,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         lower_order_final: bool = True,
         third_order: str = "reference",
     ) -> None:
-        super().__init__(steps, grid)
+        super().__init__(steps, grid=grid)
         if check_steps("order", order) not in (2, 3):
             raise ValueError(f"order must be 2 (DPM-Solver++(2M)) or 3 (3M); got order={order}")
         if third_order not in CURVATURE:
@@ -97,8 +96,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
                 f"curvature term, more accurate at few steps) or 'taylor' (third order); got "
                 f"third_order={third_order!r}"
             )
-        if not isinstance(lower_order_final, bool):
-            raise TypeError(f"lower_order_final must be a bool; got {lower_order_final!r}")
+        check_bool("lower_order_final", lower_order_final)
         self._order, self.third_order, self.lower_order_final = order, third_order, lower_order_final
 
     def __repr__(self) -> str:
@@ -141,26 +139,13 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         v = b - alpha_to * phi_2 * w  # of D1_1
         return [w0 + u / r0, v / r1 - u / r0, -v / r1]
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
-        alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, t_{i-2}
-        for i in range(grid.steps):
-            score.step = i
-            D = [self.denoised(grid, i, x, score), *D[:2]]
-            path.report(i, x, D[0])
-            k = multistep_order(self._order, i, grid, self.lower_order_final)
-            x = torch.mul(x, sigma[i + 1] / sigma[i])
-            # The update is linear in D_0, D_1, D_2 with float weights: one pass per term instead of
-            # forming the divided differences as tensors.
-            for weight, d in zip(self._weights(k, i, alpha[i + 1], lam), D, strict=False):
-                x = torch.add(x, d, alpha=weight)
-            x = path.reached(i + 1, x)
-        return path.result(x)
+    def _step(
+        self, grid: CoefficientGrid, i: int, x: Tensor, D: list[Tensor], generator: RandomSource
+    ) -> Tensor:
+        k = multistep_order(self._order, i, grid, self.lower_order_final)
+        x = torch.mul(x, grid.sigma[i + 1] / grid.sigma[i])
+        # The update is linear in D_0, D_1, D_2 with float weights: one pass per term instead of
+        # forming the divided differences as tensors.
+        for weight, d in zip(self._weights(k, i, grid.alpha[i + 1], grid.log_snr), D, strict=False):
+            x = torch.add(x, d, alpha=weight)
+        return x

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from sdegen import random
+from sdegen._checks import check_bool
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._score import ScoreEvaluator
-from sdegen.samplers._steps import multistep_order
-from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers._steps import multistep_order, noisy_exponential_step
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -46,6 +43,7 @@ class DPMSolverSDESampler(DenoiserSampler):
     order = 1.0
     nfe_per_step = 1
     stochastic = True
+    history = 2
 
     def __init__(
         self,
@@ -54,38 +52,22 @@ class DPMSolverSDESampler(DenoiserSampler):
         grid: TimeGrid | Tensor | Sequence[float] | None = None,
         lower_order_final: bool = True,
     ) -> None:
-        super().__init__(steps, grid)
-        if not isinstance(lower_order_final, bool):
-            raise TypeError(f"lower_order_final must be a bool; got {lower_order_final!r}")
+        super().__init__(steps, grid=grid)
+        check_bool("lower_order_final", lower_order_final)
         self.lower_order_final = lower_order_final
 
     def __repr__(self) -> str:
         return f"DPMSolverSDESampler({self._grid_repr()}, lower_order_final={self.lower_order_final})"
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
-        alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
-        D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}
-        for i in range(grid.steps):
-            score.step = i
-            D = [self.denoised(grid, i, x, score), *D[:1]]
-            path.report(i, x, D[0])
-            h = lam[i + 1] - lam[i]
-            one_minus = -math.expm1(-2 * h)  # 1 - e^{-2h}
-            if multistep_order(2, i, grid, self.lower_order_final) == 2:
-                r0 = (lam[i] - lam[i - 1]) / h
-                x0 = torch.add(D[0], D[0] - D[1], alpha=0.5 / r0)
-            else:
-                x0 = D[0]
-            z = random.randn(x.shape, generator, dtype=x.dtype, device=x.device)
-            x = torch.add(x * (sigma[i + 1] / sigma[i] * math.exp(-h)), x0, alpha=alpha[i + 1] * one_minus)
-            x = torch.add(x, z, alpha=sigma[i + 1] * math.sqrt(one_minus))
-            x = path.reached(i + 1, x)
-        return path.result(x)
+    def _step(
+        self, grid: CoefficientGrid, i: int, x: Tensor, D: list[Tensor], generator: RandomSource
+    ) -> Tensor:
+        lam = grid.log_snr
+        h = lam[i + 1] - lam[i]
+        if multistep_order(2, i, grid, self.lower_order_final) == 2:
+            r0 = (lam[i] - lam[i - 1]) / h
+            x0 = torch.add(D[0], D[0] - D[1], alpha=0.5 / r0)
+        else:
+            x0 = D[0]
+        # SDE-DPM-Solver++(1) with x0_hat extrapolated: keeps the fraction k = e^{-h} of eps_hat
+        return noisy_exponential_step(grid, i, x, x0, log_k=-h, generator=generator)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
@@ -12,7 +10,6 @@ from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._steps import exponential_step
 from sdegen.samplers._trajectory import SamplePath, Trajectory
-from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["DPMSolverSinglestepSampler"]
@@ -41,14 +38,6 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
     nfe_per_step = 2
     default_steps = 10
     r = 0.5
-
-    def __init__(
-        self, steps: int | None = None, *, grid: TimeGrid | Tensor | Sequence[float] | None = None
-    ) -> None:
-        super().__init__(steps, grid)
-
-    def __repr__(self) -> str:
-        return f"DPMSolverSinglestepSampler({self._grid_repr()})"
 
     def _sample(
         self,

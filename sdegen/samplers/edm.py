@@ -37,7 +37,62 @@ def _heun_step(
     return torch.add(x_hat, d + d_next, alpha=0.5 * (s_next - s))
 
 
-class EDMHeunSampler(DenoiserSampler):
+class _EDMSampler(DenoiserSampler):
+    """Alg. 2's loop in x_hat = x / alpha and s = sigma / alpha: at each level s_i, raise it to
+    s_hat = (1 + gamma_i) s_i with fresh noise (the churn, where gamma_i > 0), then take a Heun step
+    to s_{i+1}. Without churn (all gamma_i = 0) it is Alg. 1."""
+
+    nfe_per_step = 2
+    default_grid = KarrasGrid
+    default_steps = 18
+    #: S_noise, the scale of the churn's noise
+    s_noise: float = 1.0
+
+    def _churn(self, s: list[float]) -> list[float]:
+        """gamma_i for each step i, given the levels s_0 > ... > s_N (none here: Alg. 1)."""
+        return [0.0] * (len(s) - 1)
+
+    def _sample(
+        self,
+        grid: CoefficientGrid,
+        score: ScoreEvaluator,
+        x: Tensor,
+        *,
+        generator: RandomSource,
+        path: Trajectory,
+    ) -> SamplePath:
+        alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
+        gamma = self._churn(s)
+        # the times of the raised levels s_hat, where lambda = lambda_i - log(1 + gamma_i)
+        churned = (
+            self.times_at_log_snr(
+                grid, [lam - math.log1p(g) for lam, g in zip(grid.log_snr[: grid.steps], gamma, strict=True)]
+            )
+            if any(gamma)
+            else grid
+        )
+        x_hat = x / alpha[0]
+        x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
+        for i in range(grid.steps):
+            score.step = i
+            at = churned if gamma[i] > 0 else grid  # the time of level s_hat; t_i itself without churn
+            s_hat = s[i] * (1 + gamma[i])
+            if gamma[i] > 0:
+                path.report(i, x, None)  # x0_hat is evaluated at the churned state only
+                z = random.randn(x_hat.shape, generator, dtype=x_hat.dtype, device=x_hat.device)
+                x_hat = torch.add(x_hat, z, alpha=math.sqrt(s_hat**2 - s[i] ** 2) * self.s_noise)
+                x = at.alpha[i] * x_hat
+            D = self.denoised(at, i, x, score)
+            if gamma[i] == 0:
+                path.report(i, x, D)
+            x_hat = _heun_step(
+                x_hat, s_hat, s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
+            )
+            x, x_hat = _reached(path, i + 1, x_hat, alpha[i + 1])
+        return path.result(x)
+
+
+class EDMHeunSampler(_EDMSampler):
     """EDM's deterministic sampler (Karras et al. 2022, Alg. 1): Heun's method in the noise level.
 
     For the kernel N(alpha x_0, sigma^2 I), x_hat = x / alpha and s = sigma / alpha obey EDM's ODE
@@ -56,42 +111,9 @@ class EDMHeunSampler(DenoiserSampler):
     """
 
     order = 2.0
-    nfe_per_step = 2
-    default_grid = KarrasGrid
-    default_steps = 18
-
-    def __init__(
-        self, steps: int | None = None, *, grid: TimeGrid | Tensor | Sequence[float] | None = None
-    ) -> None:
-        super().__init__(steps, grid)
-
-    def __repr__(self) -> str:
-        return f"EDMHeunSampler({self._grid_repr()})"
-
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
-        alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
-        x_hat = x / alpha[0]
-        x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
-        for i in range(grid.steps):
-            score.step = i
-            D = self.denoised(grid, i, x, score)
-            path.report(i, x, D)
-            x_hat = _heun_step(
-                x_hat, s[i], s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
-            )
-            x, x_hat = _reached(path, i + 1, x_hat, alpha[i + 1])
-        return path.result(x)
 
 
-class EDMStochasticSampler(DenoiserSampler):
+class EDMStochasticSampler(_EDMSampler):
     """EDM's stochastic sampler (Karras et al. 2022, Alg. 2): churn, then a Heun step, in sigma/alpha.
 
     At each level s_i = sigma_i / alpha_i of the grid (x_hat = x / alpha as in
@@ -120,10 +142,7 @@ class EDMStochasticSampler(DenoiserSampler):
     """
 
     order = 1.0
-    nfe_per_step = 2
     stochastic = True
-    default_grid = KarrasGrid
-    default_steps = 18
 
     def __init__(
         self,
@@ -135,7 +154,7 @@ class EDMStochasticSampler(DenoiserSampler):
         s_tmax: float = math.inf,
         s_noise: float = 1.0,
     ) -> None:
-        super().__init__(steps, grid)
+        super().__init__(steps, grid=grid)
         self.s_churn, self.s_noise = check_real("s_churn", s_churn), check_real("s_noise", s_noise)
         self.s_tmin = check_real("s_tmin", s_tmin)
         self.s_tmax = math.inf if s_tmax == math.inf else check_real("s_tmax", s_tmax)
@@ -154,45 +173,14 @@ class EDMStochasticSampler(DenoiserSampler):
             f"s_tmax={self.s_tmax:g}, s_noise={self.s_noise:g})"
         )
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
-        alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
-        N = grid.steps
-        gamma = [
+    def _churn(self, s: list[float]) -> list[float]:
+        N = len(s) - 1
+        return [
             min(self.s_churn / N, math.sqrt(2) - 1, s[0] / s[i] - 1)
             if self.s_tmin <= s[i] <= self.s_tmax
             else 0.0
             for i in range(N)
         ]
-        churned = self.times_at_log_snr(
-            grid, [lam - math.log1p(g) for lam, g in zip(grid.log_snr[:N], gamma, strict=True)]
-        )
-        x_hat = x / alpha[0]
-        x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
-        for i in range(N):
-            score.step = i
-            at = churned if gamma[i] > 0 else grid  # the time of level s_hat; t_i itself without churn
-            s_hat = s[i] * (1 + gamma[i])
-            if gamma[i] > 0:
-                path.report(i, x, None)  # x0_hat is evaluated at the churned state only
-                z = random.randn(x_hat.shape, generator, dtype=x_hat.dtype, device=x_hat.device)
-                x_hat = torch.add(x_hat, z, alpha=math.sqrt(s_hat**2 - s[i] ** 2) * self.s_noise)
-                x = at.alpha[i] * x_hat
-            D = self.denoised(at, i, x, score)
-            if gamma[i] == 0:
-                path.report(i, x, D)
-            x_hat = _heun_step(
-                x_hat, s_hat, s[i + 1], D, lambda y, i=i: self.denoised(grid, i + 1, y, score), alpha[i + 1]
-            )
-            x, x_hat = _reached(path, i + 1, x_hat, alpha[i + 1])
-        return path.result(x)
 
 
 def _reached(path: Trajectory, i: int, x_hat: Tensor, alpha: float) -> tuple[Tensor, Tensor]:

@@ -44,7 +44,7 @@ from torch import Tensor
 from sdegen._checks import check_batch_shape, check_positive, check_steps, check_tensor
 from sdegen.samplers.base import Sampler, resolve_eps
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
-from sdegen.samplers.probability_flow import ProbabilityFlowSampler
+from sdegen.samplers.pf_ode import ProbabilityFlowSampler
 from sdegen.sde.base import SDE, LinearSDE, ScoreFn
 
 __all__ = ["FittedGrid", "fit_grid"]

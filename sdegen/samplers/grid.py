@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_decreasing_times, check_linear_sde, check_positive, check_steps
+from sdegen._checks import check_bool, check_decreasing_times, check_linear_sde, check_positive, check_steps
 from sdegen.sde.base import SDE, LinearSDE
 
 __all__ = [
@@ -222,8 +222,7 @@ class CustomGrid(TimeGrid):
         self._name = name
         self.ts = check_decreasing_times(name, ts, math.inf, lower=-math.inf).detach().to("cpu", F64)
         self.steps = len(self.ts) - 1
-        if not isinstance(denoising_final_step, bool):
-            raise TypeError(f"denoising_final_step must be a bool; got {denoising_final_step!r}")
+        check_bool("denoising_final_step", denoising_final_step)
         self._denoising = denoising_final_step
 
     def __repr__(self) -> str:

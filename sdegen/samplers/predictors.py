@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_linear_sde
+from sdegen._checks import check_bool, check_linear_sde
 from sdegen.sde.base import ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -116,8 +116,7 @@ class AncestralSampling(Predictor):
     requires_linear_sde = True
 
     def __init__(self, posterior_variance: bool = True) -> None:
-        if not isinstance(posterior_variance, bool):
-            raise TypeError(f"posterior_variance must be a bool; got {posterior_variance!r}")
+        check_bool("posterior_variance", posterior_variance)
         self.posterior_variance = posterior_variance
 
     def __repr__(self) -> str:

@@ -30,9 +30,9 @@ from sdegen.samplers.dpm_solver_multistep import DPMSolverMultistepSampler
 from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
 from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
+from sdegen.samplers.pf_ode import ProbabilityFlowSampler
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import ReverseDiffusion
-from sdegen.samplers.probability_flow import ProbabilityFlowSampler
 from sdegen.samplers.reverse_sde import ReverseSDESampler
 from sdegen.samplers.unipc import UniPCSampler
 

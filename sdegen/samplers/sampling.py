@@ -8,15 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import (
-    check_bool,
-    check_device,
-    check_generator,
-    check_sampling_dtype,
-    check_sde,
-    check_shape_tuple,
-    check_tensor,
-)
+from sdegen._checks import check_device, check_sampling_dtype, check_shape_tuple, check_tensor
 from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
 from sdegen.samplers.base import PriorDraw, Sampler, SampleResult
@@ -94,24 +86,11 @@ def sample(
         raise TypeError(
             f"sampler must be an sdegen Sampler such as ReverseSDESampler(); got {type(sampler).__name__}"
         )
-    check_sde(sde)
-    check_generator(generator)
     dtype = check_sampling_dtype("dtype", dtype)
     device = check_device("device", device)
-    for flag, value in (
-        ("return_trajectory", return_trajectory),
-        ("progress", progress),
-        ("denoise", denoise),
-    ):
-        check_bool(flag, value)
     if x_T is None:
         if shape is None:
             raise ValueError("pass the sample shape (B, ...) or an initial state x_T")
-        if generator is not None and device is not None and device.type != generator.device.type:
-            raise ValueError(
-                f"generator is on {generator.device} but device={str(device)!r}: the prior is drawn on the "
-                f"generator's device; create the generator there, torch.Generator(device={str(device)!r})"
-            )
         start: Tensor | PriorDraw = PriorDraw(check_shape_tuple("shape", shape), device, dtype)
     else:
         check_tensor("x_T", x_T)
@@ -121,7 +100,8 @@ def sample(
                 f"with x_T"
             )
         start = x_T if device is None and dtype is None else x_T.to(device=device, dtype=dtype)
-    return sampler._run(
+    # The sampler checks the rest, and draws the prior (a PriorDraw) once its grid is known.
+    return sampler(
         sde,
         score_fn,
         start,

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_steps
+from sdegen._checks import check_bool, check_steps
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._score import ScoreEvaluator
@@ -79,15 +79,14 @@ class UniPCSampler(DenoiserSampler):
         variant: str = "bh2",
         lower_order_final: bool = True,
     ) -> None:
-        super().__init__(steps, grid)
+        super().__init__(steps, grid=grid)
         if check_steps("order", order) > 3:
             raise ValueError(f"order must be 1, 2 or 3; got order={order}")
         if variant not in ("bh1", "bh2"):
             raise ValueError(
                 f"variant must be 'bh1' (B(h) = h) or 'bh2' (B(h) = e^h - 1); got variant={variant!r}"
             )
-        if not isinstance(lower_order_final, bool):
-            raise TypeError(f"lower_order_final must be a bool; got {lower_order_final!r}")
+        check_bool("lower_order_final", lower_order_final)
         self._p, self.variant, self.lower_order_final = order, variant, lower_order_final
 
     def __repr__(self) -> str:

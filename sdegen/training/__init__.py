@@ -1,6 +1,7 @@
 """Training: the :class:`Trainer` loop, its settings, evaluation callbacks and checkpoint files."""
 
-from sdegen.training.callbacks import Callback, HeldOutAccuracy, HeldOutLoss, HeldOutNLL, TrainerView
+from sdegen._deprecation import moved_names
+from sdegen.training.callbacks import Callback, HeldOutLoss, HeldOutNLL, TrainerView
 from sdegen.training.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from sdegen.training.config import TrainConfig
 from sdegen.training.interrupt import TrainingInterrupted
@@ -17,7 +18,6 @@ __all__ = [
     "TrainerView",
     "HeldOutLoss",
     "HeldOutNLL",
-    "HeldOutAccuracy",
     "TensorBoardLogger",
     "CheckpointError",
     "RunDirectory",
@@ -29,3 +29,8 @@ __all__ = [
     "load_checkpoint",
     "load_weights",
 ]
+
+#: Names this package exported before 0.2, where they live now (they work, with a warning, until 0.3).
+_MOVED = {"HeldOutAccuracy": "sdegen.classifier"}
+
+__getattr__ = moved_names("sdegen.training", _MOVED)

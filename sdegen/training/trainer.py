@@ -37,16 +37,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel
 
 from sdegen import distributed
 from sdegen._checks import check_fits_model
 from sdegen._progress import progress
-from sdegen.classifier import NoisyClassifier
 from sdegen.data.batches import BatchSource, LabelledBatch
 from sdegen.losses.base import Loss
-from sdegen.parameterization import ScoreModel
 from sdegen.random import GlobalBatchGenerator
 from sdegen.training import state as checkpoint_state
 from sdegen.training.callbacks import Callback
@@ -82,12 +80,13 @@ class Trainer:
     (``DistributionBatches(..., labels=True)``, ``DatasetBatches(..., labels=...)``), usually with
     :class:`~sdegen.losses.LabelDropout` for classifier-free guidance; a
     :class:`~sdegen.classifier.NoisyClassifier` trains on them with
-    :class:`~sdegen.losses.NoisyClassifierLoss`. A model and a batch source that disagree about
+    :class:`~sdegen.classifier.NoisyClassifierLoss`. A model and a batch source that disagree about
     labels (labels for an unconditional model, none for a conditional one, another number of
     classes) are refused here, before any step.
 
     Args:
-        model: the score model or classifier; its parameters are trained in place.
+        model: the model ``loss`` trains (its ``loss.model_type``: a score model, or a classifier for
+            the classifier's loss); its parameters are trained in place.
         loss: the objective, e.g. :class:`~sdegen.losses.DenoisingScoreMatching`.
         data: where training batches come from.
         config: optimisation settings.
@@ -119,7 +118,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: ScoreModel | NoisyClassifier,
+        model: nn.Module,
         loss: Loss,
         data: BatchSource,
         config: TrainConfig | None = None,
@@ -130,11 +129,9 @@ class Trainer:
         device: torch.device | str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        if not isinstance(model, (ScoreModel, NoisyClassifier)):
-            raise TypeError(f"model must be a ScoreModel or a NoisyClassifier; got {type(model).__name__}")
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be an sdegen.losses.Loss; got {type(loss).__name__}")
-        loss.check_model(model)
+        loss.check_model(model)  # the loss says what it trains: a ScoreModel, a NoisyClassifier
         if not isinstance(data, BatchSource):
             raise TypeError(
                 f"data must be a BatchSource (DistributionBatches, DatasetBatches); got {type(data).__name__}"
@@ -252,7 +249,7 @@ class Trainer:
 
     # -- the models --------------------------------------------------------------------------------
     @property
-    def ema_model(self) -> ScoreModel | NoisyClassifier:
+    def ema_model(self) -> nn.Module:
         """The exponential moving average of the model: the one to sample and evaluate."""
         return self.ema.module
 
@@ -656,14 +653,14 @@ class Trainer:
         self.history = kept
 
 
-def _check_labels_fit(model: ScoreModel | NoisyClassifier, loss: Loss, data: BatchSource) -> None:
+def _check_labels_fit(model: nn.Module, loss: Loss, data: BatchSource) -> None:
     """Raise ``ValueError`` unless the batches carry labels exactly when the model or loss uses them,
     with the model's number of classes."""
     have = getattr(data, "n_classes", None)
     want = model.n_classes
     labelled = "DistributionBatches(distribution, B, labels=True) or DatasetBatches(data, B, labels=...)"
     if have is None and (want is not None or loss.needs_labels):
-        what = "a classifier" if isinstance(model, NoisyClassifier) else "a class-conditional model"
+        what = "a classifier" if loss.needs_labels else "a class-conditional model"
         raise ValueError(f"model is {what} (n_classes={want}) but data yields no labels; use {labelled}")
     if have is not None and want is None:
         raise ValueError(
@@ -690,7 +687,7 @@ class _Objective(torch.nn.Module):
     """The loss of a model on a micro-batch, as one module: what DistributedDataParallel wraps, so
     that its forward hooks see the network however the loss calls it."""
 
-    def __init__(self, model: ScoreModel | NoisyClassifier, loss: Loss) -> None:
+    def __init__(self, model: nn.Module, loss: Loss) -> None:
         super().__init__()
         self.model, self.loss = model, loss
 

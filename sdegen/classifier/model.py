@@ -3,9 +3,9 @@
 For a labelled data distribution p(x_0, y) and the forward kernel x_t = alpha(t) x_0 + sigma(t) z,
 the class posterior of the noised data is p_t(y | x) = p_t(x | y) p(y) / p_t(x). A network
 ``net(t, x) -> logits [B, C]`` trained by cross-entropy on (x_t, y) at random t
-(:class:`~sdegen.losses.NoisyClassifierLoss`) estimates it, and its gradient in x turns an
+(:class:`~sdegen.classifier.NoisyClassifierLoss`) estimates it, and its gradient in x turns an
 unconditional score into a class-conditional one (Bayes' rule, Song et al. 2021, eq. 14 and
-appendix I.1; Dhariwal and Nichol 2021): :class:`~sdegen.composition.ClassifierGuidance`.
+appendix I.1; Dhariwal and Nichol 2021): :class:`~sdegen.classifier.ClassifierGuidance`.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ class NoisyClassifier(nn.Module):
 
     The module owns ``net`` (so ``state_dict``, ``.to``, EMA and checkpoints work on it) and records
     the SDE whose marginals it was trained on, so that guidance can refuse a classifier of another
-    process. It is the :class:`~sdegen.composition.NoiseConditionalClassifier` that
-    :class:`~sdegen.composition.ClassifierGuidance` takes.
+    process. It is the :class:`~sdegen.classifier.NoiseConditionalClassifier` that
+    :class:`~sdegen.classifier.ClassifierGuidance` takes.
 
     Args:
         net: a module ``net(t [B], x [B, ...]) -> [B, C]`` with an attribute ``n_classes`` = C, e.g.
-            :class:`~sdegen.nn.MLPClassifier` or :class:`~sdegen.nn.UNetClassifier`.
+            :class:`~sdegen.classifier.MLPClassifier` or :class:`~sdegen.classifier.UNetClassifier`.
         sde: the forward SDE whose noised data x_t it classifies.
     """
 
