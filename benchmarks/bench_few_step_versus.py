@@ -309,7 +309,7 @@ def main() -> None:
     parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
     parser.add_argument("--sdes", nargs="+", choices=list(SDES), default=list(SDES))
     parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 15, 20, 30])
-    parser.add_argument("--fit-evaluations", type=int, default=150, help="bound on fit_grid's sampler runs")
+    parser.add_argument("--fit-evaluations", type=int, default=300, help="bound on fit_grid's sampler runs")
     parser.add_argument("--calibration", type=int, default=1024, help="x_T in fit_grid's calibration batch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")

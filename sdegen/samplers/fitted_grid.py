@@ -12,11 +12,10 @@ objective that Align Your Steps (Sabour et al. 2024) bounds and that GITS (Chen 
 splits into one-step local errors; here it is minimised directly, for whatever sampler is given
 (its multistep history, lower-order steps and final step included), by a derivative-free pattern
 search (a compass search: Kolda, Lewis and Torczon 2003) over the log-lengths of the N steps in
-lambda = log(alpha/sigma). The objective has several local minima (which grid family is nearest the
-best one differs between samplers and models: on 2-D mixtures at NFE 5, UniPC's best fitted grid
-was reached from a floored log-SNR grid under VE and from a uniform-t grid under VP), so the search
-starts from the best, on the calibration batch, of the sampler's own grid and the built-in grids of
-the same N. The ends t_0 and t_N stay fixed, and every candidate is strictly decreasing by
+lambda = log(alpha/sigma). The objective has several local minima, and which grid family lies in
+the best basin differs between samplers and models, so the search starts from the sampler's own
+grid and the built-in grids of the same N: each searches with an equal share of half the budget,
+and the best of them goes on with the rest. The ends t_0 and t_N stay fixed, and every candidate is strictly decreasing by
 construction.
 
 The cost is bounded and reported: one reference solve plus at most ``max_evaluations`` runs of the
@@ -34,7 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -151,8 +150,8 @@ def fit_grid(
             solve of the probability-flow ODE at ``rtol`` gives them.
         max_evaluations: bound on the runs of the sampler on the calibration batch.
         rtol: relative (and absolute) tolerance of the reference solve.
-        starts: the grids of N steps from T to ``eps`` that the search may start from (it starts
-            from the one of least error); default: the sampler's own grid and, on a
+        starts: the grids of N steps from T to ``eps`` to search from (each with a share of the
+            budget, then the best with the rest); default: the sampler's own grid and, on a
             :class:`~sdegen.sde.LinearSDE`, ``UniformGrid``, ``LogSNRGrid`` and ``KarrasGrid`` of
             its N steps, with and without the noise floor. ``[sampler.grid]`` starts from the
             sampler's grid alone.
@@ -239,7 +238,7 @@ def fit_grid(
 
     # Each start keeps its structure: a floored grid's last step stays its denoising step (first
     # order for the multistep samplers), wherever the fit moves the floor.
-    candidates, seen = [], set()
+    searches, seen = [], set()
     for grid in starts:
         times = grid.times(sde, eps) if grid is not sampler.grid else start
         denoising = grid.denoising_final_step(sde, eps)
@@ -247,30 +246,23 @@ def fit_grid(
             continue
         seen.add(key)
         z = axis.log_lengths(times)
-        candidates.append((error(z, denoising), z, denoising))
-    initial = candidates[0][0]
-    best, z, denoising = min(candidates, key=lambda c: c[0])
-    if not math.isfinite(best):
+        searches.append(_CompassSearch(z, error(z, denoising), denoising))
+    initial = searches[0].value
+    searches = [search for search in searches if math.isfinite(search.value)]
+    if not searches:
         raise FloatingPointError(
             f"{sampler!r} diverged on every starting grid on the calibration batch; nothing to fit"
         )
-    # Compass search: try each log-length up and down by delta, keep any improvement, halve delta
-    # after a sweep without one. Lengths are relative, so delta = 0.5 first moves a step by ~1.6x.
-    delta = 0.5
-    while runs[0] < max_evaluations and delta > 1e-3:
-        improved = False
-        for j in range(steps):
-            for sign in (1.0, -1.0):  # the other direction only if this one did not help
-                if runs[0] >= max_evaluations:
-                    break
-                trial = z.clone()
-                trial[j] += sign * delta
-                value = error(trial, denoising)
-                if value < best:
-                    z, best, improved = trial, value, True
-                    break
-        if not improved:
-            delta /= 2
+    # The start of least error is not always in the best basin (UniPC at NFE 5 under VE: the
+    # floored grid starts lower and ends 1.3x higher than the uniform one), so every start first
+    # searches with an equal share of half the budget, and the best goes on with the rest.
+    share = (max_evaluations - runs[0]) // (2 * len(searches))
+    if len(searches) > 1 and share > 0:
+        for search in searches:
+            search.run(error, runs, until=runs[0] + share)
+    search = min(searches, key=lambda s: s.value)
+    search.run(error, runs, until=max_evaluations)
+    z, best, denoising = search.z, search.value, search.denoising
     return FittedGrid(
         times=tuple(axis.times(z).tolist()),
         denoising_final_step=denoising,
@@ -283,6 +275,34 @@ def fit_grid(
         evaluations=runs[0],
         calibration_size=x_T.shape[0],
     )
+
+
+class _CompassSearch:
+    """A compass search (Kolda, Lewis and Torczon 2003) over a grid's log-lengths, resumable.
+
+    Each sweep tries every log-length up and down by delta and keeps any improvement; a sweep
+    without one halves delta. Lengths are relative, so delta = 0.5 first moves a step by ~1.6x.
+    """
+
+    def __init__(self, z: Tensor, value: float, denoising: bool) -> None:
+        self.z, self.value, self.denoising, self.delta = z, value, denoising, 0.5
+
+    def run(self, error: Callable[[Tensor, bool], float], runs: list[int], *, until: int) -> None:
+        """Search until ``runs[0]`` (the sampler runs so far) reaches ``until`` or delta < 1e-3."""
+        while runs[0] < until and self.delta > 1e-3:
+            improved = False
+            for j in range(len(self.z)):
+                for sign in (1.0, -1.0):  # the other direction only if this one did not help
+                    if runs[0] >= until:
+                        return
+                    trial = self.z.clone()
+                    trial[j] += sign * self.delta
+                    value = error(trial, self.denoising)
+                    if value < self.value:
+                        self.z, self.value, improved = trial, value, True
+                        break
+            if not improved:
+                self.delta /= 2
 
 
 def _families(sde: SDE, steps: int) -> list[TimeGrid]:
