@@ -85,7 +85,13 @@ def test_the_search_starts_from_the_best_of_the_built_in_grids():
     x_T = prior.sample(64, generator=torch.Generator().manual_seed(4))
     reference = ProbabilityFlowSampler("dopri5", rtol=1e-8, atol=1e-8)(sde, score, x_T).x
     sampler = DPMSolverMultistepSampler(5)
-    starts = [UniformGrid(5), LogSNRGrid(5), LogSNRGrid(5, floor=True), KarrasGrid(5), KarrasGrid(5, floor=True)]
+    starts = [
+        UniformGrid(5),
+        LogSNRGrid(5),
+        LogSNRGrid(5, floor=True),
+        KarrasGrid(5),
+        KarrasGrid(5, floor=True),
+    ]
     errors = [
         float((DPMSolverMultistepSampler(grid=g)(sde, score, x_T).x - reference).norm(dim=1).mean())
         for g in starts
@@ -112,7 +118,12 @@ def test_the_search_starts_from_the_best_of_the_built_in_grids():
         (DDIMSampler(4), {"rtol": -1.0}, ValueError, "rtol"),
         (DDIMSampler(4), {"reference": torch.zeros(3, 2)}, ValueError, "reference must be"),
         (DDIMSampler(grid=[0.5, 0.1, 0.001]), {}, ValueError, "start at T"),
-        (DDIMSampler(4), {"starts": [UniformGrid(5)]}, TypeError, "starts must be TimeGrids of the sampler's 4"),
+        (
+            DDIMSampler(4),
+            {"starts": [UniformGrid(5)]},
+            TypeError,
+            "starts must be TimeGrids of the sampler's 4",
+        ),
         (DDIMSampler(4), {"starts": ["uniform"]}, TypeError, "starts must be"),
         (DDIMSampler(4), {"starts": []}, ValueError, "starts is empty"),
     ],
