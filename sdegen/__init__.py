@@ -4,8 +4,6 @@ Forward SDEs with exact marginals, reverse-time SDE and probability-flow ODE obj
 torchsde and torchdiffeq, exact likelihoods, training, and an analytic oracle to test them against.
 """
 
-__version__ = "0.1.0"  # before the imports: sdegen.run records it in every run's settings
-
 from sdegen import (
     analytic,
     classifier,
@@ -22,6 +20,7 @@ from sdegen import (
 )
 from sdegen._deprecation import moved_names
 from sdegen._solve import SolverError
+from sdegen._version import __version__ as __version__
 from sdegen.brownian import SequentialBrownian
 from sdegen.composition import (
     ClassifierFreeGuidance,

@@ -34,6 +34,8 @@ __all__ = [
     "check_linear_sde",
     "check_generator",
     "check_score_output",
+    "check_output",
+    "check_end_time",
     "check_class_labels",
 ]
 
@@ -286,6 +288,64 @@ def check_positive(name: str, value: object) -> float:
     if value <= 0:
         raise ValueError(f"{name} must be > 0; got {name}={value:.6g}")
     return value
+
+
+def check_end_time(name: str, value: object, T: float, why: str) -> float:
+    """Return ``value`` as a float in the open interval (0, T), or raise saying ``why`` it must be.
+
+    The end time of a likelihood, a bound or a loss: t = 0 is excluded because the score (or the
+    loss) is singular there, and T because the integral from ``value`` to T would be empty.
+    """
+    value = check_real(name, value)
+    if not 0.0 < value < T:
+        raise ValueError(f"{name} must lie in (0, T) = (0, {T:g}): {why}; got {name}={value:.6g}")
+    return value
+
+
+def check_output(
+    name: str,
+    value: object,
+    what: str,
+    shapes: Sequence[tuple[int, ...]],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | None = None,
+    floating: bool = False,
+) -> Tensor:
+    """Return what a user's callable ``name`` returned if it is a tensor of one of ``shapes`` (and of
+    ``dtype``, on ``device``, of a floating-point dtype when asked), else raise ``ValueError``
+    ``"{name} must return {what}; got ..."``.
+
+    No device synchronisation: shape, dtype and device are metadata. (A score's output, which must be
+    shaped like x, has its own check with its own advice: :func:`check_score_output`.)
+    """
+    if (
+        not torch.is_tensor(value)
+        or tuple(value.shape) not in [tuple(s) for s in shapes]
+        or (dtype is not None and value.dtype != dtype)
+        or (device is not None and value.device != device)
+        or (floating and not value.is_floating_point())
+    ):
+        got = (
+            f"shape {tuple(value.shape)}, dtype {value.dtype}, device {value.device}"
+            if torch.is_tensor(value)
+            else f"a {type(value).__name__}"
+        )
+        raise ValueError(f"{name} must return {what}; got {got}")
+    return value
+
+
+def check_whole_batch_draw(n: object, generator: object, device: object) -> tuple[int, torch.device]:
+    """The arguments of a distribution's ``sample(n, generator, device=...)``: ``n`` as a count,
+    ``generator`` as one stream for the whole batch (None or a ``torch.Generator``), and the device
+    to draw on (``device``, else the generator's, else the CPU)."""
+    from sdegen.random import check_whole_batch_generator
+
+    n = check_steps("n", n)
+    check_whole_batch_generator(generator)
+    if device is None:
+        device = generator.device if generator is not None else "cpu"
+    return n, torch.device(device)
 
 
 def check_tensor(name: str, value: object) -> Tensor:

@@ -26,6 +26,7 @@ asks which SDE it is: only ``alpha(t)`` and ``sigma(t)`` of :class:`~sdegen.sde.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
@@ -359,15 +360,13 @@ class ScoreModel(nn.Module):
                 f"no n_classes. Build the network with n_classes=C (e.g. ScoreMLP(2, n_classes=C)) to "
                 f"train and sample a class-conditional model."
             )
+        return self._labels(name, y, x.shape[0], x.device)
+
+    def _labels(self, name: str, y: object, batch: int | None, device: torch.device | None) -> Tensor:
+        """``check_class_labels`` with this model's labels: classes 0..C-1 and the null label C."""
         C = self.n_classes
-        return check_class_labels(
-            name,
-            y,
-            x.shape[0],
-            C + 1,
-            meaning=f"classes 0..{C - 1}, or the null label {C} (unconditional)",
-            device=x.device,
-        )
+        meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
+        return check_class_labels(name, y, batch, C + 1, meaning=meaning, device=device)
 
     def given(self, y: int | Tensor) -> ScoreModel:
         """The score model of class ``y`` with the label bound: ``given(y)(t, x) = self(t, x, y)``.
@@ -380,9 +379,7 @@ class ScoreModel(nn.Module):
         """
         if not self.is_conditional:
             self.check_labels(y, torch.empty(0))
-        C = self.n_classes
-        meaning = f"classes 0..{C - 1}, or the null label {C} (unconditional)"
-        checked = check_class_labels("y", y, None, C + 1, meaning=meaning)
+        checked = self._labels("y", y, None, None)
         labels: int | Tensor = int(checked) if checked.ndim == 0 else checked
         return ScoreModel(_LabelledNet(self.net, labels), self.sde, self.parameterization)
 
@@ -432,19 +429,21 @@ class ScoreModel(nn.Module):
 
     def data_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """x0_hat(t, x) = E[x_0 | x_t = x] from the network's output without passing through the score."""
-        check_batch_shape("x", x)
-        self._require_kernel("data_prediction")
-        tb = batch_time(t, x)
-        kernel = self.kernel(tb)
-        return self.parameterization.to_data(self._net(tb, x, y, kernel), x, kernel)
+        return self._prediction("data_prediction", self.parameterization.to_data, t, x, y)
 
     def noise_prediction(self, t: float | Tensor, x: Tensor, y: int | Tensor | None = None) -> Tensor:
         """eps_hat(t, x) = E[z | x_t = x] from the network's output without passing through the score."""
+        return self._prediction("noise_prediction", self.parameterization.to_noise, t, x, y)
+
+    def _prediction(
+        self, what: str, convert: Callable[..., Tensor], t: float | Tensor, x: Tensor, y: int | Tensor | None
+    ) -> Tensor:
+        """``convert(net output, x, kernel)``: the network's output as the prediction ``what``."""
         check_batch_shape("x", x)
-        self._require_kernel("noise_prediction")
+        self._require_kernel(what)
         tb = batch_time(t, x)
         kernel = self.kernel(tb)
-        return self.parameterization.to_noise(self._net(tb, x, y, kernel), x, kernel)
+        return convert(self._net(tb, x, y, kernel), x, kernel)
 
     def _require_kernel(self, what: str) -> None:
         check_linear_sde(self.sde, f"ScoreModel.{what}")

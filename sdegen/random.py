@@ -76,8 +76,14 @@ class _Draw:
         self.key, self.make = key, make
 
 
-def _normal(device, dtype) -> _Draw:
-    return _Draw(("normal", dtype), lambda s, g: torch.randn(s, generator=g, device=device, dtype=dtype))
+def _drawn(draw: _Draw, shape: Sequence[int], generator: RandomSource, batch_dim: int) -> Tensor:
+    """``draw.make(shape, generator)`` from a ``torch.Generator`` (or the global one), or the same
+    draw served row by row by a :class:`BatchGenerator`: the one path of :func:`randn`,
+    :func:`rand` and :func:`randint`."""
+    shape = tuple(int(s) for s in shape)
+    if isinstance(generator, BatchGenerator):
+        return generator._draw(draw, shape, batch_dim)
+    return draw.make(shape, generator)
 
 
 def randn(
@@ -89,12 +95,9 @@ def randn(
     batch_dim: int = 0,
 ) -> Tensor:
     """Standard normal numbers of ``shape``, as ``torch.randn``, from any :data:`RandomSource`."""
-    shape = tuple(int(s) for s in shape)
-    device = _device(device, generator)
-    dtype = dtype or torch.get_default_dtype()
-    if isinstance(generator, BatchGenerator):
-        return generator._draw(_normal(device, dtype), shape, batch_dim)
-    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+    device, dtype = _device(device, generator), dtype or torch.get_default_dtype()
+    draw = _Draw(("normal", dtype), lambda s, g: torch.randn(s, generator=g, device=device, dtype=dtype))
+    return _drawn(draw, shape, generator, batch_dim)
 
 
 def rand(
@@ -106,13 +109,9 @@ def rand(
     batch_dim: int = 0,
 ) -> Tensor:
     """Uniform numbers on [0, 1) of ``shape``, as ``torch.rand``, from any :data:`RandomSource`."""
-    shape = tuple(int(s) for s in shape)
-    device = _device(device, generator)
-    dtype = dtype or torch.get_default_dtype()
-    if isinstance(generator, BatchGenerator):
-        draw = _Draw(("uniform", dtype), lambda s, g: torch.rand(s, generator=g, device=device, dtype=dtype))
-        return generator._draw(draw, shape, batch_dim)
-    return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    device, dtype = _device(device, generator), dtype or torch.get_default_dtype()
+    draw = _Draw(("uniform", dtype), lambda s, g: torch.rand(s, generator=g, device=device, dtype=dtype))
+    return _drawn(draw, shape, generator, batch_dim)
 
 
 def randint(
@@ -126,15 +125,12 @@ def randint(
     batch_dim: int = 0,
 ) -> Tensor:
     """Integers uniform on {low, ..., high - 1} of ``shape``, as ``torch.randint``."""
-    shape = tuple(int(s) for s in shape)
     device = _device(device, generator)
-    if isinstance(generator, BatchGenerator):
-        draw = _Draw(
-            ("integer", low, high, dtype),
-            lambda s, g: torch.randint(low, high, s, generator=g, device=device, dtype=dtype),
-        )
-        return generator._draw(draw, shape, batch_dim)
-    return torch.randint(low, high, shape, generator=generator, device=device, dtype=dtype)
+    draw = _Draw(
+        ("integer", low, high, dtype),
+        lambda s, g: torch.randint(low, high, s, generator=g, device=device, dtype=dtype),
+    )
+    return _drawn(draw, shape, generator, batch_dim)
 
 
 def normal_(out: Tensor, generator: RandomSource = None, *, std: float = 1.0, batch_dim: int = 0) -> Tensor:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 import sdegen
-from sdegen._checks import check_class_labels, same_sde
+from sdegen._checks import check_class_labels, check_end_time, check_output, check_whole_batch_draw, same_sde
+from sdegen.random import PerSampleGenerator
 from sdegen.samplers import KarrasGrid, LogSNRGrid
 
 
@@ -75,3 +77,37 @@ def test_a_general_sde_is_compared_by_its_drift_and_diffusion():
     assert same_sde(_OpaqueVP(), sdegen.VPSDE())
     assert not same_sde(_OpaqueVP(beta_max=10.0), sdegen.VPSDE())
     assert not same_sde(_OpaqueVP(), sdegen.VESDE())
+
+
+def test_check_output_names_the_callable_what_it_must_return_and_what_it_returned():
+    x = torch.zeros(4, 2)
+    ok = torch.zeros(4)
+    assert check_output("f(x)", ok, "a tensor [B]", [(4,)], dtype=x.dtype, device=x.device) is ok
+    assert check_output("v", x, "x's shape or [B]", [(4,), (4, 2)]) is x  # any of the shapes
+    with pytest.raises(ValueError, match=r"^f\(x\) must return a tensor \[B\]; got shape \(4, 1\), dtype"):
+        check_output("f(x)", torch.zeros(4, 1), "a tensor [B]", [(4,)])
+    with pytest.raises(ValueError, match=r"got shape \(4,\), dtype torch.float64"):
+        check_output("f(x)", ok.double(), "a tensor [B]", [(4,)], dtype=torch.float32)
+    with pytest.raises(ValueError, match=r"got shape \(4,\), dtype torch.int64"):
+        check_output("f(x)", ok.long(), "logits", [(4,)], floating=True)
+    with pytest.raises(ValueError, match="must return logits; got a list"):
+        check_output("f(x)", [0.0] * 4, "logits", [(4,)])
+
+
+def test_check_end_time_is_the_open_interval_and_says_why():
+    assert check_end_time("eps", 1e-5, 1.0, "why") == 1e-5
+    for bad in (0.0, 1.0, -1e-3, 2.0):
+        with pytest.raises(ValueError, match=r"eps must lie in \(0, T\) = \(0, 1\): the reason; got eps="):
+            check_end_time("eps", bad, 1.0, "the reason")
+    with pytest.raises(TypeError, match="eps must be a real number"):
+        check_end_time("eps", "small", 1.0, "why")
+
+
+def test_check_whole_batch_draw_takes_the_generators_device_and_refuses_a_batch_generator():
+    assert check_whole_batch_draw(3, None, None) == (3, torch.device("cpu"))
+    assert check_whole_batch_draw(3, torch.Generator(), None) == (3, torch.device("cpu"))
+    assert check_whole_batch_draw(3, None, "meta") == (3, torch.device("meta"))
+    with pytest.raises(ValueError, match="n"):
+        check_whole_batch_draw(0, None, None)
+    with pytest.raises(TypeError):
+        check_whole_batch_draw(3, PerSampleGenerator([0, 1, 2]), None)

@@ -13,6 +13,7 @@ from sdegen import (
     VESDE,
     VPSDE,
     DDIMSampler,
+    DDPMSampler,
     DPMSolverMultistepSampler,
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
@@ -24,6 +25,7 @@ from sdegen import (
     UniPCSampler,
 )
 from sdegen.analytic import GaussianMixture
+from sdegen.samplers._score import SMALL_OUTPUT
 from sdegen.samplers._steps import multistep_order
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.sde.coefficients import CoefficientGrid
@@ -265,11 +267,29 @@ def test_a_batch_wide_nan_is_named_at_its_first_evaluation():
 
 
 def test_a_nan_in_one_sample_is_caught_by_the_sparse_full_sums_and_located_to_four():
-    """A NaN in one sample (not the first) propagates through its state, so the next full sum (every
-    4th evaluation, or the last one) catches it; the message gives the evaluations it is among."""
+    """A NaN in one sample (not the first) of a large output (over SMALL_OUTPUT numbers) propagates
+    through its state, so the next full sum (every 4th evaluation, or the last one) catches it; the
+    message gives the evaluations it is among."""
+    assert 8 * 4096 > SMALL_OUTPUT
     with pytest.raises(FloatingPointError, match=r"score evaluation 8; the first is among evaluations 5-8"):
-        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 3))
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096))
     with pytest.raises(FloatingPointError, match=r"score evaluation 7\)"):
         DDIMSampler(grid=UniformGrid(10))(
-            VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 3), check_finite_every=1
+            VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), check_finite_every=1
+        )
+
+
+def test_a_nan_in_one_sample_of_a_small_output_is_named_exactly():
+    """An output of at most SMALL_OUTPUT numbers is summed whole at every evaluation: the first
+    non-finite one is named exactly, over a run long enough to stack its sums (every 32 evaluations)."""
+    for grid, at in ((UniformGrid(10), 7), (UniformGrid(100), 57)):
+        with pytest.raises(FloatingPointError, match=rf"\(step {at - 1}, score evaluation {at}\); sampling"):
+            DDIMSampler(grid=grid)(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 3))
+    # the same through score(t, x) with a time tensor (the predictors), whose times are copied out
+    with pytest.raises(FloatingPointError, match=r"at t=0\.44\d* \(step 56, score evaluation 57\)"):
+        DDPMSampler(grid=UniformGrid(100))(
+            VPSDE(),
+            _nan_below(0.45, slice(5, 6)),
+            torch.zeros(8, 3),
+            generator=torch.Generator().manual_seed(0),
         )

@@ -375,3 +375,24 @@ def test_a_renamed_sampler_module_still_gives_the_same_object_with_a_warning(old
         assert getattr(old_module, name) is getattr(new_module, name) is getattr(sdegen.samplers, name)
     with pytest.raises(AttributeError, match="has no attribute"):
         old_module.NoSuchName  # noqa: B018
+
+
+def test_the_samplers_an_error_suggests_come_from_the_registry() -> None:
+    """A deterministic sampler refuses a noisy observation and names the registered stochastic grid
+    samplers, and only those; a sampler without a grid of its own names every grid sampler."""
+    from sdegen.observations import Inpainting
+    from sdegen.samplers.registry import SAMPLERS
+
+    sde = SDES["VP"]
+    built = [entry.build() for entry in SAMPLERS.values()]
+    grid_samplers = {type(s).__name__ for s in built if s.supports_observation}
+    stochastic = {type(s).__name__ for s in built if s.supports_observation and s.stochastic}
+    noisy = Inpainting(torch.tensor([True, False]), torch.zeros(2), noise_std=0.1)
+    with pytest.raises(TypeError, match=r"Use a stochastic sampler \(([^)]*)\)") as refused:
+        sdegen.sample(sde, MIXTURE.score(sde), (4, 2), sdegen.UniPCSampler(5), observation=noisy)
+    listed = re.search(r"Use a stochastic sampler \(([^)]*)\)", str(refused.value)).group(1).split(", ")
+    assert set(listed) == stochastic and "DDPMSampler" in listed and "UniPCSampler" not in listed
+    with pytest.raises(TypeError, match=r"Use a grid sampler \(([^)]*)\)") as refused:
+        sdegen.sample(sde, MIXTURE.score(sde), (4, 2), ProbabilityFlowSampler(), callback=lambda info: None)
+    listed = re.search(r"Use a grid sampler \(([^)]*)\)", str(refused.value)).group(1).split(", ")
+    assert set(listed) == grid_samplers and "ProbabilityFlowSampler" not in listed

@@ -236,3 +236,30 @@ def test_reverse_and_probability_flow_drifts(sde):
     g2 = (sde.diffusion(t) ** 2)[:, None, None, None]
     torch.testing.assert_close(sde.reverse_drift(t, x, score), sde.drift(t, x) - g2 * score)
     torch.testing.assert_close(sde.probability_flow_drift(t, x, score), sde.drift(t, x) - 0.5 * g2 * score)
+
+
+# -- the variance-preserving family ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sde",
+    [VPSDE(0.1, 20.0), sdegen.CosineVPSDE(), sdegen.DiscreteVPSDE.from_beta_schedule("linear", dtype=F64)],
+    ids=lambda s: type(s).__name__,
+)
+def test_every_vp_schedule_is_variance_preserving_with_a_minus_half_beta_and_g2_beta(sde):
+    """alpha^2 + sigma^2 = 1, and the closed forms the VP family states once (a = -beta/2, g^2 = beta)
+    are the moment equations' a = d log alpha/dt and g^2 = d sigma^2/dt - 2 a sigma^2, taken by
+    autograd from each schedule's own alpha and sigma^2."""
+    from sdegen.sde.vp import VariancePreserving
+
+    assert isinstance(sde, VariancePreserving) and sde.prior_std == 1.0
+    t = torch.linspace(0.05, 0.95, 7, dtype=F64) * sde.T
+    torch.testing.assert_close(sde.alpha(t) ** 2 + sde.sigma(t) ** 2, torch.ones_like(t), rtol=0, atol=1e-12)
+    torch.testing.assert_close(sde.drift_coefficient(t), -0.5 * sde.beta(t), rtol=0, atol=0)
+    torch.testing.assert_close(sde.diffusion_squared(t), sde.beta(t), rtol=0, atol=0)
+    torch.testing.assert_close(
+        sde.drift_coefficient(t), sdegen.LinearSDE.drift_coefficient(sde, t), rtol=1e-7, atol=1e-9
+    )
+    torch.testing.assert_close(
+        sde.diffusion_squared(t), sdegen.LinearSDE.diffusion_squared(sde, t), rtol=1e-6, atol=1e-9
+    )

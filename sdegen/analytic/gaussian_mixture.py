@@ -39,8 +39,8 @@ from sdegen._checks import (
     check_real,
     check_steps,
     check_time,
+    check_whole_batch_draw,
 )
-from sdegen.random import check_whole_batch_generator
 from sdegen.sde.base import LinearSDE, ScoreFn
 
 if TYPE_CHECKING:
@@ -294,11 +294,7 @@ class GaussianMixture:
         self, n: int, generator: torch.Generator | None, device: torch.device | str | None
     ) -> tuple[Tensor, Tensor]:
         """Pick k ~ w, then mu_k + U_k lambda_k^(1/2) z: float64 samples and their components ``[n]``."""
-        n = check_steps("n", n)
-        check_whole_batch_generator(generator)
-        if generator is not None and device is None:
-            device = generator.device
-        device = torch.device(device) if device is not None else torch.device("cpu")
+        n, device = check_whole_batch_draw(n, generator, device)
         log_w, mu, lam, U = self._params(device)
         k = torch.multinomial(log_w.exp(), n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, device=device, dtype=torch.float64)

@@ -6,15 +6,14 @@ a class-conditional score, grad_x log p_t(x | y) = grad_x log p_t(x) + grad_x lo
 (Song et al. 2021, eq. 14 and appendix I.1; Dhariwal and Nichol 2021). Everything that concept
 needs, from the network to the guided score:
 
-=====================================  ==================================================================
-:class:`MLPClassifier`,                the networks ``net(t, x) -> logits [B, C]`` (from :mod:`sdegen.nn`,
-:class:`UNetClassifier`                where they share their layers with the score networks)
-:class:`NoisyClassifier`               a network and the SDE whose noised data it classifies
-:class:`NoisyClassifierLoss`           its cross-entropy on x_t at random t, trained by the ``Trainer``
-:class:`HeldOutAccuracy`               its accuracy on held-out data noised to a time t (a callback)
-:class:`NoiseConditionalClassifier`    what guidance takes: ``(t, x) -> logits`` with ``n_classes``
-:class:`ClassifierGuidance`            the guided score ``score_fn(t, x) + scale grad_x log p_t(y | x)``
-=====================================  ==================================================================
+| name | what it is |
+|---|---|
+| :class:`MLPClassifier`, :class:`UNetClassifier` | the networks ``net(t, x) -> logits [B, C]`` (from :mod:`sdegen.nn`, where they share their layers with the score networks) |
+| :class:`NoisyClassifier` | a network and the SDE whose noised data it classifies |
+| :class:`NoisyClassifierLoss` | its cross-entropy on x_t at random t, trained by the ``Trainer`` |
+| :class:`HeldOutAccuracy` | its accuracy on held-out data noised to a time t (a training callback) |
+| :class:`NoiseConditionalClassifier` | what guidance takes: ``(t, x) -> logits`` with ``n_classes`` |
+| :class:`ClassifierGuidance` | the guided score: ``score_fn(t, x)`` plus ``scale`` times the classifier's gradient in x |
 
 The guidance and its protocol are defined with the other compositions of scores
 (:mod:`sdegen.composition`), which the exact oracle (:meth:`sdegen.analytic.GaussianMixture.classifier`)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
+from sdegen._checks import check_output
 from sdegen.classifier.model import NoisyClassifier
 from sdegen.losses.base import Reduction, TimeWeightedLoss
 from sdegen.losses.weighting import TimeWeighting, UniformWeighting
@@ -51,10 +52,8 @@ class NoisyClassifierLoss(TimeWeightedLoss):
         self, model: NoisyClassifier, x0: Tensor, y: Tensor, generator: RandomSource
     ) -> Tensor:
         b = self.noised(model, x0, generator)
-        logits = model(b.t, b.x_t)
-        if logits.shape != (x0.shape[0], model.n_classes):
-            raise ValueError(
-                f"the classifier must return logits of shape [B, C] = [{x0.shape[0]}, {model.n_classes}]; "
-                f"got {tuple(logits.shape)}"
-            )
+        shape = (x0.shape[0], model.n_classes)
+        logits = check_output(
+            "the classifier", model(b.t, b.x_t), f"logits of shape [B, C] = [{shape[0]}, {shape[1]}]", [shape]
+        )
         return b.weight * F.cross_entropy(logits, y, reduction="none")

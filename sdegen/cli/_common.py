@@ -8,14 +8,14 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdegen._checks import SEED_LIMIT
-from sdegen.run.errors import SettingsError
+from sdegen.run.errors import SettingsError, as_settings_error
 from sdegen.sde import SDE
 from sdegen.training.files import atomic_write
 
@@ -50,20 +50,14 @@ class UsageError(SettingsError):
     """
 
 
-@contextlib.contextmanager
-def as_usage_error(what: str) -> Iterator[None]:
+def as_usage_error(what: str) -> contextlib.AbstractContextManager[None]:
     """Report a ``ValueError``/``TypeError`` raised while turning the arguments into objects as a
-    usage error about ``what``.
+    usage error about ``what`` (:func:`~sdegen.run.as_settings_error` with a :class:`UsageError`).
 
     Only the construction of objects from the command line runs inside this: an error raised later,
     while training, sampling or evaluating, is a failure (exit status 1), never the user's fault.
     """
-    try:
-        yield
-    except SettingsError:
-        raise
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"invalid {what}: {e}") from e
+    return as_settings_error(what, UsageError)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

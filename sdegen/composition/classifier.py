@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from sdegen._checks import check_real, check_score_fn, check_score_output, common_sde
+from sdegen._checks import check_output, check_real, check_score_fn, check_score_output, common_sde
 from sdegen.composition.conditional import (
     NoiseConditionalClassifier,
     check_label,
@@ -68,22 +67,14 @@ class ClassifierGuidance:
         y = labels_like(self.y, x)
 
         def log_p(xg: Tensor) -> Tensor:
-            logits = self.classifier(t, xg)
-            if (
-                not torch.is_tensor(logits)
-                or logits.shape != (x.shape[0], self.n_classes)
-                or not logits.is_floating_point()
-                or logits.device != x.device
-            ):
-                got = (
-                    f"shape {tuple(logits.shape)}, dtype {logits.dtype}, device {logits.device}"
-                    if torch.is_tensor(logits)
-                    else f"a {type(logits).__name__}"
-                )
-                raise ValueError(
-                    f"classifier must return floating-point logits of shape [B, C] = [{x.shape[0]}, "
-                    f"{self.n_classes}] on x's device {x.device}; got {got}"
-                )
+            logits = check_output(
+                "classifier",
+                self.classifier(t, xg),
+                f"floating-point logits of shape [B, C] = [{x.shape[0]}, {self.n_classes}] on x's device {x.device}",
+                [(x.shape[0], self.n_classes)],
+                device=x.device,
+                floating=True,
+            )
             return logits.log_softmax(dim=-1).gather(1, y[:, None])
 
         return input_gradient(log_p, x, "the classifier's log p_t(y | x)")[1]

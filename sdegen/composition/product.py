@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_real, check_score_fn, check_score_output, common_sde
+from sdegen._checks import check_output, check_real, check_score_fn, check_score_output, common_sde
 from sdegen.sde.base import ScoreFn
 
 __all__ = ["ProductOfExperts"]
@@ -95,21 +95,13 @@ class ProductOfExperts:
             )
         out = None
         for i, (w, f) in enumerate(zip(self.weights, self.log_densities, strict=True)):
-            v = f(t, x)
-            if (
-                not torch.is_tensor(v)
-                or v.shape != (x.shape[0],)
-                or v.dtype != x.dtype
-                or v.device != x.device
-            ):
-                got = (
-                    f"shape {tuple(v.shape)}, dtype {v.dtype}"
-                    if torch.is_tensor(v)
-                    else f"a {type(v).__name__}"
-                )
-                raise ValueError(
-                    f"log_densities[{i}] must return a tensor [B] = [{x.shape[0]}] of x's dtype {x.dtype} "
-                    f"on {x.device}; got {got}"
-                )
+            v = check_output(
+                f"log_densities[{i}]",
+                f(t, x),
+                f"a tensor [B] = [{x.shape[0]}] of x's dtype {x.dtype} on {x.device}",
+                [(x.shape[0],)],
+                dtype=x.dtype,
+                device=x.device,
+            )
             out = v * w if out is None else torch.add(out, v, alpha=w)
         return out

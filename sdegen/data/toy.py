@@ -19,9 +19,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_positive, check_real, check_steps
+from sdegen._checks import check_batch_shape, check_positive, check_real, check_steps, check_whole_batch_draw
 from sdegen.analytic import GaussianMixture
-from sdegen.random import check_whole_batch_generator
 
 __all__ = [
     "ToyDistribution",
@@ -54,11 +53,8 @@ class ToyDistribution(abc.ABC):
         dtype: torch.dtype = torch.float32,
     ) -> Tensor:
         """``n`` independent samples, shape ``[n, 2]``."""
-        n = check_steps("n", n)
-        check_whole_batch_generator(generator)
-        if generator is not None and device is None:
-            device = generator.device
-        return self._sample(n, generator, torch.device(device or "cpu")).to(dtype)
+        n, device = check_whole_batch_draw(n, generator, device)
+        return self._sample(n, generator, device).to(dtype)
 
     @abc.abstractmethod
     def _sample(self, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -81,11 +77,8 @@ class ToyDistribution(abc.ABC):
                 f"{self!r} has no class labels; the Gaussian mixtures (ring, grid: a class per "
                 f"component) and the moons are labelled"
             )
-        n = check_steps("n", n)
-        check_whole_batch_generator(generator)
-        if generator is not None and device is None:
-            device = generator.device
-        x, y = self._sample_labelled(n, generator, torch.device(device or "cpu"))
+        n, device = check_whole_batch_draw(n, generator, device)
+        x, y = self._sample_labelled(n, generator, device)
         return x.to(dtype), y
 
     def _sample_labelled(

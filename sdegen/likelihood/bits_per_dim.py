@@ -79,6 +79,17 @@ class Quantization:
         return self.n_bits - math.log2(hi - lo)
 
 
+def check_quantization(value: object) -> Quantization:
+    """Return ``value`` if it is a :class:`Quantization` (the ``bits_per_dim=`` of a likelihood or a
+    bound), else raise ``TypeError`` saying what to pass."""
+    if not isinstance(value, Quantization):
+        raise TypeError(
+            f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
+            f"bits_per_dim=Quantization(data_range=(0.0, 1.0), n_bits=8); got {value!r}"
+        )
+    return value
+
+
 def _dims(x_shape_or_dims: int | Sequence[int], batch: int | None) -> int:
     if isinstance(x_shape_or_dims, int) and not isinstance(x_shape_or_dims, bool):
         if x_shape_or_dims < 1:

@@ -78,16 +78,19 @@ from torch import Tensor
 from sdegen import random
 from sdegen._checks import (
     check_density_input,
+    check_end_time,
     check_fits_model,
     check_generator,
     check_linear_sde,
+    check_output,
     check_real,
     check_same_sde,
     check_score_fn,
     check_sde,
     check_steps,
 )
-from sdegen.likelihood.bits_per_dim import Quantization, grid_levels
+from sdegen.likelihood._prior import check_prior_logp, log_prior
+from sdegen.likelihood.bits_per_dim import Quantization, check_quantization, grid_levels
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.random import RandomSource
 from sdegen.samplers._score import ScoreEvaluator
@@ -296,14 +299,10 @@ def elbo(
     n_samples = check_steps("n_samples", n_samples)
     if time_law not in TIME_LAWS:
         raise ValueError(f"time_law must be one of {TIME_LAWS}; got {time_law!r}")
-    eps = check_real("eps", eps)
-    if not 0.0 < eps < sde.T:
-        raise ValueError(
-            f"eps must lie in (0, T) = (0, {sde.T:g}): the reverse SDE runs from T down to eps, where the "
-            f"score is still finite; got eps={eps:g}"
-        )
-    if prior_logp is not None and not callable(prior_logp):
-        raise TypeError(f"prior_logp must be a callable z -> [B]; got {type(prior_logp).__name__}")
+    eps = check_end_time(
+        "eps", eps, sde.T, "the reverse SDE runs from T down to eps, where the score is still finite"
+    )
+    check_prior_logp(prior_logp)
     if decoder is not None and not isinstance(decoder, DataGrid):
         raise TypeError(f"decoder must be a DataGrid such as DataGrid((-1.0, 1.0), 256); got {decoder!r}")
     if bits_per_dim is not None:
@@ -313,11 +312,7 @@ def elbo(
                 "is already on the probability of the discrete data and bpd = nll / (D ln 2) is returned: "
                 "drop bits_per_dim"
             )
-        if not isinstance(bits_per_dim, Quantization):
-            raise TypeError(
-                f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
-                f"Quantization(data_range=(0.0, 1.0), n_bits=8); got {bits_per_dim!r}"
-            )
+        check_quantization(bits_per_dim)
     if decoder is not None:
         decoder.levels_of(x)  # raises for data off the grid
     elif not bool(torch.isfinite(x).all()):
@@ -342,7 +337,6 @@ def elbo(
         return ab, var.sqrt()
 
     evaluator = ScoreEvaluator(score_fn, T=sde.T, t_end=eps)
-    prior = sde.prior_logp if prior_logp is None else prior_logp
     x64 = x.detach().reshape(B, 1, D).double()
     wide = dict(device=x.device, dtype=torch.float64)
     event = tuple(x.shape[1:])
@@ -372,12 +366,7 @@ def elbo(
         prior_term = 0.0
         for sign in (1.0, -1.0):
             x_T = (ab_T * x64 + sign * sb_T * z_prior).to(x.dtype).reshape(B * n_samples, *event)
-            logp = prior(x_T)
-            if not torch.is_tensor(logp) or logp.shape != (B * n_samples,):
-                got = tuple(logp.shape) if torch.is_tensor(logp) else type(logp).__name__
-                raise ValueError(
-                    f"prior_logp(z) must return a tensor of shape [B] = [{B * n_samples}]; got {got}"
-                )
+            logp = log_prior(sde, prior_logp, x_T)
             prior_term = prior_term - 0.5 * logp.double().reshape(B, n_samples)
 
         integrand = torch.empty(B, n_samples, **wide)
@@ -613,10 +602,8 @@ def ddpm_bound(
         lb, lbt = chain.log_beta[i], chain.log_beta_tilde[i]
         if callable(variance):
             tb = torch.full((xt.shape[0],), chain.t[i], dtype=x.dtype, device=x.device)
-            f = variance(tb, xt)
-            if not torch.is_tensor(f) or f.shape not in (xt.shape, (xt.shape[0],)):
-                got = tuple(f.shape) if torch.is_tensor(f) else type(f).__name__
-                raise ValueError(f"variance(t, x_t) must return a tensor shaped like x_t or [B]; got {got}")
+            what = "a tensor shaped like x_t or [B]"
+            f = check_output("variance(t, x_t)", variance(tb, xt), what, [xt.shape, (xt.shape[0],)])
             f = f.double().reshape(xt.shape[0], -1)
             log_v = f * lb + (1.0 - f) * lbt
         else:

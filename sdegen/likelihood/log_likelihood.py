@@ -35,10 +35,10 @@ from torchdiffeq import odeint, odeint_adjoint
 from sdegen._checks import (
     check_bool,
     check_density_input,
+    check_end_time,
     check_fits_model,
     check_generator,
     check_positive,
-    check_real,
     check_same_sde,
     check_score_differentiable,
     check_score_fn,
@@ -50,7 +50,8 @@ from sdegen._progress import Progress
 from sdegen._progress import progress as _progress
 from sdegen._solve import SolveLog, solve_failure
 from sdegen.divergence import DivergenceEstimator, Hutchinson
-from sdegen.likelihood.bits_per_dim import Quantization
+from sdegen.likelihood._prior import check_prior_logp, log_prior
+from sdegen.likelihood.bits_per_dim import Quantization, check_quantization
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.random import RandomSource
 from sdegen.sde.base import SDE, ScoreFn
@@ -271,21 +272,16 @@ def log_likelihood(
             f"method must be an adaptive torchdiffeq solver, one of {ADAPTIVE_METHODS}; got {method!r}"
         )
     rtol, atol = check_positive("rtol", rtol), check_positive("atol", atol)
-    eps = check_real("eps", sde.likelihood_eps if eps is None else eps)
-    if not 0.0 < eps < sde.T:
-        raise ValueError(
-            f"eps must lie in (0, T) = (0, {sde.T:g}): the ODE is solved from eps to T and the score is "
-            f"singular at t = 0; got eps={eps:g}"
-        )
-    if prior_logp is not None and not callable(prior_logp):
-        raise TypeError(f"prior_logp must be a callable z -> [B]; got {type(prior_logp).__name__}")
+    eps = check_end_time(
+        "eps",
+        sde.likelihood_eps if eps is None else eps,
+        sde.T,
+        "the ODE is solved from eps to T and the score is singular at t = 0",
+    )
+    check_prior_logp(prior_logp)
     check_generator(generator, x, "x")
-    if bits_per_dim is not None and not isinstance(bits_per_dim, Quantization):
-        raise TypeError(
-            f"bits_per_dim must be a Quantization saying how x was quantized, e.g. "
-            f"bits_per_dim=Quantization(data_range=(0.0, 1.0), n_bits=8); got {bits_per_dim!r}"
-        )
     if bits_per_dim is not None:
+        check_quantization(bits_per_dim)
         lo, hi = bits_per_dim.data_range
         x_min, x_max = float(x.detach().min()), float(x.detach().max())
         if x_min < lo or x_max > hi:
@@ -358,10 +354,7 @@ def log_likelihood(
 
     with torch.set_grad_enabled(create_graph):
         z = final[: flow.n].view(x.shape).to(x.dtype)
-        prior = (sde.prior_logp if prior_logp is None else prior_logp)(z)
-        if not torch.is_tensor(prior) or prior.shape != (B,):
-            got = tuple(prior.shape) if torch.is_tensor(prior) else type(prior).__name__
-            raise ValueError(f"prior_logp(z) must return a tensor of shape [B] = [{B}]; got {got}")
+        prior = log_prior(sde, prior_logp, z)
         logp = (prior.to(wide) + final[flow.n :]).to(x.dtype)
     if not bool(torch.isfinite(logp).all()):
         raise FloatingPointError(

@@ -3,14 +3,14 @@
 The family, on the noised data x_t = alpha(t) x0 + sigma(t) z of a linear SDE, each weighted in
 time by lambda(t) (a :class:`TimeWeighting`):
 
-=================================  ==========================================================
-:class:`ExplicitScoreMatching`     E lambda ||s - s*||^2 against a known score s* (oracle, teacher)
-:class:`ImplicitScoreMatching`     E lambda (||s||^2 + 2 div s) (Hyvarinen 2005), exact or Hutchinson
-:class:`DenoisingScoreMatching`    E lambda ||s + z / sigma||^2 (Vincent 2011; Song et al. 2021)
-:class:`SlicedScoreMatching`       E lambda (v^T J v + 1/2 (v^T s)^2) (Song et al. 2019), plain or VR
-:class:`NCSNLoss`                  DSM on NCSN's L geometric VE levels, lambda = sigma_i^2
-:class:`DDPMLoss`                  the discrete-time noise-prediction loss of DDPM
-=================================  ==========================================================
+| loss | objective |
+|---|---|
+| :class:`ExplicitScoreMatching` | ``E lambda ||s - s*||^2`` against a known score s* (oracle, teacher) |
+| :class:`ImplicitScoreMatching` | ``E lambda (||s||^2 + 2 div s)`` (Hyvarinen 2005), exact or Hutchinson |
+| :class:`DenoisingScoreMatching` | ``E lambda ||s + z / sigma||^2`` (Vincent 2011; Song et al. 2021) |
+| :class:`SlicedScoreMatching` | ``E lambda (v^T J v + 1/2 (v^T s)^2)`` (Song et al. 2019), plain or VR |
+| :class:`NCSNLoss` | DSM on NCSN's L geometric VE levels, lambda = sigma_i^2 |
+| :class:`DDPMLoss` | the discrete-time noise-prediction loss of DDPM |
 
 Each trains a class-conditional model too, ``loss(model, x0, y)``, through one path
 (:meth:`Loss.labelled_per_sample`: the loss of the model with its labels bound);

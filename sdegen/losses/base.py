@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 from typing import ClassVar, Literal, NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from sdegen import random
@@ -22,7 +23,9 @@ from sdegen._checks import (
     check_generator,
     check_linear_sde,
     check_nonempty,
+    check_score_output,
 )
+from sdegen.divergence import DivergenceEstimator
 from sdegen.losses.weighting import TimeWeighting, check_eps, resolve_weighting
 from sdegen.parameterization import ScoreModel
 from sdegen.random import RandomSource
@@ -159,6 +162,25 @@ class Loss(abc.ABC):
 def sum_over_data_dims(v: Tensor) -> Tensor:
     """Sum ``[B, ...]`` over all but the batch dimension: shape ``[B]``."""
     return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
+def score_and_divergence(
+    model: ScoreModel, b: NoisedBatch, estimator: DivergenceEstimator, vectors: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The score s = model(t, x_t) and ``estimator``'s estimate of div_x s at x_t with ``vectors``.
+
+    What the implicit objectives (:class:`~sdegen.losses.ImplicitScoreMatching`,
+    :class:`~sdegen.losses.SlicedScoreMatching`) are written in. x_t is made a leaf that requires
+    grad even under ``torch.no_grad`` (an evaluation), since the divergence is a derivative in x;
+    the result keeps a graph to the parameters exactly when gradients are enabled (training).
+    """
+    create_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        x = b.x_t.detach().requires_grad_(True)
+        score = model(b.t, x)
+        check_score_output(score, x, "model(t, x)")
+        div = estimator.trace(score, x, vectors, create_graph=create_graph)
+    return (score, div) if create_graph else (score.detach(), div.detach())
 
 
 def perturb(kernel: GaussianKernel, x0: Tensor, generator: RandomSource) -> tuple[Tensor, Tensor]:

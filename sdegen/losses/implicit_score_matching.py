@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from sdegen._checks import check_score_output
 from sdegen.divergence import DivergenceEstimator, ExactTrace
-from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
+from sdegen.losses.base import Reduction, TimeWeightedLoss, score_and_divergence, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
 from sdegen.random import RandomSource
@@ -72,11 +70,5 @@ class ImplicitScoreMatching(TimeWeightedLoss):
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         b = self.noised(model, x0, generator)
         vectors = self.divergence.draw(b.x_t, generator)
-        training = torch.is_grad_enabled()
-        with torch.enable_grad():
-            x = b.x_t.detach().requires_grad_(True)
-            score = model(b.t, x)
-            check_score_output(score, x, "model(t, x)")
-            div = self.divergence.trace(score, x, vectors, create_graph=training)
-            per = b.weight * (sum_over_data_dims(score**2) + 2.0 * div)
-        return per if training else per.detach()
+        score, div = score_and_divergence(model, b, self.divergence, vectors)
+        return b.weight * (sum_over_data_dims(score**2) + 2.0 * div)

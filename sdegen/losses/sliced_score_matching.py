@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from torch import Tensor
 
-from sdegen._checks import check_bool, check_score_output, check_steps
+from sdegen._checks import check_bool, check_steps
 from sdegen.divergence import Hutchinson
-from sdegen.losses.base import Reduction, TimeWeightedLoss, sum_over_data_dims
+from sdegen.losses.base import Reduction, TimeWeightedLoss, score_and_divergence, sum_over_data_dims
 from sdegen.losses.weighting import TimeWeighting
 from sdegen.parameterization import ScoreModel
 from sdegen.random import RandomSource
@@ -74,17 +73,11 @@ class SlicedScoreMatching(TimeWeightedLoss):
     def per_sample(self, model: ScoreModel, x0: Tensor, generator: RandomSource) -> Tensor:
         b = self.noised(model, x0, generator)
         v = self.probes.draw(b.x_t, generator)  # [P, B, ...]
-        training = torch.is_grad_enabled()
-        with torch.enable_grad():
-            x = b.x_t.detach().requires_grad_(True)
-            score = model(b.t, x)
-            check_score_output(score, x, "model(t, x)")
-            # (1/P) sum_k v_k^T J v_k, one vector-Jacobian product per projection.
-            v_jac_v = self.probes.trace(score, x, v, create_graph=training)
-            if self.variance_reduced:
-                second = 0.5 * sum_over_data_dims(score**2)
-            else:
-                v_score = (v * score).flatten(2).sum(2)  # [P, B]
-                second = 0.5 * (v_score**2).mean(dim=0)
-            per = b.weight * (v_jac_v + second)
-        return per if training else per.detach()
+        # (1/P) sum_k v_k^T J v_k, one vector-Jacobian product per projection.
+        score, v_jac_v = score_and_divergence(model, b, self.probes, v)
+        if self.variance_reduced:
+            second = 0.5 * sum_over_data_dims(score**2)
+        else:
+            v_score = (v * score).flatten(2).sum(2)  # [P, B]
+            second = 0.5 * (v_score**2).mean(dim=0)
+        return b.weight * (v_jac_v + second)

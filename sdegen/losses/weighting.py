@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from sdegen import random
-from sdegen._checks import check_real, check_steps
+from sdegen._checks import check_end_time, check_steps
 from sdegen.random import RandomSource
 from sdegen.sde.base import LinearSDE
 
@@ -51,13 +51,8 @@ def resolve_weighting(weighting: object) -> TimeWeighting:
 
 def check_eps(eps: object, T: float) -> float:
     """Return ``eps`` as a float in (0, T), or raise naming it."""
-    eps = check_real("eps", eps)
-    if not 0.0 < eps < T:
-        raise ValueError(
-            f"eps must lie in (0, T) = (0, {T:g}); got eps={eps:.6g}. The loss diverges at t = 0, "
-            f"where sigma(0) = 0; 1e-5 (VP) or 1e-3 (sub-VP) are usual."
-        )
-    return eps
+    why = "the loss diverges at t = 0, where sigma(0) = 0 (1e-5 for VP or 1e-3 for sub-VP are usual)"
+    return check_end_time("eps", eps, T, why)
 
 
 def draw_uniform_times(sde: LinearSDE, n: int, eps: float, generator: RandomSource, device, dtype) -> Tensor:

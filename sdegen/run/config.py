@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-import sdegen
+from sdegen._version import __version__
 from sdegen.classifier import NoisyClassifier
 from sdegen.losses import LabelDropout, Loss, NCSNLevels, NoiseLevels
 from sdegen.parameterization import ScoreModel
@@ -109,7 +109,7 @@ class RunConfig:
     seed: int
     resumed: tuple[dict[str, Any], ...] = ()
     kind: str = "score"
-    sdegen_version: str = field(default=sdegen.__version__)
+    sdegen_version: str = field(default=__version__)
 
     def __post_init__(self) -> None:
         data = lookup(DATASETS, _require(self.data, "data", "name"), "data set")

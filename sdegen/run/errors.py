@@ -15,9 +15,10 @@ class SettingsError(ValueError):
 
 
 @contextlib.contextmanager
-def as_settings_error(what: str) -> Iterator[None]:
+def as_settings_error(what: str, error: type[SettingsError] = SettingsError) -> Iterator[None]:
     """Report a ``ValueError``/``TypeError`` raised while building objects from settings as a
-    :class:`SettingsError` about ``what``.
+    :class:`SettingsError` about ``what`` (or its subclass ``error``, such as the command line's
+    usage error).
 
     Only the construction of objects from settings runs inside this: an error raised later, while
     training, sampling or evaluating, is a failure of the work, never the user's fault.
@@ -27,4 +28,4 @@ def as_settings_error(what: str) -> Iterator[None]:
     except SettingsError:
         raise
     except (ValueError, TypeError) as e:
-        raise SettingsError(f"invalid {what}: {e}") from e
+        raise error(f"invalid {what}: {e}") from e

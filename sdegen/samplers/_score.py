@@ -16,6 +16,11 @@ __all__ = ["ScoreEvaluator"]
 
 #: With ``check_every=None`` the full finiteness sum is taken of every this many evaluations.
 SPARSE_CHECK = 4
+#: ... unless the output has at most this many numbers: then of every evaluation (as cheap as any
+#: partial sum, and exact).
+SMALL_OUTPUT = 1 << 14
+#: The per-evaluation sums are stacked into one tensor every this many evaluations.
+_CHUNK = 32
 
 
 class ScoreEvaluator:
@@ -32,13 +37,17 @@ class ScoreEvaluator:
     queue. With ``check_every=1`` the test runs on every evaluation and counts the bad entries
     exactly (solvers that synchronise anyway, torchsde's and torchdiffeq's loops, use that).
 
-    With ``check_every=None`` (sdegen's own loops, read once when the sampler finishes) the full
-    sum is taken of every 4th evaluation and of the last, and every evaluation sums only its first
-    sample: a full sum is a pass over the output, 5% of a few-step step with a cheap score at
-    5000 x 256. A non-finite score is still caught, since it propagates through the sampler's state
-    into every later output; a failure of the whole batch (a network blowing up at some noise level)
-    is named at its first evaluation, one of a single sample between two full sums
-    (``check_every=1`` names it exactly).
+    With ``check_every=None`` (sdegen's own loops, read once when the sampler finishes) an output
+    of up to 16384 numbers (5000 samples in 2-D and 3-D) is summed whole at every evaluation, which
+    costs no more than any smaller reduction would. A larger one sums only its first sample, and the
+    whole of every 4th evaluation and of the last: a full sum is a pass over the output, 5% of a
+    few-step step with a cheap score at 5000 x 256. A non-finite score is still caught, since it
+    propagates through the sampler's state into every later output; a failure of the whole batch (a
+    network blowing up at some noise level) is named at its first evaluation, one of a single sample
+    between two full sums (``check_every=1`` names it exactly). The per-evaluation sums are stacked
+    every 32 evaluations and the times kept as floats (or copied out of the ``[B]`` time tensors),
+    so that a long run does not hold thousands of small tensors alive: at d = 2 that made the check
+    cost more than the step itself.
 
     :meth:`data_prediction` is the denoiser view x0_hat(t, x) that the few-step samplers use. It
     follows the protocol of :mod:`sdegen.samplers.tweedie`: a ``score_fn`` that offers
@@ -73,9 +82,13 @@ class ScoreEvaluator:
             if progress
             else None
         )
-        # Per unchecked evaluation: the device-side sum of its score, its time (a view) and step.
+        # Per unchecked evaluation: the device-side sum of its score (stacked into _chunks every
+        # _CHUNK evaluations) and where it was made: its time (a float, a 1-element view of the
+        # time tensor until folded, then (times, index)), step and name.
         self._sums: list[Tensor] = []
-        self._where: list[tuple[Tensor, int | None, str]] = []
+        self._chunks: list[Tensor] = []
+        self._where: list[tuple[float | Tensor | tuple[Tensor, int], int | None, str]] = []
+        self._folded = 0  # the entries of _where whose times are folded
         # check_every=None: the full sums of every SPARSE_CHECK-th evaluation (by its index in
         # _sums, which then holds first-sample sums) and the last output, summed at the end
         self._full: list[tuple[int, Tensor]] = []
@@ -95,31 +108,35 @@ class ScoreEvaluator:
         """
         tb = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
         if self._data is not None:
-            return self._counted(self._data(tb, x), tb, x, "score_fn.data_prediction")
+            return self._counted(self._data(tb, x), tb, x, "score_fn.data_prediction", t)
         kernel = GaussianKernel(alpha, sigma)
         if self._noise is not None:
-            eps = self._counted(self._noise(tb, x), tb, x, "score_fn.noise_prediction")
+            eps = self._counted(self._noise(tb, x), tb, x, "score_fn.noise_prediction", t)
             return kernel.data_from_noise(x, eps)
-        return kernel.data_from_score(x, self(tb, x))
+        return kernel.data_from_score(x, self._counted(self.score_fn(tb, x), tb, x, "score_fn", t))
 
-    def _counted(self, out: Tensor, t: Tensor, x: Tensor, name: str) -> Tensor:
+    def _counted(self, out: Tensor, t: Tensor, x: Tensor, name: str, t_value: float | None = None) -> Tensor:
+        """``out`` of an evaluation at the times ``t`` (all ``t_value`` where the caller knows it)."""
         self.nfe += 1
         check_score_output(out, x, name)
         if self.check_every == 1:
             self._check_now(out, t, name)
-        elif self.check_every is not None:
-            self._sums.append(out.sum(dtype=_accumulation_dtype(out.dtype)))
-            self._where.append((t.reshape(-1)[:1], self.step, name))
-            if len(self._sums) >= self.check_every:
-                self.raise_if_nonfinite()
         else:
-            self._sums.append(out[:1].sum(dtype=_accumulation_dtype(out.dtype)))
-            self._where.append((t.reshape(-1)[:1], self.step, name))
-            if self.nfe % SPARSE_CHECK == 0:
-                self._full.append((len(self._sums) - 1, out.sum(dtype=_accumulation_dtype(out.dtype))))
-                self._last = None
+            dtype = _accumulation_dtype(out.dtype)
+            if self.check_every is not None or out.numel() <= SMALL_OUTPUT:
+                self._sums.append(out.sum(dtype=dtype))
             else:
-                self._last = out
+                self._sums.append(out[:1].sum(dtype=dtype))
+                if self.nfe % SPARSE_CHECK == 0:
+                    self._full.append((len(self._where), out.sum(dtype=dtype)))
+                    self._last = None
+                else:
+                    self._last = out
+            self._where.append((t.reshape(-1)[:1] if t_value is None else t_value, self.step, name))
+            if len(self._sums) >= _CHUNK:
+                self._fold()
+            if self.check_every is not None and len(self._where) >= self.check_every:
+                self.raise_if_nonfinite()
         if self._bar is not None:
             if self.step is not None and self._times is not None:
                 done = self._T - self._times[self.step]
@@ -137,17 +154,32 @@ class ScoreEvaluator:
             if n_bad:
                 self._fail(name, f"{n_bad} non-finite value(s)", t.reshape(-1)[:1], self.step, self.nfe)
 
+    def _fold(self) -> None:
+        """Stack the pending sums into one tensor, and copy the pending time views into one, so that
+        the evaluations' own tensors (the [B] times) are freed."""
+        if self._sums:
+            self._chunks.append(torch.stack(self._sums))
+            self._sums.clear()
+        pending = self._where[self._folded :]
+        views = [t for t, _, _ in pending if isinstance(t, Tensor)]
+        if views:
+            times, j = torch.cat(views), iter(range(len(views)))
+            self._where[self._folded :] = [
+                ((times, next(j)) if isinstance(t, Tensor) else t, step, name) for t, step, name in pending
+            ]
+        self._folded = len(self._where)
+
     def raise_if_nonfinite(self) -> None:
         """Raise ``FloatingPointError`` for the first non-finite score since the last check."""
-        if not self._sums:
+        if not self._where:
             return
+        n = len(self._where)
         if self._last is not None:
-            self._full.append(
-                (len(self._sums) - 1, self._last.sum(dtype=_accumulation_dtype(self._last.dtype)))
-            )
+            self._full.append((n - 1, self._last.sum(dtype=_accumulation_dtype(self._last.dtype))))
             self._last = None
-        n = len(self._sums)
-        bad = ~torch.isfinite(torch.stack(self._sums + [s for _, s in self._full]))
+        self._fold()
+        full = [torch.stack([s for _, s in self._full])] if self._full else []
+        bad = ~torch.isfinite(torch.cat(self._chunks + full))
         first_nfe = self.nfe - n + 1
         if bool(bad.any()):  # the one host read per check
             flags = bad.tolist()
@@ -159,13 +191,22 @@ class ScoreEvaluator:
                     self._fail(name, "non-finite value(s)", t, step, first_nfe + index, first_nfe + first)
             t, step, name = self._where[k]
             self._fail(name, "non-finite value(s)", t, step, first_nfe + k)
-        self._sums.clear()
+        self._chunks.clear()
         self._where.clear()
         self._full.clear()
+        self._folded = 0
 
     def _fail(
-        self, name: str, what: str, t: Tensor, step: int | None, nfe: int, first: int | None = None
+        self,
+        name: str,
+        what: str,
+        t: float | Tensor | tuple[Tensor, int],
+        step: int | None,
+        nfe: int,
+        first: int | None = None,
     ) -> None:
+        if isinstance(t, tuple):
+            t = t[0][t[1]]
         where = f"step {step}, " if step is not None else ""
         among = ""
         if first is not None and first < nfe:

@@ -9,6 +9,7 @@ d(x / sigma) / d lambda = e^lambda x0_hat (Lu et al. 2022b, "DPM-Solver++", eq. 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -28,7 +29,13 @@ MAX_STEP_RATIO = 2.0
 
 
 def exponential_step(
-    x: Tensor, x0_hat: Tensor, *, sigma_ratio: float, alpha_to: float, h: float, log_k: float = 0.0
+    x: Tensor,
+    x0_hat: Tensor | Sequence[tuple[float, Tensor]],
+    *,
+    sigma_ratio: float,
+    alpha_to: float,
+    h: float,
+    log_k: float = 0.0,
 ) -> Tensor:
     """x_s = k (sigma_s / sigma_t) x_t + alpha_s (1 - k e^{-h}) x0_hat, with h = lambda_s - lambda_t.
 
@@ -42,17 +49,31 @@ def exponential_step(
 
     Args:
         x: the state at t.
-        x0_hat: the data prediction the step holds constant.
+        x0_hat: the data prediction the step holds constant, or a linear combination
+            ``[(c_0, D_0), (c_1, D_1), ...]`` of stored predictions that is it (an extrapolation):
+            then each term is added in one pass, and x0_hat is never formed.
         sigma_ratio: sigma_s / sigma_t.
         alpha_to: alpha_s.
         h: lambda_s - lambda_t (> 0 towards the data).
         log_k: log k <= 0 (-inf: k = 0, x_s = alpha_s x0_hat).
     """
-    return torch.add(x * (sigma_ratio * math.exp(log_k)), x0_hat, alpha=-alpha_to * math.expm1(log_k - h))
+    w = -alpha_to * math.expm1(log_k - h)
+    if isinstance(x0_hat, Tensor):
+        return torch.add(x * (sigma_ratio * math.exp(log_k)), x0_hat, alpha=w)
+    x = x * (sigma_ratio * math.exp(log_k))
+    for c, d in x0_hat:
+        x = torch.add(x, d, alpha=w * c)
+    return x
 
 
 def noisy_exponential_step(
-    grid: CoefficientGrid, i: int, x: Tensor, x0_hat: Tensor, *, log_k: float, generator: RandomSource
+    grid: CoefficientGrid,
+    i: int,
+    x: Tensor,
+    x0_hat: Tensor | Sequence[tuple[float, Tensor]],
+    *,
+    log_k: float,
+    generator: RandomSource,
 ) -> Tensor:
     """x_{i+1} = alpha_{i+1} x0_hat + sigma_{i+1} (k eps_hat + sqrt(1 - k^2) z), z ~ N(0, I), from t_i
     to t_{i+1} of ``grid``.
@@ -69,7 +90,8 @@ def noisy_exponential_step(
     Args:
         grid, i: the step, from ``grid.t[i]`` to ``grid.t[i + 1]``.
         x: the state at t_i.
-        x0_hat: the data prediction the step holds constant.
+        x0_hat: the data prediction the step holds constant (or a linear combination, as for
+            :func:`exponential_step`).
         log_k: log k <= 0 (-inf: k = 0).
         generator: the source of z.
     """

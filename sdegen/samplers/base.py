@@ -327,8 +327,8 @@ class Sampler(abc.ABC):
             raise TypeError(
                 f"{self!r} is deterministic, but a noisy observation (noise_std={observation.noise_std:g}) "
                 f"is imposed only down to its noise level and must be sampled below it. Use a stochastic "
-                f"sampler (DDPMSampler, DDIMSampler(eta=1.0), DPMSolverSDESampler, ReverseSDESampler, a "
-                f"PredictorCorrectorSampler), or condition by guidance (ReconstructionGuidance)."
+                f"sampler ({_grid_sampler_names(stochastic=True)}), or "
+                f"condition by guidance (ReconstructionGuidance)."
             )
         observation.check(x_T)
         return ObservationProjection(observation, grid, generator)
@@ -410,8 +410,9 @@ def _check_state(x_T: object, score_fn: object, generator: object) -> None:
     check_generator(generator, x_T, "x_T")
 
 
-def _grid_sampler_names() -> str:
-    """The registered samplers that step through a grid of their own, for error messages."""
+def _grid_sampler_names(*, stochastic: bool = False) -> str:
+    """The registered samplers that step through a grid of their own (and draw noise, with
+    ``stochastic``), for error messages."""
     from sdegen.samplers.registry import SAMPLERS  # the registry imports every sampler
 
-    return ", ".join(SAMPLERS.grid_sampler_titles())
+    return ", ".join(SAMPLERS.grid_sampler_titles(stochastic=stochastic))

@@ -88,7 +88,8 @@ class LangevinCorrector(Corrector):
             else:
                 grad_norm, noise_norm = grad_norm.mean(), noise_norm.mean()
             step = 2.0 * alpha * (self.snr * noise_norm / grad_norm.clamp_min(tiny)) ** 2
-            x = x + step * s + (2.0 * step).sqrt() * z
+            # x + step s + sqrt(2 step) z in two fused passes (step is a device tensor: no host read)
+            x = torch.addcmul(torch.addcmul(x, step, s), (2.0 * step).sqrt(), z)
         return x
 
 

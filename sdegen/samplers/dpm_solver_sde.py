@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from sdegen._checks import check_bool
@@ -65,8 +64,8 @@ class DPMSolverSDESampler(DenoiserSampler):
         lam = grid.log_snr
         h = lam[i + 1] - lam[i]
         if multistep_order(2, i, grid, self.lower_order_final) == 2:
-            r0 = (lam[i] - lam[i - 1]) / h
-            x0 = torch.add(D[0], D[0] - D[1], alpha=0.5 / r0)
+            c = 0.5 * h / (lam[i] - lam[i - 1])  # 1 / (2 r_0)
+            x0 = [(1.0 + c, D[0]), (-c, D[1])]  # D_0 + (D_0 - D_1) / (2 r_0), one pass per term
         else:
             x0 = D[0]
         # SDE-DPM-Solver++(1) with x0_hat extrapolated: keeps the fraction k = e^{-h} of eps_hat

@@ -33,7 +33,8 @@ def _heun_step(
     Euler with d = (x_hat - D) / s, then the trapezoidal correction with the slope at s_next."""
     d = (x_hat - D) / s
     x_next = torch.add(x_hat, d, alpha=s_next - s)
-    d_next = (x_next - denoise_next(alpha_next * x_next)) / s_next
+    # alpha = 1 (VE, EDM): x is x_hat itself, no pass over the data
+    d_next = (x_next - denoise_next(x_next if alpha_next == 1.0 else alpha_next * x_next)) / s_next
     return torch.add(x_hat, d + d_next, alpha=0.5 * (s_next - s))
 
 
@@ -71,8 +72,11 @@ class _EDMSampler(DenoiserSampler):
             if any(gamma)
             else grid
         )
-        x_hat = x / alpha[0]
-        x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
+        if alpha[0] != 1.0:
+            x_hat = x / alpha[0]
+            x = alpha[0] * x_hat  # the state as the loop carries it, alpha x_hat
+        else:
+            x_hat = x
         for i in range(grid.steps):
             score.step = i
             at = churned if gamma[i] > 0 else grid  # the time of level s_hat; t_i itself without churn
@@ -81,7 +85,7 @@ class _EDMSampler(DenoiserSampler):
                 path.report(i, x, None)  # x0_hat is evaluated at the churned state only
                 z = random.randn(x_hat.shape, generator, dtype=x_hat.dtype, device=x_hat.device)
                 x_hat = torch.add(x_hat, z, alpha=math.sqrt(s_hat**2 - s[i] ** 2) * self.s_noise)
-                x = at.alpha[i] * x_hat
+                x = x_hat if at.alpha[i] == 1.0 else at.alpha[i] * x_hat
             D = self.denoised(at, i, x, score)
             if gamma[i] == 0:
                 path.report(i, x, D)
@@ -186,6 +190,6 @@ class EDMStochasticSampler(_EDMSampler):
 def _reached(path: Trajectory, i: int, x_hat: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
     """The state x = alpha x_hat at grid time t_i through ``path.reached``, and its scaled x_hat
     (recomputed only when the observation has changed x, so that x_hat stays exact otherwise)."""
-    x = alpha * x_hat
+    x = x_hat if alpha == 1.0 else alpha * x_hat
     reached = path.reached(i, x)
     return (x, x_hat) if reached is x else (reached, reached / alpha)

@@ -89,7 +89,7 @@ class ReverseDiffusion(Predictor):
         s = score(grid.batch_time(i, x), x)
         if grid.linear:
             A, v = grid.transition(i)
-            mean = torch.add(x * (2.0 - A), s, alpha=v)
+            mean = torch.add(x if A == 1.0 else x * (2.0 - A), s, alpha=v)  # A = 1: VE, no pass
         else:
             h = grid.step_size(i)
             v = h * grid.g2[i]
@@ -125,7 +125,9 @@ class AncestralSampling(Predictor):
     def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         A, v = grid.transition(i)
         s = score(grid.batch_time(i, x), x)
-        mean = torch.add(x, s, alpha=v) / A
+        mean = torch.add(x, s, alpha=v)
+        if A != 1.0:  # VE: no division by 1
+            mean = mean / A
         if z is None:
             return mean
         w = v * (grid.sigma[i + 1] / grid.sigma[i]) ** 2 if self.posterior_variance else v

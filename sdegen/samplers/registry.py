@@ -140,13 +140,14 @@ class SamplerRegistry(Mapping[str, SamplerEntry]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def grid_sampler_titles(self) -> list[str]:
+    def grid_sampler_titles(self, *, stochastic: bool = False) -> list[str]:
         """The classes of the samplers that step through a grid of their own (observations,
-        callbacks), each once, in registration order."""
+        callbacks), each once, in registration order; with ``stochastic``, only those registered
+        as drawing noise (a noisy observation needs one)."""
         names: list[str] = []
         for entry in self._entries.values():
-            name = entry.sampler_class.__name__
-            if entry._default.supports_observation and name not in names:
+            name, default = entry.sampler_class.__name__, entry._default
+            if default.supports_observation and (default.stochastic or not stochastic) and name not in names:
                 names.append(name)
         return names
 

@@ -163,22 +163,7 @@ class ReverseSDESampler(Sampler):
         # Slightly more than (end - start) / steps, so float rounding never adds a tiny extra step;
         # the last step is clipped to s[-1] (torchsde steps min(s + dt, s[-1])).
         dt = (end - start) / grid.steps * (1 + 1e-9)
-        if spec.sequential_brownian and not self.adaptive:
-            bm = SequentialBrownian(
-                start, end, y0.shape, dtype=y0.dtype, device=y0.device, generator=generator
-            )
-        else:
-            entropy = self._entropy(generator, x)
-            bm = torchsde.BrownianInterval(
-                start,
-                end,
-                size=y0.shape,
-                dtype=y0.dtype,
-                device=y0.device,
-                entropy=entropy,
-                dt=dt,
-                levy_area_approximation="space-time" if spec.sequential_brownian else "foster",
-            )
+        bm = self._brownian(start, end, y0, x, generator, dt=dt)
         solve = dict(bm=bm, method=self.method, adaptive=self.adaptive, rtol=self.rtol, atol=self.atol)
         if self.adaptive or uniform:
             if not self.adaptive:
@@ -195,6 +180,29 @@ class ReverseSDESampler(Sampler):
             ys = torch.stack(ys) if path.keep else torch.stack([ys[0], ys[-1]])
         xs = rsde.unflatten(ys)
         return path.result(xs[-1], xs)
+
+    def _brownian(
+        self, start: float, end: float, y: Tensor, x: Tensor, generator: RandomSource, dt: float | None = None
+    ) -> torchsde.BrownianInterval | SequentialBrownian:
+        """The Brownian motion of one sdeint call over [start, end] in s, shaped like the flat state
+        ``y``: fresh increments from ``generator`` where each fixed step queries it once
+        (``sequential_brownian``), else torchsde's BrownianInterval seeded from ``generator``
+        (``dt``: its step, a hint for its search)."""
+        spec = self.METHODS[self.method]
+        if spec.sequential_brownian and not self.adaptive:
+            return SequentialBrownian(
+                start, end, y.shape, dtype=y.dtype, device=y.device, generator=generator
+            )
+        return torchsde.BrownianInterval(
+            start,
+            end,
+            size=y.shape,
+            dtype=y.dtype,
+            device=y.device,
+            entropy=self._entropy(generator, x),
+            dt=dt,
+            levy_area_approximation="space-time" if spec.sequential_brownian else "foster",
+        )
 
     def _entropy(self, generator: RandomSource, x: Tensor) -> int:
         """The seed of a torchsde BrownianInterval, drawn from ``generator``."""
@@ -219,22 +227,12 @@ class ReverseSDESampler(Sampler):
     ) -> SamplePath:
         """One sdeint call per grid interval (exactly one step each), ``path.reached`` after each:
         for an observation imposed, or a callback told, at every grid time."""
-        spec = self.METHODS[self.method]
         rsde.tabulate(s[:-1])  # every step starts at a grid time
         for i in range(grid.steps):
             score.step = i
             start, end = float(s[i]), float(s[i + 1])
             y = rsde.flatten(x)
-            if spec.sequential_brownian:
-                bm = SequentialBrownian(
-                    start, end, y.shape, dtype=y.dtype, device=y.device, generator=generator
-                )
-            else:
-                entropy = self._entropy(generator, x)
-                bm = torchsde.BrownianInterval(
-                    start, end, size=y.shape, dtype=y.dtype, device=y.device, entropy=entropy,
-                    levy_area_approximation="foster",
-                )  # fmt: skip
+            bm = self._brownian(start, end, y, x, generator)
             dt = (end - start) * (1 + 1e-9)  # one step, clipped to the interval's end
             y = torchsde.sdeint(rsde, y, s[i : i + 2], bm=bm, method=self.method, dt=dt)[-1]
             x = path.reached(i + 1, rsde.unflatten(y))

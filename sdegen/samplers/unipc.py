@@ -39,6 +39,15 @@ def _coefficients(rks: list[float], hh: float, B_h: float, p: int) -> tuple[list
     return rho_p, np.linalg.solve(R, b).tolist()
 
 
+def _weighted(x: Tensor, D: list[Tensor], w: list[float], w_0: float = 0.0) -> Tensor:
+    """x + sum_k w_k (D_k - D_0) - w_0 D_0, for k = 1..len(w): one pass per D_k and one for D_0."""
+    if w or w_0:
+        x = torch.add(x, D[0], alpha=-sum(w) - w_0)
+    for w_k, d in zip(w, D[1:], strict=False):
+        x = torch.add(x, d, alpha=w_k)
+    return x
+
+
 class UniPCSampler(DenoiserSampler):
     """UniPC-p (Zhao et al. 2023, Alg. 2 and 3, with B(h) = h or e^h - 1) on any linear SDE.
 
@@ -117,18 +126,18 @@ class UniPCSampler(DenoiserSampler):
             hh = -h  # data prediction integrates e^{-h}
             B_h = hh if self.variant == "bh1" else math.expm1(hh)
             rks = [(lam[i - k] - lam[i]) / h for k in range(1, p)] + [1.0]
-            D1 = [(D[k] - D[0]) / rks[k - 1] for k in range(1, p)]
             rho_p, rho_c = _coefficients(rks, hh, B_h, p)
             x_lin = exponential_step(x, D[0], sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
-            x = x_lin
-            for rho, d in zip(rho_p, D1, strict=True):  # UniP
-                x = torch.add(x, d, alpha=-alpha[i + 1] * B_h * rho)
+            # c sum_k rho_k D1_k with D1_k = (D_k - D_0) / r_k, as float weights of D_1, ... and of
+            # D_0: one pass per term, no D1_k tensors
+            c = -alpha[i + 1] * B_h
+            x = _weighted(x_lin, D, [c * rho / r for rho, r in zip(rho_p, rks, strict=False)])  # UniP
             if i < grid.steps - 1:  # UniC, with the evaluation the next step starts from
                 score.step = i + 1
                 D_next = self.denoised(grid, i + 1, x, score)
-                x = torch.add(x_lin, D_next - D[0], alpha=-alpha[i + 1] * B_h * rho_c[-1])
-                for rho, d in zip(rho_c[:-1], D1, strict=True):
-                    x = torch.add(x, d, alpha=-alpha[i + 1] * B_h * rho)
+                w_next = c * rho_c[-1]  # of D1 = D_next - D_0 (r = 1)
+                x = torch.add(x_lin, D_next, alpha=w_next)
+                x = _weighted(x, D, [c * rho / r for rho, r in zip(rho_c[:-1], rks, strict=False)], w_next)
                 D = [D_next, *D[: self._p - 1]]
             x = path.reached(i + 1, x)
         return path.result(x)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_real
-from sdegen.sde.base import LinearSDE
+from sdegen.sde.vp import VariancePreserving
 
 __all__ = ["CosineVPSDE"]
 
@@ -18,7 +18,7 @@ _CLIPPED_DISCRETE_BETA = 0.999
 _DISCRETE_STEPS = 1000
 
 
-class CosineVPSDE(LinearSDE):
+class CosineVPSDE(VariancePreserving):
     """Variance-preserving SDE with the cosine schedule of improved DDPM, its noise rate clipped.
 
     Nichol and Dhariwal 2021 ("Improved denoising diffusion probabilistic models", eq. 17) set
@@ -127,9 +127,6 @@ class CosineVPSDE(LinearSDE):
     def alpha(self, t: Tensor) -> Tensor:
         return torch.exp(self.log_alpha(t))
 
-    def sigma(self, t: Tensor) -> Tensor:
-        return torch.sqrt(self.sigma_squared(t))
-
     def sigma_squared(self, t: Tensor) -> Tensor:
         """1 - alpha^2, as sin w sin(w + 2 u0) / cos^2 u0 before the clip and -expm1(2 log alpha) after."""
         tb = self._before_clip(t)
@@ -137,13 +134,6 @@ class CosineVPSDE(LinearSDE):
         cosine = torch.sin(w) * torch.sin(w + 2.0 * self._u0) / math.sin(self._c) ** 2
         clipped = -torch.expm1(2.0 * self.log_alpha(self._after_clip(t)))
         return torch.where(t <= self.t_clip, cosine, clipped)
-
-    def drift_coefficient(self, t: Tensor) -> Tensor:
-        return -0.5 * self.beta(t)
-
-    def diffusion_squared(self, t: Tensor) -> Tensor:
-        # VP: sigma^2 = 1 - alpha^2 gives g^2 = d sigma^2/dt - 2 a sigma^2 = beta.
-        return self.beta(t)
 
     def log_snr(self, t: Tensor) -> Tensor:
         """lambda(t) = log alpha - 1/2 log(1 - alpha^2), in closed form on both pieces."""
@@ -172,7 +162,3 @@ class CosineVPSDE(LinearSDE):
         t_clipped = self.t_clip + (2.0 / self.beta_max) * (self._log_alpha_clip - log_alpha)
         t = torch.where(lam >= self._log_snr_clip, t_cosine, t_clipped)
         return t.clamp(0.0, self.T)
-
-    @property
-    def prior_std(self) -> float:
-        return 1.0

@@ -9,8 +9,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_real, check_steps
-from sdegen.sde.base import LinearSDE
-from sdegen.sde.vp import DDPMSchedule
+from sdegen.sde.vp import DDPMSchedule, VariancePreserving
 
 __all__ = ["DiscreteVPSDE"]
 
@@ -27,7 +26,7 @@ _UNSUPPORTED_OPTIONS = {
 }
 
 
-class DiscreteVPSDE(LinearSDE):
+class DiscreteVPSDE(VariancePreserving):
     """The variance-preserving SDE whose kernel at the N step times is a discrete table alphas_cumprod.
 
     A discrete-time model (DDPM, Ho et al. 2020; every diffusers ``UNet2DModel`` with a DDPM-type
@@ -267,19 +266,9 @@ class DiscreteVPSDE(LinearSDE):
     def alpha(self, t: Tensor) -> Tensor:
         return torch.exp(0.5 * self.log_alpha_bar(t.to(F64))).to(t.dtype)
 
-    def sigma(self, t: Tensor) -> Tensor:
-        return torch.sqrt(self.sigma_squared(t))
-
     def sigma_squared(self, t: Tensor) -> Tensor:
         """1 - alpha^2 = -expm1(L), without cancellation near t = 0."""
         return (-torch.expm1(self.log_alpha_bar(t.to(F64)))).to(t.dtype)
-
-    def drift_coefficient(self, t: Tensor) -> Tensor:
-        return -0.5 * self.beta(t)
-
-    def diffusion_squared(self, t: Tensor) -> Tensor:
-        # VP: sigma^2 = 1 - alpha^2 gives g^2 = d sigma^2/dt - 2 a sigma^2 = -dL/dt = beta.
-        return self.beta(t)
 
     def log_snr(self, t: Tensor) -> Tensor:
         """lambda(t) = (L - log(1 - e^L)) / 2, +inf at t = 0."""
@@ -308,10 +297,6 @@ class DiscreteVPSDE(LinearSDE):
             inside = (step >= lo) & (step <= hi)  # inclusive: at the root the step is s itself
             s = torch.where(f == 0, s, torch.where(inside, step, 0.5 * (lo + hi)))
         return ((j + s) / N).clamp(0.0, self.T).to(lam.dtype)
-
-    @property
-    def prior_std(self) -> float:
-        return 1.0
 
     def discretize(
         self, N: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None

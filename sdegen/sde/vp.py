@@ -1,7 +1,11 @@
-"""Variance-preserving SDE: dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW (Song et al. 2021, eq. 11)."""
+"""Variance-preserving SDEs: dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW (Song et al. 2021, eq. 11).
+
+The noise-rate form every VP schedule shares (:class:`NoiseRate`, :class:`VariancePreserving`) and
+the linear schedule of VP and sub-VP (:class:`LinearBetaSchedule`, :class:`VPSDE`)."""
 
 from __future__ import annotations
 
+import abc
 from typing import NamedTuple
 
 import torch
@@ -10,7 +14,7 @@ from torch import Tensor
 from sdegen._checks import check_real, check_steps
 from sdegen.sde.base import LinearSDE
 
-__all__ = ["VPSDE", "DDPMSchedule", "LinearBetaSchedule"]
+__all__ = ["VPSDE", "DDPMSchedule", "NoiseRate", "VariancePreserving", "LinearBetaSchedule"]
 
 
 class DDPMSchedule(NamedTuple):
@@ -26,7 +30,47 @@ class DDPMSchedule(NamedTuple):
     alphas_cumprod: Tensor
 
 
-class LinearBetaSchedule(LinearSDE):
+class NoiseRate(LinearSDE):
+    """A linear SDE written by its noise rate beta(t) = -2 d/dt log alpha(t), i.e.
+    alpha(t) = exp(-1/2 int_0^t beta): the drift is f(t, x) = a(t) x with a(t) = -beta(t) / 2.
+
+    VP and sub-VP (Song et al. 2021, eq. 11 and 12), the cosine and the discrete VP schedules are of
+    this form; each gives ``beta``, and its prior is N(0, I).
+    """
+
+    @abc.abstractmethod
+    def beta(self, t: Tensor) -> Tensor:
+        """The noise rate beta(t) = -2 d/dt log alpha(t), elementwise in ``t``."""
+
+    def drift_coefficient(self, t: Tensor) -> Tensor:
+        return -0.5 * self.beta(t)
+
+    @property
+    def prior_std(self) -> float:
+        return 1.0
+
+
+class VariancePreserving(NoiseRate):
+    """A noise-rate SDE that preserves variance, alpha(t)^2 + sigma(t)^2 = 1:
+    dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW (Song et al. 2021, eq. 11).
+
+    Since d sigma^2/dt = -d alpha^2/dt = beta alpha^2, the diffusion is g^2 = d sigma^2/dt -
+    2 a sigma^2 = beta (alpha^2 + sigma^2) = beta. Subclasses give ``beta``, ``alpha`` and
+    ``sigma_squared`` = 1 - alpha^2 in a form without cancellation near t = 0.
+    """
+
+    @abc.abstractmethod
+    def sigma_squared(self, t: Tensor) -> Tensor:
+        """sigma(t)^2 = 1 - alpha(t)^2, without cancellation near t = 0."""
+
+    def sigma(self, t: Tensor) -> Tensor:
+        return torch.sqrt(self.sigma_squared(t))
+
+    def diffusion_squared(self, t: Tensor) -> Tensor:
+        return self.beta(t)
+
+
+class LinearBetaSchedule(NoiseRate):
     """The linear noise rate beta(t) = beta_min + (t / T) (beta_max - beta_min) of VP and sub-VP.
 
     Holds beta, its integral B(t) = int_0^t beta = beta_min t + (beta_max - beta_min) t^2 / (2 T)
@@ -67,15 +111,8 @@ class LinearBetaSchedule(LinearSDE):
         """alpha(t) = exp(-B(t) / 2), shared by VP and sub-VP."""
         return torch.exp(-0.5 * self.integrated_beta(t))
 
-    def drift_coefficient(self, t: Tensor) -> Tensor:
-        return -0.5 * self.beta(t)
 
-    @property
-    def prior_std(self) -> float:
-        return 1.0
-
-
-class VPSDE(LinearBetaSchedule):
+class VPSDE(LinearBetaSchedule, VariancePreserving):
     """Variance-preserving SDE with linear schedule beta(t) = beta_min + (t / T) (beta_max - beta_min).
 
     dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW, the continuous limit of DDPM (Song et al. 2021,
@@ -88,14 +125,8 @@ class VPSDE(LinearBetaSchedule):
     ``sqrt(1 - exp(-B))`` has 2.4 % relative error at t = 1e-5). The prior is N(0, I).
     """
 
-    def sigma(self, t: Tensor) -> Tensor:
-        return torch.sqrt(self.sigma_squared(t))
-
     def sigma_squared(self, t: Tensor) -> Tensor:
         return -torch.expm1(-self.integrated_beta(t))
-
-    def diffusion_squared(self, t: Tensor) -> Tensor:
-        return self.beta(t)
 
     def log_snr(self, t: Tensor) -> Tensor:
         return -0.5 * torch.log(torch.expm1(self.integrated_beta(t)))
