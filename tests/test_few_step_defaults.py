@@ -24,8 +24,8 @@ from sdegen import (
     UniformGrid,
     UniPCSampler,
 )
+from sdegen._score_evaluator import SMALL_OUTPUT
 from sdegen.analytic import GaussianMixture
-from sdegen.samplers._score import SMALL_OUTPUT
 from sdegen.samplers._steps import multistep_order
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.sde.coefficients import CoefficientGrid

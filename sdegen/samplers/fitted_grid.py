@@ -40,7 +40,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_positive, check_steps, check_tensor
+from sdegen._checks import (
+    check_batch_shape,
+    check_positive,
+    check_score_fn,
+    check_sde,
+    check_steps,
+    check_tensor,
+)
 from sdegen.samplers.base import Sampler, resolve_eps
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.pf_ode import ProbabilityFlowSampler
@@ -174,8 +181,8 @@ def fit_grid(
             f"{sampler!r} places its own times (an adaptive solver) and has no grid to fit; pass a grid "
             f"sampler such as DPMSolverMultistepSampler(steps=10)"
         )
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    check_sde(sde)
+    check_score_fn(score_fn)
     check_tensor("x_T", x_T)
     check_batch_shape("x_T", x_T)
     max_evaluations = check_steps("max_evaluations", max_evaluations)
