@@ -24,8 +24,8 @@ from sdegen import (
     UniformGrid,
     UniPCSampler,
 )
+from sdegen._score_evaluator import SMALL_OUTPUT
 from sdegen.analytic import GaussianMixture
-from sdegen.samplers._score import SMALL_OUTPUT
 from sdegen.samplers._steps import multistep_order
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.sde.coefficients import CoefficientGrid
@@ -143,11 +143,14 @@ def test_warm_start_and_lower_order_final_as_dpm_solver():
     assert _orders(vp, KarrasGrid(10)) == [1, 2] + [3] * 8  # step ratios <= 1.5: no bound acts
 
 
-def test_a_denoising_final_step_is_first_order_and_the_rest_counts_as_the_run():
-    """With a floor the last step is first order and lower_order_final sees N - 1 regular steps,
-    as DPM-Solver's denoise_to_zero after N - 1 steps."""
+def test_a_denoising_final_step_is_first_order_and_counts_as_a_step_of_the_run():
+    """With a floor the last step is first order; lower_order_final counts it among the N steps
+    (the run's evaluations, as diffusers counts), so N = 10 keeps order 3 to the floor and N < 10
+    lowers the last regular steps as DPM-Solver does."""
     ve = VESDE(0.01, 50.0)
     assert _orders(ve, LogSNRGrid(20, floor=True)) == [1, 2] + [3] * 17 + [1]
+    assert _orders(ve, LogSNRGrid(10, floor=True)) == [1, 2] + [3] * 7 + [1]
+    assert _orders(ve, LogSNRGrid(9, floor=True)) == [1, 2, 3, 3, 3, 3, 2, 1, 1]
     assert _orders(ve, LogSNRGrid(6, floor=True)) == [1, 2, 3, 2, 1, 1]
 
 

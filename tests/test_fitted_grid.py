@@ -9,7 +9,7 @@ import torch
 import sdegen
 from sdegen import VESDE, VPSDE, DDIMSampler, DPMSolverMultistepSampler, ProbabilityFlowSampler
 from sdegen.analytic import GaussianMixture
-from sdegen.samplers import FittedGrid, fit_grid
+from sdegen.samplers import FittedGrid, KarrasGrid, LogSNRGrid, UniformGrid, fit_grid
 
 F64 = torch.float64
 
@@ -40,7 +40,7 @@ def test_the_fitted_grid_lowers_the_endpoint_error_on_fresh_x_T(fitted_vp):
     assert default.nfe == fitted.nfe == 6
     err_default = float((default.x - exact).norm(dim=1).mean())
     err_fitted = float((fitted.x - exact).norm(dim=1).mean())
-    # measured: 0.32 -> 0.13 (calibration batch 0.27 -> 0.11, 69 runs)
+    # measured: 0.32 -> 0.12 (calibration batch 0.27 -> 0.10, 80 runs)
     assert err_fitted < 0.6 * err_default, (err_default, err_fitted)
     assert fit.error < fit.initial_error
     assert fit.times[0] == sde.T and fit.times[-1] == sde.sampling_eps and fit.steps == 6
@@ -69,11 +69,42 @@ def test_a_given_reference_replaces_the_solve():
     score, prior = _problem(sde)
     x_T = prior.sample(32, generator=torch.Generator().manual_seed(3))
     reference = ProbabilityFlowSampler("dopri5", rtol=1e-6, atol=1e-6)(sde, score, x_T).x
-    fit = fit_grid(DDIMSampler(3), sde, score, x_T, reference=reference, max_evaluations=10)
+    sampler = DDIMSampler(3)
+    fit = fit_grid(sampler, sde, score, x_T, reference=reference, max_evaluations=10, starts=[sampler.grid])
     assert fit.reference_nfe == 0 and fit.nfe == 3 * fit.evaluations and fit.evaluations <= 10
     # VE's default grid stops at sigma_min before its denoising step; the fitted grid keeps that step
-    assert DDIMSampler(3).grid.denoising_final_step(sde, sde.sampling_eps)
+    assert sampler.grid.denoising_final_step(sde, sde.sampling_eps)
     assert fit.denoising_final_step and fit.grid.denoising_final_step(sde, sde.sampling_eps)
+
+
+def test_the_search_starts_from_the_best_of_the_built_in_grids():
+    """With a budget of exactly one run per start, the fit is the start of least calibration error,
+    with its structure (denoising final step or not)."""
+    sde = VESDE()
+    score, prior = _problem(sde)
+    x_T = prior.sample(64, generator=torch.Generator().manual_seed(4))
+    reference = ProbabilityFlowSampler("dopri5", rtol=1e-8, atol=1e-8)(sde, score, x_T).x
+    sampler = DPMSolverMultistepSampler(5)
+    starts = [
+        UniformGrid(5),
+        LogSNRGrid(5),
+        LogSNRGrid(5, floor=True),
+        KarrasGrid(5),
+        KarrasGrid(5, floor=True),
+    ]
+    errors = [
+        float((DPMSolverMultistepSampler(grid=g)(sde, score, x_T).x - reference).norm(dim=1).mean())
+        for g in starts
+    ]
+    # the sampler's own grid is the floored log-SNR one: five distinct starts, one run each
+    fit = fit_grid(sampler, sde, score, x_T, reference=reference, max_evaluations=5)
+    best = starts[errors.index(min(errors))]
+    assert fit.evaluations == 5 and fit.error == pytest.approx(min(errors), rel=1e-12)
+    assert fit.initial_error == pytest.approx(errors[2], rel=1e-12)  # the sampler's own: floored log-SNR
+    assert torch.allclose(torch.tensor(fit.times, dtype=F64), best.times(sde, sde.sampling_eps), rtol=1e-12)
+    assert fit.denoising_final_step == best.denoising_final_step(sde, sde.sampling_eps)
+    # more runs search on from there and can only lower the calibration error
+    assert fit_grid(sampler, sde, score, x_T, reference=reference, max_evaluations=40).error <= fit.error
 
 
 @pytest.mark.parametrize(
@@ -87,6 +118,14 @@ def test_a_given_reference_replaces_the_solve():
         (DDIMSampler(4), {"rtol": -1.0}, ValueError, "rtol"),
         (DDIMSampler(4), {"reference": torch.zeros(3, 2)}, ValueError, "reference must be"),
         (DDIMSampler(grid=[0.5, 0.1, 0.001]), {}, ValueError, "start at T"),
+        (
+            DDIMSampler(4),
+            {"starts": [UniformGrid(5)]},
+            TypeError,
+            "starts must be TimeGrids of the sampler's 4",
+        ),
+        (DDIMSampler(4), {"starts": ["uniform"]}, TypeError, "starts must be"),
+        (DDIMSampler(4), {"starts": []}, ValueError, "starts is empty"),
     ],
 )
 def test_bad_inputs_are_refused_before_any_work(sampler, kwargs, error, match):

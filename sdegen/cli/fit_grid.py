@@ -64,7 +64,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="fit a sampler's time grid to a trained run",
         description="Fit the N + 1 times of a deterministic sampler's grid to the EMA model of a run: "
         "minimise the mean endpoint error against a dopri5 solve of the probability-flow ODE from the "
-        "same prior samples (a calibration batch of --n), starting from the sampler's own grid. Writes "
+        "same prior samples (a calibration batch of --n), starting from the best of the sampler's own grid "
+        "and the built-in grids of as many steps. Writes "
         "the grid to RUN/grids/SAMPLER-STEPS.json, where `sdegen sample RUN --sampler SAMPLER --steps "
         "STEPS --grid fitted` finds it, and reports the errors and the cost in score evaluations.",
     )

@@ -89,11 +89,11 @@ from sdegen._checks import (
     check_sde,
     check_steps,
 )
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.likelihood._prior import check_prior_logp, log_prior
 from sdegen.likelihood.bits_per_dim import Quantization, check_quantization, grid_levels
 from sdegen.likelihood.bits_per_dim import bits_per_dim as _bits_per_dim
 from sdegen.random import RandomSource
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.sde.base import SDE, LinearSDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid, check_schedule
 
@@ -279,7 +279,7 @@ def elbo(
         score_fn: ``score_fn(t, x)`` with ``t`` of shape ``[B']``; evaluated on ``2 B`` rows per draw
             (more with ``batch_size``). Networks with dropout belong in ``eval()`` mode. With a
             ``decoder``, the data prediction at eps comes from ``score_fn.data_prediction`` or
-            ``noise_prediction`` when it has one (the protocol of ``sdegen.samplers.denoise``).
+            ``noise_prediction`` when it has one (the protocol of ``sdegen.samplers.tweedie``).
         n_samples: draws of (t, z) per example; each costs two evaluations.
         time_law: ``"importance"`` (t with density proportional to g^2 / sigma^2, i.e. uniform in
             log-SNR) or ``"uniform"`` on [eps, T].

@@ -112,8 +112,12 @@ def multistep_order(order: int, i: int, grid: CoefficientGrid, lower_order_final
     2. a denoising final step from a noise floor (``grid.denoising_final_step``) is first order:
        its x0_hat is converged and an extrapolation over its long step would only amplify noise
        (k-diffusion and diffusers step to sigma = 0 with x0_hat itself);
-    3. with ``lower_order_final``, a run of fewer than 10 regular steps (N, or N - 1 before a
-       denoising step) lowers its last steps to order (regular steps - i), as DPM-Solver does;
+    3. with ``lower_order_final``, a run of fewer than 10 steps (N, its number of evaluations, a
+       denoising final step included, as diffusers counts) lowers its last regular steps to order
+       (regular steps - i), as DPM-Solver does. Counting the denoising step matters at N = 10 on a
+       floored grid (9 regular steps): keeping order 3 there lowered the endpoint error of 3M at
+       NFE 10 on all six floored cases measured (three 2-D mixtures under VE and sub-VP; e.g. the
+       ring under VE 0.052 -> 0.049, under sub-VP 0.15 -> 0.069);
     4. bounded extrapolation: the order drops while h_i exceeds twice the mean step of the history
        it extrapolates from, (lambda_i - lambda_{i-k+1}) / (k - 1). For 2M the extrapolated x0_hat
        is D_0 + (h_i / 2 h_{i-1}) (D_0 - D_1), so this keeps the step within one last difference of
@@ -125,7 +129,7 @@ def multistep_order(order: int, i: int, grid: CoefficientGrid, lower_order_final
     regular = grid.steps - 1 if grid.denoising_final_step else grid.steps
     if i >= regular:
         return 1
-    if lower_order_final and regular < LOWER_ORDER_FINAL_BELOW:
+    if lower_order_final and grid.steps < LOWER_ORDER_FINAL_BELOW:
         k = min(k, regular - i)
     lam = grid.log_snr
     while k > 1 and lam[i + 1] - lam[i] > MAX_STEP_RATIO * (lam[i] - lam[i - k + 1]) / (k - 1):

@@ -24,10 +24,10 @@ from sdegen._checks import (
     check_sde,
     check_steps,
 )
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.observations.base import Observation
 from sdegen.random import RandomSource
 from sdegen.samplers._projection import ObservationProjection
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._trajectory import SamplePath, Stopped, Trajectory
 from sdegen.samplers.callback import SamplingCallback, check_callback
 from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid

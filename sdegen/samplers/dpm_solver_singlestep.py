@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._steps import exponential_step
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.sde.coefficients import CoefficientGrid

@@ -11,9 +11,9 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen._checks import check_real
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import KarrasGrid, TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid

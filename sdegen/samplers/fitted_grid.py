@@ -12,11 +12,17 @@ objective that Align Your Steps (Sabour et al. 2024) bounds and that GITS (Chen 
 splits into one-step local errors; here it is minimised directly, for whatever sampler is given
 (its multistep history, lower-order steps and final step included), by a derivative-free pattern
 search (a compass search: Kolda, Lewis and Torczon 2003) over the log-lengths of the N steps in
-lambda = log(alpha/sigma), started from the sampler's own grid. The ends t_0 and t_N stay fixed,
-and every candidate is strictly decreasing by construction.
+lambda = log(alpha/sigma). The objective has several local minima, and which grid family lies in
+the best basin differs between samplers and models, so the search starts from the sampler's own
+grid and the built-in grids of the same N: each searches with an equal share of half the budget,
+and the best of them goes on with the rest. The ends t_0 and t_N stay fixed, and every candidate is strictly decreasing by
+construction.
 
 The cost is bounded and reported: one reference solve plus at most ``max_evaluations`` runs of the
-sampler on the calibration batch, N score evaluations each. The result is a
+sampler on the calibration batch (the starting grids included), N score evaluations each. The
+calibration batch should be large enough that the mean error does not overfit its few hard
+x_T: with 256 2-D states the fitted grids' error on other x_T was up to 1.4x their calibration
+error at NFE 5, with 2048 within 1.1x. The result is a
 :class:`~sdegen.samplers.grid.CustomGrid` with its fit record (:class:`FittedGrid`), which saves to
 and loads from a small JSON file that stores the float64 times exactly, so that a reloaded grid
 gives bit-identical samples.
@@ -27,15 +33,23 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from sdegen._checks import check_batch_shape, check_positive, check_steps, check_tensor
+from sdegen._checks import (
+    check_batch_shape,
+    check_positive,
+    check_score_fn,
+    check_sde,
+    check_steps,
+    check_tensor,
+)
 from sdegen.samplers.base import Sampler, resolve_eps
-from sdegen.samplers.grid import CustomGrid
+from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.pf_ode import ProbabilityFlowSampler
 from sdegen.sde.base import SDE, LinearSDE, ScoreFn
 
@@ -57,7 +71,7 @@ class FittedGrid:
         sampler: ``repr`` of the sampler it was fitted for (on its own grid).
         sde: ``repr`` of the SDE.
         error: mean endpoint error on the calibration batch with the fitted times.
-        initial_error: the same with the sampler's own grid (the starting point).
+        initial_error: the same with the sampler's own grid.
         nfe: score evaluations of the whole fit, per calibration sample (reference solve included).
         reference_nfe: those of the reference solve.
         evaluations: runs of the sampler on the calibration batch.
@@ -123,6 +137,7 @@ def fit_grid(
     reference: Tensor | None = None,
     max_evaluations: int = 200,
     rtol: float = 1e-6,
+    starts: Sequence[TimeGrid] | None = None,
 ) -> FittedGrid:
     """Fit the times of ``sampler``'s grid to ``score_fn`` on the calibration batch ``x_T``.
 
@@ -142,6 +157,11 @@ def fit_grid(
             solve of the probability-flow ODE at ``rtol`` gives them.
         max_evaluations: bound on the runs of the sampler on the calibration batch.
         rtol: relative (and absolute) tolerance of the reference solve.
+        starts: the grids of N steps from T to ``eps`` to search from (each with a share of the
+            budget, then the best with the rest); default: the sampler's own grid and, on a
+            :class:`~sdegen.sde.LinearSDE`, ``UniformGrid``, ``LogSNRGrid`` and ``KarrasGrid`` of
+            its N steps, with and without the noise floor. ``[sampler.grid]`` starts from the
+            sampler's grid alone.
 
     Returns:
         :class:`FittedGrid`, whose ``nfe`` is the cost of the fit per calibration sample.
@@ -161,8 +181,8 @@ def fit_grid(
             f"{sampler!r} places its own times (an adaptive solver) and has no grid to fit; pass a grid "
             f"sampler such as DPMSolverMultistepSampler(steps=10)"
         )
-    if not isinstance(sde, SDE):
-        raise TypeError(f"sde must be an sdegen.SDE (e.g. VPSDE()); got {type(sde).__name__}")
+    check_sde(sde)
+    check_score_fn(score_fn)
     check_tensor("x_T", x_T)
     check_batch_shape("x_T", x_T)
     max_evaluations = check_steps("max_evaluations", max_evaluations)
@@ -176,6 +196,21 @@ def fit_grid(
         raise ValueError(
             f"fit_grid fits grids that start at T={sde.T:g}; {sampler!r} starts at {float(start[0]):.6g}"
         )
+
+    if starts is None:
+        # the built-in families span T to eps; a custom grid with other ends is fitted from itself
+        at_eps = abs(float(start[-1]) - eps) <= 1e-9 * max(1.0, abs(eps))
+        starts = [sampler.grid, *(_families(sde, steps) if at_eps else [])]
+    else:
+        starts = list(starts)
+        for grid in starts:
+            if not isinstance(grid, TimeGrid) or grid.steps != steps:
+                raise TypeError(
+                    f"starts must be TimeGrids of the sampler's {steps} steps (e.g. UniformGrid({steps})); "
+                    f"got {grid!r}"
+                )
+        if not starts:
+            raise ValueError("starts is empty; pass None for the built-in grids, or [sampler.grid]")
 
     reference_nfe = 0
     if reference is None:
@@ -191,12 +226,9 @@ def fit_grid(
             )
 
     axis = _Axis(sde, float(start[0]), float(start[-1]))
-    # the fitted grid keeps the structure of the sampler's: a floored grid's last step stays its
-    # denoising step (first order for the multistep samplers), wherever the fit moves the floor
-    denoising = sampler.grid.denoising_final_step(sde, eps)
     runs = [0, 0]  # sampler runs, score evaluations per sample path
 
-    def error(log_lengths: Tensor) -> float:
+    def error(log_lengths: Tensor, denoising: bool) -> float:
         candidate = copy.copy(sampler)
         try:
             candidate.grid = CustomGrid(axis.times(log_lengths), denoising_final_step=denoising)
@@ -211,29 +243,33 @@ def fit_grid(
         value = float((out.x - reference).flatten(1).norm(dim=1).mean())
         return value if math.isfinite(value) else math.inf
 
-    z = axis.log_lengths(start)
-    initial = best = error(z)
-    if not math.isfinite(initial):
+    # Each start keeps its structure: a floored grid's last step stays its denoising step (first
+    # order for the multistep samplers), wherever the fit moves the floor.
+    searches, seen = [], set()
+    for grid in starts:
+        times = grid.times(sde, eps) if grid is not sampler.grid else start
+        denoising = grid.denoising_final_step(sde, eps)
+        if (key := (tuple(times.tolist()), denoising)) in seen:  # e.g. a floor below the end time
+            continue
+        seen.add(key)
+        z = axis.log_lengths(times)
+        searches.append(_CompassSearch(z, error(z, denoising), denoising))
+    initial = searches[0].value
+    searches = [search for search in searches if math.isfinite(search.value)]
+    if not searches:
         raise FloatingPointError(
-            f"{sampler!r} diverged on its own grid on the calibration batch; nothing to fit"
+            f"{sampler!r} diverged on every starting grid on the calibration batch; nothing to fit"
         )
-    # Compass search: try each log-length up and down by delta, keep any improvement, halve delta
-    # after a sweep without one. Lengths are relative, so delta = 0.5 first moves a step by ~1.6x.
-    delta = 0.5
-    while runs[0] < max_evaluations and delta > 1e-3:
-        improved = False
-        for j in range(steps):
-            for sign in (1.0, -1.0):  # the other direction only if this one did not help
-                if runs[0] >= max_evaluations:
-                    break
-                trial = z.clone()
-                trial[j] += sign * delta
-                value = error(trial)
-                if value < best:
-                    z, best, improved = trial, value, True
-                    break
-        if not improved:
-            delta /= 2
+    # The start of least error is not always in the best basin (UniPC at NFE 5 under VE: the
+    # floored grid starts lower and ends 1.3x higher than the uniform one), so every start first
+    # searches with an equal share of half the budget, and the best goes on with the rest.
+    share = (max_evaluations - runs[0]) // (2 * len(searches))
+    if len(searches) > 1 and share > 0:
+        for search in searches:
+            search.run(error, runs, until=runs[0] + share)
+    search = min(searches, key=lambda s: s.value)
+    search.run(error, runs, until=max_evaluations)
+    z, best, denoising = search.z, search.value, search.denoising
     return FittedGrid(
         times=tuple(axis.times(z).tolist()),
         denoising_final_step=denoising,
@@ -246,6 +282,44 @@ def fit_grid(
         evaluations=runs[0],
         calibration_size=x_T.shape[0],
     )
+
+
+class _CompassSearch:
+    """A compass search (Kolda, Lewis and Torczon 2003) over a grid's log-lengths, resumable.
+
+    Each sweep tries every log-length up and down by delta and keeps any improvement; a sweep
+    without one halves delta. Lengths are relative, so delta = 0.5 first moves a step by ~1.6x.
+    """
+
+    def __init__(self, z: Tensor, value: float, denoising: bool) -> None:
+        self.z, self.value, self.denoising, self.delta = z, value, denoising, 0.5
+
+    def run(self, error: Callable[[Tensor, bool], float], runs: list[int], *, until: int) -> None:
+        """Search until ``runs[0]`` (the sampler runs so far) reaches ``until`` or delta < 1e-3."""
+        while runs[0] < until and self.delta > 1e-3:
+            improved = False
+            for j in range(len(self.z)):
+                for sign in (1.0, -1.0):  # the other direction only if this one did not help
+                    if runs[0] >= until:
+                        return
+                    trial = self.z.clone()
+                    trial[j] += sign * self.delta
+                    value = error(trial, self.denoising)
+                    if value < self.value:
+                        self.z, self.value, improved = trial, value, True
+                        break
+            if not improved:
+                self.delta /= 2
+
+
+def _families(sde: SDE, steps: int) -> list[TimeGrid]:
+    """The built-in grids of ``steps`` steps that apply to ``sde``."""
+    if not isinstance(sde, LinearSDE):
+        return [UniformGrid(steps)]
+    return [
+        UniformGrid(steps),
+        *(family(steps, floor=floor) for family in (LogSNRGrid, KarrasGrid) for floor in (False, True)),
+    ]
 
 
 class _Axis:

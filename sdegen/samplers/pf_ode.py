@@ -9,9 +9,9 @@ import torchdiffeq
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen._solve import LoggedField, solve_failure
 from sdegen.random import RandomSource
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.base import Sampler
 from sdegen.samplers.grid import TimeGrid, uniform_times

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from sdegen import random
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.random import RandomSource
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.base import Sampler
 from sdegen.samplers.correctors import Corrector

@@ -10,9 +10,9 @@ import torchsde
 from torch import Tensor
 
 from sdegen._checks import check_bool, check_positive
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.brownian import SequentialBrownian
 from sdegen.random import BatchGenerator, RandomSource
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.base import Sampler
 from sdegen.samplers.grid import TimeGrid, UniformGrid

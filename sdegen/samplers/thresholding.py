@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from sdegen._broadcast import batch_time, expand_like
-from sdegen._checks import check_linear_sde, check_positive, check_real
+from sdegen._checks import check_linear_sde, check_positive, check_real, check_score_fn
 from sdegen.sde.base import SDE
 
 __all__ = ["Thresholded"]
@@ -66,8 +66,7 @@ class Thresholded:
         percentile: float | None = None,
         max_value: float = 1.0,
     ) -> None:
-        if not callable(score_fn):
-            raise TypeError(f"score_fn must be a score function (t, x); got {type(score_fn).__name__}")
+        check_score_fn(score_fn)
         check_linear_sde(sde, "Thresholded")
         if (clip is None) == (percentile is None):
             raise ValueError(

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_batch_shape, check_linear_sde, check_time
-from sdegen.samplers._score import ScoreEvaluator
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.sde.base import SDE
 
 __all__ = ["tweedie_denoise"]

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_bool, check_steps
+from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._score import ScoreEvaluator
 from sdegen.samplers._steps import exponential_step, multistep_order
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.grid import TimeGrid

@@ -1,4 +1,4 @@
-"""The score function as samplers call it: counted, checked, and driving the progress bar."""
+"""The score function as sdegen's loops call it: counted, checked, and driving the progress bar."""
 
 from __future__ import annotations
 
