@@ -32,8 +32,8 @@ from torch import Tensor
 from sdegen._checks import check_linear_sde
 from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.random import RandomSource
-from sdegen.samplers._trajectory import SamplePath, Trajectory
-from sdegen.samplers.base import Sampler
+from sdegen.samplers._trajectory import SamplePath
+from sdegen.samplers.base import Sampler, SamplerRun
 from sdegen.samplers.grid import LogSNRGrid, TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -72,15 +72,8 @@ class DenoiserSampler(Sampler):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._grid_repr()})"
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         D: list[Tensor] = []  # x0_hat at t_i, t_{i-1}, ...
         for i in range(grid.steps):
             score.step = i

@@ -34,7 +34,7 @@ from sdegen.samplers.grid import TimeGrid, UniformGrid, resolve_grid
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
 
-__all__ = ["Sampler", "SampleResult", "SamplePath"]
+__all__ = ["Sampler", "SampleResult", "SamplePath", "SamplerRun"]
 
 
 class SampleResult(NamedTuple):
@@ -51,6 +51,22 @@ class SampleResult(NamedTuple):
     nfe: int
     trajectory: Tensor | None
     ts: Tensor | None
+
+
+class SamplerRun(NamedTuple):
+    """What a sampler's ``_sample`` carries its state through, built once per call by the base class.
+
+    Attributes:
+        grid: the coefficients at the grid times (t, alpha, sigma, log-SNR, g^2).
+        score: the score model, counted (NFE) and checked for finite values.
+        generator: the source of the run's randomness.
+        path: the trajectory: projection onto an observation, the callback, the kept states.
+    """
+
+    grid: CoefficientGrid
+    score: ScoreEvaluator
+    generator: RandomSource
+    path: Trajectory
 
 
 class Sampler(abc.ABC):
@@ -164,16 +180,9 @@ class Sampler(abc.ABC):
             )
 
     @abc.abstractmethod
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
-        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]``; ``score`` counts and checks its evaluations.
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        """Carry ``x`` from ``grid.t[0]`` to ``grid.t[-1]`` of ``run`` (a :class:`SamplerRun`: ``grid, score,
+        generator, path = run``); ``score`` counts and checks its evaluations.
 
         ``x`` arrives projected onto the observation at t_0 (if any). A grid sampler calls
         ``x = path.reached(i, x)`` at every later grid time t_i and returns ``path.result(x)``; a
@@ -286,7 +295,7 @@ class Sampler(abc.ABC):
                 )
                 x0_hat = None
                 try:
-                    out = self._sample(grid, score, x_T, generator=generator, path=path)
+                    out = self._sample(SamplerRun(grid, score, generator, path), x_T)
                     end = -1
                 except Stopped as stopped:  # the callback ended the run at t_end
                     out, end, x0_hat = stopped.path, stopped.step, stopped.x0_hat

@@ -5,12 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from sdegen._score_evaluator import ScoreEvaluator
-from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._steps import exponential_step
-from sdegen.samplers._trajectory import SamplePath, Trajectory
-from sdegen.sde.coefficients import CoefficientGrid
+from sdegen.samplers._trajectory import SamplePath
+from sdegen.samplers.base import SamplerRun
 
 __all__ = ["DPMSolverSinglestepSampler"]
 
@@ -39,15 +37,8 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
     default_steps = 10
     r = 0.5
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         alpha, sigma, lam, r = grid.alpha, grid.sigma, grid.log_snr, self.r
         mid = self.times_at_log_snr(grid, [lam[i] + r * (lam[i + 1] - lam[i]) for i in range(grid.steps)])
         for i in range(grid.steps):

@@ -11,12 +11,10 @@ from torch import Tensor
 
 from sdegen import random
 from sdegen._checks import check_real
-from sdegen._score_evaluator import ScoreEvaluator
-from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers.base import SamplerRun
 from sdegen.samplers.grid import KarrasGrid, TimeGrid
-from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["EDMHeunSampler", "EDMStochasticSampler"]
 
@@ -53,15 +51,8 @@ class _EDMSampler(DenoiserSampler):
         """gamma_i for each step i, given the levels s_0 > ... > s_N (none here: Alg. 1)."""
         return [0.0] * (len(s) - 1)
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         alpha, s = grid.alpha, [sg / a for sg, a in zip(grid.sigma, grid.alpha, strict=True)]
         gamma = self._churn(s)
         # the times of the raised levels s_hat, where lambda = lambda_i - log(1 + gamma_i)

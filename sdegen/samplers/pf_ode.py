@@ -9,14 +9,11 @@ import torchdiffeq
 from torch import Tensor
 
 from sdegen._checks import check_positive, check_steps
-from sdegen._score_evaluator import ScoreEvaluator
 from sdegen._solve import LoggedField, solve_failure
-from sdegen.random import RandomSource
-from sdegen.samplers._trajectory import SamplePath, Trajectory
-from sdegen.samplers.base import Sampler
+from sdegen.samplers._trajectory import SamplePath
+from sdegen.samplers.base import Sampler, SamplerRun
 from sdegen.samplers.grid import TimeGrid, uniform_times
 from sdegen.sde.base import SDE
-from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.probability_flow import ProbabilityFlowODE
 
 __all__ = ["ProbabilityFlowSampler"]
@@ -157,15 +154,8 @@ class ProbabilityFlowSampler(Sampler):
             return uniform_times(sde.T, eps, _DEFAULT_OUTPUTS)
         return self.grid.times(sde, eps)
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         ts = grid.ts
         ode = ProbabilityFlowODE(grid.sde, score)
         field = LoggedField(ode)

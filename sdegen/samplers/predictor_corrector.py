@@ -9,10 +9,9 @@ import torch
 from torch import Tensor
 
 from sdegen import random
-from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.random import RandomSource
-from sdegen.samplers._trajectory import SamplePath, Trajectory
-from sdegen.samplers.base import Sampler
+from sdegen.samplers._trajectory import SamplePath
+from sdegen.samplers.base import Sampler, SamplerRun
 from sdegen.samplers.correctors import Corrector
 from sdegen.samplers.grid import TimeGrid
 from sdegen.samplers.predictors import Predictor
@@ -109,15 +108,8 @@ class PredictorCorrectorSampler(Sampler):
         self.predictor.check(grid)
         self.corrector.check(grid)
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         noise = _Noise(x, generator)
         predictor, corrector = self.predictor, self.corrector
         corrects = corrector.nfe_per_step > 0

@@ -14,7 +14,7 @@ from sdegen._score_evaluator import ScoreEvaluator
 from sdegen.brownian import SequentialBrownian
 from sdegen.random import BatchGenerator, RandomSource
 from sdegen.samplers._trajectory import SamplePath, Trajectory
-from sdegen.samplers.base import Sampler
+from sdegen.samplers.base import Sampler, SamplerRun
 from sdegen.samplers.grid import TimeGrid, UniformGrid
 from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
@@ -140,15 +140,8 @@ class ReverseSDESampler(Sampler):
     def nfe_per_step(self) -> int | None:
         return None if self.adaptive else self.METHODS[self.method].nfe_per_step
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         spec = self.METHODS[self.method]
         ts = grid.ts
         rsde = ReverseTimeSDE(

@@ -10,13 +10,11 @@ import torch
 from torch import Tensor
 
 from sdegen._checks import check_bool, check_steps
-from sdegen._score_evaluator import ScoreEvaluator
-from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._steps import exponential_step, multistep_order
-from sdegen.samplers._trajectory import SamplePath, Trajectory
+from sdegen.samplers._trajectory import SamplePath
+from sdegen.samplers.base import SamplerRun
 from sdegen.samplers.grid import TimeGrid
-from sdegen.sde.coefficients import CoefficientGrid
 
 __all__ = ["UniPCSampler"]
 
@@ -108,15 +106,8 @@ class UniPCSampler(DenoiserSampler):
     def order(self) -> float:
         return float(min(self._p + 1, 3))
 
-    def _sample(
-        self,
-        grid: CoefficientGrid,
-        score: ScoreEvaluator,
-        x: Tensor,
-        *,
-        generator: RandomSource,
-        path: Trajectory,
-    ) -> SamplePath:
+    def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
+        grid, score, generator, path = run
         alpha, sigma, lam = grid.alpha, grid.sigma, grid.log_snr
         score.step = 0
         D = [self.denoised(grid, 0, x, score)]  # x0_hat at t_i, t_{i-1}, ...
