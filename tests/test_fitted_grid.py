@@ -126,6 +126,12 @@ def test_the_search_starts_from_the_best_of_the_built_in_grids():
         ),
         (DDIMSampler(4), {"starts": ["uniform"]}, TypeError, "starts must be"),
         (DDIMSampler(4), {"starts": []}, ValueError, "starts is empty"),
+        (
+            DDIMSampler(grid=[1.0, 0.5, 0.1, 0.01]),
+            {"starts": [UniformGrid(3)]},
+            ValueError,
+            "starts must span",
+        ),
     ],
 )
 def test_bad_inputs_are_refused_before_any_work(sampler, kwargs, error, match):

@@ -211,6 +211,23 @@ def fit_grid(
                 )
         if not starts:
             raise ValueError("starts is empty; pass None for the built-in grids, or [sampler.grid]")
+    # Each start keeps its structure: a floored grid's last step stays its denoising step (first
+    # order for the multistep samplers), wherever the fit moves the floor.
+    points, seen = [], set()
+    for grid in starts:
+        times = grid.times(sde, eps) if grid is not sampler.grid else start
+        if (
+            abs(float(times[0] - start[0])) > 1e-9 * max(1.0, sde.T)
+            or abs(float(times[-1] - start[-1])) > 1e-12
+        ):
+            raise ValueError(
+                f"starts must span the sampler's grid, from {float(start[0]):.6g} to {float(start[-1]):.6g}; "
+                f"{grid!r} spans {float(times[0]):.6g} to {float(times[-1]):.6g}"
+            )
+        denoising = grid.denoising_final_step(sde, eps)
+        if (key := (tuple(times.tolist()), denoising)) not in seen:  # e.g. a floor below the end time
+            seen.add(key)
+            points.append((times, denoising))
 
     reference_nfe = 0
     if reference is None:
@@ -243,15 +260,8 @@ def fit_grid(
         value = float((out.x - reference).flatten(1).norm(dim=1).mean())
         return value if math.isfinite(value) else math.inf
 
-    # Each start keeps its structure: a floored grid's last step stays its denoising step (first
-    # order for the multistep samplers), wherever the fit moves the floor.
-    searches, seen = [], set()
-    for grid in starts:
-        times = grid.times(sde, eps) if grid is not sampler.grid else start
-        denoising = grid.denoising_final_step(sde, eps)
-        if (key := (tuple(times.tolist()), denoising)) in seen:  # e.g. a floor below the end time
-            continue
-        seen.add(key)
+    searches = []
+    for times, denoising in points:
         z = axis.log_lengths(times)
         searches.append(_CompassSearch(z, error(z, denoising), denoising))
     initial = searches[0].value
