@@ -53,7 +53,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -80,6 +79,7 @@ from sdegen import (
 from sdegen.samplers.correctors import LangevinCorrector
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import ReverseDiffusion
+from sdegen.samplers.unipc import _coefficients as unipc_coefficients
 from sdegen.sde.coefficients import CoefficientGrid
 
 Score = Callable[[Tensor, Tensor], Tensor]
@@ -187,20 +187,6 @@ def hand_2m_sde(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator) -> 
     return x
 
 
-def _unipc_rho(rks: list[float], hh: float, B_h: float, p: int) -> tuple[list[float], list[float]]:
-    """UniPC's predictor and corrector coefficients (Zhao et al. 2023, eq. 7-8)."""
-    b, phi, fact = [], math.expm1(hh) / hh - 1.0, 1
-    for k in range(1, p + 1):
-        b.append(phi * fact / B_h)
-        fact *= k + 1
-        phi = phi / hh - 1.0 / fact
-    if p == 1:
-        return [], [0.5]
-    R = np.array([[r ** (k - 1) for r in rks] for k in range(1, p + 1)])
-    rho_p = [0.5] if p == 2 else np.linalg.solve(R[:-1, :-1], b[:-1]).tolist()
-    return rho_p, np.linalg.solve(R, b).tolist()
-
-
 def hand_unipc(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, order: int) -> Tensor:
     """UniPC-p with B(h) = e^h - 1 (bh2), its updates as weighted sums of x_lin and the D_k."""
     a, s, lam, t = g.alpha, g.sigma, g.log_snr, g.t
@@ -210,7 +196,7 @@ def hand_unipc(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, orde
         h = lam[i + 1] - lam[i]
         B_h = math.expm1(-h)
         rks = [(lam[i - k] - lam[i]) / h for k in range(1, p)] + [1.0]
-        rho_p, rho_c = _unipc_rho(rks, -h, B_h, p)
+        rho_p, rho_c = unipc_coefficients(rks, -h, B_h, p)  # host floats, not the timed work
         c = -a[i + 1] * B_h
         x_lin = torch.add(x * (s[i + 1] / s[i]), D[0], alpha=-a[i + 1] * math.expm1(-h))
         # sum_k rho_k (D_k - D_0) / r_k: weights w_k on D_k, -sum(w) on D_0

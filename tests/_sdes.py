@@ -2,7 +2,7 @@
 
 import torch
 
-from sdegen import LinearSDE
+from sdegen import SDE, VPSDE, LinearSDE
 
 
 class OrnsteinUhlenbeck(LinearSDE):
@@ -23,3 +23,24 @@ class OrnsteinUhlenbeck(LinearSDE):
 
     def sigma_squared(self, t):
         return -torch.expm1(-2 * self.theta * t)
+
+
+class OpaqueVP(SDE):
+    """VPSDE known only through its drift and diffusion (a general SDE): the same process, without
+    the closed forms a LinearSDE offers."""
+
+    def __init__(self, beta_max: float = 20.0):
+        super().__init__(T=1.0)
+        self.inner = VPSDE(beta_max=beta_max)
+
+    def drift(self, t, x):
+        return self.inner.drift(t, x)
+
+    def diffusion(self, t):
+        return self.inner.diffusion(t)
+
+    def prior_sampling(self, shape, generator=None, device=None, dtype=None):
+        return self.inner.prior_sampling(shape, generator, device, dtype)
+
+    def prior_logp(self, z):
+        return self.inner.prior_logp(z)

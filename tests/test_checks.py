@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from _sdes import OpaqueVP
 
 import sdegen
 from sdegen._checks import check_class_labels, check_end_time, check_output, check_whole_batch_draw, same_sde
@@ -53,30 +54,10 @@ def test_labels_follow_the_device_policy_and_keep_their_form():
     assert y.device.type == "meta" and y.dtype == torch.int64
 
 
-class _OpaqueVP(sdegen.SDE):
-    """VPSDE known only through its drift and diffusion: the same process."""
-
-    def __init__(self, beta_max: float = 20.0):
-        super().__init__(T=1.0)
-        self.inner = sdegen.VPSDE(beta_max=beta_max)
-
-    def drift(self, t, x):
-        return self.inner.drift(t, x)
-
-    def diffusion(self, t):
-        return self.inner.diffusion(t)
-
-    def prior_sampling(self, shape, generator=None, device=None, dtype=None):
-        return self.inner.prior_sampling(shape, generator, device, dtype)
-
-    def prior_logp(self, z):
-        return self.inner.prior_logp(z)
-
-
 def test_a_general_sde_is_compared_by_its_drift_and_diffusion():
-    assert same_sde(_OpaqueVP(), sdegen.VPSDE())
-    assert not same_sde(_OpaqueVP(beta_max=10.0), sdegen.VPSDE())
-    assert not same_sde(_OpaqueVP(), sdegen.VESDE())
+    assert same_sde(OpaqueVP(), sdegen.VPSDE())
+    assert not same_sde(OpaqueVP(beta_max=10.0), sdegen.VPSDE())
+    assert not same_sde(OpaqueVP(), sdegen.VESDE())
 
 
 def test_check_output_names_the_callable_what_it_must_return_and_what_it_returned():

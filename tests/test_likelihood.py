@@ -9,12 +9,13 @@ import math
 
 import pytest
 import torch
+from _sdes import OpaqueVP
 from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
 import sdegen
-from sdegen import SDE, VESDE, VPSDE, SubVPSDE
+from sdegen import VESDE, VPSDE, SubVPSDE
 from sdegen.analytic import GaussianMixture
 from sdegen.likelihood import ExactTrace, Hutchinson, LikelihoodResult, Quantization, log_likelihood
 from sdegen.nn import ScoreMLP
@@ -138,24 +139,6 @@ def test_error_with_the_sde_prior_is_the_prior_mismatch(sde, d):
 def test_nonlinear_sde_path_matches_the_linear_one():
     """An SDE known only through drift(t, x) and diffusion(t) (not a LinearSDE) gives the same logp:
     the divergence of the whole drift is then estimated instead of adding a(t) D exactly."""
-
-    class OpaqueVP(SDE):
-        def __init__(self):
-            super().__init__(T=1.0)
-            self.inner = VPSDE()
-
-        def drift(self, t, x):
-            return self.inner.drift(t, x)
-
-        def diffusion(self, t):
-            return self.inner.diffusion(t)
-
-        def prior_sampling(self, shape, generator=None, device=None, dtype=None):
-            return self.inner.prior_sampling(shape, generator, device, dtype)
-
-        def prior_logp(self, z):
-            return self.inner.prior_logp(z)
-
     gm, vp = _mixture(2), VPSDE()
     x = _data(gm, vp, 4)
     p_T = gm.marginal(vp, 1.0).log_prob
