@@ -24,7 +24,8 @@ evaluations than the budget competes at that budget):
   y = x / alpha, s = sigma / alpha.
 
 Fitted grids: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of every sdegen sampler
-(at NFE <= 10) or of the two best (above) on a calibration batch of 1024 other x_T
+(at NFE <= 10) or of the best configuration of each of the two best sampler classes (above) on a
+calibration batch of 1024 other x_T
 (``--calibration``; its own dopri5 reference included in its cost); the fitted sampler of least
 calibration error is scored on the benchmark's x_T. The excess energy distance is
 ED(samples, y) - ED(converged, y), y n exact samples of p_eps (``sdegen.metrics``), averaged over
@@ -262,11 +263,16 @@ def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int) -> dict[int, 
     calibration_errors: dict[int, float] = {}
     for nfe in nfes:
         # Fit the grids of every sampler at NFE <= 10 (a sampler poor on the built-in grids can fit
-        # best: UniPC bh1 at NFE 5), of the two best at larger budgets; each from its best grid.
+        # best: UniPC bh1 at NFE 5), at larger budgets of the best configuration of each of the two
+        # best sampler classes (so that two variants of one method, e.g. 3M's, do not crowd out
+        # another); each from its best grid.
         ranked = sorted(((e, c, g) for (c, g, k), e in errors.items() if k == nfe and math.isfinite(e)))
         chosen: dict[str, str] = {}
+        classes: set[type] = set()
         for _, config_name, grid in ranked:
-            if nfe <= 10 or len(chosen) < 2:
+            cls = type(next(c for c in SDEGEN if c.name == config_name).make(GRIDS[grid](2)))
+            if nfe <= 10 or (cls not in classes and len(classes) < 2):
+                classes.add(cls)
                 chosen.setdefault(config_name, grid)
         for config_name, grid in chosen.items():
             config = next(c for c in SDEGEN if c.name == config_name)
