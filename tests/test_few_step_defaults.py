@@ -188,9 +188,11 @@ def test_high_order_multistep_on_uniform_t_vp_stays_near_ddim():
 # -- 3M ------------------------------------------------------------------------------------------------
 
 
-def _dpmpp_3m_reference(sde, score, x_T, ts):
+def _dpmpp_3m_reference(sde, score, x_T, ts, warm_up="midpoint"):
     """DPM-Solver++(3M) as DPM-Solver's multistep_dpm_solver_third_update writes it (data prediction,
-    D2 = (D1_0 - D1_1) / (r0 + r1)), in the scaled variable y = x / alpha, warm start only."""
+    D2 = (D1_0 - D1_1) / (r0 + r1)), in the scaled variable y = x / alpha, warm start only. Its second
+    step is DPM-Solver++(2M)'s (``warm_up="midpoint"``) or, as in k-diffusion's sample_dpmpp_3m_sde,
+    y + phi_2 (D_0 - D_1) / r (``"taylor"``)."""
     alpha, sigma = sde.alpha(ts).tolist(), sde.sigma(ts).tolist()
     lam = sde.log_snr(ts).tolist()
     y, D = x_T / alpha[0], []
@@ -201,8 +203,10 @@ def _dpmpp_3m_reference(sde, score, x_T, ts):
         h = lam[i + 1] - lam[i]
         phi_1 = math.expm1(-h)
         y = math.exp(-h) * y - phi_1 * D[0]
-        if i == 1:
+        if i == 1 and warm_up == "midpoint":
             y = y - 0.5 * phi_1 * (D[0] - D[1]) * h / (lam[i] - lam[i - 1])
+        elif i == 1:
+            y = y + (phi_1 / h + 1) * (D[0] - D[1]) * h / (lam[i] - lam[i - 1])
         elif i >= 2:
             r0, r1 = (lam[i] - lam[i - 1]) / h, (lam[i - 1] - lam[i - 2]) / h
             d1_0, d1_1 = (D[0] - D[1]) / r0, (D[1] - D[2]) / r1
@@ -229,6 +233,43 @@ def test_3m_is_dpm_solvers_algorithm_by_default(sde):
     assert float((exact(sde, score, x_T).x - expected).abs().max()) > 1e-3
 
 
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE(0.01, 50.0)], ids=repr)
+def test_3m_with_the_taylor_second_order_step_is_k_diffusions_3m(sde):
+    """second_order="taylor" changes only the warm-up's second step, to k-diffusion's phi_2 form; the
+    two forms agree to O(h^2) in D1_0's weight, so they differ, but by less than 3M's own error."""
+    mixture = GaussianMixture.ring(6, 3.0, 0.3)
+    score = mixture.score(sde)
+    x_T = mixture.marginal(sde, sde.T).sample(64, generator=torch.Generator().manual_seed(1))
+    grid = LogSNRGrid(12)
+    ts = grid.times(sde, sde.sampling_eps)
+    expected = _dpmpp_3m_reference(sde, score, x_T, ts, warm_up="taylor")
+    sampler = DPMSolverMultistepSampler(grid=grid, order=3, lower_order_final=False, second_order="taylor")
+    ours = sampler(sde, score, x_T).x
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-10)
+    midpoint = _dpmpp_3m_reference(sde, score, x_T, ts)
+    assert float((ours - midpoint).abs().max()) > 1e-6
+
+
+def test_the_second_order_forms_are_both_second_order():
+    """2M converges at order 2 in either form on an analytic mixture (the error against a dopri5
+    solve falls ~4x per doubling of N)."""
+    sde = VPSDE()
+    mixture = GaussianMixture.ring(4, 2.0, 0.5)
+    score = mixture.score(sde)
+    x_T = mixture.marginal(sde, sde.T).sample(256, generator=torch.Generator().manual_seed(2))
+    eps = sde.sampling_eps
+    exact = ProbabilityFlowSampler(rtol=1e-10, atol=1e-10)(sde, score, x_T, eps=eps).x
+
+    def error(form, n):
+        sampler = DPMSolverMultistepSampler(grid=LogSNRGrid(n), order=2, second_order=form)
+        return float((sampler(sde, score, x_T, eps=eps).x - exact).norm(dim=-1).mean())
+
+    for form in ("midpoint", "taylor"):
+        e = [error(form, n) for n in (40, 80, 160)]
+        slopes = [math.log2(a / b) for a, b in zip(e, e[1:], strict=False)]
+        assert all(1.7 < p < 2.4 for p in slopes), (form, e, slopes)
+
+
 def test_3m_variants_and_their_orders():
     assert DPMSolverMultistepSampler(order=3).order == 2.0
     assert DPMSolverMultistepSampler(order=3, third_order="taylor").order == 3.0
@@ -236,6 +277,11 @@ def test_3m_variants_and_their_orders():
     assert "third_order='taylor'" in repr(DPMSolverMultistepSampler(order=3, third_order="taylor"))
     with pytest.raises(ValueError, match="third_order must be 'reference'"):
         DPMSolverMultistepSampler(order=3, third_order="exact")
+    assert DPMSolverMultistepSampler(order=2, second_order="taylor").order == 2.0
+    assert "second_order='taylor'" in repr(DPMSolverMultistepSampler(order=2, second_order="taylor"))
+    assert "second_order" not in repr(DPMSolverMultistepSampler(order=2))
+    with pytest.raises(ValueError, match=r"second_order must be 'midpoint'.*got second_order='heun'"):
+        DPMSolverMultistepSampler(second_order="heun")
 
 
 def test_the_denoising_final_step_costs_one_evaluation_and_samples_stay_finite():
