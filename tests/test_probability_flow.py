@@ -267,3 +267,20 @@ def test_a_general_sde_is_solved_by_torchdiffeq_and_agrees(method):
     ]
     assert outs[0].nfe == outs[1].nfe
     torch.testing.assert_close(outs[0].x, outs[1].x, rtol=1e-10, atol=1e-10)
+
+
+def test_a_non_finite_score_at_a_stage_is_named_by_its_time_step_and_evaluation():
+    """sdegen's loop checks on the device and reads once at the end; the first bad evaluation is still
+    named exactly: rk4 on 10 steps from 1 to 0.1 evaluates t = 0.55, 0.52, 0.49 in step 5, so the
+    first time below 0.5 is its third stage, evaluation 5 * 4 + 3."""
+    sde = SDES["VP"]
+    score = MIXTURE.score(sde)
+
+    def nan_below_half(t, x):
+        return score(t, x) * (float("nan") if float(t[0]) < 0.5 else 1.0)
+
+    x_T = MIXTURE.marginal(sde, sde.T).sample(8, generator=torch.Generator().manual_seed(16))
+    with pytest.raises(
+        FloatingPointError, match=r"at t=0\.49 \(step 5, score evaluation 23\); sampling stopped"
+    ):
+        sdegen.sample(sde, nan_below_half, None, ProbabilityFlowSampler("rk4", steps=10), x_T=x_T, eps=0.1)

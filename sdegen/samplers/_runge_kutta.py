@@ -114,7 +114,6 @@ def runge_kutta_flow(
         times = [t[i] + c * (t[i + 1] - t[i]) for i in range(grid.steps) for c in fractions]
         fine = CoefficientGrid(grid.sde, [*times, t[-1]])
     index = [m if c == 1.0 else fractions.index(c) for c in tableau.c]  # stage j at fine[m i + index[j]]
-    n = x.shape[0]
     for i in range(grid.steps):
         score.step = i
         dt = grid.t[i + 1] - grid.t[i]
@@ -123,6 +122,6 @@ def runge_kutta_flow(
         scores: list[Tensor] = []
         for row, (t_j, _, _) in zip(rows, at, strict=False):
             y = weighted_sum(row, x, scores)
-            scores.append(score(torch.full((n,), t_j, dtype=x.dtype, device=x.device), y))
+            scores.append(score.at(t_j, y))
         x = path.reached(i + 1, weighted_sum(rows[-1], x, scores))
     return path.result(x)
