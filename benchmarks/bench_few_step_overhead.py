@@ -3,8 +3,9 @@
 Each of sdegen's samplers that steps through a time grid -- the few-step ones (DDIM with eta = 0
 and 1, DPM-Solver++ 2M, 3M, 2S and 2M-SDE, UniPC of orders 2 and 3, EDM's Heun and churn
 samplers), DDPM, predictor-corrector (reverse diffusion + Langevin), annealed Langevin, the
-reverse SDE by Euler-Maruyama (through torchsde) and the probability-flow ODE by Euler, Heun and
-RK4 (through torchdiffeq) -- runs with all its checks (argument validation, NFE counting, the
+reverse SDE by Euler-Maruyama and the probability-flow ODE by torchdiffeq's fixed-grid Runge-Kutta
+methods (Euler, midpoint, Heun 2 and 3, RK4's 3/8 rule; sdegen's own loops for both, on a linear
+SDE) -- runs with all its checks (argument validation, NFE counting, the
 finiteness check, the trajectory and observation hooks) against the tightest loop of the same
 arithmetic a user would write: float coefficients from the same
 :class:`~sdegen.sde.coefficients.CoefficientGrid`, fused ``torch.add(x, y, alpha=c)`` updates,
@@ -76,6 +77,7 @@ from sdegen import (
     UniformGrid,
     UniPCSampler,
 )
+from sdegen.samplers._runge_kutta import TABLEAUS, stage_weights
 from sdegen.samplers.correctors import LangevinCorrector
 from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import ReverseDiffusion
@@ -310,8 +312,37 @@ def hand_euler_maruyama(g: CoefficientGrid, score: Score, x: Tensor, gen: Genera
     for i in range(g.steps):
         h = t[i] - t[i + 1]
         sc = score(torch.full((x.shape[0],), t[i], dtype=x.dtype), x)
-        x = torch.add(x * (1.0 - h * drift[i]), sc, alpha=h * g2[i])
+        c = 1.0 - h * drift[i]
+        x = torch.add(x if c == 1.0 else x * c, sc, alpha=h * g2[i])
         x = torch.add(x, torch.empty_like(x).normal_(generator=gen), alpha=math.sqrt(h * g2[i]))
+    return x
+
+
+def hand_pf_ode(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, method: str) -> Tensor:
+    """The probability-flow ODE dx/dt = a x - g^2 score / 2 by an explicit Runge-Kutta method of
+    torchdiffeq's (Euler, Heun, RK4's 3/8 rule): since the field is linear in x but for the score,
+    each stage state and the step's end are one weighted sum of x and the scores so far, with host
+    coefficients from the tableau (sdegen's ``stage_weights``, host floats, not the timed work)."""
+    tableau = TABLEAUS[method]
+    stages = _stages(g, list(tableau.c))
+    n = x.shape[0]
+    for i in range(g.steps):
+        dt = g.t[i + 1] - g.t[i]
+        at = [
+            (st.t[i + 1], st.a[i + 1], st.g2[i + 1]) if c == 1.0 else (st.t[i], st.a[i], st.g2[i])
+            for c, st in zip(tableau.c, stages, strict=True)
+        ]
+        rows = stage_weights(tableau, dt, [a for _, a, _ in at], [0.5 * g2 for _, _, g2 in at])
+        scores: list[Tensor] = []
+        for j, row in enumerate(rows):
+            y = x if row[0] == 1.0 else x * row[0]
+            for c, s in zip(row[1:], scores, strict=False):
+                if c != 0.0:
+                    y = torch.add(y, s, alpha=c)
+            if j == len(tableau.c):
+                x = y
+            else:
+                scores.append(score(torch.full((n,), at[j][0], dtype=x.dtype), y))
     return x
 
 
@@ -325,36 +356,6 @@ def _stages(g: CoefficientGrid, fractions: list[float]) -> list[CoefficientGrid]
             ts = [t0 + c * (t1 - t0) for t0, t1 in zip(g.t[:-1], g.t[1:], strict=True)]
             out.append(CoefficientGrid(g.sde, [*ts, g.t[-1]]))
     return out
-
-
-def hand_pf_ode(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, method: str) -> Tensor:
-    """The probability-flow ODE dx/dt = a x - g^2 score / 2 by Euler, Heun or RK4 (3/8 rule, as
-    torchdiffeq's), each update one weighted sum of x and the stage slopes."""
-    fractions, A, b = {
-        "euler": ([0.0], [], [1.0]),
-        "heun2": ([0.0, 1.0], [[1.0]], [0.5, 0.5]),
-        "rk4": (
-            [0.0, 1 / 3, 2 / 3, 1.0],
-            [[1 / 3], [-1 / 3, 1.0], [1.0, -1.0, 1.0]],
-            [1 / 8, 3 / 8, 3 / 8, 1 / 8],
-        ),
-    }[method]
-    stages = _stages(g, fractions)
-    n = x.shape[0]
-    for i in range(g.steps):
-        dt = g.t[i + 1] - g.t[i]
-        k: list[Tensor] = []
-        for j, st in enumerate(stages):
-            y = x
-            for aj, kj in zip(A[j - 1] if j else [], k, strict=True):
-                y = torch.add(y, kj, alpha=dt * aj)
-            t = st.t[i + 1] if fractions[j] == 1.0 else st.t[i]
-            ti = i + 1 if fractions[j] == 1.0 else i
-            sc = score(torch.full((n,), t, dtype=x.dtype), y)
-            k.append(torch.add(y * st.a[ti], sc, alpha=-0.5 * st.g2[ti]))
-        for bj, kj in zip(b, k, strict=True):
-            x = torch.add(x, kj, alpha=dt * bj)
-    return x
 
 
 # -- the cases ------------------------------------------------------------------------------------
@@ -428,7 +429,7 @@ CASES = [
             lambda n, m=m: ProbabilityFlowSampler(m, grid=UniformGrid(n)),
             lambda *a, m=m: hand_pf_ode(*a, method=m),
         )
-        for m in ("euler", "heun2", "rk4")
+        for m in ("euler", "midpoint", "heun2", "heun3", "rk4")
     ],
 ]
 

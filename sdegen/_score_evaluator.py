@@ -106,6 +106,12 @@ class ScoreEvaluator:
     def __call__(self, t: Tensor, x: Tensor) -> Tensor:
         return self._counted(self.score_fn(t, x), t, x, "score_fn")
 
+    def at(self, t: float, x: Tensor) -> Tensor:
+        """score(t, x) at the host time ``t``, passed to ``score_fn`` as a [B] tensor on x's device
+        and dtype; the check records the float, so no view of that tensor is kept."""
+        tb = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
+        return self._counted(self.score_fn(tb, x), tb, x, "score_fn", t)
+
     def data_prediction(self, t: float, x: Tensor, alpha: float, sigma: float) -> Tensor:
         """x0_hat = E[x_0 | x_t = x] at the time ``t`` where the kernel is N(alpha x_0, sigma^2 I).
 

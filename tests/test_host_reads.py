@@ -16,6 +16,7 @@ from sdegen import (
     DDPMSampler,
     EDMStochasticSampler,
     PredictorCorrectorSampler,
+    ProbabilityFlowSampler,
 )
 from sdegen.random import PerSampleGenerator
 from sdegen.samplers import LangevinCorrector, ReverseDiffusion
@@ -38,15 +39,17 @@ def count_host_reads(monkeypatch):
 
 
 # sdegen's own loops (torchsde's and torchdiffeq's read their state back every step anyway): every
-# registered one, and variants beside them.
+# registered one, and variants beside them (the probability-flow ODE's fixed-grid Runge-Kutta).
 OWN_LOOPS = registered(
-    lambda sampler: type(sampler).check_finite_every is None,
+    lambda sampler: sampler.check_finite_every is None,
     extra={
         "pc-langevin-2": lambda steps: PredictorCorrectorSampler(
             ReverseDiffusion(), LangevinCorrector(n_steps=2), steps
         ),
         "ddim-eta": lambda steps: DDIMSampler(steps, eta=0.5),
         "edm-churn-10": lambda steps: EDMStochasticSampler(steps, s_churn=10.0),
+        "ode-rk4": lambda steps: ProbabilityFlowSampler("rk4", steps=steps),
+        "ode-heun3": lambda steps: ProbabilityFlowSampler("heun3", steps=steps),
     },
 )
 

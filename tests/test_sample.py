@@ -182,10 +182,13 @@ def test_a_nan_score_stops_sampling_and_names_the_time(sampler, match):
 
 
 def test_an_infinite_score_and_a_diverging_solver_raise():
+    infinite = lambda t, x: torch.where(x[:1] == x[:1], x, x) * 0 + torch.tensor([[math.inf, 0]])  # noqa: E731
+    # checked on the host at every evaluation: the bad values are counted
     with pytest.raises(FloatingPointError, match=r"1 non-finite value\(s\) at t=1"):
-        sdegen.sample(
-            VP, lambda t, x: torch.where(x[:1] == x[:1], x, x) * 0 + torch.tensor([[math.inf, 0]]), (1, 2)
-        )
+        sdegen.sample(VP, infinite, (1, 2), check_finite_every=1)
+    # sdegen's loops check on the device and read once at the end: the first bad evaluation is named
+    with pytest.raises(FloatingPointError, match=r"non-finite value\(s\) at t=1 \(score evaluation 1\)"):
+        sdegen.sample(VP, infinite, (1, 2))
     huge = lambda t, x: torch.full_like(x, 1e307)  # noqa: E731 - finite, but the state overflows
     with pytest.raises(
         FloatingPointError, match=r"the sampled x has 4 non-finite value\(s\) after DDPMSampler"

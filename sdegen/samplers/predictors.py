@@ -61,8 +61,9 @@ class EulerMaruyama(Predictor):
     def update(self, grid: CoefficientGrid, i: int, x: Tensor, score: ScoreFn, z: Tensor | None) -> Tensor:
         h, g2 = grid.step_size(i), grid.g2[i]
         s = score(grid.batch_time(i, x), x)
-        if grid.a is not None:  # f = a x: one fused update
-            mean = torch.add(x * (1.0 - h * grid.a[i]), s, alpha=h * g2)
+        if grid.a is not None:  # f = a x: one fused update (no pass to multiply by 1 where a = 0, VE)
+            c = 1.0 - h * grid.a[i]
+            mean = torch.add(x if c == 1.0 else x * c, s, alpha=h * g2)
         else:
             mean = torch.add(x - h * grid.drift(i, x), s, alpha=h * g2)
         return mean if z is None else torch.add(mean, z, alpha=math.sqrt(g2 * h))
