@@ -314,7 +314,7 @@ def hand_euler_maruyama(g: CoefficientGrid, score: Score, x: Tensor, gen: Genera
         sc = score(torch.full((x.shape[0],), t[i], dtype=x.dtype), x)
         c = 1.0 - h * drift[i]
         x = torch.add(x if c == 1.0 else x * c, sc, alpha=h * g2[i])
-        x = torch.add(x, torch.empty_like(x).normal_(generator=gen), alpha=math.sqrt(h * g2[i]))
+        x.add_(torch.empty_like(x).normal_(generator=gen), alpha=math.sqrt(h * g2[i]))
     return x
 
 
@@ -322,7 +322,8 @@ def hand_pf_ode(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, met
     """The probability-flow ODE dx/dt = a x - g^2 score / 2 by an explicit Runge-Kutta method of
     torchdiffeq's (Euler, Heun, RK4's 3/8 rule): since the field is linear in x but for the score,
     each stage state and the step's end are one weighted sum of x and the scores so far, with host
-    coefficients from the tableau (sdegen's ``stage_weights``, host floats, not the timed work)."""
+    coefficients from the tableau (sdegen's ``stage_weights``, host floats, not the timed work),
+    accumulated in place after its first term."""
     tableau = TABLEAUS[method]
     stages = _stages(g, list(tableau.c))
     n = x.shape[0]
@@ -338,7 +339,7 @@ def hand_pf_ode(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, met
             y = x if row[0] == 1.0 else x * row[0]
             for c, s in zip(row[1:], scores, strict=False):
                 if c != 0.0:
-                    y = torch.add(y, s, alpha=c)
+                    y = torch.add(y, s, alpha=c) if y is x else y.add_(s, alpha=c)
             if j == len(tableau.c):
                 x = y
             else:

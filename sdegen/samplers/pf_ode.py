@@ -67,8 +67,9 @@ class ProbabilityFlowSampler(Sampler):
     Like sdegen's other grid loops it never synchronises with the device: a non-finite score
     raises ``FloatingPointError`` naming its first time when the run ends (``check_finite_every``
     as for every sampler). A general :class:`~sdegen.sde.SDE` (drift non-linear in x), the
-    Adams methods and the adaptive ones are solved by ``torchdiffeq.odeint``, which checks every
-    evaluation.
+    Adams methods and the adaptive ones are solved by ``torchdiffeq.odeint``; the Adams and
+    adaptive methods check every evaluation, since their step control or corrector iteration fed
+    NaN would not end.
 
     With ``observation=`` or ``callback=`` (fixed-grid one-step methods: not adaptive, not Adams)
     the observed coordinates are replaced by the noised observation (the callback told) after

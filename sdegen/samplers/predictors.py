@@ -66,7 +66,8 @@ class EulerMaruyama(Predictor):
             mean = torch.add(x if c == 1.0 else x * c, s, alpha=h * g2)
         else:
             mean = torch.add(x - h * grid.drift(i, x), s, alpha=h * g2)
-        return mean if z is None else torch.add(mean, z, alpha=math.sqrt(g2 * h))
+        # mean is a new tensor here: the noise is added into it in place (no fresh buffer to fill)
+        return mean if z is None else mean.add_(z, alpha=math.sqrt(g2 * h))
 
 
 class ReverseDiffusion(Predictor):
