@@ -1,8 +1,10 @@
 """sdegen against k-diffusion at few steps: endpoint error per NFE, each library's best configuration.
 
-On 2-D mixtures with exact scores -- the ring ``GaussianMixture.ring(8, 4.0, 0.5)``, the anisotropic
-5-component mixture of ``bench_few_step.py`` and a multi-scale mixture (a broad component beside
-clusters of std 0.02-0.6, unequal weights) -- under VE(0.01, 50) and VP(0.1, 20), every
+On mixtures with exact scores -- by default the ring ``GaussianMixture.ring(8, 4.0, 0.5)``, the
+anisotropic 5-component mixture of ``bench_few_step.py`` and a multi-scale mixture (a broad component
+beside clusters of std 0.02-0.6, unequal weights); on request (``--problems``) a heavy-tailed
+16-component mixture, a thin spiral curve of 24 components and a 6-component mixture in d = 8 --
+under VE(0.01, 50) and VP(0.1, 20), every
 deterministic sampler of both libraries runs from the same n states x_T (exact samples of p_T), and
 its endpoint error is the mean distance |x - x*| to a dopri5 solve of the probability-flow ODE from
 the same x_T at rtol = atol = 1e-9, down to the SDE's ``sampling_eps``. For every NFE in
@@ -35,7 +37,8 @@ each with its own dopri5 endpoints): at n = 5000 one set's value varies by about
 k-diffusion is loaded as in ``bench_few_step.py`` (``pip install --no-deps k-diffusion`` suffices).
 
 Run:  python benchmarks/bench_few_step_versus.py [--n 5000] [--problems ring anisotropic multiscale]
-      [--sdes VE VP] [--nfe 5 10 15 20 30] [--fit-evaluations K] [--calibration M] [--markdown PATH]
+      [--sdes VE VP] [--nfe 5 10 15 20 30] [--fit-evaluations K (0: built-in grids only)]
+      [--calibration M] [--markdown PATH]
 """
 
 from __future__ import annotations
@@ -88,7 +91,54 @@ def multiscale_mixture() -> GaussianMixture:
     return GaussianMixture([0.35, 0.1, 0.1, 0.15, 0.1, 0.2], means, cov)
 
 
-PROBLEMS: dict[str, Callable[[], GaussianMixture]] = {**BASE_PROBLEMS, "multiscale": multiscale_mixture}
+def heavy_mixture() -> GaussianMixture:
+    """16 components of std 0.05-1.5 (log-spaced), Zipf weights, four far outliers (means x 10)."""
+    g = torch.Generator().manual_seed(11)
+    means = torch.randn(16, 2, generator=g, dtype=F64) * 4.0
+    means[:4] *= 2.5
+    stds = torch.exp(torch.linspace(math.log(0.05), math.log(1.5), 16, dtype=F64))
+    weights = 1.0 / torch.arange(1, 17, dtype=F64)
+    cov = torch.stack([torch.eye(2, dtype=F64) * s**2 for s in stds])
+    return GaussianMixture((weights / weights.sum()).tolist(), means.tolist(), cov)
+
+
+def curve_mixture() -> GaussianMixture:
+    """A 1-D curve: 24 equal Gaussians along a spiral, std 0.35 along it and 0.03 across."""
+    theta = torch.linspace(0.5, 3.5 * math.pi, 24, dtype=F64)
+    means = torch.stack([0.6 * theta * torch.cos(theta), 0.6 * theta * torch.sin(theta)], 1)
+    tangent = torch.stack(
+        [torch.cos(theta) - theta * torch.sin(theta), torch.sin(theta) + theta * torch.cos(theta)], 1
+    )
+    tangent = tangent / tangent.norm(dim=1, keepdim=True)
+    normal = torch.stack([-tangent[:, 1], tangent[:, 0]], 1)
+    cov = (
+        0.35**2 * tangent[:, :, None] * tangent[:, None, :]
+        + 0.03**2 * normal[:, :, None] * normal[:, None, :]
+    )
+    return GaussianMixture([1.0 / 24] * 24, means.tolist(), cov)
+
+
+def d8_mixture() -> GaussianMixture:
+    """d = 8: six components with rotated per-axis stds from 0.015-0.6 to 0.03-1.2, unequal weights."""
+    g = torch.Generator().manual_seed(7)
+    means = torch.randn(6, 8, generator=g, dtype=F64) * 3.0
+    cov = []
+    for k in range(6):
+        q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=F64))
+        s = torch.exp(torch.linspace(math.log(0.03), math.log(1.2), 8, dtype=F64)) * (0.5 + k / 6)
+        cov.append(q @ torch.diag(s**2) @ q.T)
+    return GaussianMixture([0.3, 0.25, 0.15, 0.12, 0.1, 0.08], means.tolist(), torch.stack(cov))
+
+
+PROBLEMS: dict[str, Callable[[], GaussianMixture]] = {
+    **BASE_PROBLEMS,
+    "multiscale": multiscale_mixture,
+    "heavy": heavy_mixture,
+    "curve": curve_mixture,
+    "d8": d8_mixture,
+}
+#: run by default: the issue's two problems and the multi-scale check
+DEFAULT_PROBLEMS = ["ring", "anisotropic", "multiscale"]
 SDES: dict[str, Callable[[], LinearSDE]] = {"VE": lambda: VESDE(0.01, 50.0), "VP": lambda: VPSDE(0.1, 20.0)}
 # "lambda floor" is the few-step samplers' default grid (``steps=N``)
 GRIDS: dict[str, Callable[[int], TimeGrid]] = {
@@ -280,7 +330,7 @@ def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int) -> dict[int, 
             if used <= nfe:
                 rows[nfe].kd.offer(err, "dpm_fast", used)
     calibration_errors: dict[int, float] = {}
-    for nfe in nfes:
+    for nfe in nfes if fit_evaluations > 0 else []:
         # Fit the grids of every sampler at NFE <= 10 (a sampler poor on the built-in grids can fit
         # best: UniPC bh1 at NFE 5), at larger budgets of the best configuration of each of the two
         # best sampler classes (so that two variants of one method, e.g. 3M's, do not crowd out
@@ -317,13 +367,23 @@ def ratio(a: Best, b: Best) -> str:
     return f"{a.err / b.err:.2f}" if math.isfinite(a.err) and math.isfinite(b.err) and b.err > 0 else "-"
 
 
-def tables(results: dict[str, dict[int, Row]], nfes: list[int]) -> str:
+def tables(results: dict[str, dict[int, Row]], nfes: list[int], fitted: bool = True) -> str:
     head = "| | " + " | ".join(f"NFE {k}" for k in nfes) + " |\n|---|" + "---:|" * len(nfes)
     out = ["#### Endpoint error ratio sdegen / k-diffusion, built-in grids", "", head]
     out += [
         f"| {name} | " + " | ".join(ratio(r[k].sdegen, r[k].kd) for k in nfes) + " |"
         for name, r in results.items()
     ]
+    if not fitted:
+        out += ["", "#### The configurations (endpoint error, NFE used)", ""]
+        out += ["| problem | NFE | sdegen, built-in | k-diffusion |", "|---|---:|---|---|"]
+        for name, r in results.items():
+            for k in nfes:
+                a, b = r[k].sdegen, r[k].kd
+                out.append(
+                    f"| {name} | {k} | {a.name}: {a.err:.3g} ({a.nfe}) | {b.name}: {b.err:.3g} ({b.nfe}) |"
+                )
+        return "\n".join(out)
     out += ["", "#### Endpoint error ratio sdegen / k-diffusion, fitted grids", "", head]
     out += [
         f"| {name} | " + " | ".join(ratio(r[k].fitted, r[k].kd) for k in nfes) + " |"
@@ -362,10 +422,15 @@ def tables(results: dict[str, dict[int, Row]], nfes: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=list(PROBLEMS))
+    parser.add_argument("--problems", nargs="+", choices=list(PROBLEMS), default=DEFAULT_PROBLEMS)
     parser.add_argument("--sdes", nargs="+", choices=list(SDES), default=list(SDES))
     parser.add_argument("--nfe", type=int, nargs="+", default=[5, 10, 15, 20, 30])
-    parser.add_argument("--fit-evaluations", type=int, default=300, help="bound on fit_grid's sampler runs")
+    parser.add_argument(
+        "--fit-evaluations",
+        type=int,
+        default=300,
+        help="bound on fit_grid's sampler runs (0: no fitted grids)",
+    )
     parser.add_argument("--calibration", type=int, default=1024, help="x_T in fit_grid's calibration batch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
@@ -386,7 +451,7 @@ def main() -> None:
         for sde_name in args.sdes:
             p = Problem(problem, sde_name, args.n, args.calibration)
             results[p.name] = measure(p, args.nfe, ks, args.fit_evaluations)
-    text = tables(results, args.nfe)
+    text = tables(results, args.nfe, fitted=args.fit_evaluations > 0)
     print("\n" + text + f"\n\ntotal {time.perf_counter() - start:.0f} s")
     if args.markdown:
         command = "python benchmarks/bench_few_step_versus.py " + " ".join(sys.argv[1:])
