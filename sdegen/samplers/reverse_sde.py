@@ -172,6 +172,7 @@ class ReverseSDESampler(Sampler):
         if self._own_loop:
             step, noise = EulerMaruyama(), _Noise(x, generator)
             for i in range(grid.steps):
+                score.step = i  # named by a failure; the progress bar follows the grid's times
                 x = path.reached(i + 1, step.update(grid, i, x, score, noise()))
             return path.result(x)
         spec = self.METHODS[self.method]
