@@ -119,7 +119,7 @@ def curve_mixture() -> GaussianMixture:
 
 
 def d8_mixture() -> GaussianMixture:
-    """d = 8: six components with rotated per-axis stds from 0.015-0.6 to 0.03-1.2, unequal weights."""
+    """d = 8: six rotated components, per-axis stds 0.03-1.2 scaled by 0.5-1.33, unequal weights."""
     g = torch.Generator().manual_seed(7)
     means = torch.randn(6, 8, generator=g, dtype=F64) * 3.0
     cov = []
