@@ -15,8 +15,9 @@ from sdegen.brownian import SequentialBrownian
 from sdegen.random import BatchGenerator, RandomSource
 from sdegen.samplers._trajectory import SamplePath, Trajectory
 from sdegen.samplers.base import Sampler, SamplerRun
+from sdegen.samplers.correctors import NoneCorrector
 from sdegen.samplers.grid import TimeGrid, UniformGrid
-from sdegen.samplers.predictor_corrector import _Noise
+from sdegen.samplers.predictor_corrector import PredictorCorrectorSampler
 from sdegen.samplers.predictors import EulerMaruyama
 from sdegen.sde.coefficients import CoefficientGrid
 from sdegen.sde.reverse import ReverseTimeSDE
@@ -49,7 +50,8 @@ class ReverseSDESampler(Sampler):
     """The reverse-time SDE dx = [f - g^2 score] dt + g dW_bar (Song et al. 2021, eq. 6), from t = T to eps.
 
     Euler-Maruyama ('euler', and 'milstein', the same scheme for additive noise) on fixed steps
-    runs sdegen's own loop, the :class:`~sdegen.samplers.EulerMaruyama` step
+    runs sdegen's own loop (that of :class:`~sdegen.samplers.PredictorCorrectorSampler` with no
+    corrector), the :class:`~sdegen.samplers.EulerMaruyama` step
 
         x_{i+1} = x_i + [f(t_i, x_i) - g(t_i)^2 score(t_i, x_i)] (t_{i+1} - t_i) + g(t_i) sqrt(t_i - t_{i+1}) z_i,
 
@@ -169,12 +171,8 @@ class ReverseSDESampler(Sampler):
 
     def _sample(self, run: SamplerRun, x: Tensor) -> SamplePath:
         grid, score, generator, path = run
-        if self._own_loop:
-            step, noise = EulerMaruyama(), _Noise(x, generator)
-            for i in range(grid.steps):
-                score.step = i  # named by a failure; the progress bar follows the grid's times
-                x = path.reached(i + 1, step.update(grid, i, x, score, noise()))
-            return path.result(x)
+        if self._own_loop:  # the predictor-corrector loop with no corrector: one home for the step
+            return PredictorCorrectorSampler(EulerMaruyama(), NoneCorrector())._sample(run, x)
         spec = self.METHODS[self.method]
         ts = grid.ts
         rsde = ReverseTimeSDE(
