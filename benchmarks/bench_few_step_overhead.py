@@ -9,7 +9,8 @@ SDE) -- runs with all its checks (argument validation, NFE counting, the
 finiteness check, the trajectory and observation hooks) against the tightest loop of the same
 arithmetic a user would write: float coefficients from the same
 :class:`~sdegen.sde.coefficients.CoefficientGrid`, fused ``torch.add(x, y, alpha=c)`` updates,
-linear combinations of stored tensors as one weighted sum, no multiplication or division by a
+linear combinations of stored tensors as one weighted sum accumulated in place after its first
+operation, no multiplication or division by a
 coefficient equal to 1, noise drawn from the same generator in the same order, no checks. Both give
 the same samples (asserted to float32 rounding), so they are the same algorithm.
 
@@ -117,13 +118,11 @@ def hand_ddim(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, eta: 
         x0 = _x0(score, t[i], a[i], s[i], x)
         h = lam[i + 1] - lam[i]
         if eta == 0.0:
-            x = torch.add(x * (s[i + 1] / s[i]), x0, alpha=-a[i + 1] * math.expm1(-h))
+            x = (x * (s[i + 1] / s[i])).add_(x0, alpha=-a[i + 1] * math.expm1(-h))
         else:
             c2 = eta**2 * -math.expm1(-2 * h)
             log_k = 0.5 * math.log1p(-c2) if c2 < 1.0 else -math.inf
-            x = torch.add(
-                x * (s[i + 1] / s[i] * math.exp(log_k)), x0, alpha=-a[i + 1] * math.expm1(log_k - h)
-            )
+            x = (x * (s[i + 1] / s[i] * math.exp(log_k))).add_(x0, alpha=-a[i + 1] * math.expm1(log_k - h))
             z = torch.randn(x.shape, generator=gen, dtype=x.dtype)
             x = torch.add(x, z, alpha=s[i + 1] * math.sqrt(c2))
     return x
@@ -152,7 +151,7 @@ def hand_multistep(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, 
             w = [-a[i + 1] * p1 + u / r0, v / r1 - u / r0, -v / r1]
         x = x * (s[i + 1] / s[i])
         for wj, dj in zip(w, D, strict=False):
-            x = torch.add(x, dj, alpha=wj)
+            x.add_(dj, alpha=wj)
     return x
 
 
@@ -164,9 +163,9 @@ def hand_2s(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator) -> Tens
     for i in range(g.steps):
         h = lam[i + 1] - lam[i]
         x0 = _x0(score, t[i], a[i], s[i], x)
-        u = torch.add(x * (m.sigma[i] / s[i]), x0, alpha=-m.alpha[i] * math.expm1(-0.5 * h))
+        u = (x * (m.sigma[i] / s[i])).add_(x0, alpha=-m.alpha[i] * math.expm1(-0.5 * h))
         x0 = _x0(score, m.t[i], m.alpha[i], m.sigma[i], u)
-        x = torch.add(x * (s[i + 1] / s[i]), x0, alpha=-a[i + 1] * math.expm1(-h))
+        x = (x * (s[i + 1] / s[i])).add_(x0, alpha=-a[i + 1] * math.expm1(-h))
     return x
 
 
@@ -180,10 +179,10 @@ def hand_2m_sde(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator) -> 
         w = -a[i + 1] * math.expm1(-2 * h)
         x = x * (s[i + 1] / s[i] * math.exp(-h))
         if i == 0:
-            x = torch.add(x, D[0], alpha=w)
+            x.add_(D[0], alpha=w)
         else:
             c = 0.5 * w * h / (lam[i] - lam[i - 1])
-            x = torch.add(torch.add(x, D[0], alpha=w + c), D[1], alpha=-c)
+            x.add_(D[0], alpha=w + c).add_(D[1], alpha=-c)
         z = torch.randn(x.shape, generator=gen, dtype=x.dtype)
         x = torch.add(x, z, alpha=s[i + 1] * math.sqrt(-math.expm1(-2 * h)))
     return x
@@ -200,19 +199,18 @@ def hand_unipc(g: CoefficientGrid, score: Score, x: Tensor, gen: Generator, orde
         rks = [(lam[i - k] - lam[i]) / h for k in range(1, p)] + [1.0]
         rho_p, rho_c = unipc_coefficients(rks, -h, B_h, p)  # host floats, not the timed work
         c = -a[i + 1] * B_h
-        x_lin = torch.add(x * (s[i + 1] / s[i]), D[0], alpha=-a[i + 1] * math.expm1(-h))
+        x_lin = (x * (s[i + 1] / s[i])).add_(D[0], alpha=-a[i + 1] * math.expm1(-h))
         # sum_k rho_k (D_k - D_0) / r_k: weights w_k on D_k, -sum(w) on D_0
         w = [c * rho / r for rho, r in zip(rho_p, rks, strict=False)]
         x = x_lin if not w else torch.add(x_lin, D[0], alpha=-sum(w))
         for wk, dk in zip(w, D[1:], strict=False):
-            x = torch.add(x, dk, alpha=wk)
+            x.add_(dk, alpha=wk)
         if i < g.steps - 1:
             D_next = _x0(score, t[i + 1], a[i + 1], s[i + 1], x)
             w = [c * rho / r for rho, r in zip(rho_c[:-1], rks, strict=False)]
-            x = torch.add(x_lin, D_next, alpha=c * rho_c[-1])
-            x = torch.add(x, D[0], alpha=-sum(w) - c * rho_c[-1])
+            x = torch.add(x_lin, D_next, alpha=c * rho_c[-1]).add_(D[0], alpha=-sum(w) - c * rho_c[-1])
             for wk, dk in zip(w, D[1:], strict=False):
-                x = torch.add(x, dk, alpha=wk)
+                x.add_(dk, alpha=wk)
             D = [D_next, *D[: order - 1]]
     return x
 

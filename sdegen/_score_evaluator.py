@@ -119,14 +119,13 @@ class ScoreEvaluator:
         alpha from its ``noise_prediction``; else Tweedie's formula (x + sigma^2 score) / alpha
         (:class:`~sdegen.sde.GaussianKernel`'s conversions, with float coefficients).
         """
+        if self._data is None and self._noise is None:
+            return GaussianKernel(alpha, sigma).data_from_score(x, self.at(t, x))
         tb = torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device)
         if self._data is not None:
             return self._counted(self._data(tb, x), tb, x, "score_fn.data_prediction", t)
-        kernel = GaussianKernel(alpha, sigma)
-        if self._noise is not None:
-            eps = self._counted(self._noise(tb, x), tb, x, "score_fn.noise_prediction", t)
-            return kernel.data_from_noise(x, eps)
-        return kernel.data_from_score(x, self._counted(self.score_fn(tb, x), tb, x, "score_fn", t))
+        eps = self._counted(self._noise(tb, x), tb, x, "score_fn.noise_prediction", t)
+        return GaussianKernel(alpha, sigma).data_from_noise(x, eps)
 
     def _counted(self, out: Tensor, t: Tensor, x: Tensor, name: str, t_value: float | None = None) -> Tensor:
         """``out`` of an evaluation at the times ``t`` (all ``t_value`` where the caller knows it)."""

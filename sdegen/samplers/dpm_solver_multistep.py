@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor
 
 from sdegen._checks import check_bool, check_steps
 from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._steps import multistep_order
+from sdegen.samplers._steps import multistep_order, weighted_sum
 from sdegen.samplers.grid import TimeGrid
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -178,9 +177,7 @@ class DPMSolverMultistepSampler(DenoiserSampler):
         self, grid: CoefficientGrid, i: int, x: Tensor, D: list[Tensor], generator: RandomSource
     ) -> Tensor:
         k = multistep_order(self._order, i, grid, self.lower_order_final)
-        x = torch.mul(x, grid.sigma[i + 1] / grid.sigma[i])
         # The update is linear in D_0, D_1, D_2 with float weights: one pass per term instead of
         # forming the divided differences as tensors.
-        for weight, d in zip(self._weights(k, i, grid.alpha[i + 1], grid.log_snr), D, strict=False):
-            x = torch.add(x, d, alpha=weight)
-        return x
+        weights = self._weights(k, i, grid.alpha[i + 1], grid.log_snr)
+        return weighted_sum(grid.sigma[i + 1] / grid.sigma[i], x, zip(weights, D, strict=False))

@@ -6,12 +6,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from sdegen._checks import check_bool, check_steps
 from sdegen.samplers._denoiser import DenoiserSampler
-from sdegen.samplers._steps import exponential_step, multistep_order
+from sdegen.samplers._steps import exponential_step, multistep_order, weighted_sum
 from sdegen.samplers._trajectory import SamplePath
 from sdegen.samplers.base import SamplerRun
 from sdegen.samplers.grid import TimeGrid
@@ -37,13 +36,10 @@ def _coefficients(rks: list[float], hh: float, B_h: float, p: int) -> tuple[list
     return rho_p, np.linalg.solve(R, b).tolist()
 
 
-def _weighted(x: Tensor, D: list[Tensor], w: list[float], w_0: float = 0.0) -> Tensor:
-    """x + sum_k w_k (D_k - D_0) - w_0 D_0, for k = 1..len(w): one pass per D_k and one for D_0."""
-    if w or w_0:
-        x = torch.add(x, D[0], alpha=-sum(w) - w_0)
-    for w_k, d in zip(w, D[1:], strict=False):
-        x = torch.add(x, d, alpha=w_k)
-    return x
+def _differences(D: list[Tensor], w: list[float], w_0: float = 0.0) -> list[tuple[float, Tensor]]:
+    """sum_k w_k (D_k - D_0) - w_0 D_0, for k = 1..len(w), as weighted terms of D_0, D_1, ...:
+    one pass per D_k and one for D_0 in a weighted sum."""
+    return [(-sum(w) - w_0, D[0]), *zip(w, D[1:], strict=False)]
 
 
 class UniPCSampler(DenoiserSampler):
@@ -122,13 +118,15 @@ class UniPCSampler(DenoiserSampler):
             # c sum_k rho_k D1_k with D1_k = (D_k - D_0) / r_k, as float weights of D_1, ... and of
             # D_0: one pass per term, no D1_k tensors
             c = -alpha[i + 1] * B_h
-            x = _weighted(x_lin, D, [c * rho / r for rho, r in zip(rho_p, rks, strict=False)])  # UniP
+            x = weighted_sum(
+                1.0, x_lin, _differences(D, [c * rho / r for rho, r in zip(rho_p, rks, strict=False)])
+            )
             if i < grid.steps - 1:  # UniC, with the evaluation the next step starts from
                 score.step = i + 1
                 D_next = self.denoised(grid, i + 1, x, score)
                 w_next = c * rho_c[-1]  # of D1 = D_next - D_0 (r = 1)
-                x = torch.add(x_lin, D_next, alpha=w_next)
-                x = _weighted(x, D, [c * rho / r for rho, r in zip(rho_c[:-1], rks, strict=False)], w_next)
+                w = [c * rho / r for rho, r in zip(rho_c[:-1], rks, strict=False)]
+                x = weighted_sum(1.0, x_lin, [(w_next, D_next), *_differences(D, w, w_next)])
                 D = [D_next, *D[: self._p - 1]]
             x = path.reached(i + 1, x)
         return path.result(x)
