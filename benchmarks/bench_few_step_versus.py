@@ -25,11 +25,13 @@ evaluations than the budget competes at that budget):
   ``sample_dpm_fast``; through the exact denoiser D(y, s) = x0_hat in the scaled variable
   y = x / alpha, s = sigma / alpha.
 
-Fitted grids: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of every sdegen sampler
+Fitted samplers: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of every sdegen sampler
 (at NFE <= 10) or of the best configuration of each of the two best sampler classes (above) on a
-calibration batch of 1024 other x_T
-(``--calibration``; its own dopri5 reference included in its cost); the fitted sampler of least
-calibration error is scored on the benchmark's x_T. The excess energy distance is
+calibration batch of 2048 other x_T (``--calibration``), and ``sdegen.samplers.fit_solver`` then
+fits the step coefficients of each of those that take one evaluation per step, on its fitted grid
+(``--solver-evaluations``; 0: grids only); the fitted sampler of least calibration error is scored
+on the benchmark's x_T. The fit's cost is the score evaluations per calibration x_T of the grid fit,
+of the coefficient fit (each run also differentiated once) and of their shared dopri5 reference. The excess energy distance is
 ED(samples, y) - ED(converged, y), y n exact samples of p_eps (``sdegen.metrics``), averaged over
 four independent sets y and over four independent sets of n x_T (the benchmark's and three more,
 each with its own dopri5 endpoints): at n = 5000 one set's value varies by about 1e-3 with either.
@@ -38,7 +40,7 @@ k-diffusion is loaded as in ``bench_few_step.py`` (``pip install --no-deps k-dif
 
 Run:  python benchmarks/bench_few_step_versus.py [--n 5000] [--problems ring anisotropic multiscale]
       [--sdes VE VP] [--nfe 5 10 15 20 30] [--fit-evaluations K (0: built-in grids only)]
-      [--calibration M] [--markdown PATH]
+      [--solver-evaluations K] [--calibration M] [--markdown PATH]
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ from sdegen.samplers import (
     UniformGrid,
     UniPCSampler,
     fit_grid,
+    fit_solver,
 )
 from sdegen.sde.base import LinearSDE
 
@@ -206,7 +209,7 @@ class Best:
 class Problem:
     """One mixture under one SDE: x_T, the dopri5 endpoints x*, the denoiser, the exact p_eps samples."""
 
-    def __init__(self, problem: str, sde_name: str, n: int, calibration: int = 1024) -> None:
+    def __init__(self, problem: str, sde_name: str, n: int, calibration: int = 2048) -> None:
         self.name = f"{problem} {sde_name}"
         self.mixture, self.sde = PROBLEMS[problem](), SDES[sde_name]()
         self.eps = self.sde.sampling_eps
@@ -215,6 +218,7 @@ class Problem:
         self.x_T = prior.sample(n, generator=torch.Generator().manual_seed(1))
         self.x_cal = prior.sample(calibration, generator=torch.Generator().manual_seed(5))
         self.solve = ProbabilityFlowSampler("dopri5", rtol=1e-9, atol=1e-9)
+        self._cal_reference: tuple[Tensor, int] | None = None
         self.exact = self.solve(self.sde, self.score, self.x_T, eps=self.eps).x
         # The excess energy distance of one point set against one exact set y varies by about 1e-3
         # with y at n = 5000 (the same samples scored against four sets: +1.2, -1.2, +0.9, +0.8);
@@ -246,6 +250,16 @@ class Problem:
             excess = [float(energy_distance(x, y)) - c for y, c in zip(self.ys, converged, strict=True)]
             out.append(sum(excess) / len(excess))
         return out
+
+    @property
+    def cal_reference(self) -> tuple[Tensor, int]:
+        """The dopri5 endpoints of the calibration batch (shared by every fit) and their NFE."""
+        if self._cal_reference is None:
+            out = ProbabilityFlowSampler("dopri5", rtol=1e-6, atol=1e-6)(
+                self.sde, self.score, self.x_cal, eps=self.eps
+            )
+            self._cal_reference = (out.x, out.nfe)
+        return self._cal_reference
 
     def error(self, x: Tensor | None) -> float:
         if x is None or not bool(torch.isfinite(x).all()):
@@ -303,7 +317,7 @@ class Row:
     fitted_sampler: sdegen.Sampler | None = None
 
 
-def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int) -> dict[int, Row]:
+def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int, solver_evaluations: int) -> dict[int, Row]:
     rows = {k: Row(Best(), Best(), Best()) for k in nfes}
     errors: dict[tuple[str, str, int], float] = {}
     for config in SDEGEN:
@@ -343,17 +357,45 @@ def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int) -> dict[int, 
             if nfe <= 10 or (cls not in classes and len(classes) < 2):
                 classes.add(cls)
                 chosen.setdefault(config_name, grid)
+        reference, reference_nfe = p.cal_reference
         for config_name, grid in chosen.items():
             config = next(c for c in SDEGEN if c.name == config_name)
             sampler = config.make(GRIDS[grid](nfe // config.nfe_per_step))
-            fit = fit_grid(sampler, p.sde, p.score, p.x_cal, eps=p.eps, max_evaluations=fit_evaluations)
-            out = sdegen.sample(p.sde, p.score, None, config.make(fit.grid), x_T=p.x_T, eps=p.eps)
+            fit = fit_grid(
+                sampler,
+                p.sde,
+                p.score,
+                p.x_cal,
+                eps=p.eps,
+                reference=reference,
+                max_evaluations=fit_evaluations,
+            )
+            fitted, name, cost, error = (
+                config.make(fit.grid),
+                f"{config_name}, fitted grid",
+                fit.nfe,
+                fit.error,
+            )
+            if solver_evaluations > 0 and config.nfe_per_step == 1:
+                solver = fit_solver(
+                    fitted,
+                    p.sde,
+                    p.score,
+                    p.x_cal,
+                    eps=p.eps,
+                    reference=reference,
+                    max_evaluations=solver_evaluations,
+                )
+                grid_only = p.error(sdegen.sample(p.sde, p.score, None, fitted, x_T=p.x_T, eps=p.eps).x)
+                fitted, cost, error = solver, cost + solver.fit.nfe, solver.fit.error
+                name = f"{config_name}, fitted grid and coefficients (grid only {grid_only:.3g})"
             # chosen by the calibration error, as a user would choose, and scored on the benchmark's x_T
-            if fit.error < calibration_errors.get(nfe, math.inf):
-                calibration_errors[nfe] = fit.error
-                rows[nfe].fitted = Best(p.error(out.x), f"{config_name}, fitted", out.nfe)
-                rows[nfe].fit_cost = fit.nfe
-                rows[nfe].fitted_sampler = config.make(fit.grid)
+            if error < calibration_errors.get(nfe, math.inf):
+                out = sdegen.sample(p.sde, p.score, None, fitted, x_T=p.x_T, eps=p.eps)
+                calibration_errors[nfe] = error
+                rows[nfe].fitted = Best(p.error(out.x), name, out.nfe)
+                rows[nfe].fit_cost = cost + reference_nfe
+                rows[nfe].fitted_sampler = fitted
         if nfe in (5, 10) and rows[nfe].fitted_sampler is not None:
             # One x_T set's excess varies by about 1e-3 with the set at n = 5000: the mean of four.
             excess = p.excess_energy_distance(rows[nfe].fitted_sampler)
@@ -384,14 +426,14 @@ def tables(results: dict[str, dict[int, Row]], nfes: list[int], fitted: bool = T
                     f"| {name} | {k} | {a.name}: {a.err:.3g} ({a.nfe}) | {b.name}: {b.err:.3g} ({b.nfe}) |"
                 )
         return "\n".join(out)
-    out += ["", "#### Endpoint error ratio sdegen / k-diffusion, fitted grids", "", head]
+    out += ["", "#### Endpoint error ratio sdegen / k-diffusion, fitted samplers", "", head]
     out += [
         f"| {name} | " + " | ".join(ratio(r[k].fitted, r[k].kd) for k in nfes) + " |"
         for name, r in results.items()
     ]
     ed_nfes = [k for k in nfes if k in (5, 10)]
     if ed_nfes:
-        out += ["", "#### Excess energy distance over the converged value, fitted grids (x 1e-3)", ""]
+        out += ["", "#### Excess energy distance over the converged value, fitted samplers (x 1e-3)", ""]
         out += [
             "Mean over four sets of x_T (and four exact sets y each); in brackets the least and greatest set.",
             "",
@@ -431,7 +473,13 @@ def main() -> None:
         default=300,
         help="bound on fit_grid's sampler runs (0: no fitted grids)",
     )
-    parser.add_argument("--calibration", type=int, default=1024, help="x_T in fit_grid's calibration batch")
+    parser.add_argument(
+        "--solver-evaluations",
+        type=int,
+        default=200,
+        help="bound on fit_solver's runs (0: fitted grids only)",
+    )
+    parser.add_argument("--calibration", type=int, default=2048, help="x_T in the fits' calibration batch")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--markdown", help="also write the tables to this Markdown file")
     args = parser.parse_args()
@@ -450,7 +498,7 @@ def main() -> None:
     for problem in args.problems:
         for sde_name in args.sdes:
             p = Problem(problem, sde_name, args.n, args.calibration)
-            results[p.name] = measure(p, args.nfe, ks, args.fit_evaluations)
+            results[p.name] = measure(p, args.nfe, ks, args.fit_evaluations, args.solver_evaluations)
     text = tables(results, args.nfe, fitted=args.fit_evaluations > 0)
     print("\n" + text + f"\n\ntotal {time.perf_counter() - start:.0f} s")
     if args.markdown:

@@ -1,12 +1,16 @@
-"""``sdegen fit-grid``: fit a sampler's time grid to a trained run (:func:`sdegen.samplers.fit_grid`).
+"""``sdegen fit-grid``: fit a sampler's time grid to a trained run (:func:`sdegen.samplers.fit_grid`),
+and with ``--coefficients`` its step coefficients on that grid (:func:`sdegen.samplers.fit_solver`).
 
 The fitted grid is written to ``RUN/grids/<sampler>-<steps>.json`` (or ``--out FILE``), where
 ``sdegen sample RUN --sampler S --steps N --grid fitted`` finds it; ``--grid FILE`` reads any file.
+The fitted solver is written beside it, to ``<sampler>-<steps>.solver.json``, which
+``sdegen sample RUN --grid FILE`` samples with.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import torch
@@ -24,8 +28,10 @@ from sdegen.cli._common import (
 from sdegen.run.config import load_run
 from sdegen.run.registry import SAMPLERS, SamplerOptions
 from sdegen.samplers.fitted_grid import FittedGrid, fit_grid
+from sdegen.samplers.fitted_solver import KIND as SOLVER_KIND
+from sdegen.samplers.fitted_solver import FittedSolver, fit_solver
 
-__all__ = ["add_parser", "run", "fitted_grid_path", "load_fitted_grid"]
+__all__ = ["add_parser", "run", "fitted_grid_path", "load_fitted_grid", "load_fitted_solver"]
 
 #: the folder of a run directory that holds its fitted grids
 GRIDS_DIR = "grids"
@@ -55,6 +61,30 @@ def load_fitted_grid(source: str, run_dir: Path, sampler: str, steps: int, sde: 
             f"its times mean nothing there. Fit one for this run with `sdegen fit-grid {run_dir}`"
         )
     return fitted
+
+
+def load_fitted_solver(path: Path, sde: object, steps: int | None) -> FittedSolver | None:
+    """The solver in ``path`` if it is a fitted solver's file (None for any other file).
+
+    Raises ``UsageError`` if it was fitted on another SDE, or has another number of steps than
+    ``--steps`` asks for.
+    """
+    try:
+        kind = json.loads(Path(path).read_text()).get("kind")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None  # not a solver's JSON: the grid's loader names what is wrong with it
+    if kind != SOLVER_KIND:
+        return None
+    with as_usage_error(f"--grid {path}"):
+        solver = FittedSolver.load(path)
+    if solver.sde != repr(sde):
+        raise UsageError(
+            f"--grid {path}: the solver was fitted on {solver.sde}, but the run's SDE is {sde!r}; its "
+            f"coefficients mean nothing there. Fit one for this run with `sdegen fit-grid RUN --coefficients`"
+        )
+    if steps is not None and steps != solver.steps:
+        raise UsageError(f"--grid {path} is a fitted solver of {solver.steps} steps; drop --steps {steps}")
+    return solver
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -88,6 +118,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--eps", type=positive_float, default=None, help="end time [default: the SDE's sampling_eps]"
+    )
+    p.add_argument(
+        "--coefficients",
+        action="store_true",
+        help="also fit the sampler's step coefficients on the fitted grid (one-evaluation-per-step samplers: "
+        "ddim, dpmpp-2m, dpmpp-3m, unipc; the model is differentiated) and write the fitted solver to "
+        "SAMPLER-STEPS.solver.json beside the grid, for `sdegen sample RUN --grid FILE`",
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     p.set_defaults(run=run)
@@ -137,4 +174,23 @@ def run(args: argparse.Namespace) -> int:
         f"{result.initial_error:.4g} -> {result.error:.4g}, cost {result.nfe} score evaluations per sample "
         f"({result.reference_nfe} of them the reference solve, {result.evaluations} sampler runs); wrote {path}"
     )
+    if args.coefficients:
+        with as_usage_error("fit-grid --coefficients"):
+            solver = fit_solver(
+                spec.factory(SamplerOptions(steps=args.steps, custom_grid=result.grid)),
+                model.sde,
+                model,
+                x_T,
+                eps=eps,
+                max_evaluations=args.max_evaluations,
+                rtol=args.rtol,
+            )
+        solver_path = path.with_suffix(".solver.json")
+        solver.save(solver_path)
+        fit = solver.fit
+        print(
+            f"fitted its step coefficients on that grid: endpoint error {fit.initial_error:.4g} -> "
+            f"{fit.error:.4g}, cost {fit.nfe} score evaluations per sample, each differentiated "
+            f"({fit.evaluations} solver runs); wrote {solver_path}"
+        )
     return 0

@@ -37,7 +37,7 @@ from sdegen.cli._common import (
 )
 from sdegen.cli._conditioning import Classes, Inpaint, classes, inpaint
 from sdegen.cli.brought import BroughtRun, add_model_arguments, load_model
-from sdegen.cli.fit_grid import load_fitted_grid
+from sdegen.cli.fit_grid import load_fitted_grid, load_fitted_solver
 from sdegen.metrics import energy_distance
 from sdegen.models import scheduler_thresholding
 from sdegen.random import PerSampleGenerator, derive_seed
@@ -86,7 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sampler's own (uniform for reverse-sde, pc, ddpm; logsnr for ddim, dpmpp-*, unipc and karras for "
         "edm-*, both stopping at the SDE's noise floor before a denoising step; geometric levels for "
         "annealed-langevin); fitted: the run's grid fitted for --sampler and --steps by `sdegen fit-grid`; "
-        "or a fitted grid's JSON file",
+        "or a fitted grid's JSON file, or a fitted solver's (`sdegen fit-grid --coefficients`), which is "
+        "the sampler itself",
     )
     p.add_argument(
         "--snr",
@@ -226,7 +227,12 @@ def run(args: argparse.Namespace) -> int:
     options = SamplerOptions(
         steps=steps, snr=args.snr or spec.snr, n_steps_each=args.n_steps_each, ts=ts, grid=args.grid
     )
-    if args.grid not in GRIDS:
+    solver = None
+    if args.grid not in GRIDS and args.grid != "fitted" and Path(args.grid).is_file():
+        solver = load_fitted_solver(Path(args.grid), model.sde, args.steps)
+    if solver is not None:
+        sampler = solver
+    elif args.grid not in GRIDS:
         if args.sampler is None:
             raise UsageError(f"--grid {args.grid} needs --sampler: a fitted grid belongs to one sampler")
         if args.grid != "fitted" and not Path(args.grid).is_file():
@@ -235,8 +241,9 @@ def run(args: argparse.Namespace) -> int:
             )
         fitted = load_fitted_grid(args.grid, run_dir, name, args.steps, model.sde)
         options = dataclasses.replace(options, custom_grid=fitted.grid)
-    with as_usage_error("sampler settings"):
-        sampler = spec.factory(options)
+    if solver is None:
+        with as_usage_error("sampler settings"):
+            sampler = spec.factory(options)
     fill = inpaint(args, trained, args.n)
     if fill is not None:
         with as_usage_error("sampler for --inpaint"):

@@ -6,6 +6,8 @@ log-SNR lambda: :class:`DDIMSampler`, :class:`DPMSolverMultistepSampler` (2M, 3M
 :class:`EDMStochasticSampler` and :class:`UniPCSampler`. Every grid sampler takes a time grid
 (:class:`UniformGrid`, :class:`LogSNRGrid`, :class:`KarrasGrid`, :class:`CustomGrid`, and
 :class:`DiffusersGrid`, the timesteps of diffusers' schedulers on a :class:`~sdegen.DiscreteVPSDE`).
+:func:`fit_grid` fits a grid's times to a model, and :func:`fit_solver` a multistep sampler's step
+coefficients (a :class:`FittedSolver`).
 
 ``sdegen.sample(sde, score_fn, shape, sampler)`` runs any of them; ``callback=`` sees every step
 (:mod:`sdegen.samplers.callback`). :mod:`sdegen.samplers.registry` names every sampler once, for
@@ -31,6 +33,7 @@ from sdegen.samplers.dpm_solver_sde import DPMSolverSDESampler
 from sdegen.samplers.dpm_solver_singlestep import DPMSolverSinglestepSampler
 from sdegen.samplers.edm import EDMHeunSampler, EDMStochasticSampler
 from sdegen.samplers.fitted_grid import FittedGrid, fit_grid
+from sdegen.samplers.fitted_solver import FittedSolver, SolverFit, fit_solver
 from sdegen.samplers.grid import CustomGrid, KarrasGrid, LogSNRGrid, TimeGrid, UniformGrid
 from sdegen.samplers.metropolis import HMCCorrector, MALACorrector
 from sdegen.samplers.pf_ode import ProbabilityFlowSampler
@@ -75,6 +78,9 @@ __all__ = [
     "DiffusersGrid",
     "FittedGrid",
     "fit_grid",
+    "FittedSolver",
+    "SolverFit",
+    "fit_solver",
     "Predictor",
     "EulerMaruyama",
     "ReverseDiffusion",
