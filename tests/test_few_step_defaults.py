@@ -3,6 +3,7 @@ rules (warm start, denoising final step, lower order final, bounded extrapolatio
 reference form."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -312,28 +313,86 @@ def test_a_batch_wide_nan_is_named_at_its_first_evaluation():
         DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(None)), torch.zeros(8, 3))
 
 
-def test_a_nan_in_one_sample_is_caught_by_the_sparse_full_sums_and_located_to_four():
-    """A NaN in one sample (not the first) of a large output (over SMALL_OUTPUT numbers) propagates
-    through its state, so the next full sum (every 4th evaluation, or the last one) catches it; the
-    message gives the evaluations it is among."""
+def _ddpm(**kw):
+    return DDPMSampler(grid=UniformGrid(10)), {"generator": torch.Generator().manual_seed(0), **kw}
+
+
+def test_a_nan_in_one_sample_of_a_stochastic_run_is_caught_by_the_sparse_full_sums_and_located_to_four():
+    """A stochastic run cannot be repeated from x_T alone, so its large outputs (over SMALL_OUTPUT
+    numbers) are summed whole every 4th evaluation: a NaN in one sample (not the first) propagates
+    through its state into the next full sum, and the message gives the evaluations it is among."""
     assert 8 * 4096 > SMALL_OUTPUT
+    sampler, kw = _ddpm()
     with pytest.raises(FloatingPointError, match=r"score evaluation 8; the first is among evaluations 5-8"):
-        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096))
+        sampler(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), **kw)
+    sampler, kw = _ddpm(check_finite_every=1)
     with pytest.raises(FloatingPointError, match=r"score evaluation 7\)"):
-        DDIMSampler(grid=UniformGrid(10))(
-            VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), check_finite_every=1
-        )
+        sampler(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), **kw)
 
 
 def test_a_nan_in_the_evaluations_after_the_last_full_sum_is_caught_through_the_samples():
-    """The trailing evaluations (9 and 10 of 10, after the full sum of the 8th) are covered by the sum
-    of the samples they flow into: the failure is located to them, not blamed on the solver."""
+    """The trailing evaluations of a stochastic run (9 and 10 of 10, after the full sum of the 8th)
+    are covered by the sum of the samples they flow into: the failure is located to them, not
+    blamed on the solver."""
+    sampler, kw = _ddpm()
     with pytest.raises(
         FloatingPointError,
         match=r"or the sampler's update after it diverged\) at t=0\.1\d* \(step 9, score evaluation 10; "
         r"the first is among evaluations 9-10",
     ):
-        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.15, slice(5, 6)), torch.zeros(8, 4096))
+        sampler(VPSDE(), _nan_below(0.15, slice(5, 6)), torch.zeros(8, 4096), **kw)
+
+
+DETERMINISTIC = [
+    DDIMSampler(grid=UniformGrid(10)),
+    DPMSolverMultistepSampler(grid=UniformGrid(10), order=3),
+    UniPCSampler(grid=UniformGrid(10)),
+    DPMSolverSinglestepSampler(grid=UniformGrid(5)),
+    EDMHeunSampler(grid=UniformGrid(5)),
+    ProbabilityFlowSampler(method="rk4", grid=UniformGrid(3)),
+]
+
+
+@pytest.mark.parametrize("sampler", DETERMINISTIC, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("d", [3, 4096])
+def test_a_deterministic_run_names_the_first_nonfinite_evaluation_exactly_by_running_again(sampler, d):
+    """A deterministic run records nothing per evaluation and sums its samples once at the end; when
+    they are not finite it runs again from the same x_T with every evaluation checked, which names
+    the first non-finite one exactly: the same message as check_finite_every=1, whatever the output
+    size or the sample the NaN is in, and the callback is not called again."""
+    for rows in (slice(5, 6), slice(None)):
+        score, x_T = _nan_below(0.45, rows), torch.zeros(8, d)
+        with pytest.raises(FloatingPointError) as every:
+            sampler(VPSDE(), score, x_T, check_finite_every=1)
+        assert re.search(r"returned \d+ non-finite value\(s\) at t=0\.4", str(every.value))
+        calls = []
+        with pytest.raises(FloatingPointError) as at_end:
+            sampler(VPSDE(), score, x_T, callback=calls.append)
+        assert str(at_end.value) == str(every.value)
+        assert len(calls) == sampler.steps
+
+
+def test_a_diverging_update_is_told_apart_from_a_nonfinite_score():
+    """Finite scores whose update overflows float32: the run again finds every evaluation finite and
+    blames the update; a score that passes on the non-finite state it is given is named with it."""
+    big = 1e38
+
+    def constant(t, x):
+        return torch.full_like(x, big)
+
+    with pytest.raises(
+        FloatingPointError, match=r"every score evaluation of a second run .* was finite: the"
+    ):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), constant, torch.zeros(8, 3), eps=0.5)
+
+    def scaled(t, x):
+        return torch.where(torch.isfinite(x), torch.full_like(x, big), x)
+
+    with pytest.raises(
+        FloatingPointError,
+        match=r"for a state with 24 non-finite value\(s\) \(the sampler's update before it",
+    ):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), scaled, torch.zeros(8, 3), eps=0.5)
 
 
 def test_a_nan_in_one_sample_of_a_small_output_is_named_exactly():
