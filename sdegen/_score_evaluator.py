@@ -37,20 +37,24 @@ class ScoreEvaluator:
     queue. With ``check_every=1`` the test runs on every evaluation and counts the bad entries
     exactly (solvers that synchronise anyway, torchsde's and torchdiffeq's loops, use that).
 
-    With ``state_only=True`` (a deterministic run of one of sdegen's own loops) nothing is recorded
-    per evaluation: the caller sums the samples once at the end, which every evaluation has flowed
-    into, and if they are not finite runs again from the same x_T with ``check_every=1``, which names
-    the first non-finite evaluation exactly (:meth:`Sampler.__call__
+    With ``state_only=True`` (a run of one of sdegen's own loops without an observation that can be
+    repeated: it draws no noise, or draws it from a ``torch.Generator`` whose state was kept) nothing is recorded per
+    evaluation: the caller sums the samples once at the end, which every evaluation has flowed into,
+    and if they are not finite runs again from the same x_T with ``check_every=1``, which names the
+    first non-finite evaluation exactly (:meth:`Sampler.__call__
     <sdegen.samplers.base.Sampler.__call__>`). The check then costs one sum per run, not per step.
 
-    With ``check_every=None`` otherwise (a stochastic run, read once when the sampler finishes) an output
+    With ``check_every=None`` otherwise (a run that draws from a per-sample or the global generator,
+    read once when the sampler finishes) an output
     of up to 16384 numbers (5000 samples in 2-D and 3-D) is summed whole at every evaluation, which
     costs no more than any smaller reduction would. A larger one sums only its first sample, and the
     whole of every 4th evaluation and of the last: a full sum is a pass over the output, 5% of a
     few-step step with a cheap score at 5000 x 256. A non-finite score is still caught, since it
     propagates through the sampler's state into every later output; a failure of the whole batch (a
     network blowing up at some noise level) is named at its first evaluation, one of a single sample
-    between two full sums (``check_every=1`` names it exactly). The per-evaluation sums are stacked
+    between two full sums (``check_every=1`` names it exactly). A run whose state does not carry
+    every evaluation (``sparse=False``: an observation's projection overwrites the observed
+    coordinates, and a non-finite score that stayed there with them) sums every output whole. The per-evaluation sums are stacked
     every 32 evaluations and the times kept as floats (or copied out of the ``[B]`` time tensors),
     so that a long run does not hold thousands of small tensors alive: at d = 2 that made the check
     cost more than the step itself.
@@ -74,6 +78,7 @@ class ScoreEvaluator:
         label: str = "sample",
         final_state: bool = False,
         state_only: bool = False,
+        sparse: bool = True,
     ) -> None:
         self.score_fn = score_fn
         self.nfe = 0
@@ -109,6 +114,9 @@ class ScoreEvaluator:
         # state_only: nothing is recorded per evaluation; the caller judges the run by its final state
         # (see the class docstring)
         self._state_only = state_only
+        # sparse=False: every evaluation is summed whole (a run whose state does not carry every
+        # evaluation: an observation's projection overwrites part of it)
+        self._sparse = sparse
         self._trailing = False  # evaluations since the last full sum, with final_state
         self._data = _method(score_fn, "data_prediction")
         self._noise = None if self._data is not None else _method(score_fn, "noise_prediction")
@@ -147,7 +155,7 @@ class ScoreEvaluator:
             self._check_now(out, t, x, name)
         else:
             dtype = _accumulation_dtype(out.dtype)
-            if self.check_every is not None or out.numel() <= SMALL_OUTPUT:
+            if self.check_every is not None or not self._sparse or out.numel() <= SMALL_OUTPUT:
                 self._sums.append(out.sum(dtype=dtype))
             else:
                 self._sums.append(out[:1].sum(dtype=dtype))

@@ -18,15 +18,19 @@ from sdegen import (
     DPMSolverMultistepSampler,
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
+    EDMStochasticSampler,
     KarrasGrid,
     LogSNRGrid,
     ProbabilityFlowSampler,
+    ReverseSDESampler,
     SubVPSDE,
     UniformGrid,
     UniPCSampler,
 )
 from sdegen._score_evaluator import SMALL_OUTPUT
 from sdegen.analytic import GaussianMixture
+from sdegen.observations import Inpainting
+from sdegen.random import PerSampleGenerator
 from sdegen.samplers._steps import multistep_order
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.sde.coefficients import CoefficientGrid
@@ -314,13 +318,14 @@ def test_a_batch_wide_nan_is_named_at_its_first_evaluation():
 
 
 def _ddpm(**kw):
-    return DDPMSampler(grid=UniformGrid(10)), {"generator": torch.Generator().manual_seed(0), **kw}
+    return DDPMSampler(grid=UniformGrid(10)), {"generator": PerSampleGenerator(range(8)), **kw}
 
 
 def test_a_nan_in_one_sample_of_a_stochastic_run_is_caught_by_the_sparse_full_sums_and_located_to_four():
-    """A stochastic run cannot be repeated from x_T alone, so its large outputs (over SMALL_OUTPUT
-    numbers) are summed whole every 4th evaluation: a NaN in one sample (not the first) propagates
-    through its state into the next full sum, and the message gives the evaluations it is among."""
+    """A run drawing from a per-sample generator is not repeated, so its large outputs (over
+    SMALL_OUTPUT numbers) are summed whole every 4th evaluation: a NaN in one sample (not the first)
+    propagates through its state into the next full sum, and the message gives the evaluations it is
+    among."""
     assert 8 * 4096 > SMALL_OUTPUT
     sampler, kw = _ddpm()
     with pytest.raises(FloatingPointError, match=r"score evaluation 8; the first is among evaluations 5-8"):
@@ -370,6 +375,67 @@ def test_a_deterministic_run_names_the_first_nonfinite_evaluation_exactly_by_run
             sampler(VPSDE(), score, x_T, callback=calls.append)
         assert str(at_end.value) == str(every.value)
         assert len(calls) == sampler.steps
+
+
+def _nan_where_large(c):
+    def score(t, x):
+        return torch.where(x.abs() > c, torch.nan, -x)
+
+    return score
+
+
+STOCHASTIC = [
+    DDPMSampler(grid=UniformGrid(10)),
+    DDIMSampler(grid=UniformGrid(10), eta=1.0),
+    EDMStochasticSampler(grid=UniformGrid(5), s_churn=10.0),
+    ReverseSDESampler(grid=UniformGrid(10)),
+]
+
+
+@pytest.mark.parametrize("sampler", STOCHASTIC, ids=lambda s: type(s).__name__)
+def test_a_stochastic_run_with_a_generator_is_repeated_from_its_state_and_names_the_first_nonfinite_one(
+    sampler,
+):
+    """With a torch.Generator the run is repeated from the generator's state at its start, so the
+    noise is drawn again and the first non-finite evaluation is named exactly, as check_finite_every=1
+    names it; the generator ends where the failed run left it. The score fails where the state is
+    large, so the count of bad values, which the message gives, depends on the noise drawn."""
+    score, x_T = _nan_where_large(2.5), torch.zeros(8, 4096)
+    with pytest.raises(FloatingPointError) as every:
+        sampler(VPSDE(), score, x_T, check_finite_every=1, generator=torch.Generator().manual_seed(3))
+    assert re.search(r"returned \d+ non-finite value\(s\)", str(every.value))
+    generator = torch.Generator().manual_seed(3)
+    with pytest.raises(FloatingPointError) as at_end:
+        sampler(VPSDE(), score, x_T, generator=generator)
+    assert str(at_end.value) == str(every.value)
+    ran = torch.Generator().manual_seed(3)
+    sampler(VPSDE(), lambda t, x: -x, x_T, generator=ran)
+    assert torch.equal(generator.get_state(), ran.get_state())
+
+
+def test_a_nonfinite_score_that_the_observation_overwrites_is_still_caught():
+    """With an observation the samples do not carry every evaluation: the projection replaces the
+    observed coordinates of the state, and a NaN the score returned only there with them. Such a run
+    sums every evaluation whole, not its samples, so the NaN is named at its first evaluation, in
+    any sample."""
+    observation = Inpainting(torch.arange(4096) < 100, torch.zeros(8, 4096))
+
+    def score(t, x):  # NaN below t = 0.45 in the observed coordinates of one sample
+        out = -x.clone()
+        out[5, :100] = torch.where(t[5] < 0.45, torch.nan, out[5, :100])
+        return out
+
+    for sampler in (DDIMSampler(grid=UniformGrid(10)), DDPMSampler(grid=UniformGrid(10))):
+        with pytest.raises(
+            FloatingPointError, match=r"non-finite value\(s\) at t=0\.4\d* \(step 6, score evaluation 7\)"
+        ):
+            sampler(
+                VPSDE(),
+                score,
+                torch.zeros(8, 4096),
+                observation=observation,
+                generator=torch.Generator().manual_seed(1),
+            )
 
 
 def test_a_diverging_update_is_told_apart_from_a_nonfinite_score():

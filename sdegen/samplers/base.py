@@ -224,10 +224,14 @@ class Sampler(abc.ABC):
             check_finite_every: read the score's finiteness back to the host every this many
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
                 once at the end, so a GPU is never synchronised while sampling). A non-finite score
-                raises ``FloatingPointError`` naming its first time and evaluation either way: a
-                deterministic run without an observation is judged by its samples, and when they are
-                not finite it runs again from ``x_T`` with every evaluation checked (the callback is
-                not called again), which names the first non-finite one exactly.
+                raises ``FloatingPointError`` naming its first time and evaluation either way. A run
+                that can be repeated (it draws no noise, or draws it from a ``torch.Generator``, whose
+                state at the start is kept) is judged by its samples alone, and when they are not
+                finite it runs again from ``x_T`` with every evaluation checked (the callback is not
+                called again), which names the first non-finite one exactly. A run with a
+                :class:`~sdegen.random.PerSampleGenerator` or the global generator sums part of each
+                evaluation and locates a failure to a few evaluations; one with an observation (whose
+                projection overwrites part of the state) sums each evaluation whole.
             observation: condition on it by projection at every grid time (see the class
                 docstring and :mod:`sdegen.observations`); needs ``supports_observation`` and a
                 LinearSDE.
@@ -275,9 +279,17 @@ class Sampler(abc.ABC):
         projection = None
         if observation is not None:
             projection = self._bind_observation(observation, grid, x_T, generator)
-        # A deterministic run is judged by its samples alone: every evaluation flows into them, so one
-        # sum at the end costs nothing per step, and a failure is named exactly by running again.
-        replayable = check_finite_every is None and not self.stochastic and projection is None
+        # A run that can be repeated (it draws no noise, or draws it from a torch.Generator whose state
+        # is kept here) is judged by its samples alone: every evaluation flows into them, so one sum
+        # at the end costs nothing per step, and a failure is named exactly by running again. Not
+        # with an observation, whose projection overwrites the observed coordinates of the state,
+        # and with them a non-finite score that stayed there.
+        replayable = (
+            check_finite_every is None
+            and projection is None
+            and (not self.stochastic or isinstance(generator, torch.Generator))
+        )
+        start = generator.get_state() if replayable and isinstance(generator, torch.Generator) else None
         score = ScoreEvaluator(
             score_fn,
             T=sde.T,
@@ -288,6 +300,7 @@ class Sampler(abc.ABC):
             label=type(self).__name__,
             final_state=True,
             state_only=replayable,
+            sparse=projection is None,
         )
         try:
             with torch.no_grad():
@@ -296,7 +309,11 @@ class Sampler(abc.ABC):
                 )
                 if replayable:
                     if not all_finite(x):
-                        self._raise_first_nonfinite(grid, score_fn, x_T, denoise)
+                        again = None
+                        if start is not None:  # the generator as it was at the start of the run
+                            again = torch.Generator(device=generator.device)
+                            again.set_state(start)
+                        self._raise_first_nonfinite(grid, score_fn, x_T, denoise, again)
                 else:
                     score.raise_if_nonfinite(x)
                 score.finish()
@@ -350,17 +367,23 @@ class Sampler(abc.ABC):
         return out, x
 
     def _raise_first_nonfinite(
-        self, grid: CoefficientGrid, score_fn: ScoreFn, x_T: Tensor, denoise: bool
+        self,
+        grid: CoefficientGrid,
+        score_fn: ScoreFn,
+        x_T: Tensor,
+        denoise: bool,
+        generator: torch.Generator | None,
     ) -> NoReturn:
-        """The samples of a deterministic run hold NaN or inf: run it again from the same ``x_T`` with
-        every evaluation checked as it is made, which raises ``FloatingPointError`` naming the first
+        """The samples of a run hold NaN or inf: run it again from the same ``x_T`` with every
+        evaluation checked as it is made, which raises ``FloatingPointError`` naming the first
         non-finite one (or the update that diverged before it).
 
-        The run is a function of ``x_T`` alone (no noise, no observation), so the second run repeats
-        the first up to its failure; the callback is not called again.
+        The run is a function of ``x_T`` and of the noise it draws, which ``generator`` (in the state
+        the first run started from, or None for a run without noise) draws again, so the second run
+        repeats the first up to its failure; the callback is not called again.
         """
         score = ScoreEvaluator(score_fn, T=grid.sde.T, t_end=grid.t[-1], check_every=1, times=grid.t)
-        _, x = self._run(grid, score, None, x_T, None, False, None, denoise)
+        _, x = self._run(grid, score, generator, x_T, None, False, None, denoise)
         raise FloatingPointError(
             f"the sampled x has {int((~torch.isfinite(x)).sum())} non-finite value(s) after {type(self).__name__}, "
             f"but every score evaluation of a second run from the same x_T was finite: the sampler's last "
