@@ -29,6 +29,7 @@ __all__ = [
     "check_tensor",
     "check_batch_shape",
     "check_time",
+    "all_finite",
     "check_finite",
     "check_decreasing_times",
     "check_linear_sde",
@@ -396,13 +397,18 @@ def check_time(
         raise ValueError(f"{name} must lie in [{lower:.6g}, {T:.6g}]; got {name}={bad:.6g}")
 
 
-def check_finite(name: str, x: Tensor, where: str = "") -> None:
-    """Raise ``FloatingPointError`` if ``x`` holds NaN or infinity (a numerical failure, not bad input)."""
+def all_finite(x: Tensor) -> bool:
+    """Whether ``x`` holds no NaN or infinity (one host read)."""
     # NaN and inf propagate through a sum, a reduction 20x cheaper than isfinite().all() (0.2 against
     # 3.5 ms at 5000 x 256 on one CPU thread); only a sum that is not finite (or merely overflows)
     # is looked at element by element.
     total = x.sum(dtype=torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else None)
-    if not math.isfinite(float(total)) and not bool(torch.isfinite(x).all()):
+    return math.isfinite(float(total)) or bool(torch.isfinite(x).all())
+
+
+def check_finite(name: str, x: Tensor, where: str = "") -> None:
+    """Raise ``FloatingPointError`` if ``x`` holds NaN or infinity (a numerical failure, not bad input)."""
+    if not all_finite(x):
         n_bad = int((~torch.isfinite(x)).sum())
         suffix = f" {where}" if where else ""
         raise FloatingPointError(f"{name} has {n_bad} non-finite value(s){suffix}")

@@ -37,14 +37,24 @@ class ScoreEvaluator:
     queue. With ``check_every=1`` the test runs on every evaluation and counts the bad entries
     exactly (solvers that synchronise anyway, torchsde's and torchdiffeq's loops, use that).
 
-    With ``check_every=None`` (sdegen's own loops, read once when the sampler finishes) an output
+    With ``state_only=True`` (a run of one of sdegen's own loops without an observation that can be
+    repeated: it draws no noise, or draws it from a ``torch.Generator`` whose state was kept) nothing is recorded per
+    evaluation: the caller sums the samples once at the end, which every evaluation has flowed into,
+    and if they are not finite runs again from the same x_T with ``check_every=1``, which names the
+    first non-finite evaluation exactly (:meth:`Sampler.__call__
+    <sdegen.samplers.base.Sampler.__call__>`). The check then costs one sum per run, not per step.
+
+    With ``check_every=None`` otherwise (a run that draws from a per-sample or the global generator,
+    read once when the sampler finishes) an output
     of up to 16384 numbers (5000 samples in 2-D and 3-D) is summed whole at every evaluation, which
     costs no more than any smaller reduction would. A larger one sums only its first sample, and the
     whole of every 4th evaluation and of the last: a full sum is a pass over the output, 5% of a
     few-step step with a cheap score at 5000 x 256. A non-finite score is still caught, since it
     propagates through the sampler's state into every later output; a failure of the whole batch (a
     network blowing up at some noise level) is named at its first evaluation, one of a single sample
-    between two full sums (``check_every=1`` names it exactly). The per-evaluation sums are stacked
+    between two full sums (``check_every=1`` names it exactly). A run whose state does not carry
+    every evaluation (``sparse=False``: an observation's projection overwrites the observed
+    coordinates, and a non-finite score that stayed there with them) sums every output whole. The per-evaluation sums are stacked
     every 32 evaluations and the times kept as floats (or copied out of the ``[B]`` time tensors),
     so that a long run does not hold thousands of small tensors alive: at d = 2 that made the check
     cost more than the step itself.
@@ -67,6 +77,8 @@ class ScoreEvaluator:
         times: Sequence[float] | None = None,
         label: str = "sample",
         final_state: bool = False,
+        state_only: bool = False,
+        sparse: bool = True,
     ) -> None:
         self.score_fn = score_fn
         self.nfe = 0
@@ -99,6 +111,12 @@ class ScoreEvaluator:
         # full sum, so the last output is not kept alive (one buffer more in the working set cost
         # 5-7% of a cheap step at 5000 x 256 on a CPU)
         self._final_state = final_state
+        # state_only: nothing is recorded per evaluation; the caller judges the run by its final state
+        # (see the class docstring)
+        self._state_only = state_only
+        # sparse=False: every evaluation is summed whole (a run whose state does not carry every
+        # evaluation: an observation's projection overwrites part of it)
+        self._sparse = sparse
         self._trailing = False  # evaluations since the last full sum, with final_state
         self._data = _method(score_fn, "data_prediction")
         self._noise = None if self._data is not None else _method(score_fn, "noise_prediction")
@@ -131,11 +149,13 @@ class ScoreEvaluator:
         """``out`` of an evaluation at the times ``t`` (all ``t_value`` where the caller knows it)."""
         self.nfe += 1
         check_score_output(out, x, name)
-        if self.check_every == 1:
-            self._check_now(out, t, name)
+        if self._state_only:
+            pass
+        elif self.check_every == 1:
+            self._check_now(out, t, x, name)
         else:
             dtype = _accumulation_dtype(out.dtype)
-            if self.check_every is not None or out.numel() <= SMALL_OUTPUT:
+            if self.check_every is not None or not self._sparse or out.numel() <= SMALL_OUTPUT:
                 self._sums.append(out.sum(dtype=dtype))
             else:
                 self._sums.append(out[:1].sum(dtype=dtype))
@@ -160,13 +180,17 @@ class ScoreEvaluator:
             self._bar.advance_to(done)
         return out
 
-    def _check_now(self, out: Tensor, t: Tensor, name: str) -> None:
+    def _check_now(self, out: Tensor, t: Tensor, x: Tensor, name: str) -> None:
         # NaN and inf propagate through a sum, which costs a fraction of isfinite().all(); a sum
         # that merely overflows is told apart by the exact count.
         if not math.isfinite(float(out.sum(dtype=_accumulation_dtype(out.dtype)))):
             n_bad = int((~torch.isfinite(out)).sum())
             if n_bad:
-                self._fail(name, f"{n_bad} non-finite value(s)", t.reshape(-1)[:1], self.step, self.nfe)
+                what = f"{n_bad} non-finite value(s)"
+                n_in = int((~torch.isfinite(x)).sum())
+                if n_in:  # the score only passed on what the update before it produced
+                    what += f" for a state with {n_in} non-finite value(s) (the sampler's update before it diverged)"
+                self._fail(name, what, t.reshape(-1)[:1], self.step, self.nfe)
 
     def _fold(self) -> None:
         """Stack the pending sums into one tensor, and copy the pending time views into one, so that

@@ -3,6 +3,7 @@ rules (warm start, denoising final step, lower order final, bounded extrapolatio
 reference form."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -17,15 +18,19 @@ from sdegen import (
     DPMSolverMultistepSampler,
     DPMSolverSinglestepSampler,
     EDMHeunSampler,
+    EDMStochasticSampler,
     KarrasGrid,
     LogSNRGrid,
     ProbabilityFlowSampler,
+    ReverseSDESampler,
     SubVPSDE,
     UniformGrid,
     UniPCSampler,
 )
 from sdegen._score_evaluator import SMALL_OUTPUT
 from sdegen.analytic import GaussianMixture
+from sdegen.observations import Inpainting
+from sdegen.random import PerSampleGenerator
 from sdegen.samplers._steps import multistep_order
 from sdegen.sde import EDMVESDE, CosineVPSDE
 from sdegen.sde.coefficients import CoefficientGrid
@@ -312,28 +317,148 @@ def test_a_batch_wide_nan_is_named_at_its_first_evaluation():
         DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(None)), torch.zeros(8, 3))
 
 
-def test_a_nan_in_one_sample_is_caught_by_the_sparse_full_sums_and_located_to_four():
-    """A NaN in one sample (not the first) of a large output (over SMALL_OUTPUT numbers) propagates
-    through its state, so the next full sum (every 4th evaluation, or the last one) catches it; the
-    message gives the evaluations it is among."""
+def _ddpm(**kw):
+    return DDPMSampler(grid=UniformGrid(10)), {"generator": PerSampleGenerator(range(8)), **kw}
+
+
+def test_a_nan_in_one_sample_of_a_stochastic_run_is_caught_by_the_sparse_full_sums_and_located_to_four():
+    """A run drawing from a per-sample generator is not repeated, so its large outputs (over
+    SMALL_OUTPUT numbers) are summed whole every 4th evaluation: a NaN in one sample (not the first)
+    propagates through its state into the next full sum, and the message gives the evaluations it is
+    among."""
     assert 8 * 4096 > SMALL_OUTPUT
+    sampler, kw = _ddpm()
     with pytest.raises(FloatingPointError, match=r"score evaluation 8; the first is among evaluations 5-8"):
-        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096))
+        sampler(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), **kw)
+    sampler, kw = _ddpm(check_finite_every=1)
     with pytest.raises(FloatingPointError, match=r"score evaluation 7\)"):
-        DDIMSampler(grid=UniformGrid(10))(
-            VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), check_finite_every=1
-        )
+        sampler(VPSDE(), _nan_below(0.45, slice(5, 6)), torch.zeros(8, 4096), **kw)
 
 
 def test_a_nan_in_the_evaluations_after_the_last_full_sum_is_caught_through_the_samples():
-    """The trailing evaluations (9 and 10 of 10, after the full sum of the 8th) are covered by the sum
-    of the samples they flow into: the failure is located to them, not blamed on the solver."""
+    """The trailing evaluations of a stochastic run (9 and 10 of 10, after the full sum of the 8th)
+    are covered by the sum of the samples they flow into: the failure is located to them, not
+    blamed on the solver."""
+    sampler, kw = _ddpm()
     with pytest.raises(
         FloatingPointError,
         match=r"or the sampler's update after it diverged\) at t=0\.1\d* \(step 9, score evaluation 10; "
         r"the first is among evaluations 9-10",
     ):
-        DDIMSampler(grid=UniformGrid(10))(VPSDE(), _nan_below(0.15, slice(5, 6)), torch.zeros(8, 4096))
+        sampler(VPSDE(), _nan_below(0.15, slice(5, 6)), torch.zeros(8, 4096), **kw)
+
+
+DETERMINISTIC = [
+    DDIMSampler(grid=UniformGrid(10)),
+    DPMSolverMultistepSampler(grid=UniformGrid(10), order=3),
+    UniPCSampler(grid=UniformGrid(10)),
+    DPMSolverSinglestepSampler(grid=UniformGrid(5)),
+    EDMHeunSampler(grid=UniformGrid(5)),
+    ProbabilityFlowSampler(method="rk4", grid=UniformGrid(3)),
+]
+
+
+@pytest.mark.parametrize("sampler", DETERMINISTIC, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("d", [3, 4096])
+def test_a_deterministic_run_names_the_first_nonfinite_evaluation_exactly_by_running_again(sampler, d):
+    """A deterministic run records nothing per evaluation and sums its samples once at the end; when
+    they are not finite it runs again from the same x_T with every evaluation checked, which names
+    the first non-finite one exactly: the same message as check_finite_every=1, whatever the output
+    size or the sample the NaN is in, and the callback is not called again."""
+    for rows in (slice(5, 6), slice(None)):
+        score, x_T = _nan_below(0.45, rows), torch.zeros(8, d)
+        with pytest.raises(FloatingPointError) as every:
+            sampler(VPSDE(), score, x_T, check_finite_every=1)
+        assert re.search(r"returned \d+ non-finite value\(s\) at t=0\.4", str(every.value))
+        calls = []
+        with pytest.raises(FloatingPointError) as at_end:
+            sampler(VPSDE(), score, x_T, callback=calls.append)
+        assert str(at_end.value) == str(every.value)
+        assert len(calls) == sampler.steps
+
+
+def _nan_where_large(c):
+    def score(t, x):
+        return torch.where(x.abs() > c, torch.nan, -x)
+
+    return score
+
+
+STOCHASTIC = [
+    DDPMSampler(grid=UniformGrid(10)),
+    DDIMSampler(grid=UniformGrid(10), eta=1.0),
+    EDMStochasticSampler(grid=UniformGrid(5), s_churn=10.0),
+    ReverseSDESampler(grid=UniformGrid(10)),
+]
+
+
+@pytest.mark.parametrize("sampler", STOCHASTIC, ids=lambda s: type(s).__name__)
+def test_a_stochastic_run_with_a_generator_is_repeated_from_its_state_and_names_the_first_nonfinite_one(
+    sampler,
+):
+    """With a torch.Generator the run is repeated from the generator's state at its start, so the
+    noise is drawn again and the first non-finite evaluation is named exactly, as check_finite_every=1
+    names it; the generator ends where the failed run left it. The score fails where the state is
+    large, so the count of bad values, which the message gives, depends on the noise drawn."""
+    score, x_T = _nan_where_large(2.5), torch.zeros(8, 4096)
+    with pytest.raises(FloatingPointError) as every:
+        sampler(VPSDE(), score, x_T, check_finite_every=1, generator=torch.Generator().manual_seed(3))
+    assert re.search(r"returned \d+ non-finite value\(s\)", str(every.value))
+    generator = torch.Generator().manual_seed(3)
+    with pytest.raises(FloatingPointError) as at_end:
+        sampler(VPSDE(), score, x_T, generator=generator)
+    assert str(at_end.value) == str(every.value)
+    ran = torch.Generator().manual_seed(3)
+    sampler(VPSDE(), lambda t, x: -x, x_T, generator=ran)
+    assert torch.equal(generator.get_state(), ran.get_state())
+
+
+def test_a_nonfinite_score_that_the_observation_overwrites_is_still_caught():
+    """With an observation the samples do not carry every evaluation: the projection replaces the
+    observed coordinates of the state, and a NaN the score returned only there with them. Such a run
+    sums every evaluation whole, not its samples, so the NaN is named at its first evaluation, in
+    any sample."""
+    observation = Inpainting(torch.arange(4096) < 100, torch.zeros(8, 4096))
+
+    def score(t, x):  # NaN below t = 0.45 in the observed coordinates of one sample
+        out = -x.clone()
+        out[5, :100] = torch.where(t[5] < 0.45, torch.nan, out[5, :100])
+        return out
+
+    for sampler in (DDIMSampler(grid=UniformGrid(10)), DDPMSampler(grid=UniformGrid(10))):
+        with pytest.raises(
+            FloatingPointError, match=r"non-finite value\(s\) at t=0\.4\d* \(step 6, score evaluation 7\)"
+        ):
+            sampler(
+                VPSDE(),
+                score,
+                torch.zeros(8, 4096),
+                observation=observation,
+                generator=torch.Generator().manual_seed(1),
+            )
+
+
+def test_a_diverging_update_is_told_apart_from_a_nonfinite_score():
+    """Finite scores whose update overflows float32: the run again finds every evaluation finite and
+    blames the update; a score that passes on the non-finite state it is given is named with it."""
+    big = 1e38
+
+    def constant(t, x):
+        return torch.full_like(x, big)
+
+    with pytest.raises(
+        FloatingPointError, match=r"every score evaluation of a second run .* was finite: the"
+    ):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), constant, torch.zeros(8, 3), eps=0.5)
+
+    def scaled(t, x):
+        return torch.where(torch.isfinite(x), torch.full_like(x, big), x)
+
+    with pytest.raises(
+        FloatingPointError,
+        match=r"for a state with 24 non-finite value\(s\) \(the sampler's update before it",
+    ):
+        DDIMSampler(grid=UniformGrid(10))(VPSDE(), scaled, torch.zeros(8, 3), eps=0.5)
 
 
 def test_a_nan_in_one_sample_of_a_small_output_is_named_exactly():

@@ -5,12 +5,13 @@ from __future__ import annotations
 import abc
 import functools
 from collections.abc import Sequence
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, NoReturn
 
 import torch
 from torch import Tensor
 
 from sdegen._checks import (
+    all_finite,
     check_batch_shape,
     check_bool,
     check_finite,
@@ -223,7 +224,14 @@ class Sampler(abc.ABC):
             check_finite_every: read the score's finiteness back to the host every this many
                 evaluations (default: the sampler's ``check_finite_every``; for sdegen's own loops,
                 once at the end, so a GPU is never synchronised while sampling). A non-finite score
-                raises ``FloatingPointError`` naming its first time and evaluation either way.
+                raises ``FloatingPointError`` naming its first time and evaluation either way. A run
+                that can be repeated (it draws no noise, or draws it from a ``torch.Generator``, whose
+                state at the start is kept) is judged by its samples alone, and when they are not
+                finite it runs again from ``x_T`` with every evaluation checked (the callback is not
+                called again), which names the first non-finite one exactly. A run with a
+                :class:`~sdegen.random.PerSampleGenerator` or the global generator sums part of each
+                evaluation and locates a failure to a few evaluations; one with an observation (whose
+                projection overwrites part of the state) sums each evaluation whole.
             observation: condition on it by projection at every grid time (see the class
                 docstring and :mod:`sdegen.observations`); needs ``supports_observation`` and a
                 LinearSDE.
@@ -271,6 +279,17 @@ class Sampler(abc.ABC):
         projection = None
         if observation is not None:
             projection = self._bind_observation(observation, grid, x_T, generator)
+        # A run that can be repeated (it draws no noise, or draws it from a torch.Generator whose state
+        # is kept here) is judged by its samples alone: every evaluation flows into them, so one sum
+        # at the end costs nothing per step, and a failure is named exactly by running again. Not
+        # with an observation, whose projection overwrites the observed coordinates of the state,
+        # and with them a non-finite score that stayed there.
+        replayable = (
+            check_finite_every is None
+            and projection is None
+            and (not self.stochastic or isinstance(generator, torch.Generator))
+        )
+        start = generator.get_state() if replayable and isinstance(generator, torch.Generator) else None
         score = ScoreEvaluator(
             score_fn,
             T=sde.T,
@@ -280,41 +299,96 @@ class Sampler(abc.ABC):
             times=grid.t,
             label=type(self).__name__,
             final_state=True,
+            state_only=replayable,
+            sparse=projection is None,
         )
         try:
             with torch.no_grad():
-                if projection is not None:
-                    x_T = projection(0, x_T)
-                path = Trajectory(
-                    grid,
-                    x_T,
-                    keep=return_trajectory,
-                    observation=projection,
-                    callback=callback,
-                    reports_x0_hat=self.reports_x0_hat,
+                out, x = self._run(
+                    grid, score, generator, x_T, projection, return_trajectory, callback, denoise
                 )
-                x0_hat = None
-                try:
-                    out = self._sample(SamplerRun(grid, score, generator, path), x_T)
-                    end = -1
-                except Stopped as stopped:  # the callback ended the run at t_end
-                    out, end, x0_hat = stopped.path, stopped.step, stopped.x0_hat
-                x = out.x
-                if denoise:
-                    score.step = None
-                    if x0_hat is None:
-                        x0_hat = score.data_prediction(grid.t[end], x, grid.alpha[end], grid.sigma[end])
-                    x = x0_hat
-                    if projection is not None:
-                        x = projection.exact(x)
-                score.raise_if_nonfinite(x)
+                if replayable:
+                    if not all_finite(x):
+                        again = None
+                        if start is not None:  # the generator as it was at the start of the run
+                            again = torch.Generator(device=generator.device)
+                            again.set_state(start)
+                        self._raise_first_nonfinite(grid, score_fn, x_T, denoise, again)
+                else:
+                    score.raise_if_nonfinite(x)
                 score.finish()
         finally:
             score.close()
-        check_finite("the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)")
+        if not replayable:
+            check_finite(
+                "the sampled x", x, f"after {type(self).__name__} (a solver diverged; try more steps)"
+            )
         if not return_trajectory:
             return SampleResult(x, score.nfe, None, None)
         return SampleResult(x, score.nfe, out.trajectory, out.ts)
+
+    def _run(
+        self,
+        grid: CoefficientGrid,
+        score: ScoreEvaluator,
+        generator: RandomSource,
+        x_T: Tensor,
+        projection: ObservationProjection | None,
+        keep: bool,
+        callback: SamplingCallback | None,
+        denoise: bool,
+    ) -> tuple[SamplePath, Tensor]:
+        """One run from ``x_T`` down the grid: the path ``_sample`` returns and the samples (denoised
+        and set to the observation where asked)."""
+        if projection is not None:
+            x_T = projection(0, x_T)
+        path = Trajectory(
+            grid,
+            x_T,
+            keep=keep,
+            observation=projection,
+            callback=callback,
+            reports_x0_hat=self.reports_x0_hat,
+        )
+        x0_hat = None
+        try:
+            out = self._sample(SamplerRun(grid, score, generator, path), x_T)
+            end = -1
+        except Stopped as stopped:  # the callback ended the run at t_end
+            out, end, x0_hat = stopped.path, stopped.step, stopped.x0_hat
+        x = out.x
+        if denoise:
+            score.step = None
+            if x0_hat is None:
+                x0_hat = score.data_prediction(grid.t[end], x, grid.alpha[end], grid.sigma[end])
+            x = x0_hat
+            if projection is not None:
+                x = projection.exact(x)
+        return out, x
+
+    def _raise_first_nonfinite(
+        self,
+        grid: CoefficientGrid,
+        score_fn: ScoreFn,
+        x_T: Tensor,
+        denoise: bool,
+        generator: torch.Generator | None,
+    ) -> NoReturn:
+        """The samples of a run hold NaN or inf: run it again from the same ``x_T`` with every
+        evaluation checked as it is made, which raises ``FloatingPointError`` naming the first
+        non-finite one (or the update that diverged before it).
+
+        The run is a function of ``x_T`` and of the noise it draws, which ``generator`` (in the state
+        the first run started from, or None for a run without noise) draws again, so the second run
+        repeats the first up to its failure; the callback is not called again.
+        """
+        score = ScoreEvaluator(score_fn, T=grid.sde.T, t_end=grid.t[-1], check_every=1, times=grid.t)
+        _, x = self._run(grid, score, generator, x_T, None, False, None, denoise)
+        raise FloatingPointError(
+            f"the sampled x has {int((~torch.isfinite(x)).sum())} non-finite value(s) after {type(self).__name__}, "
+            f"but every score evaluation of a second run from the same x_T was finite: the sampler's last "
+            f"update diverged (try more steps, or float64), or score_fn is not deterministic"
+        )
 
     def _bind_observation(
         self, observation: object, grid: CoefficientGrid, x_T: Tensor, generator: RandomSource

