@@ -29,8 +29,9 @@ Fitted samplers: for each NFE, ``sdegen.samplers.fit_grid`` fits the grids of ev
 (at NFE <= 10) or of the best configuration of each of the two best sampler classes (above) on a
 calibration batch of 2048 other x_T (``--calibration``), and ``sdegen.samplers.fit_solver`` then
 fits the step coefficients of each of those that take one evaluation per step, on its fitted grid
-(``--solver-evaluations``; 0: grids only); the fitted sampler of least calibration error is scored
-on the benchmark's x_T. The fit's cost is the score evaluations per calibration x_T of the grid fit,
+(``--solver-evaluations``; 0: grids only; a quarter of the batch is held out of it and picks its
+iterate); the fitted sampler of least calibration error (for a fitted solver, on that held-out
+quarter) is scored on the benchmark's x_T. The fit's cost is the score evaluations per calibration x_T of the grid fit,
 of the coefficient fit (each run also differentiated once) and of their shared dopri5 reference. The excess energy distance is
 ED(samples, y) - ED(converged, y), y n exact samples of p_eps (``sdegen.metrics``), averaged over
 four independent sets y and over four independent sets of n x_T (the benchmark's and three more,
@@ -387,7 +388,8 @@ def measure(p: Problem, nfes: list[int], ks, fit_evaluations: int, solver_evalua
                     max_evaluations=solver_evaluations,
                 )
                 grid_only = p.error(sdegen.sample(p.sde, p.score, None, fitted, x_T=p.x_T, eps=p.eps).x)
-                fitted, cost, error = solver, cost + solver.fit.nfe, solver.fit.error
+                # its error on the quarter of the calibration batch held out of the coefficient fit
+                fitted, cost, error = solver, cost + solver.fit.nfe, solver.fit.validation_error
                 name = f"{config_name}, fitted grid and coefficients (grid only {grid_only:.3g})"
             # chosen by the calibration error, as a user would choose, and scored on the benchmark's x_T
             if error < calibration_errors.get(nfe, math.inf):

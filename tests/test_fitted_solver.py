@@ -87,18 +87,21 @@ def test_the_fitted_solver_lowers_the_endpoint_error_on_fresh_x_T(fitted_vp):
     own, fitted = sampler(sde, score, x_T), solver(sde, score, x_T)
     assert own.nfe == fitted.nfe == 5
     err_own, err_fitted = _error(own.x, exact), _error(fitted.x, exact)
-    # measured: 1.04 -> 0.145 (calibration batch 1.05 -> 0.140, 60 runs)
+    # measured: 1.04 -> 0.149 (60 runs)
     assert err_fitted < 0.25 * err_own, (err_own, err_fitted)
     fit = solver.fit
     assert fit.error < 0.25 * fit.initial_error
-    # the held-out error stays close to the calibration error: 20 coefficients against 512 x_T
-    assert err_fitted < 1.25 * fit.error, (fit.error, err_fitted)
+    assert fit.validation_error < 0.25 * fit.initial_validation_error
+    # the error on fresh x_T is about what the held-out quarter of the calibration batch (128 x_T)
+    # predicted (measured 0.149 against 0.115; 20 coefficients fitted on 384 x_T)
+    assert err_fitted < 1.5 * fit.validation_error, (fit.validation_error, err_fitted)
 
 
 def test_the_cost_of_the_fit_is_the_reference_solve_plus_the_solver_runs(fitted_vp):
     sde, *_, solver = fitted_vp
     fit = solver.fit
-    assert fit.evaluations <= 61 and fit.calibration_size == 512 and fit.reference_nfe > 0
+    assert fit.evaluations <= 61 and fit.calibration_size == 512 and fit.validation_size == 128
+    assert fit.reference_nfe > 0
     assert fit.nfe == fit.reference_nfe + 5 * fit.evaluations
     assert fit.sde == repr(sde) and fit.sampler.startswith("UniPCSampler(")
 
@@ -135,9 +138,26 @@ def test_a_fitted_solver_can_be_refitted_and_a_reference_replaces_the_solve(fitt
     sde, score, prior, _, solver = fitted_vp
     x_T = prior.sample(64, generator=torch.Generator().manual_seed(3))
     reference = ProbabilityFlowSampler("dopri5", rtol=1e-6, atol=1e-6)(sde, score, x_T).x
-    refit = fit_solver(solver, sde, score, x_T, reference=reference, max_evaluations=5)
+    refit = fit_solver(solver, sde, score, x_T, reference=reference, max_evaluations=5, validation=0.0)
     assert refit.fit.reference_nfe == 0 and refit.fit.nfe == 5 * refit.fit.evaluations
     assert refit.fit.error <= refit.fit.initial_error and refit.times == solver.times
+    assert refit.fit.validation_error is None and refit.fit.validation_size == 0
+
+
+def test_the_held_out_states_choose_the_iterate():
+    # Early stopping: of the iterates, the one of least error on the held-out states is returned,
+    # never one worse there than the sampler's own coefficients, whatever the fit does on the rest.
+    sde = VESDE()
+    score, prior = _mixture(sde)
+    x_T = prior.sample(48, generator=torch.Generator().manual_seed(5))
+    solver = fit_solver(
+        DPMSolverMultistepSampler(8, order=3), sde, score, x_T, max_evaluations=40, validation=0.5
+    )
+    fit = solver.fit
+    assert fit.validation_size == 24
+    assert fit.validation_error <= fit.initial_validation_error
+    reference = ProbabilityFlowSampler("dopri5", rtol=1e-6, atol=1e-6)(sde, score, x_T[24:]).x
+    assert _error(solver(sde, score, x_T[24:]).x, reference) == pytest.approx(fit.validation_error, rel=1e-6)
 
 
 class _Clipped(DDIMSampler):
@@ -172,6 +192,9 @@ def test_bad_arguments_are_refused_before_any_work():
         fit_solver(sampler, sde, score, x_T, reference=x_T[:8])
     with pytest.raises(ValueError, match="max_evaluations"):
         fit_solver(sampler, sde, score, x_T, max_evaluations=0)
+    for validation in (1.0, -0.1, 0.05):  # 0.05 of 16 holds out no state
+        with pytest.raises(ValueError, match=f"validation must be a fraction.*got validation={validation:g}"):
+            fit_solver(sampler, sde, score, x_T, validation=validation)
     with pytest.raises(ValueError, match="no gradient path to x"):
         fit_solver(sampler, sde, lambda t, x: score(t, x).detach() + 0 * x.detach(), x_T)
     with pytest.raises(TypeError, match="sampler must be an sdegen Sampler"):

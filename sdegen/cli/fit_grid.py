@@ -190,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
         fit = solver.fit
         print(
             f"fitted its step coefficients on that grid: endpoint error {fit.initial_error:.4g} -> "
-            f"{fit.error:.4g}, cost {fit.nfe} score evaluations per sample, each differentiated "
-            f"({fit.evaluations} solver runs); wrote {solver_path}"
+            f"{fit.error:.4g} on the {fit.calibration_size - fit.validation_size} samples fitted on, "
+            f"{fit.initial_validation_error:.4g} -> {fit.validation_error:.4g} on the {fit.validation_size} "
+            f"held out; cost {fit.nfe} score evaluations per sample ({fit.evaluations} solver runs, "
+            f"differentiated); wrote {solver_path}"
         )
     return 0

@@ -52,6 +52,7 @@ from sdegen._checks import (
     check_linear_sde,
     check_nonempty,
     check_positive,
+    check_real,
     check_score_differentiable,
     check_score_fn,
     check_sde,
@@ -87,23 +88,31 @@ class SolverFit:
     Attributes:
         sampler: ``repr`` of the sampler whose coefficients the fit started from.
         sde: ``repr`` of the SDE.
-        error: mean endpoint error on the calibration batch with the fitted coefficients.
+        error: mean endpoint error on the calibration states fitted on, with the fitted coefficients.
         initial_error: the same with the sampler's own coefficients.
+        validation_error: mean endpoint error on the held-out calibration states with the fitted
+            coefficients (None without held-out states).
+        initial_validation_error: the same with the sampler's own coefficients.
         nfe: score evaluations of the whole fit per calibration sample (reference solve
             included); every run of the solver in it is also differentiated (one backward pass).
         reference_nfe: those of the reference solve.
-        evaluations: runs of the solver on the calibration batch (each with a backward pass).
-        calibration_size: the number of x_T in the calibration batch.
+        evaluations: runs of the solver on the calibration batch (each differentiated on the
+            states fitted on).
+        calibration_size: the number of x_T in the calibration batch (held-out ones included).
+        validation_size: the number of them held out of the fit.
     """
 
     sampler: str
     sde: str
     error: float
     initial_error: float
+    validation_error: float | None
+    initial_validation_error: float | None
     nfe: int
     reference_nfe: int
     evaluations: int
     calibration_size: int
+    validation_size: int
 
 
 class FittedSolver(DenoiserSampler):
@@ -247,6 +256,7 @@ def fit_solver(
     reference: Tensor | None = None,
     max_evaluations: int = 200,
     rtol: float = 1e-6,
+    validation: float = 0.25,
 ) -> FittedSolver:
     """Fit the step coefficients of ``sampler`` on its grid to ``score_fn`` on the calibration batch.
 
@@ -270,6 +280,11 @@ def fit_solver(
         max_evaluations: bound on the runs of the solver on the calibration batch (each a forward
             and a backward pass through N evaluations).
         rtol: relative (and absolute) tolerance of the reference solve.
+        validation: the fraction of ``x_T`` (its last states) held out of the fit: of the
+            iterates of the search, the sampler's own coefficients included, the one of least error
+            on them is returned (early stopping), so that the fit does not end worse than the
+            sampler on x_T it has not seen. 0: none held out, the iterate of least calibration
+            error is returned.
 
     Returns:
         the :class:`FittedSolver`, with its fit record in ``.fit`` (``nfe`` is the cost of the fit
@@ -288,6 +303,13 @@ def fit_solver(
     check_nonempty("x_T", x_T)
     max_evaluations = check_steps("max_evaluations", max_evaluations)
     rtol = check_positive("rtol", rtol)
+    validation = check_real("validation", validation)
+    held_out = math.floor(validation * x_T.shape[0])
+    if not 0.0 <= validation < 1.0 or (validation > 0 and not 0 < held_out < x_T.shape[0]):
+        raise ValueError(
+            f"validation must be a fraction in [0, 1) that holds out at least one of the {x_T.shape[0]} "
+            f"states of x_T and fits on the others; got validation={validation:g}"
+        )
     eps = resolve_eps(sde, eps)
     if reference is not None:
         check_tensor("reference", reference)
@@ -313,12 +335,18 @@ def fit_solver(
     def evaluator(check_every: int | None) -> ScoreEvaluator:
         return ScoreEvaluator(score_fn, T=sde.T, t_end=grid.t[-1], check_every=check_every, times=grid.t)
 
+    fit_x, fit_ref = x_T[: x_T.shape[0] - held_out], reference[: x_T.shape[0] - held_out]
+    check_x, check_ref = x_T[x_T.shape[0] - held_out :], reference[x_T.shape[0] - held_out :]
+
     def endpoints(
-        rows: Sequence[Sequence[Tensor | float]], score: ScoreEvaluator, rms: list[list[float]] | None = None
+        rows: Sequence[Sequence[Tensor | float]],
+        x: Tensor,
+        score: ScoreEvaluator,
+        rms: list[list[float]] | None = None,
     ) -> Tensor:
-        """x_N of the update with coefficients ``rows`` from x_T (and into ``rms`` the root mean
+        """x_N of the update with coefficients ``rows`` from ``x`` (and into ``rms`` the root mean
         square of each step's x_k, D_0, ..., D_k)."""
-        x, D = x_T, []
+        D = []
         for k in range(steps):
             score.step = k
             D.append(score.data_prediction(grid.t[k], x, grid.alpha[k], grid.sigma[k]))
@@ -328,17 +356,25 @@ def fit_solver(
             x = a * x + sum(b_j * D_j for b_j, D_j in zip(b, D, strict=True))
         return x
 
-    def error(x: Tensor) -> Tensor:
-        return (x - reference).flatten(1).norm(dim=1).mean()
+    def error(x: Tensor, exact: Tensor) -> Tensor:
+        return (x - exact).flatten(1).norm(dim=1).mean()
+
+    def checked(rows: Sequence[Sequence[Tensor | float]]) -> float:
+        """The error on the held-out states (no gradient); inf for a non-finite one."""
+        with torch.no_grad():
+            value = float(error(endpoints(rows, check_x, evaluator(None)), check_ref))
+        return value if math.isfinite(value) else math.inf
 
     with torch.no_grad():
         # the sampler's own run, checked at every evaluation: a non-finite score is named here
         rms: list[list[float]] = []
-        initial = float(error(endpoints(base.coefficients, evaluator(1), rms)))
+        initial = float(error(endpoints(base.coefficients, fit_x, evaluator(1), rms), fit_ref))
+        if held_out:
+            initial_check = float(error(endpoints(base.coefficients, check_x, evaluator(1)), check_ref))
     # Parameters in units of the output they move: a unit change of theta_kj moves x_{k+1} by
     # about the data's scale, whatever the scale of the state or prediction it multiplies (under
     # VE the states at T are ~sigma_max times the data's), so that L-BFGS starts well conditioned.
-    scale = float(reference.pow(2).mean().sqrt()) or 1.0
+    scale = float(fit_ref.pow(2).mean().sqrt()) or 1.0
     scales = [torch.tensor([scale / r if r > 0 else 1.0 for r in row], dtype=F64) for row in rms]
     runs = 1
     start = [torch.tensor(row, dtype=F64) for row in base.coefficients]
@@ -347,7 +383,8 @@ def fit_solver(
     def rows() -> list[Tensor]:
         return [c + s * th for c, s, th in zip(start, scales, theta, strict=True)]
 
-    best = [initial, [row.clone() for row in start]]
+    # the iterate returned: least held-out error (least calibration error without a held-out part)
+    best = [initial_check if held_out else initial, initial, [row.clone() for row in start]]
     optimizer = torch.optim.LBFGS(
         theta,
         lr=1.0,
@@ -366,26 +403,31 @@ def fit_solver(
             current = rows()
             coefficients = [row.to(x_T.dtype) for row in current]
             # non-finite values end in the loss, which is checked: the evaluator need not sum them
-            loss = error(endpoints(coefficients, evaluator(None)))
+            loss = error(endpoints(coefficients, fit_x, evaluator(None)), fit_ref)
             runs += 1
             if not torch.isfinite(loss):  # a step too far for the line search: the worst value
                 return torch.tensor(math.inf, dtype=F64)
             loss.backward()
-        if float(loss.detach()) < best[0]:
-            best[0], best[1] = float(loss.detach()), [row.detach().clone() for row in current]
+        value = float(loss.detach())
+        selected = checked(coefficients) if held_out else value
+        if selected < best[0]:
+            best[:] = [selected, value, [row.detach().clone() for row in current]]
         return loss.detach().to(F64)
 
     optimizer.step(closure)
-    fitted = [row.tolist() for row in best[1]]
+    fitted = [row.tolist() for row in best[2]]
     record = SolverFit(
         sampler=repr(sampler),
         sde=repr(sde),
-        error=best[0],
+        error=best[1],
         initial_error=initial,
+        validation_error=best[0] if held_out else None,
+        initial_validation_error=initial_check if held_out else None,
         nfe=reference_nfe + runs * steps,
         reference_nfe=reference_nfe,
         evaluations=runs,
         calibration_size=x_T.shape[0],
+        validation_size=held_out,
     )
     return FittedSolver(base.times, fitted, sde=repr(sde), fit=record)
 
