@@ -33,7 +33,7 @@ solver's limit, and larger grid searches did not move it (24 extra random starts
 4096-state calibration batch, or squared, square-root and energy-distance objectives in place of
 the mean error). What the grid cannot fix, the solver's step coefficients can: fitted on the
 fitted grid (:func:`~sdegen.samplers.fit_solver`), they lowered the endpoint error of the same
-sampler at NFE 5 by a further 1.6-2.4x on the multi-scale and anisotropic mixtures (VE and VP). The result is a
+sampler at NFE 5 by a further 1.5-2.4x on the multi-scale and anisotropic mixtures (VE and VP). The result is a
 :class:`~sdegen.samplers.grid.CustomGrid` with its fit record (:class:`FittedGrid`), which saves to
 and loads from a small JSON file that stores the float64 times exactly, so that a reloaded grid
 gives bit-identical samples.
