@@ -119,14 +119,7 @@ class FittedGrid:
     def load(cls, path: str | Path) -> FittedGrid:
         """Read a grid written by :meth:`save`; ``ValueError`` naming the file if it is not one."""
         path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"no fitted grid at {path}; fit one with sdegen.samplers.fit_grid"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not a fitted-grid JSON file ({e})") from None
+        record = read_record(path, "fitted grid", "sdegen.samplers.fit_grid")
         fields = set(cls.__dataclass_fields__)
         if not isinstance(record, dict) or record.get("format") != FORMAT or not fields <= set(record):
             raise ValueError(
@@ -240,18 +233,8 @@ def fit_grid(
             seen.add(key)
             points.append((times, denoising))
 
-    reference_nfe = 0
-    if reference is None:
-        solve = ProbabilityFlowSampler("dopri5", rtol=rtol, atol=rtol)
-        out = solve(sde, score_fn, x_T, eps=eps)
-        reference, reference_nfe = out.x, out.nfe
-    else:
-        check_tensor("reference", reference)
-        if reference.shape != x_T.shape:
-            raise ValueError(
-                f"reference must be the endpoints of x_T, of its shape {tuple(x_T.shape)}; got "
-                f"shape {tuple(reference.shape)}"
-            )
+    check_reference(reference, x_T)
+    reference, reference_nfe = reference_endpoints(sde, score_fn, x_T, eps, rtol, reference)
 
     axis = _Axis(sde, float(start[0]), float(start[-1]))
     runs = [0, 0]  # sampler runs, score evaluations per sample path
@@ -366,3 +349,37 @@ class _Axis:
         return torch.cat(
             [torch.tensor([self.t_start], dtype=F64), inner, torch.tensor([self.t_end], dtype=F64)]
         )
+
+
+def read_record(path: Path, what: str, fit_with: str) -> object:
+    """The JSON value in ``path``, a file of a fitted ``what``; ``FileNotFoundError`` or ``ValueError``
+    naming the file and how to make one."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} at {path}; fit one with {fit_with}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not a {what.replace(' ', '-')} JSON file ({e})") from None
+
+
+def check_reference(reference: Tensor | None, x_T: Tensor) -> None:
+    """Raise unless ``reference`` is None or a tensor of endpoints shaped like ``x_T``."""
+    if reference is not None:
+        check_tensor("reference", reference)
+        if reference.shape != x_T.shape:
+            raise ValueError(
+                f"reference must be the endpoints of x_T, of its shape {tuple(x_T.shape)}; got "
+                f"shape {tuple(reference.shape)}"
+            )
+
+
+def reference_endpoints(
+    sde: SDE, score_fn: ScoreFn, x_T: Tensor, eps: float, rtol: float, reference: Tensor | None
+) -> tuple[Tensor, int]:
+    """The endpoints at ``eps`` a fit measures its error against, and the score evaluations per
+    sample they cost: ``reference`` where the caller knows them (no cost), else the probability-flow
+    ODE solved by dopri5 at relative and absolute tolerance ``rtol``."""
+    if reference is not None:
+        return reference, 0
+    out = ProbabilityFlowSampler("dopri5", rtol=rtol, atol=rtol)(sde, score_fn, x_T, eps=eps)
+    return out.x, out.nfe

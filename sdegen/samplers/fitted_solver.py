@@ -71,8 +71,8 @@ from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._steps import weighted_sum
 from sdegen.samplers.base import Sampler, resolve_eps
+from sdegen.samplers.fitted_grid import check_reference, read_record, reference_endpoints
 from sdegen.samplers.grid import CustomGrid
-from sdegen.samplers.pf_ode import ProbabilityFlowSampler
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
 
@@ -219,14 +219,7 @@ class FittedSolver(DenoiserSampler):
     def load(cls, path: str | Path) -> FittedSolver:
         """Read a solver written by :meth:`save`; ``ValueError`` naming the file if it is not one."""
         path = Path(path)
-        try:
-            record = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"no fitted solver at {path}; fit one with sdegen.samplers.fit_solver"
-            ) from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path} is not a fitted-solver JSON file ({e})") from None
+        record = read_record(path, "fitted solver", "sdegen.samplers.fit_solver")
         keys = {"format", "kind", "times", "coefficients", "sde", "fit"}
         if (
             not isinstance(record, dict)
@@ -318,13 +311,7 @@ def fit_solver(
             f"states of x_T and fits on the others; got validation={validation:g}"
         )
     eps = resolve_eps(sde, eps)
-    if reference is not None:
-        check_tensor("reference", reference)
-        if reference.shape != x_T.shape:
-            raise ValueError(
-                f"reference must be the endpoints of x_T, of its shape {tuple(x_T.shape)}; got shape "
-                f"{tuple(reference.shape)}"
-            )
+    check_reference(reference, x_T)
     base = FittedSolver.from_sampler(sampler, sde, eps=eps)
     grid = CoefficientGrid(sde, torch.tensor(base.times, dtype=F64))
     tb = torch.full((min(8, x_T.shape[0]),), grid.t[0], dtype=x_T.dtype, device=x_T.device)
@@ -332,11 +319,7 @@ def fit_solver(
         score_fn, tb, x_T[: tb.shape[0]], why="fit_solver, which differentiates the solver's endpoints"
     )
 
-    reference_nfe = 0
-    if reference is None:
-        solve = ProbabilityFlowSampler("dopri5", rtol=rtol, atol=rtol)
-        out = solve(sde, score_fn, x_T, eps=grid.t[-1])
-        reference, reference_nfe = out.x, out.nfe
+    reference, reference_nfe = reference_endpoints(sde, score_fn, x_T, grid.t[-1], rtol, reference)
     steps = grid.steps
 
     def evaluator(check_every: int | None) -> ScoreEvaluator:
