@@ -174,18 +174,7 @@ def fit_grid(
     Raises:
         TypeError: a stochastic sampler, or one without a grid (an adaptive solver).
     """
-    if not isinstance(sampler, Sampler):
-        raise TypeError(f"sampler must be an sdegen Sampler; got {type(sampler).__name__}")
-    if sampler.stochastic:
-        raise TypeError(
-            f"fit_grid fits a deterministic sampler's endpoints to a reference solve; {sampler!r} is "
-            f"stochastic. Fit the grid of its deterministic form (e.g. DDIMSampler(eta=0)) instead."
-        )
-    if sampler.grid is None:
-        raise TypeError(
-            f"{sampler!r} places its own times (an adaptive solver) and has no grid to fit; pass a grid "
-            f"sampler such as DPMSolverMultistepSampler(steps=10)"
-        )
+    check_fittable(sampler)
     check_sde(sde)
     check_score_fn(score_fn)
     check_tensor("x_T", x_T)
@@ -383,3 +372,20 @@ def reference_endpoints(
         return reference, 0
     out = ProbabilityFlowSampler("dopri5", rtol=rtol, atol=rtol)(sde, score_fn, x_T, eps=eps)
     return out.x, out.nfe
+
+
+def check_fittable(sampler: object) -> None:
+    """Raise ``TypeError`` unless ``sampler`` is a deterministic sampler stepping through a grid of its
+    own: what :func:`fit_grid` and :func:`~sdegen.samplers.fit_solver` fit to a reference solve."""
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be an sdegen Sampler; got {type(sampler).__name__}")
+    if sampler.stochastic:
+        raise TypeError(
+            f"a fit matches a deterministic sampler's endpoints to a reference solve; {sampler!r} is "
+            f"stochastic. Fit its deterministic form (e.g. DDIMSampler(eta=0)) instead."
+        )
+    if sampler.grid is None:
+        raise TypeError(
+            f"{sampler!r} places its own times (an adaptive solver) and has no grid to fit; pass a grid "
+            f"sampler such as DPMSolverMultistepSampler(steps=10)"
+        )

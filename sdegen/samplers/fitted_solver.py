@@ -71,7 +71,7 @@ from sdegen.random import RandomSource
 from sdegen.samplers._denoiser import DenoiserSampler
 from sdegen.samplers._steps import weighted_sum
 from sdegen.samplers.base import Sampler, resolve_eps
-from sdegen.samplers.fitted_grid import check_reference, read_record, reference_endpoints
+from sdegen.samplers.fitted_grid import check_fittable, check_reference, read_record, reference_endpoints
 from sdegen.samplers.grid import CustomGrid
 from sdegen.sde.base import SDE, ScoreFn
 from sdegen.sde.coefficients import CoefficientGrid
@@ -425,18 +425,7 @@ def fit_solver(
 def _read_coefficients(sampler: Sampler, sde: SDE, eps: float) -> tuple[list[float], list[list[float]]]:
     """``sampler``'s times and its coefficients (a_k, b_kj), read off a probe run (see
     :meth:`FittedSolver.from_sampler`)."""
-    if not isinstance(sampler, Sampler):
-        raise TypeError(f"sampler must be an sdegen Sampler; got {type(sampler).__name__}")
-    if sampler.stochastic:
-        raise TypeError(
-            f"{sampler!r} is stochastic; a fitted solver is deterministic. Fit its deterministic form "
-            f"(e.g. DDIMSampler(eta=0)) instead."
-        )
-    if sampler.grid is None:
-        raise TypeError(
-            f"{sampler!r} places its own times (an adaptive solver) and has no grid; pass a grid sampler "
-            f"such as UniPCSampler(steps=5)"
-        )
+    check_fittable(sampler)
     times = sampler.time_grid(sde, eps)
     steps = len(times) - 1
     alpha, sigma = (v.tolist() for v in (sde.alpha(times), sde.sigma(times)))
